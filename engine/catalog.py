@@ -59,7 +59,8 @@ def load_preset(kind: str, path: Path) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PresetError(f"{where}: not valid YAML{at}") from None
+        problem = f" ({e.problem})" if getattr(e, "problem", None) else ""
+        raise PresetError(f"{where}: not valid YAML{at}{problem}") from None
     except OSError as e:
         raise PresetError(f"{where}: cannot read ({e.strerror})") from None
     preset = from_mapping(KINDS[kind], data, where)
