@@ -1,0 +1,89 @@
+"""difftui backbones: the paper-anchored tiers and the registry the engine builds them from.
+
+    family    arch dataclass   network                                          playbook
+    unet      UNetArch         P1 (Improved DDPM) U-Net, ImageNet-64 and CIFAR-10  2.0-2.3, A.6
+    adm       ADMArch          ADM as P3 trains it on ImageNet-64                A.5
+    ddpmpp    DDPMppArch       P3 DDPM++ (VP), SongUNet with positional c_noise  2.4, A.5
+    ncsnpp    NCSNppArch       P3 NCSN++ (VE), SongUNet with Fourier c_noise     2.4, A.5
+    dit       DiTArch          DiT-S/B/XL, adaLN-Zero (P5 Table 7)               2.6*, A.1
+    dydit     DyDiTArch        DyDiT: dynamic width + dynamic tokens (P5)        2.6, 3.5, 4.4, A.2
+
+Every model's forward is `forward(x [B,in,H,W], t [B] float, y [B] long | None = None) -> [B,out,H,W]`; `t` is the
+DDPM timestep (U-Net, DiT, DyDiT) or c_noise (EDM nets); the diffusion core adds any preconditioning.
+
+Conventions for the measured numbers (`count_params`, `measure_macs`, `describe_tier`): parameters are the trainable
+and frozen `nn.Parameter`s (buffers such as DiT's fixed sin-cos position table are not counted); MACs are
+multiply-accumulates of one forward at batch 1, i.e. half of what `torch.utils.flop_counter` reports as FLOPs
+(it counts 2 FLOPs per multiply-add), and they cover matmuls, convolutions and attention, not norms or activations.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from difftui.engine.config import BackboneTier, PresetError, from_mapping
+
+from .dit import DiT, DiTArch
+from .dydit import DyDiT, DyDiTArch, flops_loss
+from .edm_nets import DDPMppArch, NCSNppArch, SongUNet
+from .flops import count_params, describe_tier, measure_macs
+from .tiers import LADDERS, check_tier, tier_status
+from .unet import ADMArch, UNet, UNetArch
+
+__all__ = [
+    "ARCHS",
+    "parse_arch",
+    "build_model",
+    "count_params",
+    "measure_macs",
+    "describe_tier",
+    "check_tier",
+    "tier_status",
+    "flops_loss",
+    "LADDERS",
+    "UNet", "UNetArch", "ADMArch",
+    "SongUNet", "DDPMppArch", "NCSNppArch",
+    "DiT", "DiTArch",
+    "DyDiT", "DyDiTArch",
+]
+
+ARCHS: dict[str, type] = {
+    "unet": UNetArch,
+    "adm": ADMArch,
+    "ddpmpp": DDPMppArch,
+    "ncsnpp": NCSNppArch,
+    "dit": DiTArch,
+    "dydit": DyDiTArch,
+}
+
+_NETWORKS: dict[str, type[nn.Module]] = {
+    "unet": UNet,
+    "adm": UNet,
+    "ddpmpp": SongUNet,
+    "ncsnpp": SongUNet,
+    "dit": DiT,
+    "dydit": DyDiT,
+}
+
+
+def parse_arch(tier: BackboneTier):
+    """The tier's `arch:` mapping validated into its family's dataclass (PresetError naming the key otherwise)."""
+    if tier.family not in ARCHS:
+        raise PresetError(f"backbone '{tier.name}': unknown family '{tier.family}' (allowed: {', '.join(ARCHS)})")
+    return from_mapping(ARCHS[tier.family], tier.arch, f"backbone '{tier.name}': arch")
+
+
+def build_model(tier: BackboneTier, *, in_channels: int, out_channels: int, resolution: int,
+                num_classes: int = 0, dropout: float | None = None) -> nn.Module:
+    """Build the tier's network (on the current default device). Off-ladder tiers are refused unless `off_tier`.
+
+    `dropout=None` keeps the arch's own value (the recipe may override it, playbook 4.5).
+    """
+    check_tier(tier)
+    arch = parse_arch(tier)
+    net = _NETWORKS[tier.family](arch, in_channels=in_channels, out_channels=out_channels, resolution=resolution,
+                                 num_classes=num_classes, dropout=dropout)
+    net.tier_name = tier.name
+    return net
+

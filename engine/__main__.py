@@ -1,0 +1,33 @@
+"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` (spawned by the TUI and the CLI).
+
+No TUI, no typer: argparse only, so the worker starts with the fewest imports (DESIGN.md: the engine never imports
+the TUI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Before torch loads libgomp: idle OpenMP threads sleep instead of spinning. On a small CPU shared with the TUI
+# (or with other runs) spinning threads starve each other; measured on 2 busy cores, 2 spinning threads ran the demo
+# step 2-5x slower than 1 thread, while passive waiting matched 1 thread there and still uses both cores when idle.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m difftui.engine", description="difftui engine worker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train one run of a run database (resumes from its newest checkpoint)")
+    train.add_argument("run_id", type=int)
+    train.add_argument("--db", required=True, help="path to runs.db")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        from difftui.engine.train import train_run
+        return train_run(args.db, args.run_id)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

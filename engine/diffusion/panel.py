@@ -1,0 +1,56 @@
+"""The sampler-panel evaluation the dashboard shows: one checkpoint, one fixed x_T, every sampler of a panel
+(playbook 5.0-5.2, 5.8): its grid, NFE and, for the ancestral chains, the NLL in bits/dim of held-out images.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..config import SamplerPanel, SamplerSpec
+from .objective import Objective
+
+__all__ = ["evaluate_panel", "panel_specs"]
+
+
+def panel_specs(panel: SamplerPanel) -> list[tuple[str, SamplerSpec]]:
+    """[("grid", spec), ("sweep", spec), ...]; the grid sampler is listed once even if the sweep repeats it."""
+    rows = [("grid", panel.grid)]
+    rows += [("sweep", s) for s in panel.sweep if s != panel.grid]
+    return rows
+
+
+def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerPanel,
+                   images: torch.Tensor | None = None, seed: int = 0, y: torch.Tensor | None = None) -> list[dict]:
+    """One row per sampler of the panel, in order (the grid sampler first):
+
+        {"label", "role" ("grid"|"sweep"), "kind", "steps", "nfe", "grid" [B,C,H,W] in [-1,1] or None,
+         "nll_bpd" float or None, "seconds", "error" None or a one-line reason, "spec"}
+
+    Every sampler starts from the same x_T; stochastic ones draw their noise from a generator seeded with `seed`, so
+    a row is reproducible. NLL (bits/dim, mean over `images`) is computed for the ancestral chains (kind ddpm or
+    covariance) when `images` is given, on the same respaced chain and covariance the sampler uses; deterministic
+    samplers have no chain likelihood and report None. A sampler that does not apply to this model (e.g. learned
+    variance on a fixed-variance model) gives a row with grid None and its reason in "error".
+    """
+    rows = []
+    for role, spec in panel_specs(panel):
+        row = {"label": spec.describe(), "role": role, "kind": spec.kind, "steps": spec.steps, "nfe": None,
+               "grid": None, "nll_bpd": None, "seconds": None, "error": None, "spec": spec}
+        try:
+            objective.check_spec(spec)
+        except ValueError as e:
+            row["error"] = str(e)
+            rows.append(row)
+            continue
+        generator = torch.Generator(device=x_T.device).manual_seed(seed)
+        start = time.perf_counter()
+        grid, nfe = objective.sample(net, x_T, spec, generator=generator, y=y)
+        row["seconds"] = time.perf_counter() - start
+        row["grid"], row["nfe"] = grid.detach(), nfe
+        if images is not None and spec.kind in ("ddpm", "covariance"):
+            nll_gen = torch.Generator(device=images.device).manual_seed(seed)
+            row["nll_bpd"] = float(objective.nll_bpd(net, images, spec=spec, y=y, generator=nll_gen).mean())
+        rows.append(row)
+    return rows

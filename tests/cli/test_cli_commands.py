@@ -1,0 +1,129 @@
+"""The typer CLI through CliRunner: help, presets, every user error as one line on stderr with exit 2, and a tiny
+run driven by the commands (run --detach, ls, show, stop --wait, resume)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from difftui.tui.cli import app
+
+TINY = ["--set", "recipe.batch_size=8", "--set", "backbone.arch.model_channels=16", "--set", "sampler.grid.steps=10"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("difftui: error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+def test_help_lists_the_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("run", "ls", "show", "stop", "resume", "presets"):
+        assert command in result.stdout
+
+
+def test_presets_lists_each_kind_with_measured_backbone_size():
+    result = invoke("presets")
+    assert result.exit_code == 0, result.stderr
+    for name in ("digits", "cifar10", "unet-demo", "unet-cifar10", "ddim", "p1-default"):
+        assert name in result.stdout
+    backbones = invoke("presets", "backbone")
+    assert "unet-cifar10" in backbones.stdout and "52.5" in backbones.stdout and "digits" not in backbones.stdout
+    assert_one_line_error(invoke("presets", "gadgets"), "unknown preset kind 'gadgets'")
+
+
+MALFORMED = {
+    "unknown key": ("datasets", "bad.yaml", "name: bad\ndescription: x\nsource: digits\nresolution: 8\n"
+                    "channels: 1\nanchor: none\ncolour: blue\n", "unknown key 'colour'"),
+    "wrong type": ("datasets", "bad.yaml", "name: bad\ndescription: x\nsource: digits\nresolution: eight\n"
+                   "channels: 1\nanchor: none\n", "key 'resolution': expected an integer"),
+    "missing field": ("datasets", "bad.yaml", "name: bad\ndescription: x\nsource: digits\nresolution: 8\n"
+                      "anchor: none\n", "missing key 'channels'"),
+    "bad yaml": ("datasets", "bad.yaml", "name: bad\ndescription: [unclosed\n", "not valid YAML at line"),
+    "wrong arch key": ("backbones", "bad.yaml", "name: bad\ndescription: x\nfamily: unet\nresolution: 8\n"
+                       "anchor: null\narch: {model_channels: 16, channel_mult: [1, 2], num_res_blocks: 1,"
+                       " attention_resolutions: [], widht: 3}\n", "unknown key 'widht'"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_each_malformed_preset_is_one_line_naming_file_and_key(tmp_path, case):
+    kind, filename, text, fragment = MALFORMED[case]
+    (tmp_path / kind).mkdir()
+    (tmp_path / kind / filename).write_text(text)
+    flag = "--dataset" if kind == "datasets" else "--backbone"
+    result = invoke("--db", tmp_path / "runs.db", "--presets", tmp_path, "run", flag, "bad", "--detach")
+    assert_one_line_error(result, "bad.yaml", fragment)
+    assert not (tmp_path / "runs.db").exists()          # nothing was launched
+    assert_one_line_error(invoke("--presets", tmp_path, "presets", kind), "bad.yaml", fragment)
+
+
+def test_bad_overrides_and_missing_data_are_one_line(tmp_path):
+    db = tmp_path / "runs.db"
+    assert_one_line_error(invoke("--db", db, "run", "--set", "recipe.nope=3"), "recipe.nope")
+    assert_one_line_error(invoke("--db", db, "run", "--set", "novalue"), "expected key=value")
+    assert_one_line_error(invoke("--db", db, "run", "--set", "recipe.batch_size=many"), "batch_size")
+    assert_one_line_error(invoke("--db", db, "run", "--backbone", "nonesuch"), "no backbone preset named 'nonesuch'")
+    assert_one_line_error(invoke("--db", db, "run", "--dataset", "cifar10", "--set", f"dataset.root={tmp_path}"),
+                          str(tmp_path / "cifar-10-batches-py"))
+    assert_one_line_error(invoke("--db", db, "run", "--dataset", "image-folder", "--set",
+                                 f"dataset.root={tmp_path / 'pics'}"), "image folder", "does not exist")
+    assert not db.exists()
+
+
+def test_unknown_runs_are_one_line(tmp_path):
+    db = tmp_path / "runs.db"
+    assert_one_line_error(invoke("--db", db, "show", 7), "no such run database")
+    assert invoke("--db", db, "ls").stdout.startswith("no runs yet")
+    db.touch()
+    for command in ("show", "stop", "resume"):
+        assert_one_line_error(invoke("--db", db, command, 7), "no run 7")
+
+
+def test_a_tiny_run_through_the_commands(tmp_path):
+    db = tmp_path / "runs.db"
+    result = invoke("--db", db, "run", *TINY, "--max-steps", 100_000, "--device", "cpu", "--name", "tiny",
+                    "--set", "recipe.snapshot_every=100000", "--detach")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("run 1 started")
+    stopped = invoke("--db", db, "stop", 1, "--wait")
+    assert stopped.exit_code == 0, stopped.stderr
+    assert "run 1 stopped at step" in stopped.stdout
+    listing = invoke("--db", db, "ls")
+    assert "tiny" in listing.stdout and "stopped" in listing.stdout and "digits" in listing.stdout
+    assert_one_line_error(invoke("--db", db, "stop", 1), "run 1 is not running (status stopped)")
+    # Resume to a reachable end and follow it in the terminal until it completes.
+    step = int(stopped.stdout.split("at step")[-1])
+    resumed = invoke("--db", db, "resume", 1, "--max-steps", step + 10)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert f"run 1 completed at step {step + 10}/{step + 10}" in resumed.stdout
+    assert "latest grid:" in resumed.stdout
+    shown = invoke("--db", db, "show", 1)
+    assert shown.exit_code == 0
+    for fragment in ("completed", "started on cpu", f"resumed from step {step}", "L_simple", "grids     1"):
+        assert fragment in shown.stdout, fragment
+    assert_one_line_error(invoke("--db", db, "resume", 1), "already completed")
+
+
+def test_a_failed_run_exits_1_with_its_error(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("checks the no-CUDA failure")
+    result = invoke("--db", tmp_path / "runs.db", "run", *TINY, "--max-steps", 5, "--device", "cuda")
+    assert result.exit_code == 1
+    assert "DeviceError: device 'cuda' requested but CUDA is not available" in result.stderr

@@ -1,0 +1,172 @@
+"""OCM (P6; playbook 3.6-3.7, 5.7-5.8, A.8) and the few-step covariance panel against exact Gaussian answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from difftui.engine.config import Recipe, SamplerSpec
+from difftui.engine.diffusion import (GaussianDiffusion, GaussianOracle, build_objective, covariance_sample,
+                                      ddim_sample, get_named_beta_schedule, hutchinson_diag_hessian, ocm_target,
+                                      rademacher_like, respaced)
+
+SHAPE = (1, 2, 2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def full_cov():
+    """Correlated Gaussian data, so that the Hessian has off-diagonal terms and v * (H v) is a noisy estimate."""
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(4, 4, generator=g, dtype=torch.float64) * 0.4
+    mean = torch.tensor([0.2, -0.1, 0.0, 0.3], dtype=torch.float64).reshape(SHAPE)
+    return GaussianOracle(mean, cov=A @ A.T + 0.05 * torch.eye(4, dtype=torch.float64))
+
+
+@pytest.fixture(scope="module")
+def diag():
+    mean = torch.tensor([0.3, -0.2, 0.1, 0.0], dtype=torch.float64).reshape(SHAPE)
+    std = torch.tensor([0.5, 0.25, 0.8, 0.1], dtype=torch.float64).reshape(SHAPE)
+    return GaussianOracle(mean, std=std)
+
+
+def test_rademacher():
+    v = rademacher_like(torch.empty(100_000, dtype=torch.float64), torch.Generator().manual_seed(0))
+    assert set(v.unique().tolist()) == {-1.0, 1.0} and abs(float(v.mean())) < 0.01
+
+
+def test_hutchinson_mean_matches_exact_diagonal_hessian(full_cov):
+    a = 0.3
+    H = full_cov.hessian(a)
+    assert float((H - torch.diag(torch.diag(H))).abs().max()) > 0.1        # off-diagonals make it a real estimate
+    x = full_cov.sample(3, torch.Generator().manual_seed(1))
+    M = 4000
+    est = hutchinson_diag_hessian(lambda z: full_cov.score(z, a), x, num_samples=M,
+                                  generator=torch.Generator().manual_seed(2))
+    exact = full_cov.hessian_diag(a, x)
+    # Per-coordinate standard error: sqrt(sum_{j != i} H_ij^2 / M).
+    se = ((H ** 2).sum(1) - torch.diag(H) ** 2).sqrt() / math.sqrt(M)
+    assert float(((est - exact).reshape(3, 4).abs() / se).max()) < 4.5
+    single = hutchinson_diag_hessian(lambda z: full_cov.score(z, a), x, num_samples=1,
+                                     generator=torch.Generator().manual_seed(3))
+    assert float((single - exact).abs().max()) > 0.05                     # one sample alone is biased-looking noise
+
+
+def test_ocm_target_mean_is_the_normalised_head(full_cov):
+    a = 0.6
+    sigma = math.sqrt(1 - a)
+    x = full_cov.sample(2, torch.Generator().manual_seed(4)).requires_grad_(True)
+    eps = full_cov.eps(x, a)
+    g = torch.Generator().manual_seed(5)
+    M = 4000
+    acc = torch.zeros_like(x)
+    for _ in range(M):
+        acc += ocm_target(eps, x, rademacher_like(x, g), torch.tensor(sigma, dtype=torch.float64))
+    exact = full_cov.ocm_head(a, x.detach())
+    assert float((acc / M - exact).abs().max()) < 0.02
+    # g = -sigma^2 diag(H) lies in [0, 1] for data with variance <= 1 (here the prior variance is small).
+    assert float(exact.min()) >= 0 and float(exact.max()) <= 1
+
+
+class ExactEpsWithHeadTable(nn.Module):
+    """Exact eps of the Gaussian data plus a learnable per-timestep head (diag(H) does not depend on x here)."""
+
+    def __init__(self, oracle, chain):
+        super().__init__()
+        self.oracle, self.ab = oracle, torch.from_numpy(chain.alphas_cumprod)
+        self.table = nn.Parameter(torch.zeros(chain.num_timesteps, *SHAPE, dtype=torch.float64))
+
+    def forward(self, x, t, y=None):
+        i = t.long()
+        return torch.cat([self.oracle.eps(x, self.ab[i]), self.table[i]], 1)
+
+
+def test_trained_ocm_head_approaches_the_exact_diagonal(full_cov):
+    torch.manual_seed(0)
+    obj = build_objective(Recipe(name="t", description="t", schedule="cosine", diffusion_steps=50, variance="ocm"))
+    chain = obj.diffusion
+    net = ExactEpsWithHeadTable(full_cov, chain)
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    exact = full_cov.ocm_head(torch.from_numpy(chain.alphas_cumprod), torch.zeros(50, *SHAPE, dtype=torch.float64))
+    err0 = float((net.table - exact).abs().max())
+    for step in range(500):
+        if step == 300:
+            opt.param_groups[0]["lr"] = 0.003
+        terms = obj(net, full_cov.sample(256))
+        assert set(terms) == {"loss", "L_simple", "L_ocm"}
+        opt.zero_grad()
+        terms["loss"].backward()
+        opt.step()
+    err = float((net.table.detach() - exact).abs().max())
+    assert err < 0.04 and err < err0 / 20, (err0, err)
+
+
+def few_step_model(oracle, chain, variance):
+    """model(x, t) on a (respaced) chain: exact eps, plus the exact P1 v or OCM head."""
+    index = {int(m): i for i, m in enumerate(chain.timestep_map)}
+
+    def model(x, t):
+        i = index[int(t[0])]
+        a = float(chain.alphas_cumprod[i])
+        eps = oracle.eps(x, a)
+        if variance == "learned":
+            return torch.cat([eps, oracle.learned_v(chain, i, x)], 1)
+        if variance == "ocm":
+            return torch.cat([eps, oracle.ocm_head(a, x)], 1)
+        return eps
+    return model
+
+
+def test_few_step_panel_exact_covariance_reproduces_the_data(diag):
+    """Playbook 3.6 / 5.8: at 5-20 steps OCM (and exact learned variance) keep the data variance; the heuristic
+    beta / beta_tilde do not."""
+    base = GaussianDiffusion(get_named_beta_schedule("linear", 1000))
+    n = 20_000
+    xT = torch.randn(n, *SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lam = diag.lam.reshape(SHAPE)
+    ratio = {}
+    for steps in (5, 10, 20):
+        chain = respaced(base, steps)
+        for variance in ("fixed_small", "fixed_large", "learned", "ocm"):
+            x, nfe = covariance_sample(few_step_model(diag, chain, variance), xT, base, steps=steps,
+                                       variance=variance, clip_denoised=False,
+                                       generator=torch.Generator().manual_seed(1))
+            assert nfe == steps
+            ratio[steps, variance] = (x.var(0) / lam).flatten()
+            if variance in ("learned", "ocm"):
+                torch.testing.assert_close(x.mean(0), diag.mu.reshape(SHAPE), atol=0.02, rtol=0)
+                assert float((ratio[steps, variance] - 1).abs().max()) < 0.05, (steps, variance, ratio[steps, variance])
+    # beta_tilde underestimates and beta overestimates the spread of the small-variance dimension at 5 steps.
+    assert float(ratio[5, "fixed_small"][3]) < 0.8 and float(ratio[5, "fixed_large"][3]) > 1.5
+
+
+def test_ocm_ddim_reproduces_the_data_and_objective_path(diag):
+    base = GaussianDiffusion(get_named_beta_schedule("linear", 1000))
+    ab = torch.from_numpy(base.alphas_cumprod)
+    model = lambda x, t: torch.cat([diag.eps(x, ab[t.long()]), diag.ocm_head(ab[t.long()], x)], 1)
+    xT = torch.randn(20_000, *SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x, nfe = ddim_sample(model, xT, base.alphas_cumprod, steps=5, variance="ocm",
+                         generator=torch.Generator().manual_seed(4))
+    assert nfe == 5
+    assert float((x.var(0) / diag.lam.reshape(SHAPE) - 1).abs().max()) < 0.05
+    # Plain DDIM (eta = 0) at 5 steps is deterministic and off in spread.
+    x_plain, _ = ddim_sample(model, xT, base.alphas_cumprod, steps=5)
+    assert float((x_plain.var(0) / diag.lam.reshape(SHAPE) - 1).abs().max()) > 0.1
+    # Through the objective: an OCM-trained model runs the covariance and OCM-DDIM samplers with one NFE per step.
+    obj = build_objective(Recipe(name="t", description="t", variance="ocm"))
+    net = lambda x, t, y=None: model(x, t)
+    for spec in (SamplerSpec(kind="covariance", steps=10, variance="ocm"),
+                 SamplerSpec(kind="ddim", steps=10, variance="ocm"),
+                 SamplerSpec(kind="covariance", steps=10, variance="fixed_large")):
+        out, nfe = obj.sample(net, xT[:8], spec, generator=torch.Generator().manual_seed(0))
+        assert nfe == 10 and out.shape == (8, *SHAPE)

@@ -1,0 +1,169 @@
+"""The engine's small parts with known answers: EMA decay rules, checkpoints, the grid PNG, x_T, the log buffer,
+device resolution and GPU telemetry without a GPU."""
+
+import dataclasses
+import io
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from difftui.engine.catalog import Catalog
+from difftui.engine.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, rng_state,
+                                       save_checkpoint, set_rng_state)
+from difftui.engine.device import DeviceError, describe_device, resolve_device
+from difftui.engine.ema import EMA
+from difftui.engine.grids import fixed_noise, grid_png
+from difftui.engine.logbuffer import LogBuffer
+from difftui.engine.store import Store
+from difftui.engine.telemetry import GpuMonitor
+
+
+def recipe(**changes):
+    return dataclasses.replace(Catalog().get("recipes", "p1-default"), **changes)
+
+
+#----------------------------------------------------------------------------
+# EMA.
+
+def test_fixed_decay_is_warmed_up_and_reaches_the_p1_value():
+    ema = EMA(nn.Linear(1, 1), recipe(ema_decay=0.9999))
+    assert ema.decay_at(0) == pytest.approx(0.1)
+    assert ema.decay_at(300) == pytest.approx(301 / 310)
+    assert ema.decay_at(10**7) == 0.9999
+
+
+def test_halflife_decay_follows_edm_with_rampup():
+    r = recipe(batch_size=512, ema_halflife_kimg=500.0)
+    ema = EMA(nn.Linear(1, 1), r)
+    # Long after the ramp-up: 0.5 ** (batch / halflife_images).
+    assert ema.decay_at(10**6) == pytest.approx(0.5 ** (512 / 500_000))
+    # During it the half-life is 5% of the images seen: after 10 steps, 0.05 * 5120 = 256 images.
+    assert ema.decay_at(9) == pytest.approx(0.5 ** (512 / 256))
+
+
+def test_ema_update_is_the_lerp_and_copies_buffers():
+    net = nn.BatchNorm1d(2)
+    ema = EMA(net, recipe())
+    with torch.no_grad():
+        net.weight.fill_(3.0)
+        net.running_mean.fill_(7.0)
+    beta = ema.update(net)                               # update 0: beta = 0.1
+    torch.testing.assert_close(ema.net.weight, torch.full((2,), 0.1 * 1.0 + 0.9 * 3.0))
+    torch.testing.assert_close(ema.net.running_mean, torch.full((2,), 7.0))
+    assert beta == pytest.approx(0.1) and ema.updates == 1
+    assert not any(p.requires_grad for p in ema.net.parameters())
+
+
+#----------------------------------------------------------------------------
+# Checkpoints.
+
+def test_checkpoints_keep_the_newest_and_ignore_temp_files(tmp_path):
+    for step in (10, 20, 30, 40):
+        save_checkpoint(tmp_path, step, {"step": step}, keep=2)
+    (tmp_path / ".ckpt-0000050.pt.abc.tmp").write_bytes(b"half written")
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [30, 40]
+    assert load_checkpoint(latest_checkpoint(tmp_path))["step"] == 40
+    assert latest_checkpoint(tmp_path / "none") is None
+
+
+def test_rng_state_round_trip_restores_every_generator():
+    state = rng_state()
+    a = (torch.rand(3), random.random(), np.random.rand())
+    set_rng_state(state)
+    b = (torch.rand(3), random.random(), np.random.rand())
+    torch.testing.assert_close(a[0], b[0])
+    assert a[1:] == b[1:]
+
+
+#----------------------------------------------------------------------------
+# The grid and x_T (playbook 5.0).
+
+def test_fixed_noise_is_drawn_once_and_reused(tmp_path):
+    a = fixed_noise(tmp_path / "x_T.pt", (1, 8, 8), seed=5)
+    b = fixed_noise(tmp_path / "x_T.pt", (1, 8, 8), seed=999)   # the file wins over the seed
+    assert a.shape == (64, 1, 8, 8)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="expected"):
+        fixed_noise(tmp_path / "x_T.pt", (3, 8, 8), seed=5)
+
+
+def test_grid_png_tiles_64_digits_legibly():
+    images = torch.linspace(-1, 1, 64).view(64, 1, 1, 1).expand(64, 1, 8, 8)
+    img = Image.open(io.BytesIO(grid_png(images)))
+    assert img.mode == "L"
+    # 8 tiles of 8 px scaled x4 to 32 px, 2 px gaps: 8 * 34 + 2.
+    assert img.size == (274, 274)
+    px = np.asarray(img)
+    assert px[2, 2] == 0 and px[2 + 7 * 34, 2 + 7 * 34] == 255     # first tile black, last tile white
+    assert len(np.unique(px[2:34, 2:34])) == 1                      # a tile is one nearest-neighbour block
+
+
+def test_grid_png_rgb():
+    img = Image.open(io.BytesIO(grid_png(torch.zeros(64, 3, 32, 32))))
+    assert img.mode == "RGB" and img.size == (8 * 34 + 2, 8 * 34 + 2)
+
+
+#----------------------------------------------------------------------------
+# The log buffer.
+
+def _store_with_run(tmp_path):
+    store = Store(tmp_path / "runs.db")
+    config = {"dataset": {"name": "d"}, "backbone": {"name": "b"}, "sampler": {"name": "s"}, "recipe": {"name": "r"}}
+    return store, store.create_run(config, name="t", total_steps=10)
+
+
+def test_log_buffer_writes_interval_means_in_one_flush(tmp_path):
+    store, run_id = _store_with_run(tmp_path)
+    clock = iter([0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    buf = LogBuffer(store, run_id, log_every=2, batch_size=4, clock=lambda: next(clock))
+    for step, v in enumerate([1.0, 3.0, 5.0, 9.0], start=1):
+        buf.accumulate({"L_simple": torch.tensor(v)})
+        buf.end_step(step, step * 0.004, {"lr": 1e-4})
+    assert store.series(run_id, "L_simple") == []          # nothing written before the flush
+    buf.flush(4, 0.016)
+    assert store.series(run_id, "L_simple") == [(2, 2.0), (4, 7.0)]
+    assert [v for _, v in store.series(run_id, "lr")] == pytest.approx([1e-4, 1e-4])
+    assert [v for _, v in store.series(run_id, "img_per_s")] == pytest.approx([8 / 1.0, 8 / 1.0])
+    run = store.get_run(run_id)
+    assert run["step"] == 4 and run["kimg"] == pytest.approx(0.016) and run["heartbeat"] is not None
+
+
+def test_log_buffer_partial_interval_survives_a_checkpoint(tmp_path):
+    store, run_id = _store_with_run(tmp_path)
+    a = LogBuffer(store, run_id, log_every=4, batch_size=1)
+    for v in (1.0, 2.0):
+        a.accumulate({"L_simple": torch.tensor(v)})
+    b = LogBuffer(store, run_id, log_every=4, batch_size=1)
+    b.load_state_dict(a.state_dict(), torch.device("cpu"))
+    for step, v in ((3, 3.0), (4, 6.0)):
+        b.accumulate({"L_simple": torch.tensor(v)})
+        b.end_step(step, 0.0)
+    b.flush(4, 0.0)
+    assert store.series(run_id, "L_simple") == [(4, 3.0)]
+
+
+#----------------------------------------------------------------------------
+# Device and telemetry.
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+        assert describe_device(torch.device("cpu")) == "cpu (no CUDA)"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+def test_gpu_monitor_without_a_gpu_is_calm():
+    mon = GpuMonitor([0])
+    assert not mon.available and mon.status.startswith("no NVIDIA GPU")
+    assert mon.sample() == []
+    mon.close()
+    assert GpuMonitor([]).sample() == []

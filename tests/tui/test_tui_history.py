@@ -1,0 +1,119 @@
+"""The run history screen against a prepared runs.db: listing, crash detection, filter, delete, and resume."""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+
+import pytest
+from tui_helpers import dead_pid, engine_log, kill_engines, run_status, wait_for
+
+from difftui.engine.catalog import Catalog
+from difftui.engine.launch import create_run
+from difftui.engine.store import Store
+from difftui.tui.app import DifftuiApp
+from difftui.tui.screens.confirm import ConfirmScreen
+from difftui.tui.screens.dashboard import DashboardScreen
+from difftui.tui.screens.history import HistoryScreen
+from difftui.tui.widgets.loss_chart import LossChart
+from difftui.tui.widgets.run_table import RunTable
+
+SIZE = (140, 36)
+
+
+async def open_history(app, pilot) -> HistoryScreen:
+    return await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
+                          and app.screen, 30, "the history screen")
+
+
+async def test_history_lists_runs_and_shows_dead_engine_as_crashed(prepared_db):
+    app = DifftuiApp(db_path=prepared_db)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await open_history(app, pilot)
+        table = history.query_one(RunTable)
+        assert table.row_count == 4
+        by_id = {r["id"]: r for r in table.runs}
+        assert [by_id[i]["status"] for i in (1, 2, 3, 4)] == ["completed", "stopped", "failed", "crashed"]
+        assert by_id[4]["error"] == "engine process ended without a final status"
+        assert by_id[1]["last_loss"] == pytest.approx(1 / 21 + 0.02 * math.sin(1000))
+        row = table.get_row("4")
+        assert str(row[2]) == "crashed" and row[3] == "digits" and row[4] == "unet-demo"
+
+        await pilot.press("slash", *"cifar")
+        assert table.row_count == 1 and table.selected_run()["name"] == "cifar-p1"
+        await pilot.press("enter")                   # leaves the filter for the table
+        assert app.focused is table
+        await pilot.press("escape")
+        assert table.row_count == 4
+
+        # Enter opens the dashboard of the selected run; its series comes from runs.db.
+        await pilot.press("down", "down", "down", "enter")
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+                              and app.screen, 30, "the dashboard")
+        assert dash.run_id == 1
+        assert dash.query_one(LossChart).point_count() == 100
+        assert dash.query_one("#grid").index.current["step"] == 1000
+        await pilot.press("left_square_bracket")
+        assert dash.query_one("#grid").index.current["step"] == 750
+        await pilot.press("escape")
+        await open_history(app, pilot)
+
+
+async def test_delete_asks_first(prepared_db):
+    app = DifftuiApp(db_path=prepared_db)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await open_history(app, pilot)
+        table = history.query_one(RunTable)
+        await pilot.press("down")
+        assert table.selected_run()["name"] == "digits-hybrid"
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert isinstance(app.screen, HistoryScreen) and table.row_count == 4
+        await pilot.press("d", "y")
+        await wait_for(pilot, lambda: table.row_count == 3, 30, "the run to disappear")
+        assert 3 not in {r["id"] for r in table.runs}
+    with Store(prepared_db) as store:
+        assert store.get_run(3) is None
+
+
+@pytest.mark.slow
+async def test_resume_a_crashed_run_starts_a_real_engine(tmp_path):
+    db = tmp_path / "runs.db"
+    config = Catalog().resolve(overrides=["recipe.batch_size=8", "backbone.arch.model_channels=16",
+                                          "recipe.log_every=2", "recipe.grid_every=1000"], max_steps=2000,
+                               device="cpu")
+    run_id = create_run(db, config)
+    with Store(db) as store:              # an engine that "died" mid-run: status running, its pid gone
+        store.update_run(run_id, status="running", pid=dead_pid(), host=socket.gethostname(),
+                         heartbeat=time.time(), started=time.time())
+    try:
+        app = DifftuiApp(db_path=db)
+        async with app.run_test(size=SIZE) as pilot:
+            history = await open_history(app, pilot)
+            table = history.query_one(RunTable)
+            assert table.selected_run()["status"] == "crashed"
+            await pilot.press("r")
+            await wait_for(pilot, lambda: run_id in app.processes, 30, "the engine process")
+            await wait_for(pilot, lambda: (table.selected_run() or {}).get("status") == "running", 90,
+                           lambda: f"the resumed run to be running; engine.log:\n{engine_log(db, run_id)}")
+            assert app.processes[run_id].poll() is None
+            await pilot.press("s")
+            await wait_for(pilot, lambda: (table.selected_run() or {}).get("status") in ("stopped", "completed"),
+                           90, lambda: f"the run to stop; engine.log:\n{engine_log(db, run_id)}")
+        run = run_status(db, run_id)
+        assert run["status"] in ("stopped", "completed") and run["error"] is None
+    finally:
+        kill_engines(db)
+
+
+async def test_a_file_that_is_not_a_run_database_is_reported_not_crashed(tmp_path):
+    db = tmp_path / "runs.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    app = DifftuiApp(db_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        splash = app.screen.query_one("#splash")
+        await wait_for(pilot, lambda: "cannot open" in str(splash.render()), 30, "the error on the splash")
+        assert "not a usable run database" in str(splash.render())
+        assert app.is_running

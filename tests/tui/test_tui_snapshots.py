@@ -1,0 +1,90 @@
+"""SVG snapshots of every screen at a fixed terminal size (pytest-textual-snapshot; `--snapshot-update` to accept).
+
+Deterministic by construction: the runs come from a prepared database with fixed times (UTC), the grid is drawn
+from a formula and shown with half-blocks, input cursors do not blink, and each snapshot waits until its workers
+have delivered (presets read, config resolved and measured, dashboard polled).
+"""
+
+from __future__ import annotations
+
+from tui_helpers import no_blink, wait_for
+
+from difftui.tui.app import DifftuiApp
+from difftui.tui.screens.confirm import ConfirmScreen
+from difftui.tui.screens.dashboard import DashboardScreen
+from difftui.tui.screens.history import HistoryScreen
+from difftui.tui.screens.new_run import PresetPickerScreen
+from difftui.tui.screens.review import ReviewScreen
+
+SIZE = (140, 40)
+
+
+async def _history(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+    no_blink(app)
+    await pilot.pause()
+
+
+async def _picker(pilot, kind: str) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.kind == kind
+                   and app.screen.entries, 30, f"the {kind} picker")
+    no_blink(app)
+    await pilot.pause()
+
+
+def test_snapshot_history(snap_compare, prepared_db):
+    assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=_history)
+
+
+def test_snapshot_delete_confirm(snap_compare, prepared_db):
+    async def before(pilot):
+        await _history(pilot)
+        await pilot.press("down", "d")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), 10, "the confirm dialog")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_dataset_picker(snap_compare, tmp_path):
+    async def before(pilot):
+        await _picker(pilot, "datasets")          # an empty database opens the new-run flow
+
+    assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_backbone_picker(snap_compare, tmp_path):
+    async def before(pilot):
+        await _picker(pilot, "datasets")
+        await pilot.press("enter")
+        await _picker(pilot, "backbones")
+
+    assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_review(snap_compare, tmp_path):
+    async def before(pilot):
+        app = pilot.app
+        for kind in ("datasets", "backbones", "samplers", "recipes"):
+            await _picker(pilot, kind)
+            await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.facts, 60,
+                       "the measured config")
+        no_blink(app)
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_dashboard(snap_compare, prepared_db):
+    async def before(pilot):
+        app = pilot.app
+        await _history(pilot)
+        await pilot.press("down", "down", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+                       and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=before)

@@ -1,0 +1,183 @@
+"""The run history: every run in runs.db with its status, presets, step and last loss.
+
+Enter opens the dashboard, `r` resumes from the newest checkpoint, `s` stops, `d` deletes (after a confirm), `n`
+starts the new-run flow, `/` filters. The list is re-read by a worker every couple of seconds; the worker also reaps
+runs whose engine is gone (shown as crashed) and the engines this app started.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Static
+
+from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.tui import bindings
+from difftui.tui.messages import RunsLoaded
+from difftui.tui.screens.base import DifftuiScreen
+from difftui.tui.widgets.run_table import RunTable
+from difftui.tui.widgets.status_line import STATUS_STYLES
+
+__all__ = ["HistoryScreen"]
+
+POLL_S = 2.0
+
+
+def run_detail(run: dict | None) -> Text:
+    """One line about the selected run: status and error, device, recipe, the run it resumed or cloned."""
+    if run is None:
+        return Text("")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"run {run['id']} ", style="bold")
+    text.append(run["status"], style=STATUS_STYLES.get(run["status"], ""))
+    if run.get("error") and run["status"] in ("failed", "crashed", "stopped"):
+        text.append(f": {run['error']}", style="red")
+    for label, key in (("device", "device"), ("recipe", "recipe"), ("parent", "parent_id")):
+        if run.get(key):
+            text.append(f"   {label} {run[key]}", style="dim")
+    return text
+
+
+class HistoryScreen(DifftuiScreen):
+    BINDINGS = bindings.HISTORY
+    AUTO_FOCUS = "#runs"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timer: Timer | None = None
+        self._polling = False
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="history-top"):
+            yield Static("runs", id="history-title")
+            yield Input(placeholder="/ filter: words matching name, status, dataset, backbone, sampler",
+                        id="filter")
+        yield RunTable(id="runs")
+        yield Static("", id="history-empty", markup=False)
+        yield Static("", id="run-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_now()
+
+    # -- polling: a worker reads, the handler draws, then (and only then) the timer re-arms ------------------------
+
+    def refresh_now(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if not self._polling:
+            self._polling = True
+            self.poll_runs()
+
+    @work(thread=True, exclusive=True, group="history-poll", exit_on_error=False)
+    def poll_runs(self) -> None:
+        self.app.reap_children()
+        with Store(self.app.db_path) as store:
+            store.reap_dead_runs()
+            runs = store.list_runs()
+        self.post_message(RunsLoaded(runs))
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        self._polling = False
+        self.loaded = True
+        self.query_one(RunTable).show_runs(message.runs)
+        empty = self.query_one("#history-empty", Static)
+        empty.display = not message.runs
+        empty.update("no runs yet - press n to start one")
+        self._show_detail()
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self.is_attached and self._timer is None and not self._polling:
+            self._timer = self.set_timer(POLL_S, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.is_current:
+            self.refresh_now()
+        # Hidden under another screen: stay quiet until on_screen_resume.
+
+    def on_screen_resume(self) -> None:
+        self.refresh_now()
+
+    def worker_failed(self, worker, error) -> None:
+        super().worker_failed(worker, error)
+        if worker.group == "history-poll":
+            self._polling = False
+            self._rearm()
+
+    # -- filter ---------------------------------------------------------------------------------------------------
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(RunTable).show_runs(query=event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(RunTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.query_one(RunTable).focus()
+
+    # -- actions on the selected run ------------------------------------------------------------------------------
+
+    def _selected(self) -> dict | None:
+        run = self.query_one(RunTable).selected_run()
+        if run is None:
+            self.notify("no run selected", severity="warning")
+        return run
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _show_detail(self) -> None:
+        self.query_one("#run-detail", Static).update(run_detail(self.query_one(RunTable).selected_run()))
+
+    @on(DataTable.RowSelected, "#runs")
+    def _row_selected(self) -> None:
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        run = self._selected()
+        if run is not None:
+            self.app.open_dashboard(run["id"])
+
+    def action_new_run(self) -> None:
+        self.app.action_new_run()
+
+    def action_resume_run(self) -> None:
+        run = self._selected()
+        if run is None:
+            return
+        if run["status"] in ACTIVE_STATUSES:
+            self.notify(f"run {run['id']} is {run['status']}", severity="warning")
+            return
+        self.app.resume_run(run["id"])
+
+    def action_stop_run(self) -> None:
+        run = self._selected()
+        if run is not None:
+            self.app.stop_run(run["id"])
+
+    def action_delete_run(self) -> None:
+        from difftui.tui.screens.confirm import ConfirmScreen
+        run = self._selected()
+        if run is None:
+            return
+        if run["status"] in ACTIVE_STATUSES:
+            self.notify(f"run {run['id']} is {run['status']}: stop it first", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.app.delete_run(run["id"])
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {run['id']} ({run['name']})?",
+                                           "Its metrics, grids, events and checkpoints are removed."), done)

@@ -1,0 +1,189 @@
+"""The new-run flow: dataset profile -> backbone tier -> sampler panel -> recipe -> review.
+
+One generic picker screen serves every preset kind: the presets on the left, the highlighted one's description and
+key fields on the right. Picking pushes the next step on top, so escape walks back through the choices made; the
+review screen (review.py) launches, and the app then closes the whole flow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from difftui.tui import bindings
+from difftui.tui.messages import PresetsLoaded
+from difftui.tui.screens.base import DifftuiScreen
+
+__all__ = ["NewRunStep", "PresetPickerScreen", "STEPS", "preset_fields"]
+
+STEPS = ("datasets", "backbones", "samplers", "recipes")
+TITLES = {"datasets": "dataset profile", "backbones": "backbone tier", "samplers": "sampler panel",
+          "recipes": "training recipe"}
+
+
+class NewRunStep(DifftuiScreen):
+    """A screen of the new-run flow (the app pops all of them once a run is launched)."""
+
+    def __init__(self, choices: dict[str, str]) -> None:
+        super().__init__()
+        self.choices = choices
+
+    def breadcrumb(self, here: str) -> Text:
+        text = Text("new run  ", style="bold")
+        for kind in STEPS:
+            label = TITLES[kind].split()[-1] if kind != "datasets" else "dataset"
+            if kind == here:
+                text.append(f"[{label}]", style="bold reverse")
+            elif kind in self.choices:
+                text.append(f"{label}: {self.choices[kind]}", style="green")
+            else:
+                text.append(label, style="dim")
+            text.append("  >  ", style="dim")
+        text.append("[review]" if here == "review" else "review", style="bold reverse" if here == "review" else "dim")
+        return text
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def preset_fields(kind: str, preset: Any) -> list[tuple[str, str]]:
+    """The fields worth reading before choosing a preset of this kind."""
+    p = preset
+    if kind == "datasets":
+        rows = [("source", p.source), ("resolution", f"{p.resolution}x{p.resolution}"), ("channels", p.channels),
+                ("classes", p.num_classes or "unconditional"), ("anchor", p.anchor), ("crop", p.crop),
+                ("x-flip", "yes" if p.x_flip else "no")]
+        if p.root:
+            rows.append(("root", p.root))
+        return [(k, _fmt(v)) for k, v in rows]
+    if kind == "backbones":
+        anchor = p.anchor
+        rows = [("family", p.family), ("resolution", p.resolution), ("tier group", p.tier_group or "-"),
+                ("lr rule", "1e-4/sqrt(C/128) (playbook A.6)" if p.lr_rule == "p1_sqrt" else "the recipe's lr"),
+                ("anchor", anchor.paper if anchor else "not a paper anchor")]
+        if anchor is not None:
+            if anchor.params_m is not None:
+                rows.append(("anchor params", f"{anchor.params_m:g} M"))
+            if anchor.gmacs is not None:
+                rows.append(("anchor GMACs", f"{anchor.gmacs:g}"))
+            if anchor.note:
+                rows.append(("note", anchor.note))
+        rows += [(f"arch.{k}", v) for k, v in p.arch.items()]
+        return [(k, _fmt(v)) for k, v in rows]
+    if kind == "samplers":
+        rows = [("grid sampler", p.grid.describe())]
+        rows += [(f"panel {i + 1}", s.describe()) for i, s in enumerate(p.sweep)]
+        return rows
+    if kind == "recipes":
+        ema = f"half-life {p.ema_halflife_kimg:g} kimg" if p.ema_halflife_kimg else f"{p.ema_decay:g}"
+        rows = [("optimizer", p.optimizer), ("lr", p.lr), ("batch size", p.batch_size),
+                ("total steps", f"{p.total_steps:,}"), ("EMA", ema), ("loss", p.loss), ("variance", p.variance),
+                ("schedule", f"{p.schedule}, T={p.diffusion_steps}"), ("dropout", p.dropout),
+                ("log / grid / snapshot", f"{p.log_every} / {p.grid_every} / {p.snapshot_every} steps"),
+                ("precision", p.precision)]
+        if p.lr_rampup_kimg:
+            rows.append(("lr ramp-up", f"{p.lr_rampup_kimg:g} kimg"))
+        return [(k, _fmt(v)) for k, v in rows]
+    return []
+
+
+def preset_detail(kind: str, name: str, preset: Any, error: str) -> Table | Text:
+    if preset is None:
+        return Text(f"{name}: {error}", style="red")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row(Text(name, style="bold cyan"), Text(preset.description))
+    table.add_row("", "")
+    for key, value in preset_fields(kind, preset):
+        table.add_row(key, value)
+    return table
+
+
+class PresetPickerScreen(NewRunStep):
+    """Pick one preset of `kind`; shows the highlighted preset's description and key fields beside the list."""
+
+    BINDINGS = bindings.PICKER
+    AUTO_FOCUS = "#presets"
+
+    def __init__(self, kind: str, choices: dict[str, str]) -> None:
+        super().__init__(choices)
+        self.kind = kind
+        self.entries: dict[str, tuple[Any, str]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.breadcrumb(self.kind), id="breadcrumb")
+        with Horizontal(id="picker"):
+            yield OptionList(id="presets")
+            with VerticalScroll(id="preset-detail-box"):
+                yield Static("reading presets ...", id="preset-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#presets", OptionList).border_title = TITLES[self.kind]
+        self.load_presets()
+
+    @work(thread=True, exclusive=True, group="presets", exit_on_error=False)
+    def load_presets(self) -> None:
+        """Read and validate every preset file of this kind; a malformed one is listed with its error."""
+        from difftui.engine.catalog import Catalog, load_preset
+        from difftui.engine.config import PresetError
+        entries = []
+        for name, path in Catalog(self.app.preset_dirs).files(self.kind).items():
+            try:
+                entries.append((name, load_preset(self.kind, path), ""))
+            except PresetError as e:
+                entries.append((name, None, str(e)))
+        self.post_message(PresetsLoaded(self.kind, entries))
+
+    def on_presets_loaded(self, message: PresetsLoaded) -> None:
+        from difftui.engine.catalog import DEFAULTS
+        self.entries = {name: (preset, error) for name, preset, error in message.entries}
+        options = self.query_one("#presets", OptionList)
+        options.clear_options()
+        for name, preset, error in message.entries:
+            label = Text(name) if preset is not None else Text(f"{name} (invalid)", style="red")
+            options.add_option(Option(label, id=name, disabled=preset is None))
+        wanted = self.choices.get(self.kind) or DEFAULTS.get(self.kind)
+        names = [e[0] for e in message.entries]
+        if wanted in names:
+            options.highlighted = names.index(wanted)
+        elif names:
+            options.highlighted = 0
+        if not names:
+            self.query_one("#preset-detail", Static).update(f"no {self.kind} presets found")
+
+    @on(OptionList.OptionHighlighted, "#presets")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        name = event.option.id
+        preset, error = self.entries.get(name, (None, "not loaded"))
+        self.query_one("#preset-detail", Static).update(preset_detail(self.kind, name, preset, error))
+
+    @on(OptionList.OptionSelected, "#presets")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        choices = {**self.choices, self.kind: event.option.id}
+        i = STEPS.index(self.kind)
+        if i + 1 < len(STEPS):
+            self.app.push_screen(PresetPickerScreen(STEPS[i + 1], choices))
+        else:
+            from difftui.tui.screens.review import ReviewScreen
+            self.app.push_screen(ReviewScreen(choices))

@@ -1,0 +1,338 @@
+"""The last step of the new-run flow: the resolved config, what the model costs, where it runs; then launch.
+
+Every edit of batch size, max steps, `--set` overrides or the off-tier switch re-resolves the config in a worker
+(PresetError comes back as one line under the form, never a crash). The parameter and MAC counts build the network on
+torch's meta device, also in a worker: importing torch alone takes seconds, and the UI thread never waits for it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+from textual.worker import Worker
+
+from difftui.tui import bindings
+from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
+from difftui.tui.screens.base import one_line
+from difftui.tui.screens.new_run import NewRunStep
+
+__all__ = ["ReviewScreen", "LaunchRequest", "measure_config", "grid_nfe", "config_yaml"]
+
+DEBOUNCE_S = 0.3
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What the form says, read on the UI thread and handed to a worker."""
+    choices: tuple[tuple[str, str], ...]
+    batch_size: str
+    max_steps: str
+    overrides: str
+    off_tier: bool
+
+    def resolve(self, preset_dirs: list) -> Any:
+        """The RunConfig this form describes; PresetError (one line) when it does not compose."""
+        from difftui.engine.catalog import Catalog
+        from difftui.engine.config import PresetError
+        try:
+            sets = shlex.split(self.overrides)
+        except ValueError as e:
+            raise PresetError(f"--set: {e}") from None
+        if self.batch_size.strip():
+            if not self.batch_size.strip().isdigit():
+                raise PresetError(f"batch size: expected a whole number, got {self.batch_size.strip()!r}")
+            sets.insert(0, f"recipe.batch_size={int(self.batch_size)}")
+        max_steps = None
+        if self.max_steps.strip():
+            text = self.max_steps.strip().replace("_", "").replace(",", "")
+            if not text.isdigit() or int(text) < 1:
+                raise PresetError(f"max steps: expected a whole number >= 1, got {self.max_steps.strip()!r}")
+            max_steps = int(text)
+        choices = dict(self.choices)
+        return Catalog(preset_dirs).resolve(dataset=choices.get("datasets"), backbone=choices.get("backbones"),
+                                            sampler=choices.get("samplers"), recipe=choices.get("recipes"),
+                                            overrides=sets, max_steps=max_steps, off_tier=self.off_tier)
+
+
+def config_yaml(data: dict[str, Any]) -> str:
+    """Block YAML, except that lists of plain values stay on one line (channel_mult: [1, 2, 2, 2])."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent_list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+        flat = all(not isinstance(v, (dict, list, tuple)) for v in value)
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flat)
+
+    Dumper.add_representer(list, represent_list)
+    Dumper.add_representer(tuple, represent_list)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
+def grid_nfe(spec: Any) -> int:
+    """Network evaluations per grid sample (Heun-type EDM samplers cost 2N-1, playbook 5.3)."""
+    return 2 * spec.steps - 1 if spec.kind in ("edm_heun", "edm_stochastic") else spec.steps
+
+
+def _out_channels(config: Any) -> int:
+    """The engine's own rule (a learned or OCM variance doubles the output, playbook 2.8)."""
+    from difftui.engine.diffusion import build_objective
+    return build_objective(config.recipe).out_channels(config.dataset.channels)
+
+
+def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
+    """Parameters and MACs of the run's network (meta device, batch 1), the tier status and the device."""
+    import json
+
+    import torch
+
+    from difftui.engine.device import DeviceError, describe_device, resolve_device
+    from difftui.engine.models import build_model, count_params, measure_macs, tier_status
+    facts: dict[str, Any] = {}
+    ch, out, res = config.dataset.channels, _out_channels(config), config.dataset.resolution
+    key = (json.dumps(config.backbone.arch, sort_keys=True, default=str), config.backbone.family, ch, out, res)
+    if cache is not None and key in cache:
+        params, macs = cache[key]
+    else:
+        with torch.device("meta"):
+            net = build_model(config.backbone, in_channels=ch, out_channels=out, resolution=res,
+                              dropout=config.recipe.dropout)
+        params = count_params(net)
+        macs = measure_macs(config.backbone, in_channels=ch, out_channels=out, resolution=res, num_classes=0)
+        if cache is not None:
+            cache[key] = (params, macs)
+    facts["params"] = params
+    facts["macs"] = macs
+    facts["tier"] = tier_status(config.backbone)
+    try:
+        facts["device"] = describe_device(resolve_device(config.device))
+    except DeviceError as e:
+        facts["device_error"] = str(e)
+    return facts
+
+
+def _count(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:g}"
+
+
+class ReviewScreen(NewRunStep):
+    BINDINGS = bindings.REVIEW
+    AUTO_FOCUS = "#batch-size"
+
+    def __init__(self, choices: dict[str, str]) -> None:
+        super().__init__(choices)
+        self.generation = 0
+        self.config: Any = None
+        self.facts: dict[str, Any] | None = None
+        self.error = ""
+        self.launching = False
+        self._debounce: Timer | None = None
+        self._prefilled = False
+        self._cache: dict = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.breadcrumb("review"), id="breadcrumb")
+        with Horizontal(id="review"):
+            with VerticalScroll(id="config-box"):
+                yield Static("resolving ...", id="config-yaml")
+            with Vertical(id="review-side"):
+                yield Static("", id="facts")
+                yield Label("batch size")
+                yield Input(id="batch-size", type="integer", compact=True)
+                yield Label("max steps")
+                yield Input(id="max-steps", compact=True)
+                yield Label("--set overrides (key=value ...)")
+                yield Input(id="overrides", placeholder="recipe.grid_every=100 backbone.arch.dropout=0.1",
+                            compact=True)
+                yield Checkbox("off-tier (explicit)", id="off-tier", compact=True)
+                yield Static("", id="review-error", markup=False)
+                yield Button("Launch (ctrl+l)", id="launch", variant="primary", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#config-box").border_title = "resolved config"
+        self.query_one("#facts").border_title = "cost and device"
+        self._render_facts()
+        self.start_resolve()
+
+    # -- the form -> a config, in a worker ------------------------------------------------------------------------
+
+    def request(self) -> LaunchRequest:
+        return LaunchRequest(
+            choices=tuple(sorted(self.choices.items())),
+            batch_size=self.query_one("#batch-size", Input).value,
+            max_steps=self.query_one("#max-steps", Input).value,
+            overrides=self.query_one("#overrides", Input).value,
+            off_tier=self.query_one("#off-tier", Checkbox).value,
+        )
+
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    def _form_changed(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(DEBOUNCE_S, self.start_resolve)
+
+    @on(Input.Submitted)
+    def _form_submitted(self) -> None:
+        self.start_resolve()
+
+    def start_resolve(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        self.generation += 1
+        self.resolve_config(self.generation, self.request())
+
+    @work(thread=True, exclusive=True, group="resolve", exit_on_error=False)
+    def resolve_config(self, generation: int, request: LaunchRequest) -> None:
+        from difftui.engine.catalog import config_to_dict
+        from difftui.engine.config import PresetError
+        try:
+            config = request.resolve(self.app.preset_dirs)
+        except PresetError as e:
+            self.post_message(ConfigRejected(generation, one_line(e)))
+            return
+        text = config_yaml(config_to_dict(config))
+        self.post_message(ConfigResolved(generation, config, text))
+        try:
+            facts = measure_config(config, self._cache)
+        except Exception as e:                  # a network that does not build: shown in the facts panel
+            facts = {"error": one_line(e)}
+        self.post_message(ConfigMeasured(generation, facts))
+
+    def on_config_resolved(self, message: ConfigResolved) -> None:
+        if message.generation != self.generation:
+            return
+        self.config = message.config
+        self.facts = None                       # the measurement of this config follows in ConfigMeasured
+        self.error = ""
+        self.query_one("#config-yaml", Static).update(
+            Syntax(message.yaml_text, "yaml", theme="ansi_dark", background_color="default"))
+        self._show_error("")
+        if not self._prefilled:
+            self._prefilled = True
+            with self.prevent(Input.Changed):
+                self.query_one("#batch-size", Input).value = str(self.config.recipe.batch_size)
+                self.query_one("#max-steps", Input).value = str(self.config.recipe.total_steps)
+        self._render_facts()
+
+    def on_config_rejected(self, message: ConfigRejected) -> None:
+        if message.generation != self.generation:
+            return
+        self.config = None
+        self.facts = None
+        self.error = message.error
+        self._show_error(message.error)
+        self._render_facts()
+
+    def on_config_measured(self, message: ConfigMeasured) -> None:
+        if message.generation != self.generation:
+            return
+        self.facts = message.facts
+        self._render_facts()
+
+    def _show_error(self, text: str) -> None:
+        widget = self.query_one("#review-error", Static)
+        widget.update(Text(text, style="bold red", no_wrap=True, overflow="ellipsis") if text else "")
+        widget.set_class(bool(text), "error")
+
+    def _render_facts(self) -> None:
+        config, facts = self.config, self.facts
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        table.add_row("presets", " / ".join(self.choices.get(k, "default") for k in
+                                            ("datasets", "backbones", "samplers", "recipes")))
+        if config is None:
+            table.add_row("", Text("resolving ..." if not self.error else "config does not resolve", style="dim"))
+            self.query_one("#facts", Static).update(table)
+            return
+        if facts is None:
+            table.add_row("parameters", Text("measuring on the meta device ...", style="dim"))
+        elif "error" in facts:
+            table.add_row("parameters", Text(f"n/a: {facts['error']}", style="red"))
+        else:
+            anchor = config.backbone.anchor
+            params = Text(f"{_count(facts['params'])} ({facts['params']:,})")
+            if anchor is not None and anchor.params_m:
+                params.append(f"  paper {anchor.params_m:g} M", style="dim")
+            table.add_row("parameters", params)
+            gmacs = facts["macs"] / 1e9
+            nfe = grid_nfe(config.sampler.grid)
+            table.add_row("GMACs/forward", f"{gmacs:.4g}  (= {2 * gmacs:.4g} GFLOPs, batch 1)")
+            table.add_row("GMACs/sample", f"{gmacs * nfe:.4g}  (grid sampler, NFE {nfe})")
+            tier = facts["tier"]
+            table.add_row("tier", Text(tier, style="bold yellow" if "off" in tier else ""))
+        lr = config.learning_rate
+        rule = ("P1 rule 1e-4/sqrt(C/128)" if config.backbone.lr_rule == "p1_sqrt" else "recipe")
+        table.add_row("learning rate", f"{lr:.3g}  ({rule})")
+        r = config.recipe
+        table.add_row("training", f"{r.total_steps:,} steps x batch {r.batch_size} = "
+                                  f"{r.total_steps * r.batch_size / 1e3:,.1f} kimg")
+        table.add_row("loss", f"{r.loss}, {r.schedule} schedule, T={r.diffusion_steps}")
+        table.add_row("grid", f"{config.sampler.grid.describe()}, every {r.grid_every} steps")
+        if facts and "device_error" in facts:
+            table.add_row("device", Text(facts["device_error"], style="bold red"))
+        else:
+            table.add_row("device", facts["device"] if facts and "device" in facts else Text("...", style="dim"))
+        self.query_one("#facts", Static).update(table)
+
+    # -- launch ---------------------------------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#launch")
+    def _launch_pressed(self) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        if self.launching:
+            return
+        self.launching = True
+        self.query_one("#launch", Button).disabled = True
+        self._show_error("")
+        self.launch_run(self.request())
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    def launch_run(self, request: LaunchRequest) -> None:
+        from difftui.engine.config import PresetError
+        from difftui.engine.launch import create_run, spawn_engine
+        try:
+            config = request.resolve(self.app.preset_dirs)
+        except PresetError as e:
+            self.post_message(LaunchFailed(one_line(e)))
+            return
+        run_id = create_run(self.app.db_path, config)
+        proc = spawn_engine(self.app.db_path, run_id)
+        self.app.track(run_id, proc)
+        self.post_message(RunLaunched(run_id))
+
+    def on_launch_failed(self, message: LaunchFailed) -> None:
+        self.launching = False
+        self.query_one("#launch", Button).disabled = False
+        self._show_error(message.error)
+
+    def on_run_launched(self, message: RunLaunched) -> None:
+        self.app.notify(f"run {message.run_id} launched")
+        self.app.open_dashboard(message.run_id)
+
+    def worker_failed(self, worker: Worker, error: BaseException | None) -> None:
+        if worker.group == "launch":
+            self.post_message(LaunchFailed(one_line(error)))
+        elif worker.group == "resolve":
+            self._show_error(one_line(error))
+        else:
+            super().worker_failed(worker, error)

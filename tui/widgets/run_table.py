@@ -1,0 +1,89 @@
+"""The run history table: one row per run, with a text filter; the cursor stays on its run across refreshes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
+
+from difftui.tui.widgets.status_line import STATUS_STYLES
+
+__all__ = ["RunTable", "run_matches"]
+
+# Fixed widths: the table does not jump as rows arrive, and it renders the same on every frame.
+COLUMNS = {"id": 4, "name": 28, "status": 9, "dataset": 12, "backbone": 14, "sampler": 10, "step": 14,
+           "last loss": 9, "created": 16}
+
+
+def run_matches(run: dict[str, Any], query: str) -> bool:
+    """Every word of the query must appear in one of the run's shown fields (case-insensitive)."""
+    hay = " ".join(str(run.get(k) or "") for k in ("id", "name", "status", "dataset", "backbone", "sampler",
+                                                       "recipe", "device")).lower()
+    return all(word in hay for word in query.lower().split())
+
+
+def _row(run: dict[str, Any]) -> tuple[Any, ...]:
+    status = Text(run["status"], style=STATUS_STYLES.get(run["status"], ""))
+    total = run.get("total_steps")
+    step = f"{run['step']}/{total}" if total else str(run["step"])
+    loss = run.get("last_loss")
+    name = run["name"] + (" [off-tier]" if run.get("off_tier") else "")
+    return (
+        Text(str(run["id"]), justify="right"),
+        name,
+        status,
+        run.get("dataset") or "",
+        run.get("backbone") or "",
+        run.get("sampler") or "",
+        Text(step, justify="right"),
+        Text("-" if loss is None else f"{loss:.4g}", justify="right"),
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])),
+    )
+
+
+class RunTable(DataTable):
+    """Runs newest first. `show_runs` replaces the rows only when something shown changed."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.runs: list[dict[str, Any]] = []
+        self.query_text = ""
+        self._shown: list[tuple[Any, ...]] = []
+        # Columns now, not on mount: the first poll's rows may arrive before this widget's Mount is handled.
+        for col, width in COLUMNS.items():
+            self.add_column(col, key=col, width=width)
+
+    def show_runs(self, runs: list[dict[str, Any]] | None = None, query: str | None = None) -> None:
+        if runs is not None:
+            self.runs = runs
+        if query is not None:
+            self.query_text = query
+        visible = [r for r in self.runs if run_matches(r, self.query_text)]
+        rows = [_row(r) for r in visible]
+        keyed = [(r["id"], *map(str, row)) for r, row in zip(visible, rows)]
+        if keyed == self._shown:
+            return
+        selected = self.selected_run_id
+        self._shown = keyed
+        self.clear()
+        for run, row in zip(visible, rows):
+            self.add_row(*row, key=str(run["id"]))
+        if selected is not None and str(selected) in self.rows:
+            self.move_cursor(row=self.get_row_index(str(selected)), animate=False)
+
+    @property
+    def selected_run_id(self) -> int | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except CellDoesNotExist:
+            return None
+        return int(key.value) if key.value is not None else None
+
+    def selected_run(self) -> dict[str, Any] | None:
+        run_id = self.selected_run_id
+        return next((r for r in self.runs if r["id"] == run_id), None)

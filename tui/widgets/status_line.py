@@ -1,0 +1,104 @@
+"""The dashboard's header line: run, status, step, img/s, ETA, device and the last loss."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+__all__ = ["StatusLine", "STATUS_STYLES", "format_eta", "eta_seconds"]
+
+STATUS_STYLES = {
+    "queued": "yellow", "running": "bold green", "stopping": "yellow", "completed": "bold blue",
+    "stopped": "cyan", "failed": "bold red", "crashed": "bold red",
+}
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h >= 48:
+        return f"{h // 24}d {h % 24}h"
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def eta_seconds(step: int, total: int | None, img_per_s: float | None, batch_size: int | None) -> float | None:
+    """Time left at the current throughput: (total - step) steps of `batch_size` images at `img_per_s`."""
+    if not total or not img_per_s or not batch_size or img_per_s <= 0:
+        return None
+    return max(total - step, 0) * batch_size / img_per_s
+
+
+class StatusLine(Static):
+    """One line, updated from each poll. The values are kept as attributes for tests and other widgets."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id, markup=False)
+        self.run: dict[str, Any] | None = None
+        self.status = ""
+        self.step = 0
+        self.total_steps: int | None = None
+        self.img_per_s: float | None = None
+        self.loss: tuple[str, float] | None = None
+        self.batch_size: int | None = None
+        self.flops: tuple[float, float | None] | None = None      # DyDiT: (F_dynamic/F_static, target lambda)
+
+    def update_run(self, run: dict[str, Any] | None, latest: dict[str, float]) -> None:
+        if run is None:
+            self.update(Text("run not found (deleted?)", style="bold red"))
+            return
+        if self.batch_size is None or (self.run and self.run.get("config") != run.get("config")):
+            try:
+                self.batch_size = int(json.loads(run["config"])["recipe"]["batch_size"])
+            except (KeyError, TypeError, ValueError):
+                self.batch_size = None
+        self.run = run
+        self.status = run["status"]
+        self.step = int(run["step"] or 0)
+        self.total_steps = run["total_steps"]
+        if "img_per_s" in latest:
+            self.img_per_s = latest["img_per_s"]
+        if "flops_ratio" in latest:
+            self.flops = (latest["flops_ratio"], latest.get("flops_target"))
+        for name in ("L_simple", "L_edm", "L_hybrid"):
+            if name in latest:
+                self.loss = (name, latest[name])
+                break
+        self.update(self.compose_line())
+
+    def compose_line(self) -> Text:
+        run = self.run
+        assert run is not None
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"run {run['id']} ", style="bold")
+        text.append(f"{run['name']}  ")
+        text.append(f"● {self.status}", style=STATUS_STYLES.get(self.status, ""))
+        total = self.total_steps
+        pct = f" ({100 * self.step / total:.0f}%)" if total else ""
+        text.append(f"  step {self.step}/{total or '?'}{pct}")
+        active = self.status in ("queued", "running", "stopping")
+        if self.img_per_s is not None:
+            text.append(f"  {self.img_per_s:,.0f} img/s")
+        if active:
+            text.append(f"  ETA {format_eta(eta_seconds(self.step, total, self.img_per_s, self.batch_size))}")
+        if self.loss is not None:
+            text.append(f"  {self.loss[0]} {self.loss[1]:.4g}")
+        if self.flops is not None:
+            ratio, target = self.flops
+            text.append(f"  F_dyn/F_static {ratio:.3f}")
+            if target is not None:
+                ok = ratio <= target + 0.01
+                text.append(f" (target {target:g}, {'in' if ok else 'OUT OF'} budget)",
+                            style="green" if ok else "bold red")
+        if run.get("device"):
+            text.append(f"  {run['device']}", style="dim")
+        if run.get("off_tier"):
+            text.append("  OFF-TIER", style="bold yellow")
+        if self.status in ("failed", "crashed") and run.get("error"):
+            text.append(f"  {run['error']}", style="red")
+        return text
