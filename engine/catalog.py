@@ -129,6 +129,12 @@ class Catalog:
         from difftui.engine.models import ARCHS, check_tier
         from_mapping(ARCHS[config.backbone.family], config.backbone.arch, "run config (after --set): backbone.arch")
         check_tier(config.backbone)
+        from difftui.engine.diffusion import build_objective
+        try:
+            # The grid sampler must apply to this objective; panel entries that do not are reported per row.
+            build_objective(config.recipe).check_spec(config.sampler.grid)
+        except ValueError as e:
+            raise PresetError(f"recipe {config.recipe.name!r} with sampler {config.sampler.name!r}: {e}") from None
         return config
 
 

@@ -278,6 +278,7 @@ class Recipe:
     loss: Literal["simple", "hybrid", "vlb", "edm"] = "simple"
     variance: Literal["fixed_small", "fixed_large", "learned", "ocm"] = "fixed_small"
     hybrid_lambda: float = 0.001                    # playbook 3.2
+    learned_range_clamp: bool = True                # playbook 2.8: keep Sigma in [beta_tilde, beta] (P1 leaves v free)
     importance_sampling: bool = False               # playbook 3.3
     # EDM training noise and weighting (playbook 2.4, 3.4).
     P_mean: float = -1.2

@@ -114,6 +114,7 @@ def request_stop(db_path: str | os.PathLike[str], run_id: int) -> None:
         if run["status"] not in ACTIVE_STATUSES:
             raise RuntimeError(f"run {run_id} is not running (status {run['status']})")
         store.send_command(run_id, "stop")
-        with store.atomic():    # only a live status becomes 'stopping': never overwrite the engine's final status
-            store.db.execute("UPDATE runs SET status = 'stopping' WHERE id = ? AND status IN ('queued', 'running')",
-                             [run_id])
+        # Only a running engine's status becomes 'stopping' (never overwrite its final status; a queued engine has
+        # no heartbeat yet, and takes the command at its first flush).
+        with store.atomic():
+            store.db.execute("UPDATE runs SET status = 'stopping' WHERE id = ? AND status = 'running'", [run_id])

@@ -363,24 +363,25 @@ def presets(ctx: typer.Context,
         if k == "backbones":
             _backbone_table(table, files)
         else:
-            table.add_column("name")
+            table.add_column("name", no_wrap=True)
             table.add_column("description")
-            table.add_column("file", style="dim")
             for f in files:
-                table.add_row(f.name, f.preset.description, str(f.path))
+                table.add_row(f.name, f.preset.description)
         out.print(table)
         out.print()
 
 
 def _backbone_table(table: Table, files) -> None:
     from difftui.engine.models import describe_tier
-    for col in ("name", "family", "status", "params (M)", "anchor (M)", "GMACs", "anchor", "description"):
-        table.add_column(col, justify="right" if col in ("params (M)", "anchor (M)", "GMACs", "anchor") else "left")
+    table.title = "backbones (params in millions and GMACs per forward at batch 1: measured, then the paper's)"
+    for col in ("name", "family", "res", "status", "params", "paper", "GMACs", "paper"):
+        table.add_column(col, no_wrap=True,
+                         justify="left" if col in ("name", "family", "status") else "right")
     for f in files:
         d = describe_tier(f.preset)
-        table.add_row(f.name, d["family"], d["status"], f"{d['params_m']:.2f}",
+        table.add_row(f.name, d["family"], str(d["resolution"]), d["status"], f"{d['params_m']:.2f}",
                       f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", f"{d['gmacs']:.3g}",
-                      f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", f.preset.description)
+                      f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-")
 
 
 def main() -> None:

@@ -10,12 +10,13 @@ so float64 inputs give float64 end to end and float32 inputs give improved-diffu
 Reverse variances (playbook 2.7-2.8, 3.6-3.7), `variance=`:
     fixed_small  sigma_t^2 = beta_tilde_t (the true posterior variance; log clipped at t = 0 as in improved-diffusion)
     fixed_large  sigma_t^2 = beta_t (beta_tilde_1 at t = 0)
-    learned      P1 eq. 15: Sigma = exp(v' log beta_t + (1 - v') log beta_tilde_t), v' = (v + 1) / 2, with v' clamped
-                 to [0, 1] so that Sigma stays in [beta_tilde_t, beta_t] (playbook 2.8's bounded interpolation, our
-                 default). P1 itself applies no constraint ("we did not apply any constraints on v") and neither does
-                 improved-diffusion's LEARNED_RANGE: for v in [-1, 1] the two agree to the last digit, and
-                 `learned_range_clamp=False` reproduces the unconstrained form for any v. A small model early in
-                 training does push v outside [-1, 1] (most at large t, where the log-range is tiny).
+    learned      P1 eq. 15: Sigma = exp(v' log beta_t + (1 - v') log beta_tilde_t), v' = (v + 1) / 2. P1 applies no
+                 constraint on v ("we did not apply any constraints on v"), nor does improved-diffusion's
+                 LEARNED_RANGE: that is this class's default, exact to the reference for any v. Playbook 2.8 asks for
+                 the variance to be kept between the bounds: `learned_range_clamp=True` clamps v' to [0, 1], so that
+                 Sigma stays in [beta_tilde_t, beta_t]; the training recipes turn it on (Recipe.learned_range_clamp).
+                 The two agree to the last digit for v in [-1, 1]. A small under-fitted model does push v above 1
+                 (its mean error makes a variance above beta_t the VLB optimum).
     ocm          P6: sigma_t^2 = beta_tilde_t + coef1_t^2 * Sigma_0(x_t), Sigma_0 the diagonal covariance of
                  p(x_0 | x_t) from the OCM head (see ocm.py)
 """
@@ -39,7 +40,7 @@ VARIANCES = ("fixed_small", "fixed_large", "learned", "ocm")
 class GaussianDiffusion:
     """One discrete diffusion chain of T steps (a base chain, or a respaced sub-chain with its `timestep_map`)."""
 
-    def __init__(self, betas: np.ndarray, timestep_map: Iterable[int] | None = None, learned_range_clamp: bool = True):
+    def __init__(self, betas: np.ndarray, timestep_map: Iterable[int] | None = None, learned_range_clamp: bool = False):
         betas = np.asarray(betas, dtype=np.float64)
         if betas.ndim != 1 or not ((betas > 0).all() and (betas < 1).all()):
             raise ValueError("betas must be a 1-D array with 0 < beta < 1 (beta = 1 makes alpha_bar zero)")

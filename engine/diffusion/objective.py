@@ -55,6 +55,11 @@ def inference_mode(net):
             m.training = training
 
 
+def _time_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Timesteps up to T-1 = 3999 are not exact in half precision; feed them as float32 then."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
 def _edm_kwargs(spec: SamplerSpec) -> dict:
     solver = "euler" if spec.kind == "edm_euler" else "heun"
     kw = dict(num_steps=spec.steps, rho=spec.rho, solver=solver)
@@ -142,7 +147,7 @@ class DDPMObjective(Objective):
         if self.variance == "ocm":
             x_t = x_t.detach().requires_grad_(True)
         with torch.enable_grad() if self.variance == "ocm" else contextlib.nullcontext():
-            model_output = net(x_t, d.model_timesteps(t, x0.dtype), y)
+            model_output = net(x_t, d.model_timesteps(t, _time_dtype(x0.dtype)), y)
         if model_output.shape[1] != self.out_channels(C):
             raise ValueError(f"net returned {model_output.shape[1]} channels; objective expects {self.out_channels(C)}")
         eps, extra = d.split_output(model_output, C)
@@ -226,7 +231,7 @@ class DDPMObjective(Objective):
 
     def eps_model(self, net, dtype: torch.dtype, y=None):
         """net as a sampler callable model(x, t): inputs cast to the working dtype."""
-        return lambda x, t: net(x.to(dtype), t.to(dtype), y)
+        return lambda x, t: net(x.to(dtype), t.to(_time_dtype(dtype)), y)
 
     def denoiser(self, net, dtype: torch.dtype, y=None) -> DiscreteVPDenoiser:
         """The eps model as an EDM denoiser on its own VP sigma grid (P3 App. C.3.1)."""
@@ -321,5 +326,5 @@ def build_objective(recipe: Recipe) -> Objective:
             raise ValueError("importance sampling is P1's, for the DDPM-family losses; not for loss 'edm'")
         return EDMObjective(recipe.P_mean, recipe.P_std, recipe.sigma_data)
     betas = get_named_beta_schedule(recipe.schedule, recipe.diffusion_steps)
-    return DDPMObjective(GaussianDiffusion(betas), loss=recipe.loss, variance=recipe.variance,
-                         hybrid_lambda=recipe.hybrid_lambda, importance_sampling=recipe.importance_sampling)
+    diffusion = GaussianDiffusion(betas, learned_range_clamp=recipe.learned_range_clamp)
+    return DDPMObjective(diffusion, loss=recipe.loss, variance=recipe.variance, hybrid_lambda=recipe.hybrid_lambda, importance_sampling=recipe.importance_sampling)

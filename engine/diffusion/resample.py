@@ -46,8 +46,8 @@ class LossSecondMomentResampler(UniformSampler):
 
     def __init__(self, num_timesteps: int, history_per_term: int = 10, uniform_prob: float = 0.001):
         super().__init__(num_timesteps)
-        self.history_per_term = history_per_term                    # P1 Sec. 3.3: "previous 10 values"
-        self.uniform_prob = uniform_prob
+        self.history_per_term = history_per_term                    # playbook 3.3 / P1 Sec. 3.3: "previous 10 values"
+        self.uniform_prob = uniform_prob                            # improved-diffusion: 0.001 uniform mixture
         self._loss_history = np.zeros([num_timesteps, history_per_term], dtype=np.float64)
         self._loss_counts = np.zeros([num_timesteps], dtype=np.int64)
 

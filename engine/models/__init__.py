@@ -19,7 +19,6 @@ multiply-accumulates of one forward at batch 1, i.e. half of what `torch.utils.f
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from difftui.engine.config import BackboneTier, PresetError, from_mapping

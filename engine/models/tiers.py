@@ -81,6 +81,8 @@ _DEFAULT_GROUP = {"ddpmpp": "p3-ddpmpp", "ncsnpp": "p3-ncsnpp", "adm": "p3-adm",
 def ladder_for(tier: BackboneTier) -> Ladder:
     """The ladder a tier belongs to: its `tier_group`, or the family's only ladder."""
     group = tier.tier_group or _DEFAULT_GROUP.get(tier.family, "")
+    if not group and tier.family == "unet":                # P1 defines a 32x32 (CIFAR-10) and a 64x64 ladder
+        group = "p1-cifar10" if tier.resolution == 32 else "p1-imagenet64"
     if group not in LADDERS:
         raise PresetError(f"backbone '{tier.name}': unknown tier_group '{tier.tier_group}' "
                           f"(allowed: {', '.join(LADDERS)})")

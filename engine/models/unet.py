@@ -101,7 +101,10 @@ class Downsample(nn.Module):
 # Residual block with the scale-shift condition (playbook 2.3).
 
 class ResBlock(nn.Module):
-    """GN -> SiLU -> [resample] -> conv3x3 -> GN * (w + 1) + b -> SiLU -> dropout -> conv3x3 (zero), + skip."""
+    """GN -> SiLU -> [resample] -> conv3x3 -> GN * (w + 1) + b -> SiLU -> dropout -> conv3x3 (zero), + skip.
+
+    `emb` arrives already through SiLU (the network applies it once); [w | b] = Linear(emb).
+    """
 
     def __init__(self, in_ch: int, out_ch: int, emb_ch: int, dropout: float, num_groups: int = 32,
                  up: bool = False, down: bool = False):
@@ -214,6 +217,7 @@ class UNet(nn.Module):
         emb = self.time_embed(timestep_embedding(t, self.arch.model_channels))   # [B, 4C]
         if self.label_embed is not None and y is not None:
             emb = emb + self.label_embed(y)
+        emb = F.silu(emb)                       # the SiLU that opens every block's emb layer, applied once
         h = self.input_conv(x)                                                  # [B, C, H, W]
         hs = [h]
         for layer in self.down:

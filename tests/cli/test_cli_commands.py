@@ -38,12 +38,16 @@ def test_help_lists_the_commands():
 
 
 def test_presets_lists_each_kind_with_measured_backbone_size():
-    result = invoke("presets")
-    assert result.exit_code == 0, result.stderr
-    for name in ("digits", "cifar10", "unet-demo", "unet-cifar10", "ddim", "p1-default"):
-        assert name in result.stdout
-    backbones = invoke("presets", "backbone")
-    assert "unet-cifar10" in backbones.stdout and "52.5" in backbones.stdout and "digits" not in backbones.stdout
+    for kind, names in (("datasets", ("digits", "cifar10", "image-folder")), ("samplers", ("ddim",)),
+                        ("recipe", ("p1-default", "p3-cifar10"))):
+        result = invoke("presets", kind)
+        assert result.exit_code == 0, result.stderr
+        assert all(n in result.stdout for n in names)
+    backbones = invoke("presets", "backbones")
+    assert backbones.exit_code == 0, backbones.stderr
+    row = next(line for line in backbones.stdout.splitlines() if line.startswith("unet-cifar10 "))
+    assert row.split()[3:] == ["paper", "anchor", "52.55", "52.5", "8.39", "-"]     # measured beside the paper
+    assert "digits" not in backbones.stdout
     assert_one_line_error(invoke("presets", "gadgets"), "unknown preset kind 'gadgets'")
 
 
@@ -127,3 +131,15 @@ def test_a_failed_run_exits_1_with_its_error(tmp_path):
     result = invoke("--db", tmp_path / "runs.db", "run", *TINY, "--max-steps", 5, "--device", "cuda")
     assert result.exit_code == 1
     assert "DeviceError: device 'cuda' requested but CUDA is not available" in result.stderr
+
+
+def test_bare_difftui_opens_the_tui_with_the_db_and_preset_dirs(tmp_path, monkeypatch):
+    from difftui.tui import app as tui_app
+    opened = {}
+    monkeypatch.setattr(tui_app.DifftuiApp, "run", lambda self: opened.update(db=self.db_path,
+                                                                               presets=self.preset_dirs))
+    monkeypatch.setenv("DIFFTUI_DB", str(tmp_path / "env.db"))
+    assert invoke("--presets", tmp_path).exit_code == 0
+    assert opened == {"db": (tmp_path / "env.db").absolute(), "presets": [tmp_path]}
+    assert invoke("--db", tmp_path / "flag.db").exit_code == 0
+    assert opened["db"] == (tmp_path / "flag.db").absolute()

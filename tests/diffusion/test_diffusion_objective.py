@@ -203,10 +203,10 @@ def test_tiny_model_trained_with_hybrid_keeps_variance_in_bounds():
             assert float(var.min()) >= lo * (1 - 1e-5) and float(var.max()) <= d.betas[i] * (1 + 1e-5), i
 
 
-def test_learned_range_unclamped_is_p1_form():
-    """learned_range_clamp=False: improved-diffusion's LEARNED_RANGE for any v, also outside [-1, 1]."""
+def test_learned_range_default_is_p1_form_and_clamp_is_playbook_2_8():
+    """Default: improved-diffusion's LEARNED_RANGE for any v, also outside [-1, 1]; clamp=True bounds it."""
     betas = get_named_beta_schedule("cosine", 100)
-    d = GaussianDiffusion(betas, learned_range_clamp=False)
+    d = GaussianDiffusion(betas)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 1, 2, 2, generator=g, dtype=torch.float64)
     out = torch.randn(6, 2, 2, 2, generator=g, dtype=torch.float64) * 3
@@ -216,7 +216,7 @@ def test_learned_range_unclamped_is_p1_form():
     lo = torch.from_numpy(d.posterior_log_variance_clipped)[t].reshape(-1, 1, 1, 1)
     hi = torch.from_numpy(np.log(betas))[t].reshape(-1, 1, 1, 1)
     torch.testing.assert_close(lv, frac * hi + (1 - frac) * lo, rtol=0, atol=0)
-    clamped = GaussianDiffusion(betas).p_mean_variance(out, x, t, "learned")["log_variance"]
+    clamped = GaussianDiffusion(betas, learned_range_clamp=True).p_mean_variance(out, x, t, "learned")["log_variance"]
     inside = (out[:, 1:].abs() <= 1)
     torch.testing.assert_close(clamped[inside], lv[inside], rtol=0, atol=0)
     assert bool(((clamped >= lo - 1e-12) & (clamped <= hi + 1e-12)).all())

@@ -98,7 +98,7 @@ def test_trained_ocm_head_approaches_the_exact_diagonal(full_cov):
     net = ExactEpsWithHeadTable(full_cov, chain)
     opt = torch.optim.Adam(net.parameters(), lr=0.02)
     exact = full_cov.ocm_head(torch.from_numpy(chain.alphas_cumprod), torch.zeros(50, *SHAPE, dtype=torch.float64))
-    err0 = float((net.table - exact).abs().max())
+    err0 = float((net.table.detach() - exact).abs().max())
     for step in range(500):
         if step == 300:
             opt.param_groups[0]["lr"] = 0.003

@@ -57,3 +57,16 @@ def test_inductor_compiles_tiny_unet(tier):
     ref = net(x, time)
     out = torch.compile(net, fullgraph=True)(x, time)
     assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_dydit_training_forward_compiles_without_graph_breaks(tier):
+    # The masked training path (routers, straight-through masks, the recorded FLOPs ratio) is one graph too;
+    # the sliced inference path gathers kept tokens (data-dependent shapes) and is meant to run eagerly.
+    from difftui.engine.models import flops_loss
+    t = tier("dydit-s-2", **TINY["dit-s-2"])
+    net = build_model(t, in_channels=4, out_channels=8, resolution=8, num_classes=10).train()
+    compiled = torch.compile(net, backend="aot_eager", fullgraph=True)
+    out = compiled(torch.randn(2, 4, 8, 8), torch.tensor([1.0, 500.0]), torch.tensor([1, 2]))
+    (out.square().mean() + flops_loss(net.flops_ratio(), 0.5)).backward()
+    assert net.flops_ratio().item() == pytest.approx(1.0, abs=0.01)
+    assert net.blocks[0].attn_router.router.weight.grad.abs().sum() > 0

@@ -141,3 +141,14 @@ def test_bf16_autocast_forward_and_backward(tier):
 def test_unet_rejects_a_resolution_that_does_not_halve_enough(tier):
     with pytest.raises(ValueError, match="does not halve"):
         UNet(parse_arch(tier("unet-c64")), in_channels=3, out_channels=3, resolution=36)
+
+
+def test_blocks_receive_silu_of_the_time_and_label_embedding(tier):
+    # improved-diffusion: emb = MLP(sinusoid(t)) + label; each block's emb layer is SiLU -> Linear.
+    net = build_model(_small(tier), in_channels=3, out_channels=3, resolution=16, num_classes=5)
+    seen = []
+    net.down[0].block.register_forward_hook(lambda mod, args, out: seen.append(args[1]))
+    t, y = torch.tensor([7.0, 300.0]), torch.tensor([0, 4])
+    net(torch.randn(2, 3, 16, 16), t, y)
+    expected = F.silu(net.time_embed(timestep_embedding(t, 32)) + net.label_embed(y))
+    assert torch.allclose(seen[0], expected, atol=1e-6)

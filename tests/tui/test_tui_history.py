@@ -117,3 +117,23 @@ async def test_a_file_that_is_not_a_run_database_is_reported_not_crashed(tmp_pat
         await wait_for(pilot, lambda: "cannot open" in str(splash.render()), 30, "the error on the splash")
         assert "not a usable run database" in str(splash.render())
         assert app.is_running
+
+
+async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared_db):
+    app = DifftuiApp(db_path=prepared_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_history(app, pilot)
+        app.open_dashboard(1)
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+                              and app.screen, 30, "the dashboard")
+        chart = dash.query_one(LossChart)
+        assert chart.point_count() == 100 and len(dash.query_one("#grid").index.rows) == 4
+        # What a resume from the step-500 checkpoint does to runs.db: drop later rows, log from step 510 again.
+        with Store(prepared_db) as store:
+            store.truncate_after(1, 500)
+            store.write_batch(1, metrics=[(510, 65.3, "L_simple", 0.2, time.time())],
+                              run_fields=dict(status="running", step=510, heartbeat=time.time(), pid=None))
+        dash.refresh_now()
+        await wait_for(pilot, lambda: chart.point_count() == 51 and chart.steps["L_simple"][-1] == 510, 30,
+                       "the rewound series")
+        assert [r["step"] for r in dash.query_one("#grid").index.rows] == [250, 500]

@@ -84,7 +84,6 @@ class DashboardScreen(DifftuiScreen):
         self.latest: dict[str, float] = {}
         self.cursors = dict(last_metric=0, last_gpu=0, last_event=0, last_sample=0)
         self.polls = 0
-        self._started: float | None = None
         self._polling = False
         self._timer: Timer | None = None
 
@@ -123,14 +122,11 @@ class DashboardScreen(DifftuiScreen):
         self.polls += 1
         batch = message.batch
         run = batch.run
-        if run is not None and self._started is not None and run["started"] != self._started:
-            # Resumed: the engine dropped the rows logged after its checkpoint, so read the series again.
-            self._started = run["started"]
+        if self._rewound(batch.metrics):
+            # Resumed from a checkpoint: the engine dropped the rows logged after it, so read the run afresh.
             self._reset_series()
             self.refresh_now()
             return
-        if run is not None:
-            self._started = run["started"]
         self.run = run
         self.cursors = dict(last_metric=batch.last_metric, last_gpu=batch.last_gpu, last_event=batch.last_event,
                             last_sample=batch.last_sample)
@@ -148,6 +144,11 @@ class DashboardScreen(DifftuiScreen):
             grid.show(*batch.grid)
         active = run is not None and run["status"] in ACTIVE_STATUSES
         self._rearm(POLL_ACTIVE_S if active else POLL_IDLE_S)
+
+    def _rewound(self, metrics: list[dict[str, Any]]) -> bool:
+        """A loss logged again at or before a step already shown means the run went back to a checkpoint."""
+        steps = self.query_one(LossChart).steps
+        return any(steps.get(r["name"]) and r["step"] <= steps[r["name"]][-1] for r in metrics)
 
     def _reset_series(self) -> None:
         self.cursors.update(last_metric=0, last_sample=0)
