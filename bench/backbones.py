@@ -94,7 +94,8 @@ def bench_train(tier, device: torch.device, dtype: str, mode: str, batch: int, s
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
-    fwd = torch.compile(net) if mode == "compiled" else net
+    torch._dynamo.reset()                           # each configuration compiles afresh, with static shapes
+    fwd = torch.compile(net, dynamic=False) if mode == "compiled" else net
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
     def step():
@@ -221,15 +222,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=0, help="override the per-tier batch")
     p.add_argument("--steps", type=int, default=0, help="timed steps, median reported (default 20 CUDA, 5 CPU)")
     p.add_argument("--warmup", type=int, default=0, help="untimed steps (default 5 on CUDA, 2 on CPU)")
-    p.add_argument("--dydit", default="", help="DyDiT tiers for the inference speed-up (default: dydit-s-2)")
+    p.add_argument("--dydit", default=None, help="DyDiT tiers for the inference speed-up (default dydit-s-2; '' none)")
     p.add_argument("--lam", type=float, default=0.5, help="DyDiT target FLOPs ratio (playbook A.2 grid)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads (on a shared machine use 1: OpenMP threads stall when a core is taken)")
     p.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     p.add_argument("--note", default="", help="a line to record with the figures")
     a = p.parse_args(argv)
 
     device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                           "cpu" if a.device == "auto" else a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     cat = Catalog()
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                     torch.cuda.empty_cache()
 
     dy_rows = []
-    for name in [n for n in (a.dydit or "dydit-s-2").split(",") if n]:
+    for name in [n for n in ("dydit-s-2" if a.dydit is None else a.dydit).split(",") if n]:
         tier = cat.get("backbones", name)
         b = a.batch or (batch_for(tier, device, 0) if gpu else 8)
         for dtype in a.dtypes.split(","):

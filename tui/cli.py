@@ -249,7 +249,8 @@ def list_runs(ctx: typer.Context,
         return
     table = Table(box=None, pad_edge=False)
     for col in ("id", "name", "status", "dataset", "backbone", "sampler", "step", "last loss", "device"):
-        table.add_column(col, justify="right" if col in ("id", "step", "last loss") else "left")
+        table.add_column(col, justify="right" if col in ("id", "step", "last loss") else "left",
+                         overflow="fold", no_wrap=col in ("id", "status", "step"))
     for r in runs:
         table.add_row(str(r["id"]), r["name"], r["status"], r["dataset"] or "", r["backbone"] or "",
                       r["sampler"] or "", f"{r['step']}/{r['total_steps']}",

@@ -29,6 +29,10 @@ How the training loop uses it (playbook 3.5, 4.4, A.2):
             loss = loss + diffusion_loss(model(x_t, t, y))      # all heads/channels/tokens; ratio untouched
     log("flops_ratio", model.flops_ratio().item()); log("flops_target", recipe.flops_lambda)
 
+For sampling, `model.eval(); model.precompute_masks(sampler_timesteps)`, then every `model(x, t, y)` under
+`torch.no_grad()` whose batch shares one t runs the sliced form (fewer heads, channels and tokens really computed);
+a batch with mixed t, or a forward with gradients, runs the masked form (same output, no saving).
+
 `warmup_steps` comes from the tier (A.2: 30,000 for DiT-XL, 0 for S/B). A static DiT checkpoint loads with
 `load_static_state_dict` (P5 fine-tunes from the pre-trained DiT); the routers start fully on (bias +15 / +35, as
 the P5 code does), so a fresh DyDiT computes exactly the static DiT.

@@ -49,16 +49,16 @@ def test_followed_run_completes_and_ls_shows_it(tmp_path, env):
 
 
 def test_ctrl_c_detaches_and_the_run_keeps_going(tmp_path, env):
+    db = tmp_path / "runs.db"
+    Store(db).close()                                   # poll below an existing database, not one being created
     proc = subprocess.Popen([DIFFTUI, "run", *TINY, "--max-steps", "100000", "--device", "cpu"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    db = tmp_path / "runs.db"
     deadline = time.monotonic() + 120
     while True:
-        if db.exists():
-            with Store(db, create=False) as store:
-                run = store.get_run(1)
-            if run and run["status"] == "running" and run["step"] > 0:
-                break
+        with Store(db, create=False) as store:
+            run = store.get_run(1)
+        if run and run["status"] == "running" and run["step"] > 0:
+            break
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)                     # what Ctrl-C in the terminal does to the CLI
