@@ -8,7 +8,7 @@ replaces it. Every file is read with `yaml.safe_load` and validated once here; e
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 

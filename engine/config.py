@@ -12,8 +12,7 @@ import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 __all__ = [

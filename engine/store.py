@@ -135,11 +135,14 @@ class Store:
         self.close()
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        version = self.schema_version
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: written by a newer difftui (schema {version} > {SCHEMA_VERSION})")
-        for v in range(version, SCHEMA_VERSION):
-            with self.atomic():
+        if version == SCHEMA_VERSION:
+            return
+        with self.atomic():
+            # Re-read under the write lock: another process may have migrated the file meanwhile.
+            for v in range(self.schema_version, SCHEMA_VERSION):
                 MIGRATIONS[v](self.db)
                 self.db.execute(f"PRAGMA user_version = {v + 1}")
 
@@ -229,16 +232,18 @@ class Store:
             shutil.rmtree(run["run_dir"], ignore_errors=True)
 
     def is_alive(self, run: dict[str, Any], *, now: float | None = None) -> bool:
-        """An active run is alive while its process exists (same host) and its heartbeat is fresh."""
+        """An active run is alive while its process exists (same host) and its heartbeat, once it beats, is fresh."""
         if run["status"] not in ACTIVE_STATUSES:
             return False
         now = time.time() if now is None else now
-        if run["status"] == "queued":
-            # Not started yet: give the process a grace period to come up.
-            return now - run["created"] < HEARTBEAT_TIMEOUT_S or _pid_alive(run["pid"])
-        if run["host"] == socket.gethostname() and run["pid"] and not _pid_alive(run["pid"]):
+        local = run["host"] == socket.gethostname() and bool(run["pid"])
+        if local and not _pid_alive(run["pid"]):
             return False
-        return run["heartbeat"] is not None and now - run["heartbeat"] < HEARTBEAT_TIMEOUT_S
+        if run["status"] == "queued" or run["heartbeat"] is None:
+            # Not beating yet (the engine is importing torch): its process is the evidence; with no pid recorded
+            # yet, give the launcher a grace period.
+            return local or now - run["created"] < HEARTBEAT_TIMEOUT_S
+        return now - run["heartbeat"] < HEARTBEAT_TIMEOUT_S
 
     def reap_dead_runs(self) -> list[int]:
         """Mark active runs whose engine is gone as crashed; return their ids."""

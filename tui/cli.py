@@ -6,7 +6,6 @@ one line `difftui: error: ...` to stderr and exits 2, never a traceback. A follo
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import datetime

@@ -18,7 +18,16 @@ TINY = ["--set", "recipe.batch_size=8", "--set", "backbone.arch.model_channels=1
 
 @pytest.fixture
 def env(tmp_path):
-    return {**os.environ, "DIFFTUI_CPU_THREADS": "1", "DIFFTUI_DB": str(tmp_path / "runs.db"), "COLUMNS": "120"}
+    yield {**os.environ, "DIFFTUI_CPU_THREADS": "1", "DIFFTUI_DB": str(tmp_path / "runs.db"), "COLUMNS": "120"}
+    db = tmp_path / "runs.db"                           # teardown: SIGTERM any engine a failed test left running
+    if db.exists():
+        with Store(db, create=False) as store:
+            for run in store.list_runs():
+                if run["status"] in ("queued", "running", "stopping") and run["pid"]:
+                    try:
+                        os.kill(run["pid"], signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
 
 
 def difftui(*args, env, timeout=180, cwd=None):

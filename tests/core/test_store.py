@@ -142,3 +142,28 @@ def test_concurrent_writer_and_reader_processes_do_not_block(tmp_path):
         assert proc.wait(timeout=60) == 0
         assert len(reader.series(run_id, "L_simple")) == 200
         assert reader.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_two_processes_creating_a_new_database_at_once_both_succeed(tmp_path):
+    db = tmp_path / "runs.db"
+    code = "import sys; from difftui.engine.store import Store; Store(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    with Store(db) as store:
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_stopping_run_before_its_first_heartbeat_is_alive_while_its_process_lives(tmp_path):
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with Store(tmp_path / "runs.db") as store:
+            run_id = store.create_run(_config(), name="a", total_steps=10)
+            store.update_run(run_id, status="stopping", pid=live.pid, host=socket.gethostname(), created=0.0)
+            assert store.reap_dead_runs() == []
+            live.kill()
+            live.wait()
+            assert store.reap_dead_runs() == [run_id]
+    finally:
+        live.kill()
+        live.wait()
