@@ -277,9 +277,14 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if a.append:
         stamp = datetime.date.today().isoformat()
+        args = list(argv if argv is not None else sys.argv[1:])
+        if "--note" in args:                                                     # the note is printed below
+            i = args.index("--note")
+            del args[i:i + 2]
         head = (f"\n## Backbones ({stamp}, {device_name(device)}, torch {torch.__version__})\n\n"
-                f"`bench/backbones.py {' '.join(argv if argv is not None else sys.argv[1:])}`: training step = forward + "
-                f"backward + Adam at the anchor resolution; median of {steps} timed steps after {warmup} warm-up.\n")
+                f"`bench/backbones.py {' '.join(args)}`: training step = forward + backward + Adam at the anchor "
+                f"resolution; median of {steps} timed steps after {warmup} warm-up; the first step includes "
+                f"torch.compile's compile time.\n")
         if a.note:
             head += f"{a.note}\n"
         with open(ROOT / "RESULTS.md", "a", encoding="utf-8") as f:
