@@ -129,6 +129,10 @@ class Catalog:
         from difftui.engine.models import ARCHS, check_tier
         from_mapping(ARCHS[config.backbone.family], config.backbone.arch, "run config (after --set): backbone.arch")
         check_tier(config.backbone)
+        if config.backbone.family == "dydit" and config.recipe.flops_lambda is None:
+            # playbook 3.5 / A.2: a dynamic backbone trains toward a target FLOPs ratio; there is no silent default.
+            raise PresetError(f"backbone {config.backbone.name!r} is dynamic: set recipe.flops_lambda "
+                              f"(playbook A.2 grid: 0.9, 0.8, 0.7, 0.5, 0.4, 0.3 for S/B; 0.7, 0.6, 0.5, 0.3 for XL)")
         from difftui.engine.diffusion import build_objective
         try:
             # The grid sampler must apply to this objective; panel entries that do not are reported per row.

@@ -301,6 +301,8 @@ class Recipe:
             raise PresetError(f"key 'ema_decay': expected 0 <= decay < 1, got {self.ema_decay}")
         if self.lr <= 0:
             raise PresetError(f"key 'lr': expected > 0, got {self.lr}")
+        if self.flops_lambda is not None and not 0.0 < self.flops_lambda <= 1.0:
+            raise PresetError(f"key 'flops_lambda': expected 0 < lambda <= 1, got {self.flops_lambda}")
         if self.augment_p > 0:
             raise PresetError("key 'augment_p': the P3 non-leaky augmentation pipeline is not built yet; set 0")
         if self.loss in ("hybrid", "vlb") and self.variance != "learned":

@@ -245,6 +245,12 @@ class Trainer:
             loss = loss + flops_loss(ratio, self.recipe.flops_lambda)
             logged["flops_ratio"] = ratio
             extra["flops_target"] = self.recipe.flops_lambda
+            if self.net.in_warmup(self.step):
+                # playbook 4.4 / A.2: during the warm-up the complete model's loss L_complete is kept as well.
+                with self.net.complete(), self.autocast:
+                    complete = self.objective(self.net, x)["loss"]
+                loss = loss + complete
+                logged["L_complete"] = complete
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.recipe.grad_clip is not None:
