@@ -6,7 +6,6 @@ EDMPrecond / EDMLoss), and the denoiser view of a discrete-time DDPM eps model (
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np

@@ -18,7 +18,6 @@ sum_t L_t in bits/dim, i.e. T * L_t for t ~ Uniform (P1 eq. 16; improved-diffusi
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 from torch import nn

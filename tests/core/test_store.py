@@ -1,6 +1,5 @@
 """The run database: schema version, WAL, batched writes, incremental reads, commands, crash reaping."""
 
-import os
 import socket
 import sqlite3
 import subprocess

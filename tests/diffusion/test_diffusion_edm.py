@@ -13,15 +13,6 @@ from difftui.engine.diffusion import (EDMObjective, GaussianOracle, build_object
 SHAPE = (1, 2, 2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_precond_coefficients_are_the_playbook_formulas():
     sigma = torch.tensor([0.002, 0.5, 1.0, 80.0], dtype=torch.float64)
     c_skip, c_out, c_in, c_noise = edm_precond_coefficients(sigma)

@@ -10,15 +10,6 @@ from difftui.engine.diffusion import (GaussianDiffusion, GaussianOracle, discret
                                       get_named_beta_schedule, normal_kl)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SHAPE = (1, 2, 2)
 
 

@@ -13,15 +13,6 @@ from difftui.engine.diffusion import (GaussianDiffusion, GaussianOracle, build_o
 SHAPE = (1, 2, 2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def oracle():
     mean = torch.tensor([0.3, -0.2, 0.1, 0.0], dtype=torch.float64).reshape(SHAPE)

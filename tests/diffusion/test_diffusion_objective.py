@@ -15,16 +15,6 @@ from difftui.engine.diffusion import (DDPMObjective, EDMObjective, GaussianDiffu
                                       build_objective, get_named_beta_schedule)
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 PRESETS = Path(__file__).resolve().parents[2] / "presets"
 
 

@@ -11,15 +11,6 @@ from difftui.engine.diffusion import (EDM_STOCHASTIC_GRID, EDM_STOCHASTIC_SETTIN
 SHAPE = (1, 2, 2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def panels():
     return {p.name: p.preset for p in Catalog().all("samplers")}

@@ -1,25 +1,14 @@
 """Samplers against the exact model of Gaussian data (playbook 0.3, 5.1, 5.3, 5.4, A.7)."""
 
-import math
 
-import numpy as np
 import pytest
 import torch
 
 from difftui.engine.config import SamplerSpec
 from difftui.engine.diffusion import (DDPMObjective, DiscreteVPDenoiser, EDMObjective, GaussianDiffusion,
                                       GaussianOracle, ddim_sample, ddim_timesteps, ddpm_sample, edm_euler_sample,
-                                      edm_heun_sample, edm_sampler, edm_sigma_steps, edm_stochastic_sample,
+                                      edm_heun_sample, edm_sigma_steps, edm_stochastic_sample,
                                       get_named_beta_schedule)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 SHAPE = (1, 2, 2)

@@ -4,20 +4,9 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from difftui.engine.diffusion import (GaussianDiffusion, alphas_cumprod_from_betas, ddim_timesteps,
                                       get_named_beta_schedule, space_timesteps)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
