@@ -374,14 +374,14 @@ def presets(ctx: typer.Context,
 def _backbone_table(table: Table, files) -> None:
     from difftui.engine.models import describe_tier
     table.title = ("backbones: params (M) and GMACs per forward at batch 1, measured beside the paper's; "
-                   "lr from the tier rule (playbook A.6) or the recipe's")
-    for col in ("name", "family", "res", "status", "params", "paper", "GMACs", "paper", "lr"):
-        table.add_column(col, no_wrap=True,
-                         justify="left" if col in ("name", "family", "status", "lr") else "right")
+                   "lr from the tier rule 1e-4/sqrt(C/128) (playbook A.6) or the recipe's")
+    short = {"paper anchor": "anchor", "not a paper anchor": "no anchor", "off-tier": "OFF-TIER"}
+    for col in ("name", "res", "tier", "params", "paper", "GMACs", "paper", "lr"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("name", "tier", "lr") else "right")
     for f in files:
         d = describe_tier(f.preset)
-        lr = f"{d['lr']:.3g} (1e-4/sqrt(C/128))" if d["lr"] is not None else "recipe"
-        table.add_row(f.name, d["family"], str(d["resolution"]), d["status"], f"{d['params_m']:.2f}",
+        lr = f"{d['lr']:.3g}" if d["lr"] is not None else "recipe"
+        table.add_row(f.name, str(d["resolution"]), short.get(d["status"], d["status"]), f"{d['params_m']:.2f}",
                       f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", f"{d['gmacs']:.3g}",
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
 

@@ -62,7 +62,9 @@ def test_presets_lists_each_kind_with_measured_backbone_size():
     backbones = invoke("presets", "backbones")
     assert backbones.exit_code == 0, backbones.stderr
     row = next(line for line in backbones.stdout.splitlines() if line.startswith("unet-cifar10 "))
-    assert row.split()[3:] == ["paper", "anchor", "52.55", "52.5", "8.39", "-"]     # measured beside the paper
+    assert row.split()[1:] == ["32", "anchor", "52.55", "52.5", "8.39", "-", "recipe"]   # measured beside the paper
+    c64 = next(line for line in backbones.stdout.splitlines() if line.startswith("unet-c64 "))
+    assert c64.split()[-1] == "0.000141"                                  # playbook A.6: 1e-4 / sqrt(64/128)
     assert "digits" not in backbones.stdout
     assert_one_line_error(invoke("presets", "gadgets"), "unknown preset kind 'gadgets'")
 
