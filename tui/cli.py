@@ -251,8 +251,8 @@ def list_runs(ctx: typer.Context,
         table.add_column(col, justify="right" if col in ("id", "step", "last loss") else "left",
                          overflow="fold", no_wrap=col in ("id", "status", "step"))
     for r in runs:
-        table.add_row(str(r["id"]), r["name"], r["status"], r["dataset"] or "", r["backbone"] or "",
-                      r["sampler"] or "", f"{r['step']}/{r['total_steps']}",
+        backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
+        table.add_row(str(r["id"]), r["name"], r["status"], r["dataset"] or "", backbone, r["sampler"] or "", f"{r['step']}/{r['total_steps']}",
                       f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-", r["device"] or "")
     out.print(table)
 

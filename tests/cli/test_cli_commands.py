@@ -162,3 +162,19 @@ def test_bare_difftui_opens_the_tui_with_the_db_and_preset_dirs(tmp_path, monkey
     assert opened == {"db": (tmp_path / "env.db").absolute(), "presets": [tmp_path]}
     assert invoke("--db", tmp_path / "flag.db").exit_code == 0
     assert opened["db"] == (tmp_path / "flag.db").absolute()
+
+
+def test_off_tier_size_is_refused_naming_the_tiers_and_marked_when_forced(tmp_path):
+    db = tmp_path / "runs.db"
+    assert_one_line_error(invoke("--db", db, "run", "--backbone", "unet-c64", "--set", "backbone.arch.model_channels=160",
+                                 "--detach"),
+                          "model_channels=160 is not a P1 tier (allowed: 64, 96, 128, 192)", "--off-tier")
+    # With the explicit flag the config resolves and the run row carries the mark that `ls` shows (playbook 1.7).
+    from difftui.engine.catalog import Catalog, config_to_dict
+    from difftui.engine.store import Store
+    config = Catalog().resolve(backbone="unet-c64", overrides=["backbone.arch.model_channels=160"], off_tier=True)
+    assert config.backbone.off_tier
+    with Store(db) as store:
+        store.create_run(config_to_dict(config), name="wide", total_steps=10)
+    listing = invoke("--db", db, "ls")
+    assert listing.exit_code == 0 and "(off-tier)" in listing.stdout
