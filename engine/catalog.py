@@ -129,6 +129,9 @@ class Catalog:
         from difftui.engine.models import ARCHS, check_tier
         from_mapping(ARCHS[config.backbone.family], config.backbone.arch, "run config (after --set): backbone.arch")
         check_tier(config.backbone)
+        if config.recipe.class_conditional and config.dataset.num_classes == 0:
+            raise PresetError(f"recipe.class_conditional: dataset {config.dataset.name!r} has no class labels "
+                              f"(num_classes 0)")
         if config.backbone.family == "dydit" and config.recipe.flops_lambda is None:
             # playbook 3.5 / A.2: a dynamic backbone trains toward a target FLOPs ratio; there is no silent default.
             raise PresetError(f"backbone {config.backbone.name!r} is dynamic: set recipe.flops_lambda "

@@ -290,6 +290,7 @@ class Recipe:
     grid_every: int = 500
     snapshot_every: int = 1000
     keep_snapshots: int = 3
+    class_conditional: bool = False                 # feed the data set's labels (the DiT/ADM anchors are conditional)
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
 

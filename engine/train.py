@@ -96,9 +96,10 @@ class Trainer:
         channels, height, width = self.data.shape
 
         self.objective = build_objective(r)
+        self.num_classes = self.config.dataset.num_classes if r.class_conditional else 0
         self.net = build_model(self.config.backbone, in_channels=channels,
                                out_channels=self.objective.out_channels(channels),
-                               resolution=self.config.dataset.resolution, num_classes=0,
+                               resolution=self.config.dataset.resolution, num_classes=self.num_classes,
                                dropout=r.dropout).to(self.device)
         self.net.train()
         if hasattr(self.objective, "to"):
@@ -112,6 +113,9 @@ class Trainer:
         # playbook 5.0: one x_T per run, saved once, reused by every grid and every resume.
         self.x_T = fixed_noise(self.run_dir / "x_T.pt", (channels, height, width),
                                seed=r.seed + X_T_SEED_OFFSET).to(self.device)
+        # A class-conditional grid fixes its labels too: tile k shows class k mod num_classes.
+        self.grid_labels = (torch.arange(self.x_T.shape[0], device=self.device) % self.num_classes
+                            if self.num_classes else None)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16")
         self.log = LogBuffer(self.store, self.run_id, log_every=r.log_every, batch_size=r.batch_size)
         self.gpus = GpuMonitor([self.device.index or 0] if self.device.type == "cuda" else [])
@@ -187,7 +191,7 @@ class Trainer:
         spec = self.config.sampler.grid
         with Keepalive(self.store.path, self.run_id):
             gen = torch.Generator(self.device).manual_seed(self.recipe.seed + X_T_SEED_OFFSET + 1)
-            images, nfe = self.objective.sample(self.ema.net, self.x_T, spec, generator=gen)
+            images, nfe = self.objective.sample(self.ema.net, self.x_T, spec, generator=gen, y=self.grid_labels)
             png = grid_png(images)
             path = save_grid_file(self.run_dir, self.step, png)
             sample_id = self.store.add_sample(self.run_id, step=self.step, kind="grid", sampler=spec.describe(),
@@ -230,11 +234,12 @@ class Trainer:
     def train_step(self) -> None:
         x, y = self.stream.next()
         x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True) if self.num_classes else None
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.autocast:
-            losses = self.objective(self.net, x)
+            losses = self.objective(self.net, x, y)
         loss = losses["loss"]
         logged = {k: v for k, v in losses.items() if k != "loss"} or {"loss": loss}
         extra = {"lr": lr}
@@ -248,7 +253,7 @@ class Trainer:
             if self.net.in_warmup(self.step):
                 # playbook 4.4 / A.2: during the warm-up the complete model's loss L_complete is kept as well.
                 with self.net.complete(), self.autocast:
-                    complete = self.objective(self.net, x)["loss"]
+                    complete = self.objective(self.net, x, y)["loss"]
                 loss = loss + complete
                 logged["L_complete"] = complete
         self.optimizer.zero_grad(set_to_none=True)

@@ -134,3 +134,24 @@ def test_resume_refuses_a_live_run(tmp_path):
         launch.request_stop(db, run_id)
         assert proc.wait(timeout=120) == 0
     assert wait_for(db, run_id, ENDED)["status"] == "stopped"
+
+
+def test_class_conditional_run_trains_with_labels_and_draws_a_labelled_grid(tmp_path):
+    db = tmp_path / "runs.db"
+    config = tiny_config(10, "recipe.class_conditional=true", "recipe.log_every=5", "recipe.grid_every=10",
+                         "recipe.snapshot_every=10")
+    run_id = launch.launch(db, config)
+    run = wait_for(db, run_id, ENDED)
+    assert run["status"] == "completed", run["error"]
+    ckpt = list_checkpoints(tmp_path / "runs" / str(run_id) / "checkpoints")[-1][1]
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert state["model"]["label_embed.weight"].shape[0] == 10          # the digits' 10 classes
+    with Store(db) as store:
+        assert [g["step"] for g in store.samples_index(run_id)] == [10]
+
+
+def test_class_conditional_on_unlabelled_data_is_refused(tmp_path):
+    from difftui.engine.catalog import Catalog
+    from difftui.engine.config import PresetError
+    with pytest.raises(PresetError, match=r"dataset 'image-folder' has no class labels"):
+        Catalog().resolve(dataset="image-folder", overrides=["recipe.class_conditional=true"])
