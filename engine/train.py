@@ -201,6 +201,20 @@ class Trainer:
         self.log.restart_clock()
         return sample_id
 
+    def evaluate_panel(self) -> list[str]:
+        """The run's sampler panel on the EMA weights and the fixed x_T (playbook 5.1, 5.8); returns event lines."""
+        from difftui.engine.diffusion import evaluate_panel
+        from difftui.engine.evaluate import NLL_IMAGES, fixed_images, record_panel
+        images, labels = fixed_images(self.data, NLL_IMAGES, seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
+        images = images.to(self.device)
+        labels = labels.to(self.device) if self.num_classes and labels is not None else None
+        with Keepalive(self.store.path, self.run_id):
+            rows = evaluate_panel(self.objective, self.ema.net, self.x_T, self.config.sampler, images=images,
+                                  seed=self.recipe.seed, y=self.grid_labels, image_labels=labels)
+            lines = record_panel(self.store, self.run_id, self.step, rows, self.run_dir, len(images))
+        self.log.restart_clock()
+        return lines
+
     #------------------------------------------------------------------------
     # Logging and commands.
 
@@ -219,6 +233,9 @@ class Trainer:
                 self.checkpoint()
             elif name == "grid":
                 self.draw_grid()
+            elif name == "evaluate":
+                for line in self.evaluate_panel():
+                    self.log.event(line)
             else:
                 self.log.event(f"unknown command '{name}' ignored", "warning")
 

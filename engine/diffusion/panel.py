@@ -22,7 +22,8 @@ def panel_specs(panel: SamplerPanel) -> list[tuple[str, SamplerSpec]]:
 
 
 def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerPanel,
-                   images: torch.Tensor | None = None, seed: int = 0, y: torch.Tensor | None = None) -> list[dict]:
+                   images: torch.Tensor | None = None, seed: int = 0, y: torch.Tensor | None = None,
+                   image_labels: torch.Tensor | None = None) -> list[dict]:
     """One row per sampler of the panel, in order (the grid sampler first):
 
         {"label", "role" ("grid"|"sweep"), "kind", "steps", "nfe", "grid" [B,C,H,W] in [-1,1] or None,
@@ -32,7 +33,8 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
     a row is reproducible. NLL (bits/dim, mean over `images`) is computed for the ancestral chains (kind ddpm or
     covariance) when `images` is given, on the same respaced chain and covariance the sampler uses; deterministic
     samplers have no chain likelihood and report None. A sampler that does not apply to this model (e.g. learned
-    variance on a fixed-variance model) gives a row with grid None and its reason in "error".
+    variance on a fixed-variance model) gives a row with grid None and its reason in "error". For a class-conditional
+    net, `y` labels the x_T tiles and `image_labels` the NLL images.
     """
     rows = []
     for role, spec in panel_specs(panel):
@@ -51,6 +53,7 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
         row["grid"], row["nfe"] = grid.detach(), nfe
         if images is not None and spec.kind in ("ddpm", "covariance"):
             nll_gen = torch.Generator(device=images.device).manual_seed(seed)
-            row["nll_bpd"] = float(objective.nll_bpd(net, images, spec=spec, y=y, generator=nll_gen).mean())
+            nll = objective.nll_bpd(net, images, spec=spec, y=image_labels, generator=nll_gen)
+            row["nll_bpd"] = float(nll.mean())
         rows.append(row)
     return rows
