@@ -120,6 +120,22 @@ class DifftuiApp(App[None]):
         self.post_message(RunActionDone(run_id, "resume", f"run {run_id} resumed from its newest checkpoint"))
 
     @work(thread=True, group="run-action", exit_on_error=False)
+    def evaluate_run(self, run_id: int) -> None:
+        """The run's sampler panel: a live engine evaluates between two steps; otherwise this worker evaluates the
+        newest checkpoint (results arrive as events and panel grids either way)."""
+        from difftui.engine.evaluate import evaluate_run
+        with Store(self.db_path) as store:
+            store.reap_dead_runs()
+            run = store.get_run(run_id)
+            if run is not None and store.is_alive(run):
+                store.send_command(run_id, "evaluate")
+                self.post_message(RunActionDone(run_id, "evaluate", f"evaluate requested for run {run_id}"))
+                return
+        self.post_message(RunActionDone(run_id, "evaluate", f"evaluating run {run_id}'s panel..."))
+        lines = evaluate_run(self.db_path, run_id)        # RuntimeError (one line) when there is no checkpoint
+        self.post_message(RunActionDone(run_id, "evaluate", f"run {run_id}: panel of {len(lines)} samplers evaluated"))
+
+    @work(thread=True, group="run-action", exit_on_error=False)
     def delete_run(self, run_id: int) -> None:
         with Store(self.db_path) as store:
             store.reap_dead_runs()

@@ -137,3 +137,29 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
         await wait_for(pilot, lambda: chart.point_count() == 51 and chart.steps["L_simple"][-1] == 510, 30,
                        "the rewound series")
         assert [r["step"] for r in dash.query_one("#grid").index.rows] == [250, 500]
+
+
+async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path):
+    from difftui.engine.launch import launch
+    db = tmp_path / "runs.db"
+    config = Catalog().resolve(overrides=["recipe.batch_size=8", "backbone.arch.model_channels=16",
+                                          "sampler.grid.steps=5", "sampler.sweep=[]", "recipe.log_every=5"],
+                               max_steps=5, device="cpu")
+    run_id = launch(db, config)
+    try:
+        app = DifftuiApp(db_path=db)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_history(app, pilot)
+            await wait_for(pilot, lambda: (run_status(db, run_id) or {}).get("status") == "completed", 90,
+                           lambda: f"the run to complete; engine.log:\n{engine_log(db, run_id)}")
+            app.open_dashboard(run_id)
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), 10, "the dashboard")
+            await pilot.press("v")
+
+            def panel_rows():
+                with Store(db) as store:
+                    return store.samples_index(run_id, kind="panel")
+            await wait_for(pilot, panel_rows, 90, "the panel grid")
+        assert [r["sampler"] for r in panel_rows()] == ["DDIM eta=0 N=5 linear"]
+    finally:
+        kill_engines(db)

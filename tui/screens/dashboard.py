@@ -218,5 +218,8 @@ class DashboardScreen(DifftuiScreen):
             return
         self.app.resume_run(self.run_id)
 
+    def action_evaluate_run(self) -> None:
+        self.app.evaluate_run(self.run_id)
+
     def action_back(self) -> None:
         self.app.pop_screen()
