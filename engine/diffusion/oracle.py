@@ -143,6 +143,21 @@ class GaussianOracle:
         frac = (var.log() - lo) / (hi - lo) if hi != lo else torch.zeros_like(var)
         return (2 * frac - 1).to(like.dtype)
 
+    def chain_model(self, chain, variance: str = "fixed_small"):
+        """model(x, t) on a (respaced) chain: the exact eps, plus the exact P1 channel v or OCM head when asked."""
+        index = {int(m): i for i, m in enumerate(chain.timestep_map)}
+
+        def model(x, t):
+            i = index[int(t[0])]
+            a = float(chain.alphas_cumprod[i])
+            eps = self.eps(x, a)
+            if variance == "learned":
+                return torch.cat([eps, self.learned_v(chain, i, x)], 1)
+            if variance == "ocm":
+                return torch.cat([eps, self.ocm_head(a, x)], 1)
+            return eps
+        return model
+
     @staticmethod
     def entropy_bits_per_dim(lam: torch.Tensor) -> float:
         """Differential entropy of N(., diag(lam)) in bits per dimension."""

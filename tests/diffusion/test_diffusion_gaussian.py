@@ -6,23 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from difftui.engine.diffusion import (GaussianDiffusion, GaussianOracle, discretized_gaussian_log_likelihood,
-                                      get_named_beta_schedule, normal_kl)
+from difftui.engine.diffusion import discretized_gaussian_log_likelihood, normal_kl
 
 
-SHAPE = (1, 2, 2)
-
-
-@pytest.fixture(scope="module")
-def chain():
-    return GaussianDiffusion(get_named_beta_schedule("linear", 1000))
-
-
-@pytest.fixture(scope="module")
-def oracle():
-    mean = torch.tensor([0.3, -0.2, 0.1, 0.0], dtype=torch.float64).reshape(SHAPE)
-    std = torch.tensor([0.5, 0.25, 0.8, 1.0], dtype=torch.float64).reshape(SHAPE)
-    return GaussianOracle(mean, std=std)
+SHAPE = (1, 2, 2)                  # the conftest oracle's shape
 
 
 def _t(i, n):
@@ -46,7 +33,7 @@ def test_true_posterior_is_bayes(chain):
     x0 = torch.randn(16, *SHAPE, generator=g, dtype=torch.float64)
     x_t = torch.randn(16, *SHAPE, generator=g, dtype=torch.float64)
     for i in (1, 17, 500, 999):
-        ab, abp, beta = chain.alphas_cumprod[i], chain.alphas_cumprod_prev[i], chain.betas[i]
+        abp, beta = chain.alphas_cumprod_prev[i], chain.betas[i]
         prec = 1 / (1 - abp) + (1 - beta) / beta
         mean = (math.sqrt(abp) * x0 / (1 - abp) + math.sqrt(1 - beta) * x_t / beta) / prec
         m, v, logv = chain.q_posterior_mean_variance(x0, x_t, _t(i, 16))

@@ -20,21 +20,6 @@ def oracle():
     return GaussianOracle(mean, std=std)
 
 
-def chain_model(oracle, chain, variance):
-    index = {int(m): i for i, m in enumerate(chain.timestep_map)}
-
-    def model(x, t):
-        i = index[int(t[0])]
-        a = float(chain.alphas_cumprod[i])
-        eps = oracle.eps(x, a)
-        if variance == "learned":
-            return torch.cat([eps, oracle.learned_v(chain, i, x)], 1)
-        if variance == "ocm":
-            return torch.cat([eps, oracle.ocm_head(a, x)], 1)
-        return eps
-    return model
-
-
 def known_kl_terms(oracle, chain):
     """Closed-form E[L_t], t >= 1, for the exact reverse model: 1/2 log(Var[x_{t-1}|x_t] / beta_tilde_t), bits/dim."""
     like = torch.zeros(1, *SHAPE, dtype=torch.float64)
@@ -48,7 +33,7 @@ def known_kl_terms(oracle, chain):
 def test_full_chain_terms_equal_their_known_values(oracle):
     chain = GaussianDiffusion(get_named_beta_schedule("cosine", 100))
     x0 = oracle.sample(6000, torch.Generator().manual_seed(0))
-    res = calc_bpd_loop(chain_model(oracle, chain, "learned"), chain, x0, variance="learned", clip_denoised=False,
+    res = calc_bpd_loop(oracle.chain_model(chain, "learned"), chain, x0, variance="learned", clip_denoised=False,
                         generator=torch.Generator().manual_seed(1))
     assert res["vb"].shape == (6000, 100) and res["total_bpd"].dtype == torch.float64
     kl = res["vb"][:, 1:].mean(0).numpy()
@@ -74,7 +59,7 @@ def test_few_step_nll_exact_covariance_beats_heuristics(oracle):
     nll = {}
     for variance in ("fixed_small", "fixed_large", "learned", "ocm"):
         chain = respaced(base, 10)
-        res = calc_bpd_loop(chain_model(oracle, chain, variance), chain, x0, variance=variance,
+        res = calc_bpd_loop(oracle.chain_model(chain, variance), chain, x0, variance=variance,
                             clip_denoised=False, generator=torch.Generator().manual_seed(3))
         nll[variance] = float(res["total_bpd"].mean())
     assert nll["ocm"] < nll["fixed_small"] and nll["ocm"] < nll["fixed_large"]

@@ -101,22 +101,6 @@ def test_trained_ocm_head_approaches_the_exact_diagonal(full_cov):
     assert err < 0.04 and err < err0 / 20, (err0, err)
 
 
-def few_step_model(oracle, chain, variance):
-    """model(x, t) on a (respaced) chain: exact eps, plus the exact P1 v or OCM head."""
-    index = {int(m): i for i, m in enumerate(chain.timestep_map)}
-
-    def model(x, t):
-        i = index[int(t[0])]
-        a = float(chain.alphas_cumprod[i])
-        eps = oracle.eps(x, a)
-        if variance == "learned":
-            return torch.cat([eps, oracle.learned_v(chain, i, x)], 1)
-        if variance == "ocm":
-            return torch.cat([eps, oracle.ocm_head(a, x)], 1)
-        return eps
-    return model
-
-
 def test_few_step_panel_exact_covariance_reproduces_the_data(diag):
     """Playbook 3.6 / 5.8: at 5-20 steps OCM (and exact learned variance) keep the data variance; the heuristic
     beta / beta_tilde do not."""
@@ -128,7 +112,7 @@ def test_few_step_panel_exact_covariance_reproduces_the_data(diag):
     for steps in (5, 10, 20):
         chain = respaced(base, steps)
         for variance in ("fixed_small", "fixed_large", "learned", "ocm"):
-            x, nfe = covariance_sample(few_step_model(diag, chain, variance), xT, base, steps=steps,
+            x, nfe = covariance_sample(diag.chain_model(chain, variance), xT, base, steps=steps,
                                        variance=variance, clip_denoised=False,
                                        generator=torch.Generator().manual_seed(1))
             assert nfe == steps

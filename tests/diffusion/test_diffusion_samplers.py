@@ -1,29 +1,15 @@
 """Samplers against the exact model of Gaussian data (playbook 0.3, 5.1, 5.3, 5.4, A.7)."""
 
-
 import pytest
 import torch
 
 from difftui.engine.config import SamplerSpec
-from difftui.engine.diffusion import (DDPMObjective, DiscreteVPDenoiser, EDMObjective, GaussianDiffusion,
-                                      GaussianOracle, ddim_sample, ddim_timesteps, ddpm_sample, edm_euler_sample,
-                                      edm_heun_sample, edm_sigma_steps, edm_stochastic_sample,
-                                      get_named_beta_schedule)
+from difftui.engine.diffusion import (DDPMObjective, DiscreteVPDenoiser, EDMObjective, ddim_sample, ddim_timesteps,
+                                      ddpm_sample, edm_euler_sample, edm_heun_sample, edm_sigma_steps,
+                                      edm_stochastic_sample)
 
 
-SHAPE = (1, 2, 2)
-
-
-@pytest.fixture(scope="module")
-def chain():
-    return GaussianDiffusion(get_named_beta_schedule("linear", 1000))
-
-
-@pytest.fixture(scope="module")
-def oracle():
-    mean = torch.tensor([0.3, -0.2, 0.1, 0.0], dtype=torch.float64).reshape(SHAPE)
-    std = torch.tensor([0.5, 0.25, 0.8, 1.0], dtype=torch.float64).reshape(SHAPE)
-    return GaussianOracle(mean, std=std)
+SHAPE = (1, 2, 2)                  # the conftest oracle's shape
 
 
 def eps_net(oracle, chain):
