@@ -10,26 +10,7 @@ from difftui.tui.cli import app
 TINY = ["--set", "recipe.batch_size=8", "--set", "backbone.arch.model_channels=16", "--set", "sampler.grid.steps=10"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch, tmp_path):
-    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")
-    yield
-    _stop_leftovers(tmp_path / "runs.db")
-
-
-def _stop_leftovers(db):
-    """Teardown: SIGTERM (checkpoint, then exit) each engine that a failed test left running, by its pid."""
-    import os
-    import signal
-    from difftui.engine.store import ACTIVE_STATUSES, Store
-    if db.exists():
-        with Store(db, create=False) as store:
-            for run in store.list_runs():
-                if run["status"] in ACTIVE_STATUSES and run["pid"]:
-                    try:
-                        os.kill(run["pid"], signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 
 
 def invoke(*args):

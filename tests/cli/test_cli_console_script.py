@@ -17,17 +17,9 @@ TINY = ["--set", "recipe.batch_size=8", "--set", "backbone.arch.model_channels=1
 
 
 @pytest.fixture
-def env(tmp_path):
-    yield {**os.environ, "DIFFTUI_CPU_THREADS": "1", "DIFFTUI_DB": str(tmp_path / "runs.db"), "COLUMNS": "120"}
-    db = tmp_path / "runs.db"                           # teardown: SIGTERM any engine a failed test left running
-    if db.exists():
-        with Store(db, create=False) as store:
-            for run in store.list_runs():
-                if run["status"] in ("queued", "running", "stopping") and run["pid"]:
-                    try:
-                        os.kill(run["pid"], signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+def env(engine_hygiene):
+    """The console script's environment: one CPU thread, DIFFTUI_DB in tmp_path (engines stopped at teardown)."""
+    return {**os.environ, "DIFFTUI_CPU_THREADS": "1", "DIFFTUI_DB": str(engine_hygiene), "COLUMNS": "120"}
 
 
 def difftui(*args, env, timeout=180, cwd=None):

@@ -53,19 +53,3 @@ def write_tiny_cifar10(root: Path, per_batch: int = 4, seed: int = 0) -> np.ndar
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, f)
     return np.concatenate(rows)
-
-
-def stop_leftover_engines(db: Path) -> None:
-    """Teardown: SIGTERM (checkpoint, then exit) each engine of `db` that a failed test left running, by its pid."""
-    import os
-    import signal
-    from difftui.engine.store import ACTIVE_STATUSES
-    if not Path(db).exists():
-        return
-    with Store(db, create=False) as store:
-        runs = [r for r in store.list_runs() if r["status"] in ACTIVE_STATUSES and r["pid"]]
-    for run in runs:
-        try:
-            os.kill(run["pid"], signal.SIGTERM)
-        except ProcessLookupError:
-            pass

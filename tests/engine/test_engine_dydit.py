@@ -6,18 +6,14 @@ from difftui.engine import launch
 from difftui.engine.catalog import Catalog
 from difftui.engine.config import PresetError
 from difftui.engine.store import ACTIVE_STATUSES, Store
-from engine_testkit import stop_leftover_engines, wait_for
+from engine_testkit import wait_for
 
 # DyDiT-S/2 cut down to 2 blocks of width 48 on the 8x8 digits (an explicit off-tier run).
 TINY_DYDIT = ["recipe.batch_size=8", "sampler.grid.steps=4", "backbone.arch.depth=2", "backbone.arch.hidden_size=48",
               "recipe.log_every=5", "recipe.grid_every=100000", "recipe.snapshot_every=100000"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch, tmp_path):
-    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")
-    yield
-    stop_leftover_engines(tmp_path / "runs.db")
+pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 
 
 def test_dynamic_backbone_without_a_target_lambda_is_refused_naming_the_grid():

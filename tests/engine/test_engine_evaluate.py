@@ -11,17 +11,13 @@ from difftui.engine.catalog import Catalog
 from difftui.engine.diffusion.panel import panel_specs
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui.cli import app
-from engine_testkit import stop_leftover_engines, tiny_config, wait_for
+from engine_testkit import tiny_config, wait_for
 
 ENDED = lambda run: run["status"] not in ACTIVE_STATUSES
 PANEL = ("recipe.log_every=5", "recipe.grid_every=100000", "recipe.snapshot_every=100000")
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch, tmp_path):
-    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")
-    yield
-    stop_leftover_engines(tmp_path / "runs.db")
+pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 
 
 def test_eval_of_a_finished_run_writes_one_grid_and_nll_per_ancestral_sampler(tmp_path):

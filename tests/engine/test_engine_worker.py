@@ -12,17 +12,12 @@ from PIL import Image
 from difftui.engine import launch
 from difftui.engine.checkpoint import list_checkpoints
 from difftui.engine.store import ACTIVE_STATUSES, Store
-from engine_testkit import stop_leftover_engines, tiny_config, wait_for
+from engine_testkit import tiny_config, wait_for
 
 ENDED = lambda run: run["status"] not in ACTIVE_STATUSES
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch, tmp_path):
-    # Tiny models gain nothing from a second thread, and these tests run beside each other on a shared CPU.
-    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")
-    yield
-    stop_leftover_engines(tmp_path / "runs.db")
+pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 
 
 def metric_steps(db, run_id, name="L_simple"):

@@ -1,0 +1,31 @@
+"""Fixtures shared by every test folder."""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from difftui.engine.store import ACTIVE_STATUSES, Store
+
+
+def stop_leftover_engines(db: Path) -> None:
+    """SIGTERM (checkpoint, then exit) each engine of `db` that a failed test left running, by its recorded pid."""
+    if not Path(db).exists():
+        return
+    with Store(db, create=False) as store:
+        pids = [r["pid"] for r in store.list_runs() if r["status"] in ACTIVE_STATUSES and r["pid"]]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def engine_hygiene(monkeypatch, tmp_path):
+    """For tests that start real engines on tmp_path/runs.db: one CPU thread per engine (tiny models gain nothing
+    from a second, and the tests share a small CPU), and no engine outlives its test."""
+    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")
+    yield tmp_path / "runs.db"
+    stop_leftover_engines(tmp_path / "runs.db")
