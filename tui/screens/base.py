@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-__all__ = ["DifftuiScreen", "one_line"]
+__all__ = ["DifftuiScreen", "PollingScreen", "one_line"]
 
 
 def one_line(error: BaseException | None) -> str:
@@ -33,3 +34,48 @@ class DifftuiScreen(Screen):
     def worker_failed(self, worker: Worker, error: BaseException | None) -> None:
         self.app.report_worker_error(worker, error)
 
+
+
+class PollingScreen(DifftuiScreen):
+    """A screen that reads runs.db in a worker and re-arms its timer only after the handler has drawn the result, so
+    polls never pile up (dolphie's way). Subclasses start their worker in `start_poll` (its group is `poll_group`)
+    and call `poll_done(delay)` from the message handler. A screen hidden under another one stays quiet until it is
+    shown again."""
+
+    poll_group = ""
+    retry_after_s = 3.0                             # the next poll after a failed one
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._timer: Timer | None = None
+        self._polling = False
+
+    def start_poll(self) -> None:
+        raise NotImplementedError                   # each subclass starts its own worker
+
+    def refresh_now(self) -> None:
+        """Poll at once (unless a poll is in flight), cancelling the pending timer."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if not self._polling:
+            self._polling = True
+            self.start_poll()
+
+    def poll_done(self, delay: float) -> None:
+        self._polling = False
+        if self.is_attached and self._timer is None:
+            self._timer = self.set_timer(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.is_current:
+            self.refresh_now()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_now()
+
+    def worker_failed(self, worker: Worker, error: BaseException | None) -> None:
+        super().worker_failed(worker, error)
+        if worker.group == self.poll_group:
+            self.poll_done(self.retry_after_s)

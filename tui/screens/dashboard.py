@@ -14,14 +14,12 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.timer import Timer
 from textual.widgets import Footer
-from textual.worker import Worker
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
-from difftui.tui.screens.base import DifftuiScreen
+from difftui.tui.screens.base import PollingScreen
 from difftui.tui.widgets.event_log import EventLog
 from difftui.tui.widgets.gpu_panel import GpuPanel
 from difftui.tui.widgets.grid_image import GridImage
@@ -74,7 +72,7 @@ def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: in
     return batch
 
 
-class DashboardScreen(DifftuiScreen):
+class DashboardScreen(PollingScreen):
     BINDINGS = bindings.DASHBOARD
 
     def __init__(self, run_id: int) -> None:
@@ -84,8 +82,6 @@ class DashboardScreen(DifftuiScreen):
         self.latest: dict[str, float] = {}
         self.cursors = dict(last_metric=0, last_gpu=0, last_event=0, last_sample=0)
         self.polls = 0
-        self._polling = False
-        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
@@ -105,26 +101,24 @@ class DashboardScreen(DifftuiScreen):
 
     # -- polling --------------------------------------------------------------------------------------------------
 
-    def refresh_now(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        if not self._polling:
-            self._polling = True
-            self.poll_run(dict(self.cursors), self.query_one(GridImage).index.live)
+    poll_group = "dashboard-poll"
+    retry_after_s = POLL_IDLE_S
+
+    def start_poll(self) -> None:
+        self.poll_run(dict(self.cursors), self.query_one(GridImage).index.live)
 
     @work(thread=True, exclusive=True, group="dashboard-poll", exit_on_error=False)
     def poll_run(self, cursors: dict[str, int], follow: bool) -> None:
         self.post_message(RunPolled(read_batch(self.app.db_path, self.run_id, newest_grid=follow, **cursors)))
 
     def on_run_polled(self, message: RunPolled) -> None:
-        self._polling = False
         self.polls += 1
         batch = message.batch
         run = batch.run
         if self._rewound(batch.metrics):
             # Resumed from a checkpoint: the engine dropped the rows logged after it, so read the run afresh.
             self._reset_series()
+            self._polling = False
             self.refresh_now()
             return
         self.run = run
@@ -143,7 +137,7 @@ class DashboardScreen(DifftuiScreen):
         if batch.grid is not None and grid.index.live:
             grid.show(*batch.grid)
         active = run is not None and run["status"] in ACTIVE_STATUSES
-        self._rearm(POLL_ACTIVE_S if active else POLL_IDLE_S)
+        self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
 
     def _rewound(self, metrics: list[dict[str, Any]]) -> bool:
         """A loss logged again at or before a step already shown means the run went back to a checkpoint."""
@@ -157,20 +151,6 @@ class DashboardScreen(DifftuiScreen):
         grid = self.query_one(GridImage)
         grid.index.reset()
         grid.refresh_caption()
-
-    def _rearm(self, delay: float) -> None:
-        if self._timer is None and not self._polling:
-            self._timer = self.set_timer(delay, self._tick)
-
-    def _tick(self) -> None:
-        self._timer = None
-        self.refresh_now()
-
-    def worker_failed(self, worker: Worker, error: BaseException | None) -> None:
-        super().worker_failed(worker, error)
-        if worker.group == "dashboard-poll":
-            self._polling = False
-            self._rearm(POLL_IDLE_S)
 
     # -- the grid scrubber ----------------------------------------------------------------------------------------
 

@@ -11,13 +11,12 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings
 from difftui.tui.messages import RunsLoaded
-from difftui.tui.screens.base import DifftuiScreen
+from difftui.tui.screens.base import PollingScreen
 from difftui.tui.widgets.run_table import RunTable
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
@@ -41,14 +40,12 @@ def run_detail(run: dict | None) -> Text:
     return text
 
 
-class HistoryScreen(DifftuiScreen):
+class HistoryScreen(PollingScreen):
     BINDINGS = bindings.HISTORY
     AUTO_FOCUS = "#runs"
 
     def __init__(self) -> None:
         super().__init__()
-        self._timer: Timer | None = None
-        self._polling = False
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -66,13 +63,11 @@ class HistoryScreen(DifftuiScreen):
 
     # -- polling: a worker reads, the handler draws, then (and only then) the timer re-arms ------------------------
 
-    def refresh_now(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        if not self._polling:
-            self._polling = True
-            self.poll_runs()
+    poll_group = "history-poll"
+    retry_after_s = POLL_S
+
+    def start_poll(self) -> None:
+        self.poll_runs()
 
     @work(thread=True, exclusive=True, group="history-poll", exit_on_error=False)
     def poll_runs(self) -> None:
@@ -83,33 +78,13 @@ class HistoryScreen(DifftuiScreen):
         self.post_message(RunsLoaded(runs))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self._polling = False
         self.loaded = True
         self.query_one(RunTable).show_runs(message.runs)
         empty = self.query_one("#history-empty", Static)
         empty.display = not message.runs
         empty.update("no runs yet - press n to start one")
         self._show_detail()
-        self._rearm()
-
-    def _rearm(self) -> None:
-        if self.is_attached and self._timer is None and not self._polling:
-            self._timer = self.set_timer(POLL_S, self._tick)
-
-    def _tick(self) -> None:
-        self._timer = None
-        if self.is_current:
-            self.refresh_now()
-        # Hidden under another screen: stay quiet until on_screen_resume.
-
-    def on_screen_resume(self) -> None:
-        self.refresh_now()
-
-    def worker_failed(self, worker, error) -> None:
-        super().worker_failed(worker, error)
-        if worker.group == "history-poll":
-            self._polling = False
-            self._rearm()
+        self.poll_done(POLL_S)
 
     # -- filter ---------------------------------------------------------------------------------------------------
 
