@@ -6,9 +6,14 @@ the TUI).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+from difftui.engine import signals
+
+signals.install()                                   # first: a stop signal during the imports below is not lost
+
+import argparse                                     # noqa: E402
 
 # Before torch loads libgomp: idle OpenMP threads sleep instead of spinning. On a small CPU shared with the TUI
 # (or with other runs) spinning threads starve each other; measured on 2 busy cores, 2 spinning threads ran the demo

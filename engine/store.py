@@ -11,6 +11,7 @@ older difftui still opens.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -22,11 +23,45 @@ from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
-__all__ = ["Store", "StoreError", "default_db_path", "SCHEMA_VERSION", "RUN_STATUSES", "ACTIVE_STATUSES"]
+from difftui.engine.ownership import holder, pid_alive
+
+__all__ = ["Store", "StoreError", "default_db_path", "SCHEMA_VERSION", "RUN_STATUSES", "ACTIVE_STATUSES",
+           "encode_value", "decode_value", "run_lock_path"]
 
 RUN_STATUSES = ("queued", "running", "stopping", "completed", "stopped", "failed", "crashed")
 ACTIVE_STATUSES = ("queued", "running", "stopping")
-HEARTBEAT_TIMEOUT_S = 60.0          # a live engine beats every few seconds; one silent this long is dead
+HEARTBEAT_TIMEOUT_S = 60.0          # only for a run owned on another host, whose lock this machine cannot see
+
+
+def encode_value(value: float | None) -> float | str | None:
+    """SQLite stores a NaN REAL as NULL; store it as the text 'NaN' instead (inf and -inf are REALs already).
+    DESIGN.md: non-finite numbers are data."""
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return value
+
+
+def decode_value(value: Any) -> float | None:
+    """The inverse of `encode_value` for a value read back ('NaN' -> nan; numbers as they are; NULL -> None)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return math.nan
+    return value
+
+
+def _decode(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
+    for row in rows:
+        for c in columns:
+            if isinstance(row.get(c), str):
+                row[c] = decode_value(row[c])
+    return rows
+
+
+def run_lock_path(run: dict[str, Any]) -> Path | None:
+    """runs/<id>/lock: held by the run's engine for its whole life (difftui.engine.ownership)."""
+    return Path(run["run_dir"]) / "lock" if run.get("run_dir") else None
 
 
 class StoreError(RuntimeError):
@@ -94,7 +129,17 @@ def _v1(db: sqlite_utils.Database) -> None:
             created REAL NOT NULL)""")
 
 
-MIGRATIONS = [_v1]
+def _v2_ownership(db: sqlite_utils.Database) -> None:
+    """Run ownership by lock (the launching process's start time, how it was launched) and honest GPU readings
+    (a failed reading is NaN with its reason; devices are named by NVML UUID)."""
+    db.execute("ALTER TABLE runs ADD COLUMN pid_start REAL")
+    db.execute("ALTER TABLE runs ADD COLUMN launch TEXT")
+    db.execute("ALTER TABLE gpu ADD COLUMN name TEXT")
+    db.execute("ALTER TABLE gpu ADD COLUMN uuid TEXT")
+    db.execute("ALTER TABLE gpu ADD COLUMN error TEXT")
+
+
+MIGRATIONS = [_v1, _v2_ownership]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -200,11 +245,11 @@ class Store:
     def list_runs(self, *, status: str | None = None) -> list[dict[str, Any]]:
         """Every run, newest first, with its last L_simple (or EDM loss) value."""
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
-        return self._rows(
+        return _decode(self._rows(
             f"""SELECT r.*,
                  (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.name IN ('L_simple', 'L_edm')
                   ORDER BY m.id DESC LIMIT 1) AS last_loss
-               FROM runs r {where} ORDER BY r.id DESC""", params)
+               FROM runs r {where} ORDER BY r.id DESC""", params), "last_loss")
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         if not fields:
@@ -232,23 +277,32 @@ class Store:
             shutil.rmtree(run["run_dir"], ignore_errors=True)
 
     def is_alive(self, run: dict[str, Any], *, now: float | None = None) -> bool:
-        """An active run is alive while its process exists (same host) and its heartbeat, once it beats, is fresh."""
+        """An active run is alive exactly while its engine holds runs/<id>/lock (difftui.engine.ownership): a slow
+        step, a compile or a suspended laptop never makes it dead, and kill -9 always does.
+
+        Before the engine has taken the lock (it is importing torch), a 'queued' run lives while the process its
+        launcher started does (pid and start time recorded by `launch.start_run`); a queued run with no pid is
+        waiting to be started (e.g. in a sweep's queue) and is not alive. A run owned on another host,
+        whose lock this machine cannot see, falls back to its heartbeat."""
         if run["status"] not in ACTIVE_STATUSES:
             return False
         now = time.time() if now is None else now
-        local = run["host"] == socket.gethostname() and bool(run["pid"])
-        if local and not _pid_alive(run["pid"]):
-            return False
-        if run["status"] == "queued" or run["heartbeat"] is None:
-            # Not beating yet (the engine is importing torch): its process is the evidence; with no pid recorded
-            # yet, give the launcher a grace period.
-            return local or now - run["created"] < HEARTBEAT_TIMEOUT_S
-        return now - run["heartbeat"] < HEARTBEAT_TIMEOUT_S
+        if run["host"] and run["host"] != socket.gethostname():
+            beat = run["heartbeat"] or run["created"]
+            return now - beat < HEARTBEAT_TIMEOUT_S
+        lock = run_lock_path(run)
+        if lock is not None and holder(lock) is not None:
+            return True
+        if run["status"] == "queued":
+            return pid_alive(run["pid"], run.get("pid_start"))
+        return False
 
     def reap_dead_runs(self) -> list[int]:
         """Mark active runs whose engine is gone as crashed; return their ids."""
         dead = []
         for run in self._rows("SELECT * FROM runs WHERE status IN ('queued', 'running', 'stopping')"):
+            if run["status"] == "queued" and not run["pid"]:
+                continue                            # never started: waiting in a queue, not dead
             if not self.is_alive(run):
                 dead.append(run["id"])
         for run_id in dead:
@@ -266,16 +320,18 @@ class Store:
                     gpu: list[tuple[float, int, float, float, float, float, float]] = (),
                     events: list[tuple[float, str, str]] = (),
                     run_fields: dict[str, Any] | None = None) -> None:
-        """metrics: (step, kimg, name, value, time); gpu: (time, idx, util, mem_used, mem_total, temp, power);
+        """metrics: (step, kimg, name, value, time); gpu: (time, idx, util, mem_used, mem_total, temp, power[, name,
+        uuid, error]) with NaN for a reading that failed and its reason in `error`;
         events: (time, level, message); run_fields: columns of `runs` to update (step, heartbeat, ...)."""
         with self.atomic():
             conn = self.db.conn
             if metrics:
                 conn.executemany("INSERT INTO metrics (run_id, step, kimg, name, value, time) VALUES (?,?,?,?,?,?)",
-                                 [(run_id, *m) for m in metrics])
+                                 [(run_id, s, k, n, encode_value(v), t) for s, k, n, v, t in metrics])
             if gpu:
-                conn.executemany("INSERT INTO gpu (run_id, time, idx, util, mem_used, mem_total, temperature, power)"
-                                 " VALUES (?,?,?,?,?,?,?,?)", [(run_id, *g) for g in gpu])
+                conn.executemany("INSERT INTO gpu (run_id, time, idx, util, mem_used, mem_total, temperature, power,"
+                                 " name, uuid, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                 [_gpu_row(run_id, g) for g in gpu])
             if events:
                 conn.executemany("INSERT INTO events (run_id, time, level, message) VALUES (?,?,?,?)",
                                  [(run_id, *e) for e in events])
@@ -305,7 +361,7 @@ class Store:
         with self.atomic():
             self.db.conn.executemany(
                 "INSERT INTO evals (run_id, step, sampler, nfe, metric, value, time) VALUES (?,?,?,?,?,?,?)",
-                [(run_id, *r, now) for r in rows])
+                [(run_id, *r[:4], encode_value(r[4]), now) for r in rows])
 
     def truncate_after(self, run_id: int, step: int) -> int:
         """Drop rows logged after `step` (before a resume from that checkpoint); return the metric rows removed."""
@@ -342,21 +398,23 @@ class Store:
         if names:
             names = list(names)
             marks = ",".join("?" * len(names))
-            return self._rows(f"SELECT id, step, kimg, name, value, time FROM metrics WHERE run_id = ? AND id > ?"
-                              f" AND name IN ({marks}) ORDER BY id", [run_id, last_id, *names])
-        return self._rows("SELECT id, step, kimg, name, value, time FROM metrics WHERE run_id = ? AND id > ?"
-                          " ORDER BY id", [run_id, last_id])
+            return _decode(self._rows(f"SELECT id, step, kimg, name, value, time FROM metrics WHERE run_id = ?"
+                                      f" AND id > ? AND name IN ({marks}) ORDER BY id", [run_id, last_id, *names]),
+                           "value")
+        return _decode(self._rows("SELECT id, step, kimg, name, value, time FROM metrics WHERE run_id = ? AND id > ?"
+                                  " ORDER BY id", [run_id, last_id]), "value")
 
     def metric_names(self, run_id: int) -> list[str]:
         return [r["name"] for r in self._rows("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name",
                                               [run_id])]
 
     def series(self, run_id: int, name: str) -> list[tuple[int, float]]:
-        return [(r["step"], r["value"]) for r in self._rows(
+        return [(r["step"], decode_value(r["value"])) for r in self._rows(
             "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step, id", [run_id, name])]
 
     def gpu_since(self, run_id: int, last_id: int = 0) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM gpu WHERE run_id = ? AND id > ? ORDER BY id", [run_id, last_id])
+        return _decode(self._rows("SELECT * FROM gpu WHERE run_id = ? AND id > ? ORDER BY id", [run_id, last_id]),
+                       "util", "mem_used", "mem_total", "temperature", "power")
 
     def events_since(self, run_id: int, last_id: int = 0) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id", [run_id, last_id])
@@ -371,27 +429,18 @@ class Store:
         return rows[0]["png"] if rows else None
 
     def evals_for(self, run_id: int) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM evals WHERE run_id = ? ORDER BY step, id", [run_id])
+        return _decode(self._rows("SELECT * FROM evals WHERE run_id = ? ORDER BY step, id", [run_id]), "value")
 
     def latest_values(self, run_id: int) -> dict[str, float]:
         rows = self._rows("""SELECT m.name, m.value FROM metrics m
                              JOIN (SELECT name, MAX(id) AS id FROM metrics WHERE run_id = ? GROUP BY name) l
                              ON m.id = l.id""", [run_id])
-        return {r["name"]: r["value"] for r in rows}
+        return {r["name"]: decode_value(r["value"]) for r in rows}
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+def _gpu_row(run_id: int, row: tuple) -> tuple:
+    """(time, idx, util, mem_used, mem_total, temp, power[, name, uuid, error]) -> the INSERT's parameters."""
+    time_, idx, *readings = row[:7]
+    name, uuid, error = (*row[7:10], None, None, None)[:3]
+    return (run_id, time_, idx, *map(encode_value, readings), name, uuid, error)
+

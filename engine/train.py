@@ -35,6 +35,7 @@ from difftui.engine.ema import EMA
 from difftui.engine.grids import fixed_noise, grid_png, save_grid_file
 from difftui.engine.heartbeat import Keepalive
 from difftui.engine.logbuffer import LogBuffer
+from difftui.engine.ownership import Owned, OwnerLock, process_start_time
 from difftui.engine.store import Store, StoreError
 from difftui.engine.telemetry import GpuMonitor
 
@@ -329,8 +330,14 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         return 2
     run_dir = Path(run["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    store.update_run(run_id, status="running", pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time(),
-                     started=run["started"] or time.time(), error=None, ended=None)
+    try:
+        lock = OwnerLock(run_dir / "lock").acquire(f"run {run_id}")
+    except Owned as e:
+        print(f"difftui engine: {e}; this engine exits without touching it", file=sys.stderr)
+        return 3
+    store.update_run(run_id, status="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()),
+                     host=socket.gethostname(), heartbeat=time.time(), started=run["started"] or time.time(),
+                     error=None, ended=None)
     print(f"--- engine pid {os.getpid()} run {run_id} at {time.strftime('%Y-%m-%d %H:%M:%S')}", file=sys.stderr,
           flush=True)
 
@@ -378,3 +385,4 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         if trainer is not None and hasattr(trainer, "gpus"):
             trainer.gpus.close()
         store.close()
+        lock.release()

@@ -214,14 +214,14 @@ def run(
 ) -> None:
     """Start a training run (in its own process; closing the terminal does not stop it)."""
     from difftui.engine.data import check_available
-    from difftui.engine.launch import create_run, spawn_engine
+    from difftui.engine.launch import create_run, start_run
     c = ctx_obj(ctx)
     config = c.catalog().resolve(dataset=dataset, backbone=backbone, sampler=sampler, recipe=recipe,
                                  overrides=set_ or [], max_steps=max_steps, device=device, off_tier=off_tier,
                                  name=name)
     check_available(config.dataset)
     run_id = create_run(c.db, config)
-    proc = spawn_engine(c.db, run_id)
+    proc = start_run(c.db, run_id)
     out.print(f"run {run_id} started (pid {proc.pid}): {config.dataset.name} / {config.backbone.name} / "
               f"{config.sampler.name} / {config.recipe.name}, {config.recipe.total_steps} steps, device "
               f"{config.device}; log {Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}")

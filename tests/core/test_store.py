@@ -1,6 +1,7 @@
 """The run database: schema version, WAL, batched writes, incremental reads, commands, crash reaping."""
 
 import socket
+from pathlib import Path
 import sqlite3
 import subprocess
 import sys
@@ -99,23 +100,63 @@ def test_commands_are_taken_once_in_order(tmp_path):
         assert store.take_commands(run_id) == []
 
 
-def test_run_with_dead_pid_is_reaped_as_crashed_and_live_one_is_not(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+HOLD_LOCK = ("import sys, time\n"
+             "from difftui.engine.ownership import OwnerLock\n"
+             "OwnerLock(sys.argv[1]).acquire('run')\n"
+             "print('locked', flush=True)\n"
+             "time.sleep(60)\n")
+
+
+def hold_lock(path):
+    """A process that owns `path` (as an engine owns runs/<id>/lock) until it is killed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_run_is_alive_exactly_while_its_lock_is_held_whatever_its_pid_and_heartbeat(tmp_path):
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with Store(tmp_path / "runs.db") as store:
-            now = time.time()
-            a = store.create_run(_config(), name="dead", total_steps=10)
-            b = store.create_run(_config(), name="live", total_steps=10)
-            c = store.create_run(_config(), name="silent", total_steps=10)
             host = socket.gethostname()
-            store.update_run(a, status="running", pid=dead.pid, host=host, heartbeat=now)
-            store.update_run(b, status="running", pid=live.pid, host=host, heartbeat=now)
-            store.update_run(c, status="running", pid=live.pid, host=host, heartbeat=now - 3600)
-            assert sorted(store.reap_dead_runs()) == [a, c]
-            assert [store.get_run(i)["status"] for i in (a, b, c)] == ["crashed", "running", "crashed"]
-            assert "crashed" in store.events_since(a)[-1]["message"]
+            owned = store.create_run(_config(), name="owned", total_steps=10)
+            orphan = store.create_run(_config(), name="orphan", total_steps=10)
+            owner = hold_lock(Path(store.get_run(owned)["run_dir"]) / "lock")
+            # The owner's heartbeat is an hour old (a slow step, a suspend): alive all the same.
+            store.update_run(owned, status="running", pid=owner.pid, host=host, heartbeat=time.time() - 3600)
+            # A live pid that does not hold the lock does not own the run.
+            store.update_run(orphan, status="running", pid=live.pid, host=host, heartbeat=time.time())
+            assert store.reap_dead_runs() == [orphan]
+            assert store.get_run(owned)["status"] == "running"
+            assert "crashed" in store.events_since(orphan)[-1]["message"]
+            owner.kill()                            # kill -9: the kernel drops the lock
+            owner.wait()
+            assert store.reap_dead_runs() == [owned]
+            assert store.get_run(owned)["status"] == "crashed"
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_queued_run_lives_while_its_launched_process_does_and_a_never_started_one_waits(tmp_path):
+    from difftui.engine.ownership import process_start_time
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with Store(tmp_path / "runs.db") as store:
+            host = socket.gethostname()
+            starting = store.create_run(_config(), name="starting", total_steps=10)
+            reused = store.create_run(_config(), name="reused-pid", total_steps=10)
+            waiting = store.create_run(_config(), name="waiting", total_steps=10)
+            store.update_run(starting, status="queued", pid=live.pid, pid_start=process_start_time(live.pid),
+                             host=host)
+            # The same pid with another start time is another process (the launched one is gone, its pid reused).
+            store.update_run(reused, status="queued", pid=live.pid, pid_start=process_start_time(live.pid) - 100,
+                             host=host)
+            assert store.reap_dead_runs() == [reused]
+            assert store.get_run(waiting)["status"] == "queued"         # no pid: never started, not dead
+            live.kill()
+            live.wait()
+            assert store.reap_dead_runs() == [starting]
     finally:
         live.kill()
         live.wait()
@@ -153,16 +194,21 @@ def test_two_processes_creating_a_new_database_at_once_both_succeed(tmp_path):
         assert store.schema_version == SCHEMA_VERSION
 
 
-def test_stopping_run_before_its_first_heartbeat_is_alive_while_its_process_lives(tmp_path):
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        with Store(tmp_path / "runs.db") as store:
-            run_id = store.create_run(_config(), name="a", total_steps=10)
-            store.update_run(run_id, status="stopping", pid=live.pid, host=socket.gethostname(), created=0.0)
-            assert store.reap_dead_runs() == []
-            live.kill()
-            live.wait()
-            assert store.reap_dead_runs() == [run_id]
-    finally:
-        live.kill()
-        live.wait()
+def test_nan_and_inf_are_stored_and_read_back_as_such_not_as_null(tmp_path):
+    import math
+    with Store(tmp_path / "runs.db") as store:
+        run_id = store.create_run(_config(), name="a", total_steps=10)
+        now = time.time()
+        store.write_batch(run_id, metrics=[(5, 0.1, "L_simple", 0.5, now), (10, 0.2, "L_simple", math.nan, now),
+                                           (10, 0.2, "grad_norm", math.inf, now)],
+                          gpu=[(now, 0, math.nan, 10.0, 80.0, 40.0, 300.0, "H100", "GPU-1", "util: NotSupported")])
+        store.add_evals(run_id, [(10, "ddim", 50, "nll_bpd", -math.inf)])
+        series = store.series(run_id, "L_simple")
+        assert series[0] == (5, 0.5) and series[1][0] == 10 and math.isnan(series[1][1])
+        latest = store.latest_values(run_id)
+        assert math.isnan(latest["L_simple"]) and latest["grad_norm"] == math.inf
+        assert math.isnan(store.list_runs()[0]["last_loss"])
+        assert math.isnan(store.metrics_since(run_id)[1]["value"])
+        gpu = store.gpu_since(run_id)[0]
+        assert math.isnan(gpu["util"]) and gpu["mem_used"] == 10.0 and gpu["error"] == "util: NotSupported"
+        assert store.evals_for(run_id)[0]["value"] == -math.inf

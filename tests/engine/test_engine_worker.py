@@ -82,7 +82,7 @@ def test_kill_9_leaves_a_crashed_intact_resumable_run(tmp_path):
     db = tmp_path / "runs.db"
     config = tiny_config(100_000, "recipe.log_every=2", "recipe.snapshot_every=10", "recipe.grid_every=100000")
     run_id = launch.create_run(db, config)
-    proc = launch.spawn_engine(db, run_id)
+    proc = launch.start_run(db, run_id)
     ckpt_dir = tmp_path / "runs" / str(run_id) / "checkpoints"
     run = wait_for(db, run_id, lambda r: r["step"] >= 25 and list_checkpoints(ckpt_dir))
     os.kill(proc.pid, signal.SIGKILL)
@@ -120,7 +120,7 @@ def test_cuda_without_cuda_fails_with_one_line(tmp_path):
 def test_resume_refuses_a_live_run(tmp_path):
     db = tmp_path / "runs.db"
     run_id = launch.create_run(db, tiny_config(100_000))
-    proc = launch.spawn_engine(db, run_id)
+    proc = launch.start_run(db, run_id)
     try:
         wait_for(db, run_id, lambda r: r["status"] == "running")
         with pytest.raises(RuntimeError, match=f"run {run_id} is still running"):

@@ -309,14 +309,14 @@ class ReviewScreen(NewRunStep):
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def launch_run(self, request: LaunchRequest) -> None:
         from difftui.engine.config import PresetError
-        from difftui.engine.launch import create_run, spawn_engine
+        from difftui.engine.launch import create_run, start_run
         try:
             config = request.resolve(self.app.preset_dirs)
         except PresetError as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
         run_id = create_run(self.app.db_path, config)
-        proc = spawn_engine(self.app.db_path, run_id)
+        proc = start_run(self.app.db_path, run_id)
         self.app.track(run_id, proc)
         self.post_message(RunLaunched(run_id))
 
