@@ -292,10 +292,21 @@ class Recipe:
     keep_snapshots: int = 3
     class_conditional: bool = False                 # feed the data set's labels (the DiT/ADM anchors are conditional)
     seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # Mixed precision (playbook 4.3: the log states the precision, the loss scaling and every non-finite step).
+    # auto: bf16 autocast on a CUDA device that has it, fp32 on the CPU; fp16 runs with a dynamic loss scaler.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    max_nonfinite_steps: int = 20                   # skipped (non-finite loss or gradient) steps in a row that fail
+    # The CUDA fast path (ignored on the CPU, where none of it applies).
+    tf32: bool = True                               # TF32 for the fp32 matmuls and convolutions
+    cudnn_benchmark: bool = True                    # cuDNN picks the fastest convolution for the fixed shapes
+    channels_last: bool = True                      # NHWC memory format for the conv nets (U-Net, ADM, DDPM++, NCSN++)
+    fused_optimizer: bool = True                    # one fused Adam/AdamW kernel (also skips non-finite steps on-device)
+    compile: bool = False                           # torch.compile (opt-in; the first steps compile, shown as such)
+    data_on_device: bool = True                     # a data set that fits in a quarter of GPU memory lives there
 
     def validate(self) -> None:
-        for key in ("batch_size", "total_steps", "diffusion_steps", "log_every", "grid_every", "snapshot_every"):
+        for key in ("batch_size", "total_steps", "diffusion_steps", "log_every", "grid_every", "snapshot_every",
+                    "max_nonfinite_steps"):
             if getattr(self, key) < 1:
                 raise PresetError(f"key '{key}': expected >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.ema_decay < 1.0:

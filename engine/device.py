@@ -1,4 +1,5 @@
-"""Which device a run trains on: "auto" picks CUDA when present and the CPU otherwise; the run records which."""
+"""Which device a run trains on and how: "auto" picks CUDA when present and the CPU otherwise; the CUDA fast path
+(TF32, cuDNN autotuning) and the mixed precision follow the recipe (their defaults are right on an H100)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,39 @@ import os
 
 import torch
 
-__all__ = ["DeviceError", "resolve_device", "describe_device", "set_cpu_threads"]
+__all__ = ["DeviceError", "resolve_device", "describe_device", "set_cpu_threads", "configure_cuda",
+           "resolve_precision"]
 
 
 class DeviceError(RuntimeError):
     """The requested device does not exist here (one line)."""
 
 
-def resolve_device(spec: str) -> torch.device:
-    """"auto" | "cpu" | "cuda" | "cuda:K" -> torch.device; refuses CUDA where there is none."""
+def resolve_device(spec: str, *, local_rank: int = 0, local_size: int = 1) -> torch.device:
+    """"auto" | "cpu" | "cuda" | "cuda:K" -> torch.device; refuses CUDA where there is none.
+
+    Under torchrun with several processes per node, rank k of the node takes cuda:k (choose the GPUs with
+    CUDA_VISIBLE_DEVICES, i.e. `--gpus`, not with cuda:K)."""
     spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    if spec == "cpu":
+    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device '{spec}' requested but CUDA is not available here "
-                              f"(torch {torch.__version__}); use --device cpu or auto")
-        index = int(spec.split(":", 1)[1]) if ":" in spec else torch.cuda.current_device()
-        if not 0 <= index < torch.cuda.device_count():
-            raise DeviceError(f"device '{spec}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-        return torch.device("cuda", index)
-    raise DeviceError(f"unknown device '{spec}' (expected auto, cpu, cuda or cuda:K)")
+    if spec not in ("auto", "cuda") and not spec.startswith("cuda:"):
+        raise DeviceError(f"unknown device '{spec}' (expected auto, cpu, cuda or cuda:K)")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device '{spec}' requested but CUDA is not available here "
+                          f"(torch {torch.__version__}); use --device cpu or auto")
+    count = torch.cuda.device_count()
+    if local_size > 1:
+        if ":" in spec:
+            raise DeviceError(f"device '{spec}' with {local_size} processes per node: choose the GPUs with --gpus "
+                              f"(each process takes one of them)")
+        if local_size > count:
+            raise DeviceError(f"{local_size} processes per node but only {count} CUDA device(s) are visible")
+        return torch.device("cuda", local_rank)
+    index = int(spec.split(":", 1)[1]) if ":" in spec else torch.cuda.current_device()
+    if not 0 <= index < count:
+        raise DeviceError(f"device '{spec}' requested but only {count} CUDA device(s) exist")
+    return torch.device("cuda", index)
 
 
 def describe_device(device: torch.device) -> str:
@@ -38,13 +49,34 @@ def describe_device(device: torch.device) -> str:
     return "cpu" if torch.cuda.is_available() else "cpu (no CUDA)"
 
 
-def set_cpu_threads() -> int:
-    """One intra-op thread per core this process may use (affinity aware), or `DIFFTUI_CPU_THREADS` when set;
-    returns the count. (The worker also sets OMP_WAIT_POLICY=PASSIVE, see difftui.engine.__main__.)"""
+def set_cpu_threads(local_size: int = 1) -> int:
+    """The cores this process may use (affinity aware) shared by the `local_size` processes of this node, or
+    `DIFFTUI_CPU_THREADS` when set; returns the count. (The worker also sets OMP_WAIT_POLICY=PASSIVE, see
+    difftui.engine.__main__.)"""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:                          # not on Linux
         cores = os.cpu_count() or 1
     wanted = os.environ.get("DIFFTUI_CPU_THREADS", "").strip()
-    torch.set_num_threads(max(1, int(wanted) if wanted.isdigit() else cores))
+    torch.set_num_threads(max(1, int(wanted) if wanted.isdigit() else cores // max(1, local_size)))
     return torch.get_num_threads()
+
+
+def configure_cuda(*, tf32: bool, cudnn_benchmark: bool) -> None:
+    """TF32 for fp32 matmuls and convolutions (the fp32 parts of a bf16 run too) and cuDNN's autotuner, which picks
+    the fastest convolution algorithm for the run's fixed shapes."""
+    precision = "tf32" if tf32 else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = precision
+    torch.backends.cudnn.conv.fp32_precision = precision
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> bf16 autocast on a CUDA device that supports it, fp32 elsewhere (CPU autocast is slower than fp32
+    on most CPUs); fp16 (with a gradient scaler) needs CUDA."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise DeviceError(f"recipe.precision '{precision}' needs a CUDA device (this run is on {device.type}); "
+                          f"use auto or fp32")
+    return precision

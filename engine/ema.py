@@ -44,11 +44,14 @@ class EMA:
         return min(self.decay, (1 + updates) / (10 + updates))
 
     @torch.no_grad()
-    def update(self, net: nn.Module) -> float:
+    def update(self, net: nn.Module, ok: torch.Tensor | None = None) -> float:
+        """One EMA step toward `net`'s weights; `ok` (a bool tensor on the weights' device) False makes it a no-op
+        without a host sync (a step skipped as non-finite moves neither the weights nor their average)."""
         beta = self.decay_at(self.updates)
         ema_p = [p for p in self.net.parameters()]
         src_p = [p.detach() for p in net.parameters()]
-        torch._foreach_lerp_(ema_p, src_p, 1.0 - beta)          # ema = beta * ema + (1 - beta) * p
+        weight = 1.0 - beta if ok is None else ok.to(ema_p[0].dtype) * (1.0 - beta)
+        torch._foreach_lerp_(ema_p, src_p, weight)              # ema = beta * ema + (1 - beta) * p
         for b_ema, b in zip(self.net.buffers(), net.buffers()):
             b_ema.copy_(b)
         self.updates += 1

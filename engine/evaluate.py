@@ -59,8 +59,9 @@ def record_panel(store: Store, run_id: int, step: int, rows: list[dict[str, Any]
 def evaluate_run(db_path: str | os.PathLike[str], run_id: int, *, device: str = "auto") -> list[str]:
     """Evaluate the run's panel on its newest checkpoint in this process (the run must not be running)."""
     from difftui.engine.catalog import config_from_dict
-    from difftui.engine.checkpoint import latest_checkpoint, load_checkpoint
-    from difftui.engine.train import Trainer
+    from difftui.engine.checkpoint import load_newest
+    from difftui.engine.diffusion import evaluate_panel
+    from difftui.engine.trainer import Trainer, X_T_SEED_OFFSET
 
     with Store(db_path, create=False) as store:
         store.reap_dead_runs()
@@ -72,15 +73,22 @@ def evaluate_run(db_path: str | os.PathLike[str], run_id: int, *, device: str = 
                                f"command)")
         config = config_from_dict(json.loads(run["config"]), f"run {run_id} config")
         config = dataclasses.replace(config, device=device)
-        trainer = Trainer(store, run_id, config, Path(run["run_dir"]))
-        path = latest_checkpoint(trainer.ckpt_dir)
-        if path is None:
+        trainer = Trainer(config, Path(run["run_dir"]))
+        if not (trainer.run_dir / "checkpoints").is_dir():
             raise RuntimeError(f"run {run_id} has no checkpoint yet to evaluate")
         trainer.setup()
-        state = load_checkpoint(path, map_location=trainer.device)
+        found = load_newest(trainer.run_dir / "checkpoints", map_location=trainer.device)
+        if found is None:
+            raise RuntimeError(f"run {run_id} has no checkpoint yet to evaluate")
+        state = found[1]
         trainer.ema.load_state_dict(state["ema"])
-        trainer.step = int(state["step"])
-        lines = trainer.evaluate_panel()
+        step = int(state["step"])
+        images, labels = fixed_images(trainer.data, NLL_IMAGES, seed=config.recipe.seed + X_T_SEED_OFFSET + 2)
+        images = images.to(trainer.device)
+        labels = labels.to(trainer.device) if trainer.num_classes and labels is not None else None
+        rows = evaluate_panel(trainer.objective, trainer.ema.net, trainer.x_T, config.sampler, images=images,
+                              seed=config.recipe.seed, y=trainer.grid_labels, image_labels=labels)
+        lines = record_panel(store, run_id, step, rows, trainer.run_dir, len(images))
         for line in lines:
             store.add_event(run_id, "info", line)
         return lines

@@ -1,63 +1,112 @@
-"""GPU statistics through NVML (pynvml, from nvidia-ml-py).
+"""GPU statistics through NVML (pynvml, from the nvidia-ml-py package), for the GPUs a run actually uses.
 
-Without an NVIDIA driver `nvmlInit` raises; the monitor then reports a calm "no NVIDIA GPU" status and samples
-nothing. Units of a sample row (the `gpu` table): util in %, memory in MiB, temperature in degrees C, power in W.
+Devices are named by UUID: CUDA index k of this process (after CUDA_VISIBLE_DEVICES) is looked up as its UUID, and
+NVML is asked for that UUID, so a run on GPU 2 of 8 reports GPU 2 and not GPU 0. A row of the `gpu` table is
+(time, nvml index, util %, memory used MiB, memory total MiB, temperature C, power W, name, uuid, error); a reading
+that fails is NaN with its reason in `error` (never a zero). Without an NVIDIA driver `nvmlInit` raises; the
+monitor then says "no NVIDIA GPU (...)" and samples nothing.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
-__all__ = ["GpuMonitor"]
+__all__ = ["GpuMonitor", "cuda_uuids", "GpuRow"]
 
-GpuRow = tuple[float, int, float, float, float, float, float]   # (time, idx, util, mem_used, mem_total, temp, power)
+GpuRow = tuple[float, int, float, float, float, float, float, str, str, str | None]
+
+
+def cuda_uuids(count: int | None = None) -> list[str]:
+    """NVML UUIDs ("GPU-...") of CUDA devices 0..count-1 as this process sees them (honours CUDA_VISIBLE_DEVICES)."""
+    import torch
+    if not torch.cuda.is_available():
+        return []
+    n = torch.cuda.device_count() if count is None else min(count, torch.cuda.device_count())
+    out = []
+    for i in range(n):
+        uuid = str(torch.cuda.get_device_properties(i).uuid)
+        out.append(uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _reason(e: BaseException) -> str:
+    return type(e).__name__ if not str(e) else f"{type(e).__name__}: {e}"
 
 
 class GpuMonitor:
-    def __init__(self, indices: Iterable[int] = ()):
-        self.indices = list(indices)
-        self.handles: list[tuple[int, object]] = []
+    def __init__(self, uuids: Iterable[str] = ()):
+        self.uuids = list(uuids)
+        self.handles: list[tuple[int, str, str, Any]] = []          # (nvml index, name, uuid, handle)
         self.status = "no NVIDIA GPU"
-        if not self.indices:
+        self._nvml: Any = None
+        if not self.uuids:
             return
         try:
             import pynvml
             pynvml.nvmlInit()
             self._nvml = pynvml
-            self.handles = [(i, pynvml.nvmlDeviceGetHandleByIndex(i)) for i in self.indices]
-            names = [pynvml.nvmlDeviceGetName(h) for _, h in self.handles]
-            self.status = ", ".join(n.decode() if isinstance(n, bytes) else str(n) for n in names)
         except Exception as e:                      # ImportError, NVMLError_LibraryNotFound, DriverNotLoaded, ...
-            self.handles = []
-            self.status = f"no NVIDIA GPU ({type(e).__name__})"
+            self.status = f"no NVIDIA GPU ({_reason(e)})"
+            return
+        missing = []
+        for uuid in self.uuids:
+            try:
+                try:
+                    handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
+                except TypeError:
+                    handle = pynvml.nvmlDeviceGetHandleByUUID(uuid.encode())
+                index = int(pynvml.nvmlDeviceGetIndex(handle))
+                name = _text(pynvml.nvmlDeviceGetName(handle))
+                self.handles.append((index, name, uuid, handle))
+            except Exception as e:
+                missing.append(f"{uuid}: {_reason(e)}")
+        self.status = ", ".join(f"GPU {i} {n}" for i, n, _, _ in self.handles) or "NVML found none of the run's GPUs"
+        if missing:
+            self.status += " (not found: " + "; ".join(missing) + ")"
 
     @property
     def available(self) -> bool:
         return bool(self.handles)
 
     def sample(self) -> list[GpuRow]:
-        """One row per watched GPU; a query that fails returns what it could (None for the missing fields)."""
+        """One row per watched GPU; each reading that fails is NaN, and its reason goes to the row's error."""
+        nv = self._nvml
         rows: list[GpuRow] = []
         now = time.time()
-        nv = getattr(self, "_nvml", None)
-        for idx, h in self.handles:
-            util = mem_used = mem_total = temp = power = None
+        for index, name, uuid, h in self.handles:
+            errors: list[str] = []
+
+            def read(label: str, fn) -> float:
+                try:
+                    return float(fn())
+                except Exception as e:
+                    errors.append(f"{label}: {_reason(e)}")
+                    return math.nan
+
+            util = read("util", lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu)
+            mem = None
             try:
-                util = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
                 mem = nv.nvmlDeviceGetMemoryInfo(h)
-                mem_used, mem_total = mem.used / 2**20, mem.total / 2**20
-                temp = float(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
-                power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
-            except Exception:
-                pass
-            rows.append((now, idx, util, mem_used, mem_total, temp, power))
+            except Exception as e:
+                errors.append(f"memory: {_reason(e)}")
+            mem_used = mem.used / 2**20 if mem is not None else math.nan
+            mem_total = mem.total / 2**20 if mem is not None else math.nan
+            temp = read("temperature", lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
+            power = read("power", lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000.0)
+            rows.append((now, index, util, mem_used, mem_total, temp, power, name, uuid, "; ".join(errors) or None))
         return rows
 
     def close(self) -> None:
-        if self.handles:
+        if self._nvml is not None:
             try:
                 self._nvml.nvmlShutdown()
             except Exception:
                 pass
+            self._nvml = None
             self.handles = []

@@ -1,52 +1,47 @@
-"""The training loop of one run: `python -m difftui.engine train RUN_ID --db PATH` (DESIGN.md, process model).
+"""One run's training: `python -m difftui.engine train RUN_ID --db PATH`, alone or as one rank of torchrun.
 
-Playbook 0.0 is the loop: a batch x_0 in [-1,1], the objective's loss (L_simple by default: t ~ U{0..T-1},
-eps ~ N(0, I), ||eps - eps_theta(x_t, t)||^2), one Adam step, one EMA update (playbook 4.0), and every K steps the
-8x8 grid drawn from the fixed x_T with the EMA weights and the panel's grid sampler (playbook 5.0).
+    owner   RunOwner (rank 0)     the lock, the heartbeat thread, commands, every runs.db write, the status
+    trainer Trainer (every rank)  model, optimizer, EMA, objective, batch stream, one step
+    loop    TrainLoop             the cadence: log every `log_every` steps, a grid every `grid_every`, a checkpoint
+                                  every `snapshot_every`, commands and stop requests, non-finite steps
 
-Around it: the loss means, learning rate and img/s go to runs.db in batched transactions with the heartbeat
-(`LogBuffer`); checkpoints are atomic and hold everything needed to continue the same curve (`checkpoint`); the
-engine polls `commands` at each flush (stop -> checkpoint, then exit with status stopped); a failure sets status
-failed with one line `Type: message`, and the traceback goes to runs/<id>/engine.log (this process's stderr).
+Every rank runs the same loop; decisions that change the cadence (stop, snapshot now) are taken together at the
+logging steps (one small all-reduce), so the ranks always agree. Only rank 0 writes: metrics in batched transactions
+about once a second, grids, checkpoints (the others wait at a barrier around each). A failure sets status failed
+with one line `Type: message`; the traceback goes to runs/<id>/engine.log (this process's stderr).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import random
-import signal
-import socket
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from difftui.engine import signals
 from difftui.engine.catalog import config_from_dict
-from difftui.engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from difftui.engine.config import RunConfig
-from difftui.engine.device import describe_device, resolve_device, set_cpu_threads
-from difftui.engine.ema import EMA
-from difftui.engine.grids import fixed_noise, grid_png, save_grid_file
-from difftui.engine.heartbeat import Keepalive
-from difftui.engine.logbuffer import LogBuffer
-from difftui.engine.ownership import Owned, OwnerLock, process_start_time
-from difftui.engine.store import Store, StoreError
-from difftui.engine.telemetry import GpuMonitor
+from difftui.engine.checkpoint import (REQUIRED_KEYS, CheckpointError, load_checkpoint, load_newest, rng_state,
+                                       save_checkpoint, set_rng_state)
+from difftui.engine.distributed import World, init_world
+from difftui.engine.grids import grid_png
+from difftui.engine.meter import Clock, Interval, Meter
+from difftui.engine.ownership import Owned
+from difftui.engine.store import StoreError
+from difftui.engine.trainer import X_T_SEED_OFFSET, Trainer
 
-__all__ = ["Trainer", "train_run", "GPU_EVERY_S"]
+__all__ = ["TrainLoop", "RunFailed", "train_run", "peak_tflops"]
 
-GPU_EVERY_S = 2.0                                   # GPU rows about every 2 s (CUDA only)
-X_T_SEED_OFFSET = 5_000                             # x_T's generator is independent of the training RNG
+EXIT_OWNED = 3                                      # another engine owns the run: this one touched nothing
 
 
-class StopRequested(Exception):
-    pass
+class RunFailed(RuntimeError):
+    """The run cannot go on (diverged, non-finite weights, no loadable checkpoint); one line."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -54,335 +49,347 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# Dense tensor-core peaks (TFLOP/s) by card and precision, for MFU; a card not listed gets no MFU.
+PEAK_TFLOPS = {
+    "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 66.9},
+    "H100 80GB HBM3": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 66.9},      # SXM
+    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.2},
+    "H100 NVL": {"bf16": 835.0, "fp16": 835.0, "tf32": 417.5, "fp32": 60.0},
+    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
+    "L40S": {"bf16": 362.0, "fp16": 362.0, "tf32": 183.0, "fp32": 91.6},
+    "RTX 4090": {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6},
+}
+
+
+def peak_tflops(device_name: str, precision: str, tf32: bool) -> float | None:
+    key = precision if precision in ("bf16", "fp16") else ("tf32" if tf32 else "fp32")
+    for card, peaks in PEAK_TFLOPS.items():
+        if card in device_name:
+            return peaks[key]
+    return None
+
+
+@dataclass
+class Control:
+    """What all ranks decide together at a logging step."""
+    stop: bool = False
+    snapshot: bool = False
+    grid: bool = False
+    evaluate: bool = False
+
+
 #----------------------------------------------------------------------------
-# The trainer.
+# The loop.
 
-class Trainer:
-    """Everything one run trains with, built from its resolved config; `run()` trains to `recipe.total_steps`."""
-
-    def __init__(self, store: Store, run_id: int, config: RunConfig, run_dir: Path):
-        self.store = store
-        self.run_id = run_id
-        self.config = config
-        self.recipe = config.recipe
-        self.run_dir = run_dir
-        self.ckpt_dir = run_dir / "checkpoints"
-        self.step = 0
-        self.stop_requested = False
-        self.last_grid_step = -1
+class TrainLoop:
+    def __init__(self, trainer: Trainer, owner, world: World):
+        self.trainer = trainer
+        self.owner = owner                          # RunOwner on rank 0, None elsewhere
+        self.world = world
+        self.recipe = trainer.recipe
+        self.meter = Meter(trainer.device)
+        self.clock = Clock()
         self.last_ckpt_step = -1
-        self.last_gpu = 0.0
+        self.flops_per_image: float | None = None   # training FLOPs of one image (3 x the forward's 2 x MACs)
+        self.peak: float | None = None
+        self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
 
-    #------------------------------------------------------------------------
-    # Setup.
+    # -- rank 0 helpers -----------------------------------------------------------------------------------------
 
-    def setup(self) -> None:
-        from difftui.engine.data import BatchStream, build_dataset
-        from difftui.engine.diffusion import build_objective
-        from difftui.engine.models import build_model
+    def event(self, message: str, level: str = "info") -> None:
+        if self.owner is not None:
+            self.owner.event(message, level)
 
-        r = self.recipe
-        self.device = resolve_device(self.config.device)
-        if self.device.type == "cpu":
-            set_cpu_threads()
-        else:
-            torch.cuda.set_device(self.device)
-        # Seed everything once; a resume overwrites these with the checkpoint's RNG states.
-        torch.manual_seed(r.seed)
-        random.seed(r.seed)
-        np.random.seed(r.seed)
+    def flush(self, **fields: Any) -> None:
+        if self.owner is not None:
+            self.owner.flush(self.trainer.step, self.trainer.kimg, **fields)
 
-        self.data = build_dataset(self.config.dataset)
-        self.stream = BatchStream(self.data, r.batch_size, seed=r.seed, x_flip=self.config.dataset.x_flip)
-        channels, height, width = self.data.shape
-
-        self.objective = build_objective(r)
-        self.num_classes = self.config.dataset.num_classes if r.class_conditional else 0
-        self.net = build_model(self.config.backbone, in_channels=channels,
-                               out_channels=self.objective.out_channels(channels),
-                               resolution=self.config.dataset.resolution, num_classes=self.num_classes,
-                               dropout=r.dropout).to(self.device)
-        self.net.train()
-        if hasattr(self.objective, "to"):
-            self.objective.to(self.device)
-        self.dynamic = hasattr(self.net, "flops_ratio") and r.flops_lambda is not None
-        self.ema = EMA(self.net, r)
-        opt_cls = torch.optim.AdamW if r.optimizer == "adamw" else torch.optim.Adam   # playbook 4.0-4.1
-        self.optimizer = opt_cls(self.net.parameters(), lr=self.config.learning_rate)
-        self.base_lr = self.config.learning_rate
-
-        # playbook 5.0: one x_T per run, saved once, reused by every grid and every resume.
-        self.x_T = fixed_noise(self.run_dir / "x_T.pt", (channels, height, width),
-                               seed=r.seed + X_T_SEED_OFFSET).to(self.device)
-        # A class-conditional grid fixes its labels too: tile k shows class k mod num_classes.
-        self.grid_labels = (torch.arange(self.x_T.shape[0], device=self.device) % self.num_classes
-                            if self.num_classes else None)
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=r.precision == "bf16")
-        self.log = LogBuffer(self.store, self.run_id, log_every=r.log_every, batch_size=r.batch_size)
-        self.gpus = GpuMonitor([self.device.index or 0] if self.device.type == "cuda" else [])
-
-    @property
-    def kimg(self) -> float:
-        return self.step * self.recipe.batch_size / 1000.0
-
-    def learning_rate(self) -> float:
-        """The tier's lr, with P3's linear ramp-up over `lr_rampup_kimg` when set (playbook A.4)."""
-        lr = self.base_lr
-        if self.recipe.lr_rampup_kimg > 0:
-            lr *= min(self.kimg / self.recipe.lr_rampup_kimg, 1.0)
-        return lr
-
-    #------------------------------------------------------------------------
-    # Checkpoints.
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "kimg": self.kimg,
-            "model": self.net.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "objective": self.objective.state_dict(),
-            "stream": self.stream.state_dict(),
-            "log": self.log.state_dict(),
-            "rng": rng_state(),
-            "last_grid_step": self.last_grid_step,
-            "config": json.loads(self.store.get_run(self.run_id)["config"]),
-        }
+    # -- start ---------------------------------------------------------------------------------------------------
 
     def restore(self) -> int:
-        """Continue from the newest checkpoint, if any; drop rows logged after it. Returns the restored step."""
-        path = latest_checkpoint(self.ckpt_dir)
+        """Continue from the newest checkpoint that loads (every rank the same one); drop rows logged after it."""
+        t, world = self.trainer, self.world
+        path, state = None, None
+        if world.main:
+            def bad(p: Path, reason: str) -> None:
+                self.event(f"{reason}; set aside as {p.name}.bad, trying the previous checkpoint", "warning")
+            try:
+                found = load_newest(t.run_dir / "checkpoints", map_location=t.device, on_bad=bad)
+            except CheckpointError as e:
+                path = e                            # tell the other ranks, then fail (the run keeps its step)
+            else:
+                if found is not None:
+                    path, state = found
+        path = world.broadcast(str(path) if isinstance(path, Path) else path)
+        if isinstance(path, CheckpointError):
+            raise RunFailed(str(path))
         if path is None:
-            dropped = self.store.truncate_after(self.run_id, 0)
-            if dropped:
-                self.log.event("no checkpoint to resume from; restarted from step 0", "warning")
+            if world.main:
+                dropped = self.owner.store.truncate_after(self.owner.run_id, 0)
+                if dropped:
+                    self.event("no checkpoint to resume from; restarted from step 0", "warning")
             return 0
-        state = load_checkpoint(path, map_location=self.device)
-        self.net.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.objective.load_state_dict(state["objective"])
-        self.stream.load_state_dict(state["stream"])
-        self.log.load_state_dict(state["log"], self.device)
-        set_rng_state(state["rng"])
-        self.step = int(state["step"])
-        self.last_grid_step = int(state.get("last_grid_step", -1))
-        self.last_ckpt_step = self.step
-        self.store.truncate_after(self.run_id, self.step)
-        self.log.event(f"resumed from step {self.step}")
-        return self.step
+        if state is None:
+            state = load_checkpoint(path, map_location=t.device, required=REQUIRED_KEYS)
+        t.load_state_dict(state)
+        ranks = state.get("ranks")
+        if ranks is not None and len(ranks) == world.size:
+            set_rng_state(ranks[world.rank]["rng"])
+            self.meter.load_state_dict(ranks[world.rank]["meter"])
+        elif ranks is None and "rng" in state and world.size == 1:          # the first release's layout
+            set_rng_state(state["rng"])
+            self.meter.load_state_dict(state["log"])
+        else:
+            t.reseed()
+            self.event(f"checkpoint written by {len(ranks or [None])} process(es), resumed on {world.size}: RNG "
+                       f"streams re-seeded, the data position and global batch kept", "warning")
+        self.last_ckpt_step = t.step
+        if world.main:
+            self.owner.store.truncate_after(self.owner.run_id, t.step)
+            self.event(f"resumed from step {t.step} ({Path(path).name})")
+        return t.step
 
-    def checkpoint(self) -> Path:
-        # Flush first: the metrics up to this step are in runs.db before the checkpoint that claims them exists, so
-        # a crash between the two can only leave rows that a resume truncates, never a gap.
-        self.flush()
-        with Keepalive(self.store.path, self.run_id):
-            path = save_checkpoint(self.ckpt_dir, self.step, self.state_dict(), keep=self.recipe.keep_snapshots)
-        self.last_ckpt_step = self.step
-        self.log.event(f"checkpoint at step {self.step}")
-        self.log.restart_clock()
-        return path
+    def measure_flops(self) -> None:
+        """GFLOPs of one forward (logged once) and the card's peak for MFU (CUDA)."""
+        t = self.trainer
+        try:
+            macs = t.macs_per_image()
+        except Exception as e:                      # a family the flop counter cannot trace: say so, go on
+            self.event(f"FLOPs not measured ({one_line(e)})", "warning")
+            return
+        self.flops_per_image = 3 * 2 * macs          # forward + backward (2 x forward), 2 FLOPs per multiply-add
+        if self.owner is not None:
+            self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
+        if t.device.type == "cuda":
+            self.peak = peak_tflops(torch.cuda.get_device_name(t.device), t.precision, self.recipe.tf32)
 
-    #------------------------------------------------------------------------
-    # The grid (playbook 5.0).
+    # -- the cadence ----------------------------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def draw_grid(self) -> int:
-        spec = self.config.sampler.grid
-        with Keepalive(self.store.path, self.run_id):
-            gen = torch.Generator(self.device).manual_seed(self.recipe.seed + X_T_SEED_OFFSET + 1)
-            images, nfe = self.objective.sample(self.ema.net, self.x_T, spec, generator=gen, y=self.grid_labels)
-            png = grid_png(images)
-            path = save_grid_file(self.run_dir, self.step, png)
-            sample_id = self.store.add_sample(self.run_id, step=self.step, kind="grid", sampler=spec.describe(),
-                                              nfe=int(nfe), png=png, path=str(path))
-        self.last_grid_step = self.step
-        self.log.event(f"grid at step {self.step}")
-        self.log.restart_clock()
-        return sample_id
+    def control(self) -> Control:
+        """Stop / snapshot / grid / evaluate, agreed by all ranks (rank 0 reads the commands; a stop signal on any
+        rank stops them all)."""
+        flags = [signals.received() is not None, False, False, False]
+        if self.owner is not None:
+            flags[0] = flags[0] or self.owner.stop_requested.is_set()
+            self.pending += self.owner.commands()
+            for name in self.pending:
+                if name in ("snapshot", "grid", "evaluate"):
+                    flags[("snapshot", "grid", "evaluate").index(name) + 1] = True
+                else:
+                    self.event(f"unknown command '{name}' ignored", "warning")
+            self.pending = []
+        if self.world.distributed:
+            vec = torch.tensor(flags, dtype=torch.int32, device=self.trainer.device)
+            flags = [bool(v) for v in self.world.all_reduce_(vec, "max").tolist()]
+        return Control(*flags)
 
-    def evaluate_panel(self) -> list[str]:
-        """The run's sampler panel on the EMA weights and the fixed x_T (playbook 5.1, 5.8); returns event lines."""
+    def stop_now(self) -> bool:
+        """A stop seen between two logging steps (one process only; with several, stops wait for the next
+        logging step, where all ranks decide together)."""
+        if self.world.distributed:
+            return False
+        return signals.received() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+
+    def log_interval(self, interval: Interval, seconds: float, steps: int) -> None:
+        t, r = self.trainer, self.recipe
+        if interval.streak >= r.max_nonfinite_steps:
+            terms = ", ".join(interval.nonfinite_terms) or "the loss"
+            raise RunFailed(f"{terms} not finite for {interval.streak} steps in a row (up to step {t.step}; limit "
+                            f"recipe.max_nonfinite_steps = {r.max_nonfinite_steps}); the newest checkpoint is finite. "
+                            f"Lower recipe.lr, or try recipe.precision=fp32 (playbook 4.3)")
+        if self.owner is None:
+            return
+        values = dict(interval.means)
+        values["lr"] = t.learning_rate()
+        values.update(t.objective.constants())
+        if interval.skipped:
+            values["skipped_steps"] = float(interval.skipped)
+            terms = ", ".join(interval.nonfinite_terms) or "grad_norm"
+            self.event(f"{interval.skipped} of {interval.steps} steps up to step {t.step} skipped: {terms} not finite",
+                       "warning")
+        if seconds > 0 and steps:
+            ips = steps * r.batch_size / seconds
+            values["img_per_s"] = ips
+            if self.flops_per_image is not None:
+                values["tflops"] = ips * self.flops_per_image / 1e12
+                if self.peak is not None:
+                    values["mfu"] = values["tflops"] / self.peak
+        self.owner.log.add_metrics(t.step, t.kimg, values)
+
+    def checkpoint(self) -> None:
+        """Every rank: gather the per-rank RNG and partial-interval states; rank 0 checks the weights are finite and
+        writes the file; a barrier on either side."""
+        t, world = self.trainer, self.world
+        world.barrier()
+        ranks = world.gather({"rng": rng_state(), "meter": self.meter.state_dict()})
+        if world.main:
+            if not t.weights_finite():
+                raise RunFailed(f"the weights are not finite at step {t.step}: not checkpointed (the newest "
+                                f"checkpoint, step {self.last_ckpt_step}, is finite). Lower recipe.lr")
+            # Flush first: the metrics up to this step are in runs.db before the checkpoint that claims them exists,
+            # so a crash between the two can only leave rows that a resume truncates, never a gap.
+            self.flush()
+            state = t.state_dict(self.owner.config_data)
+            state["ranks"] = ranks
+            save_checkpoint(t.run_dir / "checkpoints", t.step, state, keep=self.recipe.keep_snapshots)
+            self.event(f"checkpoint at step {t.step}")
+        world.barrier()
+        self.last_ckpt_step = t.step
+        self.clock.restart()
+
+    def draw_grid(self) -> None:
+        t = self.trainer
+        if self.world.main:
+            images, nfe = t.sample_grid()
+            self.owner.record_grid(t.step, grid_png(images), self.trainer.config.sampler.grid.describe(), nfe)
+            self.event(f"grid at step {t.step}")
+        self.clock.restart()
+
+    def evaluate_panel(self) -> None:
+        """The run's sampler panel on the current EMA weights (rank 0), between two steps."""
         from difftui.engine.diffusion import evaluate_panel
         from difftui.engine.evaluate import NLL_IMAGES, fixed_images, record_panel
-        images, labels = fixed_images(self.data, NLL_IMAGES, seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
-        images = images.to(self.device)
-        labels = labels.to(self.device) if self.num_classes and labels is not None else None
-        with Keepalive(self.store.path, self.run_id):
-            rows = evaluate_panel(self.objective, self.ema.net, self.x_T, self.config.sampler, images=images,
-                                  seed=self.recipe.seed, y=self.grid_labels, image_labels=labels)
-            lines = record_panel(self.store, self.run_id, self.step, rows, self.run_dir, len(images))
-        self.log.restart_clock()
-        return lines
-
-    #------------------------------------------------------------------------
-    # Logging and commands.
-
-    def flush(self, **run_fields: Any) -> None:
-        if self.gpus.available and time.monotonic() - self.last_gpu >= GPU_EVERY_S:
-            self.log.add_gpu(self.gpus.sample())
-            self.last_gpu = time.monotonic()
-        self.log.flush(self.step, self.kimg, **run_fields)
-
-    def poll_commands(self) -> None:
-        for cmd in self.store.take_commands(self.run_id):
-            name = cmd["command"]
-            if name == "stop":
-                self.stop_requested = True
-            elif name == "snapshot":
-                self.checkpoint()
-            elif name == "grid":
-                self.draw_grid()
-            elif name == "evaluate":
-                for line in self.evaluate_panel():
-                    self.log.event(line)
-            else:
-                self.log.event(f"unknown command '{name}' ignored", "warning")
-
-    def check_finite(self, names) -> None:
-        for name in names:
-            value = self.log.latest.get(name, 0.0)
-            if not math.isfinite(value):
-                raise FloatingPointError(f"{name} is {value} at step {self.step}")
-
-    #------------------------------------------------------------------------
-    # The loop (playbook 0.0).
-
-    def train_step(self) -> None:
-        x, y = self.stream.next()
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True) if self.num_classes else None
-        lr = self.learning_rate()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        with self.autocast:
-            losses = self.objective(self.net, x, y)
-        loss = losses["loss"]
-        logged = {k: v for k, v in losses.items() if k != "loss"} or {"loss": loss}
-        extra = {"lr": lr}
-        if self.dynamic:
-            # playbook 3.5: the DyDiT FLOPs-budget loss is added to the diffusion loss.
-            from difftui.engine.models import flops_loss
-            ratio = self.net.flops_ratio()
-            loss = loss + flops_loss(ratio, self.recipe.flops_lambda)
-            logged["flops_ratio"] = ratio
-            extra["flops_target"] = self.recipe.flops_lambda
-            if self.net.in_warmup(self.step):
-                # playbook 4.4 / A.2: during the warm-up the complete model's loss L_complete is kept as well.
-                with self.net.complete(), self.autocast:
-                    complete = self.objective(self.net, x, y)["loss"]
-                loss = loss + complete
-                logged["L_complete"] = complete
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.recipe.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.recipe.grad_clip)
-        self.optimizer.step()
-        self.ema.update(self.net)
-        self.step += 1
-        self.log.accumulate(logged)
-        if self.log.end_step(self.step, self.kimg, extra):
-            self.check_finite(logged)
+        t = self.trainer
+        if self.world.main:
+            images, labels = fixed_images(t.data, NLL_IMAGES, seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
+            images = images.to(t.device)
+            labels = labels.to(t.device) if t.num_classes and labels is not None else None
+            rows = evaluate_panel(t.objective, t.ema.net, t.x_T, t.config.sampler, images=images,
+                                  seed=self.recipe.seed, y=t.grid_labels, image_labels=labels)
+            for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir, len(images)):
+                self.event(line)
+        self.clock.restart()
 
     def run(self) -> str:
         """Train to total_steps (or until a stop); returns the final status."""
-        r = self.recipe
+        t, r, world = self.trainer, self.recipe, self.world
         total = r.total_steps
+        start_step = t.step
+        self.measure_flops()
         self.flush()
-        while self.step < total and not self.stop_requested:
-            self.train_step()
-            if self.step % r.grid_every == 0:
+        stop = self.stop_now() or signals.received() is not None
+        first = True
+        if t.compiled and t.step < total:
+            self.event("torch.compile: compiling the network during the first steps")
+        self.clock.restart()
+        while t.step < total and not stop:
+            result = t.train_step()
+            self.meter.accumulate(result.terms, result.ok)
+            self.clock.tick()
+            if first:
+                first = False
+                if t.compiled:
+                    t.sync()
+                    self.event(f"torch.compile: compiled in {time.monotonic() - self.clock.start:.1f} s "
+                               f"(not counted in img/s)")
+                    self.clock.restart()
+            control = Control()
+            if t.step % r.log_every == 0:
+                control = self.control()
+                interval = self.meter.close(world)              # the interval's host sync
+                seconds, steps = self.clock.lap()
+                self.log_interval(interval, seconds, steps)
+            if t.step % r.grid_every == 0 or control.grid:
                 self.draw_grid()
-            if self.step % r.snapshot_every == 0:
+            if control.evaluate:
+                self.evaluate_panel()
+            if t.step % r.snapshot_every == 0 or control.snapshot:
                 self.checkpoint()
-            if self.log.due():
+            if self.owner is not None and self.owner.log.due():
                 self.flush()
-                self.poll_commands()
-        if self.stop_requested:
-            if self.last_ckpt_step != self.step:
-                self.checkpoint()
-            self.log.event(f"stopped at step {self.step}")
-            self.flush(status="stopped", ended=time.time())
+            stop = control.stop or self.stop_now()
+        if stop and t.step == start_step:
+            self.event("stopped before training started" + (f" ({signals.describe(signals.received())})"
+                                                            if signals.received() else ""))
             return "stopped"
-        if self.last_grid_step != self.step:
+        if stop and t.step < total:
+            if self.last_ckpt_step != t.step:
+                self.checkpoint()
+            self.event(f"stopped at step {t.step}" + (f" ({signals.describe(signals.received())})"
+                                                      if signals.received() else ""))
+            return "stopped"
+        if t.last_grid_step != t.step:
             self.draw_grid()
-        if self.last_ckpt_step != self.step:
+        if self.last_ckpt_step != t.step:
             self.checkpoint()
-        self.log.event(f"completed at step {self.step}")
-        self.flush(status="completed", ended=time.time())
+        self.event(f"completed at step {t.step}")
         return "completed"
 
 
 #----------------------------------------------------------------------------
 # The process entry point.
 
+def _log(message: str) -> None:
+    print(f"--- {message}", file=sys.stderr, flush=True)
+
+
 def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
-    """Train run `run_id` of `db_path` in this process; returns the exit code (0 completed/stopped, 1 failed)."""
+    """Train run `run_id` of `db_path` in this process (one rank of it under torchrun); returns the exit code:
+    0 completed or stopped, 1 failed, 2 no such run or database, 3 the run is owned by another engine."""
+    from difftui.engine.owner import RunOwner
     try:
-        store = Store(db_path, create=False)
-    except StoreError as e:
-        print(f"difftui engine: {e}", file=sys.stderr)
-        return 2
-    run = store.get_run(run_id)
-    if run is None:
-        print(f"difftui engine: {db_path}: no run {run_id}", file=sys.stderr)
-        return 2
-    run_dir = Path(run["run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
+        world = init_world()
+    except Exception as e:
+        print(f"difftui engine: cannot join the process group ({one_line(e)})", file=sys.stderr)
+        return 1
+    owner: RunOwner | None = None
+    loop: TrainLoop | None = None
+    restored = False                                # until then, a failure keeps the run's recorded step
+    code = 0
     try:
-        lock = OwnerLock(run_dir / "lock").acquire(f"run {run_id}")
-    except Owned as e:
-        print(f"difftui engine: {e}; this engine exits without touching it", file=sys.stderr)
-        return 3
-    store.update_run(run_id, status="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()),
-                     host=socket.gethostname(), heartbeat=time.time(), started=run["started"] or time.time(),
-                     error=None, ended=None)
-    print(f"--- engine pid {os.getpid()} run {run_id} at {time.strftime('%Y-%m-%d %H:%M:%S')}", file=sys.stderr,
-          flush=True)
-
-    trainer: Trainer | None = None
-
-    def on_signal(signum, frame):                   # SIGTERM / SIGINT: behave like a stop command
-        if trainer is not None:
-            trainer.stop_requested = True
-        else:
-            raise StopRequested()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        config = config_from_dict(json.loads(run["config"]), f"run {run_id} config")
-        with Keepalive(db_path, run_id):
-            trainer = Trainer(store, run_id, config, run_dir)
-            trainer.setup()
-            store.update_run(run_id, device=str(trainer.device))
-            trainer.log.event(f"started on {describe_device(trainer.device)}")
-            trainer.restore()
-        status = trainer.run()
-        print(f"--- {status} at step {trainer.step}", file=sys.stderr, flush=True)
-        return 0
-    except StopRequested:
-        store.add_event(run_id, "info", "stopped before training started")
-        store.set_status(run_id, "stopped")
+        if world.main:
+            try:
+                owner = RunOwner(db_path, run_id)
+            except Owned as e:
+                print(f"difftui engine: {e}; this engine exits without touching it", file=sys.stderr)
+                code = EXIT_OWNED
+            except StoreError as e:
+                print(f"difftui engine: {e}", file=sys.stderr)
+                code = 2
+        config_data = world.broadcast(owner.config_data if owner is not None else None)
+        if config_data is None:
+            return code or EXIT_OWNED
+        if owner is not None:
+            _log(f"engine pid {os.getpid()} run {run_id}"
+                 + (f" rank 0 of {world.size}" if world.distributed else "")
+                 + f" at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        config = config_from_dict(config_data, f"run {run_id} config")
+        run_dir = owner.run_dir if owner is not None else None
+        run_dir = Path(world.broadcast(str(run_dir) if run_dir is not None else None))
+        trainer = Trainer(config, run_dir, world, event=owner.event if owner is not None else lambda *a, **k: None)
+        trainer.setup()
+        loop = TrainLoop(trainer, owner, world)
+        if owner is not None:
+            from difftui.engine.telemetry import cuda_uuids
+            owner.store.update_run(run_id, device=str(trainer.device) if not world.distributed
+                                   else f"{trainer.device.type} x{world.size}")
+            if trainer.device.type == "cuda":
+                owner.event("GPU monitor: " + owner.watch_gpus(cuda_uuids(world.local_size)))
+        loop.restore()
+        restored = True
+        status = loop.run()
+        if owner is not None:
+            owner.finish(status, trainer.step, trainer.kimg)
+            _log(f"{status} at step {trainer.step}")
         return 0
     except BaseException as e:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        message = one_line(e)
-        try:
-            if trainer is not None and hasattr(trainer, "log"):
-                trainer.log.event(f"failed: {message}", "error")
-                trainer.flush(status="failed", error=message, ended=time.time())
-            else:
-                store.add_event(run_id, "error", f"failed: {message}")
-                store.set_status(run_id, "failed", error=message)
-        except Exception:
-            traceback.print_exc(file=sys.stderr)
-            store.set_status(run_id, "failed", error=message)
+        message = one_line(e) if not isinstance(e, RunFailed) else f"RunFailed: {e}"
+        if owner is not None:
+            step = loop.trainer.step if loop is not None and restored else None
+            try:
+                owner.event(f"failed: {message}", "error")
+                if step is None:
+                    run = owner.store.get_run(run_id)
+                    owner.finish("failed", run["step"], run["kimg"], error=message)
+                else:
+                    owner.finish("failed", step, loop.trainer.kimg, error=message)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+                owner.store.set_status(run_id, "failed", error=message)
         return 1
     finally:
-        if trainer is not None and hasattr(trainer, "gpus"):
-            trainer.gpus.close()
-        store.close()
-        lock.release()
+        if owner is not None:
+            owner.close()
+        world.close()

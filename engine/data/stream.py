@@ -3,6 +3,10 @@
 The state is (epoch, position, flip generator state): the permutation of epoch e is drawn from a generator seeded
 with (seed, e), so a resumed run sees exactly the batches it would have seen without the interruption, and its loss
 curve continues without a seam. Batches never straddle an epoch (the tail of each permutation is dropped).
+
+Under DDP every rank walks the same global stream and takes its contiguous 1/world slice of each global batch (the
+recipe's batch is the global batch), flips included, so the global batches, and the resume state, do not depend on
+how many processes share them.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ __all__ = ["BatchStream"]
 
 
 class BatchStream:
-    def __init__(self, data: ImageSet, batch_size: int, *, seed: int = 0, x_flip: bool = False):
+    def __init__(self, data: ImageSet, batch_size: int, *, seed: int = 0, x_flip: bool = False, rank: int = 0,
+                 world_size: int = 1):
         if batch_size > len(data):
             raise DataError(f"dataset '{data.name}' has {len(data)} images, fewer than the batch size {batch_size}")
+        if batch_size % world_size:
+            raise DataError(f"recipe.batch_size {batch_size} does not split over {world_size} processes "
+                            f"(the global batch must be a multiple of the process count)")
         self.data = data
         self.batch_size = batch_size
+        self.shard = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
         self.seed = seed
         self.x_flip = x_flip
         self.epoch = 0
@@ -43,9 +52,9 @@ class BatchStream:
             self._perm = None
         idx = self._permutation()[self.position:self.position + self.batch_size]
         self.position += self.batch_size
-        x, y = self.data.batch(idx)
+        x, y = self.data.batch(idx[self.shard])
         if self.x_flip:
-            flip = torch.rand(x.shape[0], generator=self.flip_gen) < 0.5
+            flip = (torch.rand(self.batch_size, generator=self.flip_gen) < 0.5)[self.shard].to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x, y
 

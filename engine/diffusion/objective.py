@@ -74,9 +74,14 @@ class Objective:
     """A training loss plus the samplers that make sense for the model it trains."""
 
     kind: str = ""
+    step: int = 0                                   # the optimizer step being trained (set by the trainer)
 
     def out_channels(self, in_channels: int) -> int:
         raise NotImplementedError
+
+    def constants(self) -> dict[str, float]:
+        """Fixed values logged beside the losses (e.g. DyDiT's target FLOPs ratio)."""
+        return {}
 
     def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         raise NotImplementedError

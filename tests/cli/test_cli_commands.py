@@ -2,6 +2,8 @@
 run driven by the commands (run --detach, ls, show, stop --wait, resume)."""
 
 
+import time
+
 import pytest
 from typer.testing import CliRunner
 
@@ -105,6 +107,13 @@ def test_a_tiny_run_through_the_commands(tmp_path):
                     "--set", "recipe.snapshot_every=100000", "--detach")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("run 1 started")
+    from difftui.engine.store import Store
+    deadline = time.monotonic() + 120                      # a stop before the first step trains nothing
+    while time.monotonic() < deadline:
+        with Store(db) as store:
+            if store.get_run(1)["step"] >= 1:
+                break
+        time.sleep(0.1)
     stopped = invoke("--db", db, "stop", 1, "--wait")
     assert stopped.exit_code == 0, stopped.stderr
     assert "run 1 stopped at step" in stopped.stdout

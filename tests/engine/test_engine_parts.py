@@ -3,6 +3,7 @@ device resolution and GPU telemetry without a GPU."""
 
 import dataclasses
 import io
+import math
 import random
 
 import numpy as np
@@ -15,9 +16,11 @@ from difftui.engine.catalog import Catalog
 from difftui.engine.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, rng_state,
                                        save_checkpoint, set_rng_state)
 from difftui.engine.device import DeviceError, describe_device, resolve_device
+from difftui.engine.distributed import World
 from difftui.engine.ema import EMA
 from difftui.engine.grids import fixed_noise, grid_png
 from difftui.engine.logbuffer import LogBuffer
+from difftui.engine.meter import Meter
 from difftui.engine.store import Store
 from difftui.engine.telemetry import GpuMonitor
 
@@ -116,34 +119,50 @@ def _store_with_run(tmp_path):
     return store, store.create_run(config, name="t", total_steps=10)
 
 
-def test_log_buffer_writes_interval_means_in_one_flush(tmp_path):
+def test_log_buffer_writes_queued_rows_in_one_flush(tmp_path):
     store, run_id = _store_with_run(tmp_path)
-    clock = iter([0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
-    buf = LogBuffer(store, run_id, log_every=2, batch_size=4, clock=lambda: next(clock))
-    for step, v in enumerate([1.0, 3.0, 5.0, 9.0], start=1):
-        buf.accumulate({"L_simple": torch.tensor(v)})
-        buf.end_step(step, step * 0.004, {"lr": 1e-4})
+    buf = LogBuffer(store, run_id)
+    buf.add_metrics(2, 0.008, {"L_simple": 2.0, "lr": 1e-4})
+    buf.add_metrics(4, 0.016, {"L_simple": float("nan"), "lr": 1e-4})
+    buf.event("hello")
     assert store.series(run_id, "L_simple") == []          # nothing written before the flush
     buf.flush(4, 0.016)
-    assert store.series(run_id, "L_simple") == [(2, 2.0), (4, 7.0)]
+    series = store.series(run_id, "L_simple")
+    assert series[0] == (2, 2.0) and series[1][0] == 4 and math.isnan(series[1][1])
     assert [v for _, v in store.series(run_id, "lr")] == pytest.approx([1e-4, 1e-4])
-    assert [v for _, v in store.series(run_id, "img_per_s")] == pytest.approx([8 / 1.0, 8 / 1.0])
+    assert [e["message"] for e in store.events_since(run_id)] == ["hello"]
     run = store.get_run(run_id)
     assert run["step"] == 4 and run["kimg"] == pytest.approx(0.016) and run["heartbeat"] is not None
 
 
-def test_log_buffer_partial_interval_survives_a_checkpoint(tmp_path):
-    store, run_id = _store_with_run(tmp_path)
-    a = LogBuffer(store, run_id, log_every=4, batch_size=1)
+def test_meter_means_cover_the_finite_steps_and_count_the_skipped_ones():
+    meter = Meter(torch.device("cpu"))
+    ok, bad = torch.tensor(True), torch.tensor(False)
+    for v, flag in ((1.0, ok), (3.0, ok), (float("nan"), bad), (5.0, ok)):
+        meter.accumulate({"L_simple": torch.tensor(v), "grad_norm": torch.tensor(2 * v)}, flag)
+    first = meter.close(World())
+    assert first.means == {"L_simple": 3.0, "grad_norm": 6.0}
+    assert (first.steps, first.skipped, first.streak, first.nonfinite_terms) == (4, 1, 0, ["L_simple", "grad_norm"])
+    for _ in range(3):
+        meter.accumulate({"L_simple": torch.tensor(float("inf")), "grad_norm": torch.tensor(1.0)}, bad)
+    second = meter.close(World())
+    assert math.isnan(second.means["L_simple"]) and second.skipped == 3 and second.streak == 3
+    assert second.nonfinite_terms == ["L_simple"]
+    meter.accumulate({"L_simple": torch.tensor(1.0), "grad_norm": torch.tensor(1.0)}, ok)
+    assert meter.close(World()).streak == 0                 # a good step ends the run of non-finite ones
+
+
+def test_meter_partial_interval_survives_a_checkpoint():
+    a = Meter(torch.device("cpu"))
     for v in (1.0, 2.0):
-        a.accumulate({"L_simple": torch.tensor(v)})
-    b = LogBuffer(store, run_id, log_every=4, batch_size=1)
-    b.load_state_dict(a.state_dict(), torch.device("cpu"))
-    for step, v in ((3, 3.0), (4, 6.0)):
-        b.accumulate({"L_simple": torch.tensor(v)})
-        b.end_step(step, 0.0)
-    b.flush(4, 0.0)
-    assert store.series(run_id, "L_simple") == [(4, 3.0)]
+        a.accumulate({"L_simple": torch.tensor(v)}, torch.tensor(True))
+    a.accumulate({"L_simple": torch.tensor(float("nan"))}, torch.tensor(False))
+    b = Meter(torch.device("cpu"))
+    b.load_state_dict(a.state_dict())
+    for v in (3.0, 6.0):
+        b.accumulate({"L_simple": torch.tensor(v)}, torch.tensor(True))
+    interval = b.close(World())
+    assert interval.means == {"L_simple": 3.0} and interval.steps == 5 and interval.skipped == 1
 
 
 #----------------------------------------------------------------------------
@@ -162,7 +181,7 @@ def test_device_resolution():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
 def test_gpu_monitor_without_a_gpu_is_calm():
-    mon = GpuMonitor([0])
+    mon = GpuMonitor(["GPU-00000000-0000-0000-0000-000000000000"])
     assert not mon.available and mon.status.startswith("no NVIDIA GPU")
     assert mon.sample() == []
     mon.close()

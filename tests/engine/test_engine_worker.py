@@ -73,7 +73,7 @@ def test_stop_then_resume_continues_the_same_loss_curve(tmp_path):
     with Store(db) as store:
         resumed, reference = store.series(run_id, "L_simple"), store.series(ref, "L_simple")
         events = [e["message"] for e in store.events_since(run_id)]
-    assert f"stopped at step {stopped_at}" in events and f"resumed from step {stopped_at}" in events
+    assert f"stopped at step {stopped_at}" in events and f"resumed from step {stopped_at} (ckpt-{stopped_at:07d}.pt)" in events
     # Model, optimizer, EMA, RNG, data position and the partial logging interval were all restored.
     torch.testing.assert_close(torch.tensor(resumed), torch.tensor(reference), rtol=1e-4, atol=1e-6)
 
@@ -102,7 +102,7 @@ def test_kill_9_leaves_a_crashed_intact_resumable_run(tmp_path):
     assert metric_steps(db, run_id) == list(range(2, last_ckpt + 21, 2))
     with Store(db) as store:
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert f"resumed from step {last_ckpt}" in [e["message"] for e in store.events_since(run_id)]
+        assert f"resumed from step {last_ckpt} (ckpt-{last_ckpt:07d}.pt)" in [e["message"] for e in store.events_since(run_id)]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA failure")

@@ -1,0 +1,85 @@
+"""The process group of a run: one process, or K under torchrun (DDP; NCCL on CUDA, gloo on the CPU).
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE; without them the engine is the whole world (rank 0
+of 1) and every collective below is the identity, so the training loop reads the same either way. Only rank 0 owns
+the run (its lock, runs.db, checkpoints, grids); the others train and take part in the collectives.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["World", "init_world"]
+
+TIMEOUT = datetime.timedelta(minutes=30)            # a grid or a checkpoint on rank 0 may keep the others waiting
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    local_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    # -- collectives (identities for a world of one) ----------------------------------------------------------------
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj` on every rank (a picklable object: the config, a checkpoint path, a decision)."""
+        if not self.distributed:
+            return obj
+        box = [obj if self.main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every rank's `obj`, as a list on rank 0 (None elsewhere)."""
+        if not self.distributed:
+            return [obj]
+        out = [None] * self.size if self.main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def all_reduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """In place over all ranks: "sum", "max" or "min"."""
+        if self.distributed:
+            dist.all_reduce(tensor, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX,
+                                        "min": dist.ReduceOp.MIN}[op])
+        return tensor
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def init_world() -> World:
+    """Join torchrun's process group when this process was started by it: NCCL for CUDA tensors and gloo for CPU
+    tensors where there is a GPU (the run's device decides which one its collectives use), gloo alone elsewhere."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    world = World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                  local_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(size))))
+    if torch.cuda.is_available() and world.local_rank < torch.cuda.device_count():
+        torch.cuda.set_device(world.local_rank)
+        dist.init_process_group("cpu:gloo,cuda:nccl", timeout=TIMEOUT)
+    else:
+        dist.init_process_group("gloo", timeout=TIMEOUT)
+    return world
