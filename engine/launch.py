@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from difftui.engine import signals
 from difftui.engine.atomic import atomic_write_text
 from difftui.engine.catalog import config_to_dict
 from difftui.engine.config import RunConfig
@@ -168,9 +169,10 @@ def start_run(db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan | N
                 log.write(f"--- launch {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(engine_argv(db_path, run_id, plan))}"
                           f"\n".encode())
                 log.flush()
-                proc = subprocess.Popen(engine_argv(db_path, run_id, plan), stdin=devnull, stdout=log,
-                                        stderr=subprocess.STDOUT, cwd=folder, env=engine_env(plan),
-                                        start_new_session=True, close_fds=True)
+                with signals.blocked():             # delivered once the engine's handlers are in place
+                    proc = subprocess.Popen(engine_argv(db_path, run_id, plan), stdin=devnull, stdout=log,
+                                            stderr=subprocess.STDOUT, cwd=folder, env=engine_env(plan),
+                                            start_new_session=True, close_fds=True)
             store.db.execute(
                 "UPDATE runs SET status = 'queued', pid = ?, pid_start = ?, host = ?, launch = ?, error = NULL,"
                 " ended = NULL WHERE id = ?",

@@ -191,38 +191,43 @@ class TrainLoop:
         return signals.received() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
 
     def log_interval(self, interval: Interval, seconds: float, steps: int) -> None:
+        """Queue the interval's values (rank 0), then fail the run if the non-finite steps ran too long (every rank
+        sees the same reduced interval, so every rank stops at the same step)."""
         t, r = self.trainer, self.recipe
+        if self.owner is not None:
+            values = dict(interval.means)
+            values["lr"] = t.learning_rate()
+            values.update(t.objective.constants())
+            if interval.skipped:
+                values["skipped_steps"] = float(interval.skipped)
+                terms = ", ".join(interval.nonfinite_terms) or "grad_norm"
+                self.event(f"{interval.skipped} of {interval.steps} steps up to step {t.step} skipped: {terms} not "
+                           f"finite", "warning")
+            if seconds > 0 and steps:
+                ips = steps * r.batch_size / seconds
+                values["img_per_s"] = ips
+                if self.flops_per_image is not None:
+                    values["tflops"] = ips * self.flops_per_image / 1e12
+                    if self.peak is not None:
+                        values["mfu"] = values["tflops"] / self.peak
+            self.owner.log.add_metrics(t.step, t.kimg, values)
         if interval.streak >= r.max_nonfinite_steps:
             terms = ", ".join(interval.nonfinite_terms) or "the loss"
             raise RunFailed(f"{terms} not finite for {interval.streak} steps in a row (up to step {t.step}; limit "
                             f"recipe.max_nonfinite_steps = {r.max_nonfinite_steps}); the newest checkpoint is finite. "
                             f"Lower recipe.lr, or try recipe.precision=fp32 (playbook 4.3)")
-        if self.owner is None:
-            return
-        values = dict(interval.means)
-        values["lr"] = t.learning_rate()
-        values.update(t.objective.constants())
-        if interval.skipped:
-            values["skipped_steps"] = float(interval.skipped)
-            terms = ", ".join(interval.nonfinite_terms) or "grad_norm"
-            self.event(f"{interval.skipped} of {interval.steps} steps up to step {t.step} skipped: {terms} not finite",
-                       "warning")
-        if seconds > 0 and steps:
-            ips = steps * r.batch_size / seconds
-            values["img_per_s"] = ips
-            if self.flops_per_image is not None:
-                values["tflops"] = ips * self.flops_per_image / 1e12
-                if self.peak is not None:
-                    values["mfu"] = values["tflops"] / self.peak
-        self.owner.log.add_metrics(t.step, t.kimg, values)
 
     def checkpoint(self) -> None:
         """Every rank: gather the per-rank RNG and partial-interval states; rank 0 checks the weights are finite and
         writes the file; a barrier on either side."""
         t, world = self.trainer, self.world
         world.barrier()
-        ranks = world.gather({"rng": rng_state(), "meter": self.meter.state_dict()})
+        ranks = world.gather({"rng": rng_state(), "meter": self.meter.state_dict(), "checksum": t.weights_checksum()})
         if world.main:
+            sums = [r.pop("checksum") for r in ranks]
+            if max(abs(c - sums[0]) for c in sums) > 1e-5 * (abs(sums[0]) + 1.0):
+                raise RunFailed(f"the ranks' weights differ at step {t.step} (checksums {sums}): gradients were not "
+                                f"averaged the same way on every rank")
             if not t.weights_finite():
                 raise RunFailed(f"the weights are not finite at step {t.step}: not checkpointed (the newest "
                                 f"checkpoint, step {self.last_ckpt_step}, is finite). Lower recipe.lr")

@@ -16,9 +16,7 @@ nets, the fused optimizer, bf16 autocast (fp16 with a dynamic loss scaler as an 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -279,6 +277,11 @@ class Trainer:
         norms = torch._foreach_norm([t.float() for t in tensors])
         return bool(torch.isfinite(torch.stack(norms)).all())
 
+    def weights_checksum(self) -> float:
+        """The sum of every weight in float64: equal on all ranks when DDP keeps them in sync."""
+        with torch.no_grad():
+            return torch.stack([p.detach().double().sum() for p in self.net.parameters()]).sum().item()
+
     def macs_per_image(self) -> int:
         """Multiply-adds of one forward at batch 1 (measured on the meta device; torch.utils.flop_counter)."""
         from difftui.engine.models import measure_macs
@@ -326,12 +329,3 @@ class Trainer:
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
-
-
-def first_step_timer() -> Callable[[], float]:
-    start = time.monotonic()
-    return lambda: time.monotonic() - start
-
-
-def is_finite_number(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -194,6 +194,26 @@ def _report_end(c: Context, run_id: int) -> int:
     return 0
 
 
+def launch_plan(gpus: str | None, nproc_per_node: int | None, nnodes: int = 1, rdzv_endpoint: str | None = None):
+    """--gpus / --nproc-per-node / --nnodes / --rdzv-endpoint -> a LaunchPlan (one line on a bad value)."""
+    from difftui.engine.launch import LaunchPlan
+    ids = None
+    if gpus is not None:
+        try:
+            ids = tuple(int(g) for g in gpus.split(",") if g.strip())
+        except ValueError:
+            raise UserError(f"--gpus {gpus!r}: expected GPU numbers separated by commas, e.g. 0,1") from None
+        if not ids:
+            raise UserError(f"--gpus {gpus!r}: no GPU named")
+    nproc = nproc_per_node or (len(ids) if ids else 1)
+    if ids and nproc != len(ids):
+        raise UserError(f"--gpus names {len(ids)} GPU(s) but --nproc-per-node is {nproc}: one process per GPU")
+    try:
+        return LaunchPlan(nproc_per_node=nproc, gpus=ids, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 #----------------------------------------------------------------------------
 # Commands.
 
@@ -211,20 +231,38 @@ def run(
     name: str = typer.Option("", "--name", help="run name (default: dataset-backbone-id)"),
     off_tier: bool = typer.Option(False, "--off-tier", help="allow a backbone that is off its paper's tier ladder"),
     detach: bool = typer.Option(False, "--detach", help="start the run and return at once"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", metavar="0,1",
+                                       help="GPUs to train on (CUDA_VISIBLE_DEVICES); several run one process each "
+                                            "through torchrun (DDP)"),
+    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", metavar="K", min=1,
+                                                 help="processes on this machine (DDP; gloo on the CPU)"),
+    nnodes: int = typer.Option(1, "--nnodes", metavar="N", min=1, help="machines (torchrun; see the README)"),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", metavar="HOST:PORT",
+                                                help="torchrun rendezvous on the machine of rank 0 (with --nnodes)"),
 ) -> None:
     """Start a training run (in its own process; closing the terminal does not stop it)."""
     from difftui.engine.data import check_available
     from difftui.engine.launch import create_run, start_run
     c = ctx_obj(ctx)
+    plan = launch_plan(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     config = c.catalog().resolve(dataset=dataset, backbone=backbone, sampler=sampler, recipe=recipe,
                                  overrides=set_ or [], max_steps=max_steps, device=device, off_tier=off_tier,
                                  name=name)
     check_available(config.dataset)
-    run_id = create_run(c.db, config)
-    proc = start_run(c.db, run_id)
+    if config.recipe.batch_size % (plan.nproc_per_node * plan.nnodes):
+        raise UserError(f"recipe.batch_size {config.recipe.batch_size} does not split over "
+                        f"{plan.nproc_per_node * plan.nnodes} processes (the recipe's batch is the global batch)")
+    run_id = create_run(c.db, config, plan=plan)
+    proc = start_run(c.db, run_id, plan)
     out.print(f"run {run_id} started (pid {proc.pid}): {config.dataset.name} / {config.backbone.name} / "
               f"{config.sampler.name} / {config.recipe.name}, {config.recipe.total_steps} steps, device "
-              f"{config.device}; log {Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}")
+              f"{config.device}, {plan.describe()}; log "
+              f"{Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}")
+    if plan.nnodes > 1:
+        out.print(f"on each of the other {plan.nnodes - 1} machine(s), with the same data set paths, run:\n  "
+                  f"python -m torch.distributed.run --nnodes {plan.nnodes} --nproc-per-node {plan.nproc_per_node} "
+                  f"--rdzv-backend c10d --rdzv-endpoint {plan.rdzv_endpoint} --rdzv-id difftui-run-{run_id} "
+                  f"-m difftui.engine train {run_id} --db {Path(c.db).resolve()}")
     if detach:
         out.print(f"watch: difftui show {run_id}   stop: difftui stop {run_id}")
         return
@@ -325,14 +363,25 @@ def eval_(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
 @app.command()
 @user_command
 def stop(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
-         wait: bool = typer.Option(False, "--wait", help="wait until the engine has checkpointed and exited")) -> None:
+         wait: bool = typer.Option(False, "--wait", help="wait until the engine has checkpointed and exited"),
+         force: bool = typer.Option(False, "--force", help="SIGTERM to the engine's process group (it checkpoints "
+                                                          "and stops), SIGKILL if it still runs after --grace"),
+         grace: float = typer.Option(30.0, "--grace", metavar="SECONDS", help="with --force: how long to wait "
+                                                                               "before SIGKILL"),
+         ) -> None:
     """Ask a run to checkpoint and stop."""
-    from difftui.engine.launch import request_stop
+    from difftui.engine.launch import force_stop, request_stop
     from difftui.engine.store import ACTIVE_STATUSES
     c = ctx_obj(ctx)
     with c.store() as store:
         store.reap_dead_runs()
         _get_run(store, run_id)
+    if force:
+        try:
+            out.print(force_stop(c.db, run_id, grace_s=grace))
+        except RuntimeError as e:
+            raise UserError(str(e)) from None
+        return
     try:
         request_stop(c.db, run_id)
     except RuntimeError as e:
@@ -353,14 +402,19 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
            detach: bool = typer.Option(False, "--detach", help="start the engine and return at once"),
            max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1,
                                                    help="new total steps (e.g. to train a completed run further)"),
+           gpus: Optional[str] = typer.Option(None, "--gpus", metavar="0,1",
+                                              help="resume on these GPUs (default: as the run was launched)"),
+           nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", metavar="K", min=1,
+                                                        help="resume with this many processes"),
            ) -> None:
     """Continue a stopped, crashed or failed run from its newest checkpoint."""
     from difftui.engine import launch
     c = ctx_obj(ctx)
     with c.store() as store:
         _get_run(store, run_id)
+    plan = launch_plan(gpus, nproc_per_node) if gpus is not None or nproc_per_node is not None else None
     try:
-        proc = launch.resume(c.db, run_id, total_steps=max_steps)
+        proc = launch.resume(c.db, run_id, total_steps=max_steps, plan=plan)
     except RuntimeError as e:
         raise UserError(str(e)) from None
     out.print(f"run {run_id} resuming (pid {proc.pid})")
