@@ -302,6 +302,7 @@ class Recipe:
     channels_last: bool = True                      # NHWC memory format for the conv nets (U-Net, ADM, DDPM++, NCSN++)
     fused_optimizer: bool = True                    # one fused Adam/AdamW kernel (also skips non-finite steps on-device)
     compile: bool = False                           # torch.compile (opt-in; the first steps compile, shown as such)
+    compile_backend: Literal["inductor", "aot_eager", "eager"] = "inductor"   # eager/aot_eager: capture only
     data_on_device: bool = True                     # a data set that fits in a quarter of GPU memory lives there
 
     def validate(self) -> None:

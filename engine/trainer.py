@@ -114,7 +114,7 @@ class Trainer:
             model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
                                             else None)
         self.compiled = r.compile
-        self.train_net = torch.compile(model) if r.compile else model
+        self.train_net = torch.compile(model, backend=r.compile_backend) if r.compile else model
 
         self.ema = EMA(self.net, r) if world.main else None
         self.optimizer = self._optimizer()
@@ -174,7 +174,8 @@ class Trainer:
             parts.append("data on the GPU" if self.data_on_device else "data from host memory (pinned)")
         parts.append("fused " + self.recipe.optimizer if self.fused else "foreach " + self.recipe.optimizer)
         if self.compiled:
-            parts.append("torch.compile")
+            parts.append("torch.compile" + (f" ({self.recipe.compile_backend})"
+                                            if self.recipe.compile_backend != "inductor" else ""))
         if self.world.distributed:
             parts.append(f"DDP over {self.world.size} processes, {self.recipe.batch_size // self.world.size} "
                          f"images each")
