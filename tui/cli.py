@@ -317,7 +317,8 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
     out.print(f"  sampler   {sp['name']} (grid: {grid['kind']} N={grid['steps']} eta={grid['eta']})")
     out.print(f"  recipe    {rec['name']}: {rec['loss']} loss, {rec['schedule']} schedule, T={rec['diffusion_steps']},"
               f" batch {rec['batch_size']}, lr {rec['lr']:g}, EMA {rec['ema_decay']}")
-    out.print(f"  device    {r['device'] or cfg.get('device', '-')}   pid {r['pid'] or '-'} on {r['host'] or '-'}")
+    since = f", started {_fmt_time(r['pid_start'])}" if r.get("pid_start") else ""
+    out.print(f"  device    {r['device'] or cfg.get('device', '-')}   pid {r['pid'] or '-'} on {r['host'] or '-'}{since}")
     out.print(f"  progress  step {r['step']}/{r['total_steps']}  kimg {r['kimg']:.1f}")
     out.print(f"  times     created {_fmt_time(r['created'])}  started {_fmt_time(r['started'])}"
               f"  ended {_fmt_time(r['ended'])}")

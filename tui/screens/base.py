@@ -18,7 +18,7 @@ def one_line(error: BaseException | None) -> str:
     name = type(error).__name__
     if not first:
         return name
-    return first if name in ("PresetError", "RuntimeError", "StoreError", "ValueError") else f"{name}: {first}"
+    return first if name in ("PresetError", "RuntimeError", "StoreError", "ValueError", "Owned") else f"{name}: {first}"
 
 
 class DifftuiScreen(Screen):
