@@ -1,9 +1,10 @@
 """What logging to runs.db and drawing the fixed-x_T grid cost the training loop (issue 2; target: < 3% of step time).
 
-One process, one model, one data stream, one seed: blocks of the bare training step (objective, backward, Adam, EMA)
-alternate with blocks of the engine's real step (`Trainer.train_step`: the same plus the `LogBuffer`, the ~1 s
-flush to a real runs.db in WAL mode with its heartbeat, and the command poll), so that drift in the machine's speed
-hits both alike; the medians of the per-step block times are compared. The grid (the panel's grid sampler on 64
+One process, one model, one data stream, one seed: blocks of the bare training step (`Trainer.train_step`: objective,
+backward, the non-finite guard, Adam, EMA) alternate with blocks of the engine's logged step (the same plus the
+`Meter`, the interval close every `log_every` steps and the ~1 s flush to a real runs.db in WAL mode, with the run
+owner's heartbeat thread running beside it), so that drift in the machine's speed hits both alike; the medians of
+the per-step block times are compared. The grid (the panel's grid sampler on 64
 fixed latents with the EMA weights, PNG, file and samples row) is timed on its own and amortised over
 `recipe.grid_every` steps. Checkpoint cost is shown too, amortised over `snapshot_every` (not part of the target).
 
@@ -30,9 +31,12 @@ from pathlib import Path
 import torch
 
 from difftui.engine.catalog import Catalog
+from difftui.engine.distributed import World
 from difftui.engine.launch import create_run
-from difftui.engine.store import Store
-from difftui.engine.train import Trainer
+from difftui.engine.meter import Meter
+from difftui.engine.owner import RunOwner
+from difftui.engine.train import TrainLoop
+from difftui.engine.trainer import Trainer
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -42,54 +46,54 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_step(tr: Trainer) -> None:
-    """`Trainer.train_step` without the LogBuffer: the loop as it would be with no database at all."""
-    x, _ = tr.stream.next()
-    x = x.to(tr.device, non_blocking=True)
-    lr = tr.learning_rate()
-    for group in tr.optimizer.param_groups:
-        group["lr"] = lr
-    with tr.autocast:
-        loss = tr.objective(tr.net, x)["loss"]
-    tr.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    tr.optimizer.step()
-    tr.ema.update(tr.net)
-    tr.step += 1
+def bare_step(loop: TrainLoop) -> float:
+    """The trainer's step alone: the loop as it would be with no logging and no database."""
+    loop.trainer.train_step()
+    return 0.0
 
 
-def logged_step(tr: Trainer) -> float:
-    """The engine's step and its once-a-second flush + command poll; returns the seconds spent flushing."""
-    tr.train_step()
-    if tr.log.due():
+def logged_step(loop: TrainLoop) -> float:
+    """The loop's per-step logging: accumulate, close the interval at logging steps, flush about once a second;
+    returns the seconds spent flushing."""
+    t = loop.trainer
+    result = t.train_step()
+    loop.meter.accumulate(result.terms, result.ok)
+    loop.clock.tick()
+    if t.step % loop.recipe.log_every == 0:
+        loop.control()
+        interval = loop.meter.close(loop.world)
+        seconds, steps = loop.clock.lap()
+        loop.log_interval(interval, seconds, steps)
+    if loop.owner.log.due():
         t0 = time.perf_counter()
-        tr.flush()
-        tr.poll_commands()
+        loop.flush()
         return time.perf_counter() - t0
     return 0.0
 
 
-def block(tr: Trainer, step_fn, steps: int) -> tuple[float, float]:
-    sync(tr.device)
+def block(loop: TrainLoop, step_fn, steps: int) -> tuple[float, float]:
+    sync(loop.trainer.device)
     t0 = time.perf_counter()
     flush = 0.0
     for _ in range(steps):
-        flush += step_fn(tr) or 0.0
-    sync(tr.device)
+        flush += step_fn(loop)
+    sync(loop.trainer.device)
     return (time.perf_counter() - t0) / steps, flush / steps
 
 
-def logbuffer_cost(tr: Trainer, calls: int = 20_000) -> float:
-    """Seconds per step of the LogBuffer's per-step work (accumulate + end_step), timed directly."""
-    from difftui.engine.logbuffer import LogBuffer
-    buf = LogBuffer(tr.store, tr.run_id, log_every=tr.recipe.log_every, batch_size=tr.recipe.batch_size)
-    value = {"L_simple": torch.tensor(0.1, device=tr.device)}
-    sync(tr.device)
+def meter_cost(loop: TrainLoop, calls: int = 20_000) -> float:
+    """Seconds per step of the Meter's per-step work (accumulate; one interval close per log_every), timed directly."""
+    meter = Meter(loop.trainer.device)
+    values = {"L_simple": torch.tensor(0.1, device=loop.trainer.device),
+              "grad_norm": torch.tensor(1.0, device=loop.trainer.device)}
+    ok = torch.tensor(True, device=loop.trainer.device)
+    sync(loop.trainer.device)
     t0 = time.perf_counter()
     for step in range(1, calls + 1):
-        buf.accumulate(value)
-        buf.end_step(step, step * 0.128, {"lr": 1e-4})
-    sync(tr.device)
+        meter.accumulate(values, ok)
+        if step % loop.recipe.log_every == 0:
+            meter.close(loop.world)
+    sync(loop.trainer.device)
     return (time.perf_counter() - t0) / calls
 
 
@@ -114,18 +118,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "runs.db"
         run_id = create_run(db, config)
-        store = Store(db)
-        store.update_run(run_id, status="running", pid=os.getpid())
-        tr = Trainer(store, run_id, config, Path(tmp) / "runs" / str(run_id))
+        owner = RunOwner(db, run_id)
+        tr = Trainer(config, owner.run_dir, World(), event=owner.event)
         tr.setup()
+        loop = TrainLoop(tr, owner, World())
+        loop.measure_flops()
         print(f"device {tr.device}, {torch.get_num_threads()} threads; {config.dataset.name} / "
               f"{config.backbone.name} / batch {r.batch_size}; log_every {r.log_every}, grid_every {r.grid_every}")
         for _ in range(3):                                   # warm-up (allocator, oneDNN primitives)
-            logged_step(tr)
+            logged_step(loop)
         bare, logged, flushes = [], [], []
         for i in range(args.rounds):
-            b, _ = block(tr, bare_step, args.steps_per_block)
-            l, f = block(tr, logged_step, args.steps_per_block)
+            b, _ = block(loop, bare_step, args.steps_per_block)
+            l, f = block(loop, logged_step, args.steps_per_block)
             bare.append(b)
             logged.append(l)
             flushes.append(f)
@@ -134,15 +139,16 @@ def main() -> None:
         for _ in range(2):
             sync(tr.device)
             t0 = time.perf_counter()
-            tr.draw_grid()
+            loop.draw_grid()
             sync(tr.device)
             grid_times.append(time.perf_counter() - t0)
-        logbuf = logbuffer_cost(tr)
+        logbuf = meter_cost(loop)
         t0 = time.perf_counter()
-        tr.checkpoint()
+        loop.checkpoint()
         ckpt_s = time.perf_counter() - t0
-        rows = store.db.execute("SELECT COUNT(*) FROM metrics WHERE run_id = ?", [run_id]).fetchone()[0]
-        store.close()
+        loop.flush()
+        rows = owner.store.db.execute("SELECT COUNT(*) FROM metrics WHERE run_id = ?", [run_id]).fetchone()[0]
+        owner.close()
 
     step = statistics.median(bare)
     log_ab = statistics.median(logged) - step
@@ -165,11 +171,11 @@ def main() -> None:
         "| part | ms per step | % of bare step |",
         "| --- | ---: | ---: |",
         f"| bare training step (median of {args.rounds} blocks of {args.steps_per_block}) | {step * 1e3:.1f} | 100 |",
-        f"| logged step minus bare step (LogBuffer + flush + command poll, A/B) | {log_ab * 1e3:.2f} | "
+        f"| logged step minus bare step (Meter + interval close + flush, A/B) | {log_ab * 1e3:.2f} | "
         f"{pct(log_ab):.2f} |",
-        f"| LogBuffer per step (accumulate + interval mean), timed directly | {logbuf * 1e3:.3f} | "
+        f"| Meter per step (accumulate + interval close), timed directly | {logbuf * 1e3:.3f} | "
         f"{pct(logbuf):.3f} |",
-        f"| flush + command poll per step, timed directly | {flush * 1e3:.3f} | {pct(flush):.3f} |",
+        f"| flush per step, timed directly | {flush * 1e3:.3f} | {pct(flush):.3f} |",
         f"| grid: {grid:.2f} s each, amortised over {r.grid_every} steps | {grid_per_step * 1e3:.2f} | "
         f"{pct(grid_per_step):.2f} |",
         f"| **total: A/B logging + grid** | **{total * 1e3:.2f}** | **{pct(total):.2f}** |",
