@@ -245,6 +245,8 @@ def run(
     from difftui.engine.launch import create_run, start_run
     c = ctx_obj(ctx)
     plan = launch_plan(gpus, nproc_per_node, nnodes, rdzv_endpoint)
+    if plan.gpus is not None and device == "auto":
+        device = "cuda"                             # GPUs were named: never fall back to the CPU silently
     config = c.catalog().resolve(dataset=dataset, backbone=backbone, sampler=sampler, recipe=recipe,
                                  overrides=set_ or [], max_steps=max_steps, device=device, off_tier=off_tier,
                                  name=name)

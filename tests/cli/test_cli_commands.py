@@ -168,3 +168,18 @@ def test_off_tier_size_is_refused_naming_the_tiers_and_marked_when_forced(tmp_pa
         store.create_run(config_to_dict(config), name="wide", total_steps=10)
     listing = invoke("--db", db, "ls")
     assert listing.exit_code == 0 and "(off-tier)" in listing.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpus", "0,x"], "--gpus '0,x': expected GPU numbers separated by commas, e.g. 0,1"),
+    (["--gpus", "0,1", "--nproc-per-node", "3"], "--gpus names 2 GPU(s) but --nproc-per-node is 3"),
+    (["--nnodes", "2"], "--nnodes > 1 needs --rdzv-endpoint HOST:PORT"),
+    (["--device", "cpu", "--nproc-per-node", "3"], "recipe.batch_size 8 does not split over 3 processes"),
+])
+def test_bad_launch_options_are_one_line_and_create_no_run(tmp_path, args, message):
+    db = tmp_path / "runs.db"
+    assert_one_line_error(invoke("--db", db, "run", *TINY, "--max-steps", 5, *args), message)
+    from difftui.engine.store import Store
+    if db.exists():
+        with Store(db) as store:
+            assert store.list_runs() == []

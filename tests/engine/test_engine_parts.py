@@ -186,3 +186,28 @@ def test_gpu_monitor_without_a_gpu_is_calm():
     assert mon.sample() == []
     mon.close()
     assert GpuMonitor([]).sample() == []
+
+
+#----------------------------------------------------------------------------
+# Launch backends.
+
+def test_the_launch_backends_build_argv_lists_for_one_process_torchrun_and_several_machines(tmp_path):
+    import sys
+
+    from difftui.engine.launch import LaunchPlan, engine_argv, engine_env
+    db = tmp_path / "runs.db"
+    tail = ["-m", "difftui.engine", "train", "7", "--db", str(db.resolve())]
+    assert engine_argv(db, 7) == [sys.executable, *tail]
+    two = LaunchPlan(nproc_per_node=2, gpus=(2, 3))
+    assert engine_argv(db, 7, two) == [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                                       "--max-restarts", "0", "--standalone", *tail]
+    assert engine_env(two)["CUDA_VISIBLE_DEVICES"] == "2,3"
+    nodes = LaunchPlan(nproc_per_node=8, nnodes=2, rdzv_endpoint="node0:29500")
+    argv = engine_argv(db, 7, nodes)
+    assert argv[argv.index("--nnodes") + 1] == "2" and argv[argv.index("--rdzv-endpoint") + 1] == "node0:29500"
+    assert "--standalone" not in argv and argv[argv.index("--rdzv-id") + 1] == "difftui-run-7"
+    assert LaunchPlan.from_json(two.to_json()) == two and LaunchPlan.from_json(None) == LaunchPlan()
+    with pytest.raises(ValueError, match="--nnodes > 1 needs --rdzv-endpoint"):
+        LaunchPlan(nnodes=2)
+    with pytest.raises(ValueError, match="a GPU is named twice"):
+        LaunchPlan(nproc_per_node=2, gpus=(1, 1))
