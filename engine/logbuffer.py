@@ -26,13 +26,11 @@ class LogBuffer:
         self.gpu: list[tuple] = []
         self.events: list[tuple[float, str, str]] = []
         self.last_flush = clock()
-        self.latest: dict[str, float] = {}
 
     def add_metrics(self, step: int, kimg: float, values: dict[str, float]) -> None:
         now = time.time()
         for name, value in values.items():
             self.metrics.append((step, kimg, name, float(value), now))
-            self.latest[name] = float(value)
 
     def event(self, message: str, level: str = "info") -> None:
         self.events.append((time.time(), level, message))

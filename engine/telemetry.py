@@ -18,14 +18,13 @@ __all__ = ["GpuMonitor", "cuda_uuids", "GpuRow"]
 GpuRow = tuple[float, int, float, float, float, float, float, str, str, str | None]
 
 
-def cuda_uuids(count: int | None = None) -> list[str]:
-    """NVML UUIDs ("GPU-...") of CUDA devices 0..count-1 as this process sees them (honours CUDA_VISIBLE_DEVICES)."""
+def cuda_uuids(indices: Iterable[int]) -> list[str]:
+    """NVML UUIDs ("GPU-...") of these CUDA device indices as this process sees them (after CUDA_VISIBLE_DEVICES)."""
     import torch
     if not torch.cuda.is_available():
         return []
-    n = torch.cuda.device_count() if count is None else min(count, torch.cuda.device_count())
     out = []
-    for i in range(n):
+    for i in indices:
         uuid = str(torch.cuda.get_device_properties(i).uuid)
         out.append(uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
     return out

@@ -150,16 +150,17 @@ class TrainLoop:
         return t.step
 
     def measure_flops(self) -> None:
-        """GFLOPs of one forward (logged once) and the card's peak for MFU (CUDA)."""
+        """GFLOPs of one forward (logged once) and the card's peak for MFU (CUDA); rank 0 only."""
         t = self.trainer
+        if self.owner is None:
+            return
         try:
             macs = t.macs_per_image()
         except Exception as e:                      # a family the flop counter cannot trace: say so, go on
             self.event(f"FLOPs not measured ({one_line(e)})", "warning")
             return
         self.flops_per_image = 3 * 2 * macs          # forward + backward (2 x forward), 2 FLOPs per multiply-add
-        if self.owner is not None:
-            self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
+        self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
         if t.device.type == "cuda":
             self.peak = peak_tflops(torch.cuda.get_device_name(t.device), t.precision, self.recipe.tf32)
 
@@ -369,7 +370,8 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
             owner.store.update_run(run_id, device=str(trainer.device) if not world.distributed
                                    else f"{trainer.device.type} x{world.size}")
             if trainer.device.type == "cuda":
-                owner.event("GPU monitor: " + owner.watch_gpus(cuda_uuids(world.local_size)))
+                used = range(world.local_size) if world.distributed else [trainer.device.index]
+                owner.event("GPU monitor: " + owner.watch_gpus(cuda_uuids(used)))
         loop.restore()
         restored = True
         status = loop.run()
