@@ -53,6 +53,7 @@ QUALITY_VERSION = 1
 SAMPLE_K = 50_000                                   # playbook 1.2 (2): K = 50,000, or K = |D| when smaller
 SAMPLE_SEED = 0
 BYTE_HASH = "BLAKE2b-128 of the file bytes"
+PIXEL_HASH = "BLAKE2b-128 of the stored pixels"
 EXAMPLES = 10
 
 
@@ -225,14 +226,14 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _duplicates(recs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], list[int]]:
+def _duplicates(recs: list[dict[str, Any]], algorithm: str) -> tuple[dict[str, Any], dict[str, Any], list[int]]:
     """(exact, near, representative record indices) among readable records."""
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(recs):
         groups.setdefault(r["hash"], []).append(i)
     exact_groups = [g for g in groups.values() if len(g) > 1]
     reps = [g[0] for g in groups.values()]
-    exact = {"algorithm": BYTE_HASH, "groups": len(exact_groups),
+    exact = {"algorithm": algorithm, "groups": len(exact_groups),
              "redundant": sum(len(g) - 1 for g in exact_groups),
              "examples": [[recs[i]["name"] for i in g] for g in exact_groups[:EXAMPLES]]}
     # Near-duplicates among byte-distinct images: equal pHashes, then pairs within the threshold.
@@ -362,7 +363,7 @@ def check_dataset(profile: DatasetProfile, sample: int = SAMPLE_K, *, workers: i
     bad = [r for r in train_recs if not r["ok"]]
     if progress:
         progress(0, 1, f"checking {profile.name}: duplicates")
-    exact, near, _ = _duplicates(ok) if ok else ({"algorithm": BYTE_HASH, "groups": 0, "redundant": 0,
+    exact, near, _ = _duplicates(ok, BYTE_HASH if items.kind == "files" else PIXEL_HASH) if ok else ({"algorithm": BYTE_HASH, "groups": 0, "redundant": 0,
                                                    "examples": []}, {"algorithm": PHASH_ALGORITHM, "threshold":
                                                    f"Hamming distance <= {NEAR_DUP_BITS} of 64 bits", "clusters": 0,
                                                    "redundant": 0, "among": 0, "examples": []}, [])
@@ -489,12 +490,16 @@ def quality_markdown(t: dict[str, Any], heading: str = "###") -> str:
                   c["files"][:50]]
         if len(c["files"]) > 50:
             lines.append(f"- ... and {len(c['files']) - 50:,} more (`difftui data check --json`)")
+    def group(g: list[str]) -> str:
+        shown = ", ".join(f"`{x}`" for x in g[:6])
+        return f"- {shown}" + (f" and {len(g) - 6:,} more" if len(g) > 6 else "")
+
     if e["examples"]:
         lines += ["", "Exact duplicate groups (first ones):", ""]
-        lines += ["- " + ", ".join(f"`{x}`" for x in g) for g in e["examples"]]
+        lines += [group(g) for g in e["examples"]]
     if n["examples"]:
         lines += ["", "Near-duplicate clusters (first ones):", ""]
-        lines += ["- " + ", ".join(f"`{x}`" for x in g) for g in n["examples"]]
+        lines += [group(g) for g in n["examples"]]
     if o and o["examples"]:
         lines += ["", "Train/test overlap (test item, train item):", ""]
         lines += [f"- `{a}` ~ `{b}`" for a, b in o["examples"]]
