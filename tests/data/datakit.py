@@ -90,3 +90,17 @@ def write_imagenet64_npz(root: Path, per_batch: int = 3, val: int = 4, seed: int
     vlabels = rng.integers(1, 1001, size=val).tolist()
     np.savez(root / "val_data.npz", data=vdata, labels=vlabels)
     return np.concatenate(train_rows), np.array(train_labels), vdata, np.array(vlabels)
+
+
+def write_tiny_cifar10(root: Path, per_batch: int = 4, seed: int = 0) -> np.ndarray:
+    """tests/engine/engine_testkit.py's tiny CIFAR-10 (one writer for the whole suite)."""
+    import importlib.util
+    import sys
+    module = sys.modules.get("engine_testkit")
+    if module is None:
+        path = Path(__file__).parents[1] / "engine" / "engine_testkit.py"
+        spec = importlib.util.spec_from_file_location("engine_testkit", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["engine_testkit"] = module
+        spec.loader.exec_module(module)
+    return module.write_tiny_cifar10(root, per_batch=per_batch, seed=seed)

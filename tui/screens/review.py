@@ -130,7 +130,7 @@ def _count(n: float) -> str:
 
 
 class ReviewScreen(NewRunStep):
-    BINDINGS = bindings.REVIEW
+    BINDINGS = [*bindings.REVIEW, *bindings.REVIEW_DATA]
     AUTO_FOCUS = "#batch-size"
 
     def __init__(self, choices: dict[str, str]) -> None:
@@ -328,6 +328,16 @@ class ReviewScreen(NewRunStep):
     def on_run_launched(self, message: RunLaunched) -> None:
         self.app.notify(f"run {message.run_id} launched")
         self.app.open_dashboard(message.run_id)
+
+    # -- the data card (issue 10; tui/screens/data_card.py) ----------------------------------------------------------
+
+    def action_data_card(self) -> None:
+        """ctrl+o: the data card this run will be saved with (runs/<id>/datacard.md; playbook 1.5)."""
+        if self.config is None:
+            self.app.notify("the config does not resolve yet", severity="warning")
+            return
+        from difftui.tui.screens.data_card import DataCardScreen
+        self.app.push_screen(DataCardScreen(self.config))
 
     def worker_failed(self, worker: Worker, error: BaseException | None) -> None:
         if worker.group == "launch":
