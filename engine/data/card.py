@@ -101,7 +101,13 @@ def _table(rows: list[tuple[str, str]]) -> list[str]:
 
 def data_card(profile: DatasetProfile, recipe: Recipe | None = None, table: dict[str, Any] | None = None) -> str:
     p = profile
-    if table is None:
+    from . import DataError, check_available
+    try:
+        check_available(p)
+        missing = ""
+    except DataError as e:
+        missing = " ".join(str(e).split())
+    if table is None and not missing:
         table = cached_quality(p)
     anchor = nearest_anchor(p)
     c, h, w = p.model_shape
@@ -121,7 +127,8 @@ def data_card(profile: DatasetProfile, recipe: Recipe | None = None, table: dict
              "## Source and licence (playbook 1.0 (4), 1.5 (1))", "",
              *_table([("source", _fill(p.data_source, "data_source")), ("licence", _fill(p.licence, "licence")),
                       ("risks (copyright, privacy, bias)", _fill(p.risks, "risks")),
-                      ("files", f"{p.root or '(built in)'}" + (f"; test: {p.test_root}" if p.test_root else ""))]),
+                      ("files", f"{p.root or '(built in)'}" + (f"; test: {p.test_root}" if p.test_root else "")
+                       + (f" -- **not available when the card was written**: {missing}" if missing else ""))]),
              "", "## Profile (playbook 1.6)", "",
              *_table([("items", size), ("modality", modality),
                       ("scale tier", f"{tier} ({SCALE_NOTE[tier]}; playbook 1.2)" if tier else "-"),
