@@ -20,14 +20,29 @@ profile (anchors.py), the batch loader for large sets (loader.py), P3's non-leak
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from difftui.engine.config import DatasetProfile
 
-from .cache import MappedImageSet, Progress
-from .images import DataError, ImageSet
-from .stream import BatchStream
+from .cache import Progress
+from .errors import DataError
+
+if TYPE_CHECKING:
+    from .images import ImageSet
 
 __all__ = ["DataError", "ImageSet", "MappedImageSet", "BatchStream", "build_dataset", "build_pixels",
            "check_available"]
+
+# The torch-backed classes load on first use, so that the decoding workers (quality.py, decode.py; spawned
+# processes) import this package without importing torch.
+_LAZY = {"ImageSet": ".images", "MappedImageSet": ".mapped", "BatchStream": ".stream"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_pixels(profile: DatasetProfile, progress: Progress | None = None) -> ImageSet:

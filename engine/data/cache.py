@@ -15,6 +15,7 @@ and renamed into place when complete (a killed build leaves no half cache; its t
 build). The cache root is `dataset.cache_dir`, else $DIFFTUI_DATA_CACHE, else ~/.cache/difftui/data.
 
 A file that does not decode is skipped and listed in meta.json (never fatal); the engine reports the count.
+Reading a cache back as an image set is mapped.py (this module stays torch-free for the decoding workers).
 """
 
 from __future__ import annotations
@@ -29,15 +30,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from difftui.engine.atomic import atomic_write_text
 from difftui.engine.config import DatasetProfile
 
-from .images import DataError, ImageSet
+from .errors import DataError
 
-__all__ = ["CACHE_VERSION", "cache_root", "cache_dir_for", "CacheWriter", "open_cached", "MappedImageSet",
-           "Progress"]
+__all__ = ["CACHE_VERSION", "cache_root", "cache_dir_for", "CacheWriter", "Progress"]
 
 CACHE_VERSION = 1
 Progress = Callable[[int, int, str], None]          # progress(done, total, what)
@@ -61,31 +60,6 @@ def cache_dir_for(profile: DatasetProfile, content_key: str, kind: str = "pixels
                        "kind": kind, **(extra or {})}, sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return cache_root(profile) / f"{profile.name}-{profile.split}-{kind}-{profile.resolution}-{key}"
-
-
-class MappedImageSet(ImageSet):
-    """An ImageSet whose images are a memory map of a cache folder: nothing is read until a batch asks for it, so
-    memory stays flat however large the data set is."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, *, name: str, num_classes: int,
-                 cache_dir: Path, meta: dict[str, Any]):
-        super().__init__(images, labels, name=name, num_classes=num_classes)
-        self.cache_dir = cache_dir
-        self.meta = meta
-
-    @property
-    def skipped(self) -> list[list[str]]:
-        return self.meta.get("skipped", [])
-
-
-def open_cached(folder: Path, *, name: str, num_classes: int) -> MappedImageSet:
-    meta = json.loads((folder / "meta.json").read_text())
-    count = int(meta["count"])
-    array = np.load(folder / "images.npy", mmap_mode="c")[:count]          # copy-on-write map: torch can wrap it
-    labels = np.load(folder / "labels.npy")
-    images = torch.from_numpy(array)
-    y = torch.from_numpy(labels).long() if num_classes > 0 else None
-    return MappedImageSet(images, y, name=name, num_classes=num_classes, cache_dir=folder, meta=meta)
 
 
 def _remove_stale(target: Path) -> None:

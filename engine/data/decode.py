@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 
-__all__ = ["Unreadable", "REASONS", "decode", "preprocess", "MODES"]
+__all__ = ["Unreadable", "REASONS", "decode", "preprocess", "load_chunk", "MODES"]
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 REASONS = ("zero size", "unsupported format", "truncated", "decode error")
@@ -36,13 +36,19 @@ class Unreadable(Exception):
         self.detail = detail
 
 
-def decode(data: bytes):
-    """Bytes -> a fully decoded PIL image (`.load()` runs, so truncation is found here, not at training time)."""
+def decode(data: bytes, draft: int | None = None):
+    """Bytes -> a fully decoded PIL image (`.load()` runs, so truncation is found here, not at training time).
+
+    `draft`: let a JPEG decode at a reduced scale (libjpeg's DCT scaling, down to 1/8) as long as both sides stay
+    >= draft; every byte is still decoded (truncation is still found). The full size is `img.info["full_size"]`."""
     from PIL import Image, UnidentifiedImageError
     if len(data) == 0:
         raise Unreadable("zero size")
     try:
         img = Image.open(io.BytesIO(data))
+        full = img.size
+        if draft and img.format == "JPEG":
+            img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (draft, draft))
     except UnidentifiedImageError as e:
         raise Unreadable("unsupported format", str(e).split(" <")[0]) from None
     except Exception as e:                                      # a header PIL chokes on
@@ -57,6 +63,7 @@ def decode(data: bytes):
         raise Unreadable("decode error", f"{type(e).__name__}: {e}") from None
     if img.width == 0 or img.height == 0:
         raise Unreadable("zero size", f"{img.width}x{img.height} pixels")
+    img.info["full_size"] = full
     return img
 
 
@@ -88,3 +95,22 @@ def preprocess(img, resolution: int, channels: int, crop: str):
     smaller = min(img.size) < resolution
     resample = Image.Resampling.BICUBIC if smaller else Image.Resampling.BOX
     return img.resize((resolution, resolution), resample=resample)
+
+
+def load_chunk(spec, resolution: int, channels: int, crop: str, names) -> list[tuple[str, object, str]]:
+    """Cache-builder worker: (name, uint8 [C, H, W] array or None, reason) for each name, in order."""
+    import numpy as np
+
+    from .sources import read_entry
+    out = []
+    for name in names:
+        try:
+            img = decode(read_entry(spec, name))
+            arr = np.asarray(preprocess(img, resolution, channels, crop), dtype=np.uint8)
+            arr = arr.reshape(resolution, resolution, channels).transpose(2, 0, 1)
+            out.append((name, np.ascontiguousarray(arr), ""))
+        except Unreadable as e:
+            out.append((name, None, str(e)))
+        except OSError as e:
+            out.append((name, None, f"read error: {e}"))
+    return out

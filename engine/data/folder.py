@@ -21,11 +21,12 @@ import numpy as np
 
 from difftui.engine.config import DatasetProfile
 
-from .cache import MappedImageSet, Progress, CacheWriter, cache_dir_for, open_cached
-from .decode import Unreadable, decode, preprocess
-from .images import DataError
+from .cache import CacheWriter, Progress, cache_dir_for
+from .decode import load_chunk
+from .errors import DataError
+from .mapped import MappedImageSet, open_cached
 from .pool import map_chunks
-from .sources import ImageSource, open_source, read_entry
+from .sources import ImageSource, open_source
 from .split import split_indices
 
 __all__ = ["load_image_folder_set", "find_images", "folder_items", "data_root", "class_of", "FolderItems"]
@@ -103,22 +104,6 @@ def folder_items(profile: DatasetProfile, split: str | None = None) -> FolderIte
     return FolderItems(profile, split)
 
 
-def _load_chunk(spec, resolution: int, channels: int, crop: str, names) -> list[tuple[str, object, str]]:
-    """Worker: (name, uint8 [C,H,W] array or None, reason) for each name."""
-    out = []
-    for name in names:
-        try:
-            img = decode(read_entry(spec, name))
-            arr = np.asarray(preprocess(img, resolution, channels, crop), dtype=np.uint8)
-            arr = arr.reshape(resolution, resolution, channels).transpose(2, 0, 1)
-            out.append((name, np.ascontiguousarray(arr), ""))
-        except Unreadable as e:
-            out.append((name, None, str(e)))
-        except OSError as e:
-            out.append((name, None, f"read error: {e}"))
-    return out
-
-
 def load_image_folder_set(profile: DatasetProfile, progress: Progress | None = None,
                           workers: int | None = None) -> MappedImageSet:
     """The split's images, preprocessed once into the cache and memory-mapped (see the module docstring)."""
@@ -127,7 +112,7 @@ def load_image_folder_set(profile: DatasetProfile, progress: Progress | None = N
     if not (target / "meta.json").exists():
         index = {n: i for i, n in enumerate(items.names)}
         shape = (profile.channels, profile.resolution, profile.resolution)
-        fn = functools.partial(_load_chunk, items.source.spec, profile.resolution, profile.channels, profile.crop)
+        fn = functools.partial(load_chunk, items.source.spec, profile.resolution, profile.channels, profile.crop)
         with CacheWriter(target, len(items.names), shape) as writer:
             for results in map_chunks(fn, items.names, workers=workers, progress=progress,
                                       what=f"preprocessing {profile.name} ({profile.resolution}px)"):

@@ -17,7 +17,8 @@ import numpy as np
 
 from difftui.engine.config import DatasetProfile
 
-from .cache import CacheWriter, MappedImageSet, Progress, cache_dir_for, open_cached
+from .cache import CacheWriter, Progress, cache_dir_for
+from .mapped import MappedImageSet, open_cached
 from .images import DataError, area_resize
 
 __all__ = ["load_imagenet64_set", "check_imagenet64", "imagenet64_files", "TRAIN_FILES", "VAL_FILE"]

@@ -28,7 +28,8 @@ import torch
 
 from difftui.engine.config import DatasetProfile
 
-from .cache import CacheWriter, MappedImageSet, Progress, cache_dir_for, open_cached
+from .cache import CacheWriter, Progress, cache_dir_for
+from .mapped import MappedImageSet, open_cached
 from .images import DataError, ImageSet
 
 __all__ = ["vae_dir", "check_vae", "load_vae", "encode_images", "load_latent_set", "latent_cache_dir",

@@ -40,7 +40,7 @@ from difftui.engine.config import DatasetProfile
 
 from .cache import Progress, cache_root
 from .decode import REASONS, Unreadable, decode
-from .images import DataError
+from .errors import DataError
 from .jpeg import estimate_quality
 from .phash import NEAR_DUP_BITS, PHASH_ALGORITHM, near_pairs, phash, phash_array
 from .pool import map_chunks
@@ -55,6 +55,7 @@ SAMPLE_SEED = 0
 BYTE_HASH = "BLAKE2b-128 of the file bytes"
 PIXEL_HASH = "BLAKE2b-128 of the stored pixels"
 EXAMPLES = 10
+DRAFT = 64                                          # JPEGs decode at 1/2..1/8 scale (>= 64 px): the pHash needs 32
 
 
 def scale_tier(n: int) -> str:
@@ -87,12 +88,13 @@ def _inspect_chunk(spec, names) -> list[dict[str, Any]]:
         rec["size"] = len(data)
         rec["hash"] = _digest(data)
         try:
-            img = decode(data)
+            img = decode(data, draft=DRAFT)
         except Unreadable as e:
             rec.update(ok=False, reason=e.reason, detail=e.detail)
             out.append(rec)
             continue
-        rec.update(ok=True, w=img.width, h=img.height, mode=img.mode, format=img.format or "")
+        w, h = img.info["full_size"]
+        rec.update(ok=True, w=w, h=h, mode=img.mode, format=img.format or "")
         if img.format == "JPEG":
             q = estimate_quality(getattr(img, "quantization", None))
             if q is not None:

@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .images import DataError
+from .errors import DataError
 
 __all__ = ["Entry", "ImageSource", "open_source", "IMAGE_EXTENSIONS", "SourceSpec"]
 

@@ -40,7 +40,7 @@ def test_second_start_opens_the_cache_without_decoding(tmp_path, data_cache, mon
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(folder_module, "_load_chunk", no_decoding)
+    monkeypatch.setattr(folder_module, "load_chunk", no_decoding)
     second = build_dataset(p)
     assert torch.equal(first.images, second.images)
     stored = np.load(first.cache_dir / "images.npy", mmap_mode="r")
