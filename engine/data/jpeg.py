@@ -36,20 +36,17 @@ def ijg_tables(q: int) -> tuple[np.ndarray, np.ndarray]:
     return lum, chrom
 
 
-_SORTED = [(q, *(np.sort(t) for t in ijg_tables(q))) for q in range(1, 101)]
+_Q = np.arange(1, 101)
+_LUM = np.stack([np.sort(ijg_tables(int(q))[0]) for q in _Q])          # [100, 64], each row sorted
+_CHROM = np.stack([np.sort(ijg_tables(int(q))[1]) for q in _Q])
 
 
 def estimate_quality(tables: dict[int, list[int]] | None) -> tuple[int, bool] | None:
     """(q, exact) for a PIL JpegImageFile's `quantization` dict; None when the file carries no tables."""
     if not tables or 0 not in tables:
         return None
-    lum = np.sort(np.asarray(tables[0], dtype=np.int64))
-    chrom = np.sort(np.asarray(tables[1], dtype=np.int64)) if 1 in tables else None
-    best, best_d = 0, None
-    for q, l_ref, c_ref in _SORTED:
-        d = int(np.abs(lum - l_ref).sum())
-        if chrom is not None:
-            d += int(np.abs(chrom - c_ref).sum())
-        if best_d is None or d < best_d:
-            best, best_d = q, d
-    return best, best_d == 0
+    distance = np.abs(_LUM - np.sort(np.asarray(tables[0], dtype=np.int64))).sum(axis=1)
+    if 1 in tables:
+        distance = distance + np.abs(_CHROM - np.sort(np.asarray(tables[1], dtype=np.int64))).sum(axis=1)
+    best = int(np.argmin(distance))                                         # the lowest q among ties
+    return int(_Q[best]), bool(distance[best] == 0)

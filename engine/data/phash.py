@@ -23,13 +23,25 @@ NEAR_DUP_BITS = 8                                   # Hamming distance <= 8 of 6
 PHASH_ALGORITHM = "pHash: 32x32 grey area resize, 2-D DCT-II, 8x8 low band > median (64 bits)"
 
 
+def _dct_basis(n: int = 32, keep: int = 8) -> np.ndarray:
+    """The first `keep` rows of the orthonormal DCT-II matrix of size n (scipy.fft.dct(..., norm="ortho"))."""
+    k, i = np.arange(keep)[:, None], np.arange(n)[None, :]
+    basis = np.sqrt(2 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    basis[0] /= np.sqrt(2)
+    return basis
+
+
+_BASIS = _dct_basis()
+
+
 def _dct_bits(grey32: np.ndarray) -> np.ndarray:
-    """[N, 32, 32] float -> [N] uint64 hashes."""
-    from scipy.fft import dctn
-    coeffs = dctn(grey32, type=2, axes=(1, 2), norm="ortho")[:, :8, :8].reshape(len(grey32), 64)
-    bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
-    weights = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64))
-    return (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+    """[N, 32, 32] float -> [N] uint64 hashes (bit 63 = coefficient (0, 0), row-major over the 8 x 8 band)."""
+    # The 8 x 8 low band of the 2-D DCT-II: B X B^T with B the first 8 rows of the DCT matrix.
+    coeffs = (_BASIS @ grey32 @ _BASIS.T).reshape(len(grey32), 64)
+    ordered = np.sort(coeffs, axis=1)
+    median = (ordered[:, 31] + ordered[:, 32]) / 2
+    bits = np.packbits(coeffs > median[:, None], axis=1)                     # [N, 8] bytes, big-endian bits
+    return bits.view(">u8").reshape(-1).astype(np.uint64)
 
 
 def phash(img) -> int:
