@@ -88,7 +88,7 @@ def grid_nfe(spec: Any) -> int:
 def _out_channels(config: Any) -> int:
     """The engine's own rule (a learned or OCM variance doubles the output, playbook 2.8)."""
     from difftui.engine.diffusion import build_objective
-    return build_objective(config.recipe).out_channels(config.dataset.channels)
+    return build_objective(config.recipe).out_channels(config.dataset.model_shape[0])
 
 
 def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
     from difftui.engine.device import DeviceError, describe_device, resolve_device
     from difftui.engine.models import build_model, count_params, measure_macs, tier_status
     facts: dict[str, Any] = {}
-    ch, out, res = config.dataset.channels, _out_channels(config), config.dataset.resolution
+    (ch, res, _), out = config.dataset.model_shape, _out_channels(config)      # latents: 4 x H/8 x W/8
     key = (json.dumps(config.backbone.arch, sort_keys=True, default=str), config.backbone.family, ch, out, res)
     if cache is not None and key in cache:
         params, macs = cache[key]
