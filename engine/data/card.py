@@ -101,14 +101,14 @@ def _table(rows: list[tuple[str, str]]) -> list[str]:
 
 def data_card(profile: DatasetProfile, recipe: Recipe | None = None, table: dict[str, Any] | None = None) -> str:
     p = profile
-    from . import DataError, check_available
-    try:
-        check_available(p)
-        missing = ""
+    from .errors import DataError
+    missing = ""
+    try:                                                    # one listing of the files: availability and the key
+        cached = cached_quality(p, missing_ok=False)
     except DataError as e:
-        missing = " ".join(str(e).split())
-    if table is None and not missing:
-        table = cached_quality(p)
+        cached, missing = None, " ".join(str(e).split())
+    if table is None:
+        table = cached
     anchor = nearest_anchor(p)
     c, h, w = p.model_shape
     if table is not None:

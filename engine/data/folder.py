@@ -76,9 +76,9 @@ def class_of(names: list[str]) -> tuple[list[str], np.ndarray]:
 class FolderItems:
     """The files of one split: the source, their names (in order), labels or None, and the class names."""
 
-    def __init__(self, profile: DatasetProfile, split: str | None = None):
+    def __init__(self, profile: DatasetProfile, split: str | None = None, source: ImageSource | None = None):
         split = split or profile.split
-        self.source = find_images(profile, split)
+        self.source = source if source is not None else find_images(profile, split)
         names = [e.name for e in self.source.entries]
         labels = None
         self.classes: list[str] = []

@@ -68,8 +68,11 @@ def _vae_identity(path: Path) -> str:
 
 def load_vae(path: Path, device: torch.device | str = "cpu"):
     """The AutoencoderKL in `path` (local files only), in eval mode, frozen."""
-    from diffusers import AutoencoderKL
     check_vae(path)
+    try:
+        from diffusers import AutoencoderKL
+    except ImportError:
+        raise DataError("latent data sets need diffusers' AutoencoderKL: pip install 'difftui[latents]'") from None
     try:
         vae = AutoencoderKL.from_pretrained(str(path), local_files_only=True, low_cpu_mem_usage=False)
     except Exception as e:                                  # a config or weights file diffusers cannot read

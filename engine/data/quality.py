@@ -132,7 +132,8 @@ class _Items:
             self.labels, self.classes = train.labels, train.classes
             self.test_source, self.test_names = None, []
             if profile.test_root or profile.heldout > 0:
-                test = FolderItems(dataclasses.replace(profile, split="test"))
+                same = None if profile.test_root else self.train_source           # one listing of the folder
+                test = FolderItems(dataclasses.replace(profile, split="test"), source=same)
                 self.test_source, self.test_names = test.source, test.names
                 self.test_what = (f"test_root {test.source.path}" if profile.test_root else
                                   f"held-out {profile.heldout:.0%} (split_seed {profile.split_seed})")
@@ -309,12 +310,16 @@ def _cache_file(profile: DatasetProfile, key: str) -> Path:
     return cache_root(profile) / "quality" / f"{profile.name}-{key[:16]}.json"
 
 
-def cached_quality(profile: DatasetProfile, sample: int = SAMPLE_K) -> dict[str, Any] | None:
-    """The cached table of this data set's current contents, or None (never computes; lists the files only)."""
+def cached_quality(profile: DatasetProfile, sample: int = SAMPLE_K, *, missing_ok: bool = True
+                   ) -> dict[str, Any] | None:
+    """The cached table of this data set's current contents, or None (never computes; lists the files only).
+    Missing files: None, or the DataError itself with `missing_ok=False`."""
     try:
         items = _Items(profile, None)
     except DataError:
-        return None
+        if missing_ok:
+            return None
+        raise
     path = _cache_file(profile, _key(profile, items.content, sample))
     if path.is_file():
         try:
