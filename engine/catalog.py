@@ -142,6 +142,28 @@ class Catalog:
             build_objective(config.recipe).check_spec(config.sampler.grid)
         except ValueError as e:
             raise PresetError(f"recipe {config.recipe.name!r} with sampler {config.sampler.name!r}: {e}") from None
+        # -- The data side (issue 10): P3's augmentation and the latent DiT tiers. ------------------------------------
+        ds, bb, rc = config.dataset, config.backbone, config.recipe
+        if rc.augment_p > 0:
+            from difftui.engine.data.augment import AUGMENT_DIM
+            if rc.loss != "edm" or bb.family not in ("ddpmpp", "ncsnpp") or bb.arch.get("augment_dim", 0) != AUGMENT_DIM:
+                raise PresetError(f"recipe.augment_p={rc.augment_p:g}: P3's non-leaky augmentation conditions the EDM "
+                                  f"networks (loss edm, backbone ddpmpp/ncsnpp with arch.augment_dim {AUGMENT_DIM}); "
+                                  f"got loss {rc.loss!r}, backbone {bb.name!r} (playbook 1.3); set recipe.augment_p=0")
+            if ds.x_flip or ds.latents:
+                raise PresetError(f"recipe.augment_p={rc.augment_p:g}: the augmentation draws its own labelled x-flips on "
+                                  f"pixels; set dataset.x_flip=false and dataset.latents=false (P3: dataset x-flips "
+                                  f"off; playbook 1.3 (4))")
+        if bb.family in ("dit", "dydit") and not bb.off_tier:
+            # playbook A.1: the DiT tiers are anchored on 4x32x32 latents of 256x256 images (P5 also reports 512).
+            c, h, _ = ds.model_shape
+            fits = h in (32, 64) if ds.latents else h == bb.resolution
+            if not fits:
+                what = f"{c}x{h}x{h} latents" if ds.latents else f"{c}x{h}x{h} pixels"
+                raise PresetError(f"backbone {bb.name!r} is a latent tier (4x32x32 latents of 256x256 images, playbook "
+                                  f"A.1); dataset {ds.name!r} gives {what}: use a {bb.resolution}x{bb.resolution} "
+                                  f"data set or the latents of 256/512 px images (dataset.latents=true), or pass "
+                                  f"--off-tier")
         return config
 
 

@@ -158,22 +158,51 @@ def to_dict(obj: Any) -> Any:
 class DatasetProfile:
     name: str
     description: str
-    source: Literal["digits", "cifar10", "image_folder"]
+    source: Literal["digits", "cifar10", "image_folder", "imagenet64", "celeba"]
     resolution: int
     channels: int
     anchor: str                                     # the paper task it stands for (playbook 1.6-1.7), or "none"
     root: str | None = None                         # local data directory (cifar10: torchvision root; folder: images)
     download: bool = False                          # cifar10: try torchvision's download when the files are missing
     x_flip: bool = False                            # playbook 1.0 / A.4: no x-flips unless asked
-    crop: Literal["center", "none"] = "center"      # playbook 1.1: center crop then area downsample
+    crop: Literal["center", "none", "celeba"] = "center"    # playbook 1.1: center crop then area downsample
     num_classes: int = 0
     split: Literal["train", "test"] = "train"
+    # -- the data side (issue 10; engine/data) ----------------------------------------------------------------------
+    # Playbook 1.0 (4) / 1.5 (1): where the data came from, its licence and its risks; the user fills these in and
+    # the data card (runs/<id>/datacard.md) prints them.
+    data_source: str = ""
+    licence: str = ""
+    risks: str = ""
+    files_hint: str = ""                            # what belongs in `root` (the one-line "put these files there")
+    test_root: str | None = None                    # image folders: the data set's own test/val folder or zip
+    labels: Literal["none", "subfolders"] = "none"  # image folders: a class per top-level sub-folder (ImageFolder)
+    heldout: float = 0.0                            # digits / image folders: fraction held out as split "test"
+    split_seed: int = 0                             # seeds the held-out subset (recorded with every run)
+    cache_dir: str | None = None                    # preprocessed-data cache (default ~/.cache/difftui/data)
+    latents: bool = False                           # train on VAE latents of the images (the DiT anchors, A.1)
+    vae: str | None = None                          # local AutoencoderKL folder (default $DIFFTUI_VAE)
+    latent_scale: float = 0.18215                   # the SD VAE's scale factor (as DiT)
+
+    @property
+    def model_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) the network sees: the pixels, or the SD VAE's 4 x H/8 x W/8 latents."""
+        if self.latents:
+            return (4, self.resolution // 8, self.resolution // 8)
+        return (self.channels, self.resolution, self.resolution)
 
     def validate(self) -> None:
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
             raise PresetError(f"key 'resolution': expected a power of two >= 8, got {self.resolution}")
         if self.channels not in (1, 3, 4):
             raise PresetError(f"key 'channels': expected 1, 3 or 4, got {self.channels}")
+        if not 0.0 <= self.heldout < 1.0:
+            raise PresetError(f"key 'heldout': expected a fraction 0 <= heldout < 1, got {self.heldout}")
+        if self.latents and (self.channels != 3 or self.resolution < 64):
+            raise PresetError(f"key 'latents': the SD VAE encodes RGB images of 64 px or more (got {self.channels} "
+                              f"channels at {self.resolution} px)")
+        if self.latent_scale <= 0:
+            raise PresetError(f"key 'latent_scale': expected > 0, got {self.latent_scale}")
 
 
 #----------------------------------------------------------------------------
@@ -270,7 +299,7 @@ class Recipe:
     lr_rampup_kimg: float = 0.0                     # P3: 10 Mimg ramp-up (playbook A.4)
     grad_clip: float | None = None
     dropout: float | None = None                    # None: the backbone's own value
-    augment_p: float = 0.0
+    augment_p: float = 0.0                          # P3 non-leaky augmentation probability (playbook 1.3, A.4)
     # Objective (playbook 0.2, 2.8, 2.9, 3.0-3.4).
     schedule: Literal["linear", "cosine"] = "linear"
     diffusion_steps: int = 1000                     # T
@@ -316,8 +345,8 @@ class Recipe:
             raise PresetError(f"key 'lr': expected > 0, got {self.lr}")
         if self.flops_lambda is not None and not 0.0 < self.flops_lambda <= 1.0:
             raise PresetError(f"key 'flops_lambda': expected 0 < lambda <= 1, got {self.flops_lambda}")
-        if self.augment_p > 0:
-            raise PresetError("key 'augment_p': the P3 non-leaky augmentation pipeline is not built yet; set 0")
+        if not 0.0 <= self.augment_p <= 1.0:
+            raise PresetError(f"key 'augment_p': expected a probability 0 <= p <= 1, got {self.augment_p}")
         if self.loss in ("hybrid", "vlb") and self.variance != "learned":
             raise PresetError(f"key 'variance': loss '{self.loss}' trains the variance, so variance must be 'learned'")
 

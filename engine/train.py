@@ -136,6 +136,8 @@ class TrainLoop:
         if ranks is not None and len(ranks) == world.size:
             set_rng_state(ranks[world.rank]["rng"])
             self.meter.load_state_dict(ranks[world.rank]["meter"])
+            if t.augmenter is not None and ranks[world.rank].get("augmenter"):
+                t.augmenter.load_state_dict(ranks[world.rank]["augmenter"])
         elif ranks is None and "rng" in state and world.size == 1:          # the first release's layout
             set_rng_state(state["rng"])
             self.meter.load_state_dict(state["log"])
@@ -223,7 +225,8 @@ class TrainLoop:
         writes the file; a barrier on either side."""
         t, world = self.trainer, self.world
         world.barrier()
-        ranks = world.gather({"rng": rng_state(), "meter": self.meter.state_dict(), "checksum": t.weights_checksum()})
+        ranks = world.gather({"rng": rng_state(), "meter": self.meter.state_dict(), "checksum": t.weights_checksum(),
+                              "augmenter": t.augmenter.state_dict() if t.augmenter is not None else {}})
         if world.main:
             sums = [r.pop("checksum") for r in ranks]
             if max(abs(c - sums[0]) for c in sums) > 1e-5 * (abs(sums[0]) + 1.0):

@@ -33,6 +33,7 @@ from difftui.engine.ema import EMA
 __all__ = ["Trainer", "StepResult", "X_T_SEED_OFFSET", "CONV_FAMILIES"]
 
 X_T_SEED_OFFSET = 5_000                             # x_T's generator is independent of the training RNG
+AUGMENT_SEED_OFFSET = 7_000                         # and so is the augmentation's
 CONV_FAMILIES = ("unet", "adm", "ddpmpp", "ncsnpp")  # channels_last helps convolutions, not transformers
 DATA_ON_DEVICE_FRACTION = 0.25                       # a data set taking up to this share of GPU memory lives there
 
@@ -65,7 +66,8 @@ class Trainer:
     # Setup.
 
     def setup(self) -> None:
-        from difftui.engine.data import BatchStream, build_dataset
+        from difftui.engine.data import build_dataset
+        from difftui.engine.data.loader import make_batch_source, uses_loader
         from difftui.engine.diffusion import build_objective
         from difftui.engine.grids import fixed_noise
         from difftui.engine.models import build_model
@@ -85,17 +87,23 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed)
 
-        self.data = build_dataset(self.config.dataset)
-        self._place_data()
-        self.stream = BatchStream(self.data, r.batch_size, seed=r.seed, x_flip=self.config.dataset.x_flip,
-                                  rank=world.rank, world_size=world.size)
-        channels, height, width = self.data.shape
+        profile = self.config.dataset
+        self.data = build_dataset(profile, progress=self._data_progress if world.main else None)
+        skipped = getattr(self.data, "skipped", [])
+        if skipped and world.main:
+            self.event(f"{len(skipped)} unreadable file(s) of '{profile.name}' skipped (difftui data check "
+                       f"{profile.name} lists them with the reason)", "warning")
+        self.loader = uses_loader(self.data)
+        if not self.loader:
+            self._place_data()
+        self.stream = make_batch_source(self.data, r.batch_size, seed=r.seed, x_flip=profile.x_flip, rank=world.rank,
+                                        world_size=world.size)
+        channels, height, width = self.data.shape          # the network's input: pixels, or VAE latents
 
-        base = build_objective(r)
-        self.num_classes = self.config.dataset.num_classes if r.class_conditional else 0
+        base = build_objective(r, clip=not profile.latents)
+        self.num_classes = profile.num_classes if r.class_conditional else 0
         net = build_model(self.config.backbone, in_channels=channels, out_channels=base.out_channels(channels),
-                          resolution=self.config.dataset.resolution, num_classes=self.num_classes,
-                          dropout=r.dropout).to(self.device)
+                          resolution=width, num_classes=self.num_classes, dropout=r.dropout).to(self.device)
         self.channels_last = self.device.type == "cuda" and r.channels_last and \
             self.config.backbone.family in CONV_FAMILIES
         if self.channels_last:
@@ -116,6 +124,12 @@ class Trainer:
         self.compiled = r.compile
         self.train_net = torch.compile(model, backend=r.compile_backend) if r.compile else model
 
+        # P3's non-leaky augmentation (playbook 1.3, A.4): its own generator per rank, labels to the network.
+        self.augmenter = None
+        if r.augment_p > 0:
+            from difftui.engine.data.augment import Augmenter
+            self.augmenter = Augmenter(r.augment_p, seed=(r.seed * world.size + world.rank) + AUGMENT_SEED_OFFSET,
+                                       device=self.device)
         self.ema = EMA(self.net, r) if world.main else None
         self.optimizer = self._optimizer()
         self.base_lr = self.config.learning_rate
@@ -134,9 +148,18 @@ class Trainer:
             # A class-conditional grid fixes its labels too: tile k shows class k mod num_classes.
             self.grid_labels = (torch.arange(self.x_T.shape[0], device=self.device) % self.num_classes
                                 if self.num_classes else None)
+            # Latent data sets: samples are decoded by the data set's VAE before they are shown.
+            from difftui.engine.data.latents import latent_decoder
+            self.decoder = latent_decoder(profile, self.device)
             self.event(f"started on {describe_device(self.device)}" +
                        (f", rank 0 of {world.size}" if world.distributed else ""))
             self.event(self.describe_fast_path())
+
+    def _data_progress(self, done: int, total: int, what: str) -> None:
+        """The first start on a large data set builds its cache: say so now and then (the heartbeat thread keeps
+        the run alive meanwhile)."""
+        if done == 0 or done == total or done * 10 // max(total, 1) != (done - 1) * 10 // max(total, 1):
+            self.event(f"{what}: {done}/{total}")
 
     def _place_data(self) -> None:
         """Keep the (uint8) images in GPU memory when they take up to a quarter of it: batches are then gathered on
@@ -171,7 +194,8 @@ class Trainer:
                 parts.append("cudnn.benchmark")
             if self.channels_last:
                 parts.append("channels_last")
-            parts.append("data on the GPU" if self.data_on_device else "data from host memory (pinned)")
+            parts.append("data on the GPU" if self.data_on_device else
+                         "data from DataLoader workers (pinned)" if self.loader else "data from host memory (pinned)")
         parts.append("fused " + self.recipe.optimizer if self.fused else "foreach " + self.recipe.optimizer)
         if self.compiled:
             parts.append("torch.compile" + (f" ({self.recipe.compile_backend})"
@@ -196,7 +220,7 @@ class Trainer:
     # One step (playbook 0.0).
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, y = self.stream.next()
+        x, y = self.stream.next(self.device) if self.loader else self.stream.next()
         if x.device != self.device:
             x = x.pin_memory().to(self.device, non_blocking=True)
             if y is not None:
@@ -211,8 +235,11 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.objective.step = self.step
+        augment_labels = None
+        if self.augmenter is not None:
+            x, augment_labels = self.augmenter(x)
         with self.autocast:
-            terms = self.objective(self.train_net, x, y)
+            terms = self.objective(self.train_net, x, y, augment_labels=augment_labels)
         loss = terms.pop("loss")
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -266,6 +293,8 @@ class Trainer:
         spec = self.config.sampler.grid
         gen = torch.Generator(self.device).manual_seed(self.recipe.seed + X_T_SEED_OFFSET + 1)
         images, nfe = self.objective.sample(self.ema.net, self.x_T, spec, generator=gen, y=self.grid_labels)
+        if self.decoder is not None:
+            images = self.decoder.decode(images)
         self.sync()
         self.last_grid_step = self.step
         return images, int(nfe)
@@ -286,9 +315,9 @@ class Trainer:
     def macs_per_image(self) -> int:
         """Multiply-adds of one forward at batch 1 (measured on the meta device; torch.utils.flop_counter)."""
         from difftui.engine.models import measure_macs
-        c, _, _ = self.data.shape
+        c, _, w = self.data.shape
         return measure_macs(self.config.backbone, in_channels=c, out_channels=self.objective.out_channels(c),
-                            resolution=self.config.dataset.resolution, num_classes=self.num_classes)
+                            resolution=w, num_classes=self.num_classes)
 
     def sync(self) -> None:
         if self.device.type == "cuda":

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-__all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM"]
+__all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM", "DATASET_PICKER", "DATA_CHECK", "DATA_CARD",
+           "REVIEW_DATA"]
 
 APP = [
     Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit", priority=True),
@@ -50,4 +51,23 @@ DASHBOARD = [
 CONFIRM = [
     Binding("y", "confirm", "Yes", id="confirm.yes"),
     Binding("n,escape", "cancel", "No", id="confirm.no"),
+]
+
+# -- the data side (issue 10): the data check from the dataset step, the data card from the review ---------------------
+
+DATASET_PICKER = [
+    Binding("c", "check_data", "Check data", id="picker.check_data"),
+]
+
+DATA_CHECK = [
+    Binding("r", "recheck", "Check again", id="data_check.recheck"),
+    Binding("escape", "back", "Back", id="data_check.back"),
+]
+
+DATA_CARD = [
+    Binding("escape", "back", "Back", id="data_card.back"),
+]
+
+REVIEW_DATA = [
+    Binding("ctrl+o", "data_card", "Data card", id="review.data_card", priority=True),
 ]

@@ -469,6 +469,11 @@ def _backbone_table(table: Table, files) -> None:
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
 
 
+# `difftui data check | card | prepare` (issue 10; tui/cli_data.py).
+from difftui.tui import cli_data  # noqa: E402
+cli_data.register(app)
+
+
 def main() -> None:
     """Console-script entry point (`difftui = difftui.tui.cli:main`)."""
     app()

@@ -1,37 +1,75 @@
-"""Dataset profiles -> in-memory image sets and a resumable batch stream (playbook 1.0-1.1).
+"""Dataset profiles -> image sets and resumable batch streams (playbook 1.0-1.8).
 
     source         loader                                              protocol
     digits         scikit-learn's bundled UCI digits (8x8, 0..16)     x/16 -> [-1,1]; offline, no download
-    cifar10        torchvision CIFAR10 from a local root              ToTensor, [-1,1], no resize (playbook 1.0)
-    image_folder   every png/jpg/jpeg/webp under a folder            center crop + area downsample, [-1,1] (1.1)
+    cifar10        torchvision CIFAR10 from a local root (md5-checked) ToTensor, [-1,1], no resize (playbook 1.0)
+    imagenet64     the downsampled-ImageNet npz batches              64x64, labels 0-based; cached, memory-mapped
+    image_folder   every image under a folder or in a zip archive    center crop + area downsample, [-1,1] (1.1)
+    celeba         img_align_celeba/ or its zip                      P2's CelebA crop + area downsample
 
 Every profile normalises to [-1,1], the one range used by training, sampling and the grids (playbook 1.0), and
 applies x-flips only when the profile asks for them (playbook 1.0 / A.4). A missing or unreadable source raises
-`DataError` with one line that says where the files should be.
+`DataError` with one line that says where the files should be. File-based data sets are decoded once into a
+memory-mapped cache (cache.py); `latents: true` encodes the images once with a local VAE (latents.py). Splits:
+`split: test` is CIFAR-10's test batch, ImageNet-64's val file, an image folder's `test_root`, or the seeded held-out
+subset of the digits and image folders (split.py) that training never sees.
+
+The other parts of the data side: the quality table (quality.py), the data card (card.py), the paper anchor of a
+profile (anchors.py), the batch loader for large sets (loader.py), P3's non-leaky augmentation (augment.py).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from difftui.engine.config import DatasetProfile
 
-from .images import DataError, ImageSet
-from .stream import BatchStream
+from .cache import Progress
+from .errors import DataError
 
-__all__ = ["DataError", "ImageSet", "BatchStream", "build_dataset", "check_available"]
+if TYPE_CHECKING:
+    from .images import ImageSet
+
+__all__ = ["DataError", "ImageSet", "MappedImageSet", "BatchStream", "build_dataset", "build_pixels",
+           "check_available"]
+
+# The torch-backed classes load on first use, so that the decoding workers (quality.py, decode.py; spawned
+# processes) import this package without importing torch.
+_LAZY = {"ImageSet": ".images", "MappedImageSet": ".mapped", "BatchStream": ".stream"}
 
 
-def build_dataset(profile: DatasetProfile) -> ImageSet:
-    """Load the profile's images into memory, preprocessed to `profile.resolution` and `profile.channels`."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_pixels(profile: DatasetProfile, progress: Progress | None = None) -> ImageSet:
+    """The profile's images (pixels, never latents), preprocessed to `profile.resolution` and `profile.channels`."""
     if profile.source == "digits":
         from .digits import load_digits_set
         return load_digits_set(profile)
     if profile.source == "cifar10":
         from .cifar import load_cifar10_set
         return load_cifar10_set(profile)
-    if profile.source == "image_folder":
+    if profile.source == "imagenet64":
+        from .imagenet64 import load_imagenet64_set
+        return load_imagenet64_set(profile, progress)
+    if profile.source in ("image_folder", "celeba"):
         from .folder import load_image_folder_set
-        return load_image_folder_set(profile)
+        return load_image_folder_set(profile, progress)
     raise DataError(f"dataset '{profile.name}': unknown source {profile.source!r}")
+
+
+def build_dataset(profile: DatasetProfile, progress: Progress | None = None) -> ImageSet:
+    """The data set training sees: `build_pixels`, or for `latents: true` the cached VAE latents of those pixels.
+
+    `progress(done, total, what)` is called while a cache is being built (the first start on a data set)."""
+    if profile.latents:
+        from .latents import load_latent_set
+        return load_latent_set(profile, progress)
+    return build_pixels(profile, progress)
 
 
 def check_available(profile: DatasetProfile) -> None:
@@ -39,6 +77,12 @@ def check_available(profile: DatasetProfile) -> None:
     if profile.source == "cifar10":
         from .cifar import check_cifar10
         check_cifar10(profile)
-    elif profile.source == "image_folder":
+    elif profile.source == "imagenet64":
+        from .imagenet64 import check_imagenet64
+        check_imagenet64(profile)
+    elif profile.source in ("image_folder", "celeba"):
         from .folder import find_images
         find_images(profile)
+    if profile.latents:
+        from .latents import check_latents_available
+        check_latents_available(profile)

@@ -6,11 +6,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .errors import DataError
+
 __all__ = ["DataError", "ImageSet", "area_resize"]
-
-
-class DataError(RuntimeError):
-    """The data set cannot be loaded; the message is one line saying where the files should be."""
 
 
 class ImageSet(Dataset):

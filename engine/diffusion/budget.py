@@ -33,8 +33,9 @@ class FlopsBudgetObjective(Objective):
     def constants(self) -> dict[str, float]:
         return {"flops_target": self.flops_lambda}
 
-    def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        terms = self.base(net, x0, y)
+    def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None,
+                 augment_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        terms = self.base(net, x0, y, augment_labels=augment_labels)
         ratio = self.model.flops_ratio()
         loss = terms["loss"] + flops_loss(ratio, self.flops_lambda)      # playbook 3.5
         terms["flops_ratio"] = ratio.detach()

@@ -75,6 +75,9 @@ class Objective:
 
     kind: str = ""
     step: int = 0                                   # the optimizer step being trained (set by the trainer)
+    # Samples are images in [-1, 1] and are clipped there (and DDPM's predicted x_0 with them); latents are not
+    # bounded, so a latent data set's objective is built with clip=False (build_objective; DiT samples unclipped).
+    clip: bool = True
 
     def out_channels(self, in_channels: int) -> int:
         raise NotImplementedError
@@ -83,7 +86,8 @@ class Objective:
         """Fixed values logged beside the losses (e.g. DyDiT's target FLOPs ratio)."""
         return {}
 
-    def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def __call__(self, net, x0: torch.Tensor, y: torch.Tensor | None = None,
+                 augment_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -140,7 +144,9 @@ class DDPMObjective(Objective):
     #------------------------------------------------------------------------
     # Training.
 
-    def __call__(self, net, x0, y=None):
+    def __call__(self, net, x0, y=None, augment_labels=None):
+        if augment_labels is not None:
+            raise ValueError("augment labels (P3's non-leaky augmentation) are for the EDM objective and networks")
         d = self.diffusion
         T = d.num_timesteps
         B, C = x0.shape[0], x0.shape[1]
@@ -250,17 +256,18 @@ class DDPMObjective(Objective):
                 x0, nfe = ddim_sample(model, x_T, d.alphas_cumprod, steps=spec.steps, eta=spec.eta, tau=spec.tau,
                                       variance=spec.variance, generator=generator)
             elif spec.kind == "ddpm":
-                x0, nfe = ddpm_sample(model, x_T, d, steps=spec.steps, variance=spec.variance, generator=generator)
+                x0, nfe = ddpm_sample(model, x_T, d, steps=spec.steps, variance=spec.variance, generator=generator,
+                                      clip_denoised=self.clip)
             elif spec.kind == "covariance":
                 x0, nfe = covariance_sample(model, x_T, d, steps=spec.steps, variance=spec.variance,
-                                            generator=generator)
+                                            generator=generator, clip_denoised=self.clip)
             else:
                 den = self.denoiser(net, x_T.dtype, y)
                 # The edm code for pre-trained VP models: clamp the sigma range to the model's grid, round to it.
                 x0, nfe = edm_sampler(den, x_T, sigma_min=max(spec.sigma_min, den.sigma_min),
                                       sigma_max=min(spec.sigma_max, den.sigma_max), round_sigma=den.round_sigma,
                                       generator=generator, **_edm_kwargs(spec))
-        return x0.clamp(-1, 1), nfe
+        return (x0.clamp(-1, 1) if self.clip else x0), nfe
 
     def nll_bpd(self, net, x0, spec=None, y=None, clip_denoised=True, generator=None):
         """Bits/dim [B] over the whole chain (prior + KL terms + decoder; P1 Sec. 2), on the chain of an ancestral
@@ -294,7 +301,11 @@ class EDMObjective(Objective):
     def out_channels(self, in_channels: int) -> int:
         return in_channels
 
-    def __call__(self, net, x0, y=None):
+    def __call__(self, net, x0, y=None, augment_labels=None):
+        if augment_labels is not None:
+            # Playbook 1.3: the augmentation's parameters condition the network (P3's EDMLoss passes them on).
+            raw = net
+            net = lambda x, t, y_: raw(x, t, y_, augment_labels=augment_labels)
         # Per-element mean of lambda(sigma) ||D - y||^2: the edm code reports this mean ("Loss/loss") and sums it
         # over pixels for the gradient; the sum is C*H*W times larger, which Adam does not see.
         loss = edm_loss(net, x0, y, self.P_mean, self.P_std, self.sigma_data).mean()
@@ -316,19 +327,24 @@ class EDMObjective(Objective):
         with inference_mode(net):
             x0, nfe = edm_sampler(self.denoiser(net, x_T.dtype, y), x_T, sigma_min=spec.sigma_min,
                                   sigma_max=spec.sigma_max, generator=generator, **_edm_kwargs(spec))
-        return x0.clamp(-1, 1), nfe
+        return (x0.clamp(-1, 1) if self.clip else x0), nfe
 
 
 #----------------------------------------------------------------------------
 
-def build_objective(recipe: Recipe) -> Objective:
-    """The objective a recipe asks for (loss, variance, schedule, T, lambda, importance sampling, EDM constants)."""
+def build_objective(recipe: Recipe, *, clip: bool = True) -> Objective:
+    """The objective a recipe asks for (loss, variance, schedule, T, lambda, importance sampling, EDM constants).
+
+    `clip=False` for latent data sets (`dataset.latents`): samples are not clipped to [-1, 1]."""
     if recipe.loss == "edm":
         if recipe.variance not in ("fixed_small",):
             raise ValueError(f"loss 'edm' has no variance head; variance '{recipe.variance}' does not apply")
         if recipe.importance_sampling:
             raise ValueError("importance sampling is P1's, for the DDPM-family losses; not for loss 'edm'")
-        return EDMObjective(recipe.P_mean, recipe.P_std, recipe.sigma_data)
-    betas = get_named_beta_schedule(recipe.schedule, recipe.diffusion_steps)
-    diffusion = GaussianDiffusion(betas, learned_range_clamp=recipe.learned_range_clamp)
-    return DDPMObjective(diffusion, loss=recipe.loss, variance=recipe.variance, hybrid_lambda=recipe.hybrid_lambda, importance_sampling=recipe.importance_sampling)
+        obj: Objective = EDMObjective(recipe.P_mean, recipe.P_std, recipe.sigma_data)
+    else:
+        betas = get_named_beta_schedule(recipe.schedule, recipe.diffusion_steps)
+        diffusion = GaussianDiffusion(betas, learned_range_clamp=recipe.learned_range_clamp)
+        obj = DDPMObjective(diffusion, loss=recipe.loss, variance=recipe.variance, hybrid_lambda=recipe.hybrid_lambda, importance_sampling=recipe.importance_sampling)
+    obj.clip = clip
+    return obj

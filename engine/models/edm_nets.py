@@ -48,7 +48,7 @@ class SongUNetArch:
     encoder_type: Literal["standard", "residual"] = "standard"
     resample_filter: tuple[int, ...] = (1, 1)
     adaptive_scale: bool = False                    # P3 adds the embedding; true: playbook 2.3 scale-shift
-    augment_dim: int = 0                            # 9 when the recipe's augmentation passes augment labels (A.4)
+    augment_dim: int = 0                            # 9: takes P3's augment labels (engine/data/augment.py; A.4)
 
     def validate(self) -> None:
         if self.num_blocks < 1 or not self.channel_mult:
@@ -246,7 +246,15 @@ class SongUNet(nn.Module):
         if self.map_label is not None and y is not None:
             onehot = F.one_hot(y, self.num_classes).to(emb.dtype)
             emb = emb + self.map_label(onehot * math.sqrt(self.num_classes))
-        if self.map_augment is not None and augment_labels is not None:
+        if self.map_augment is not None:
+            # P3's non-leaky augmentation (playbook 1.3): the augment parameters join the noise embedding. No labels
+            # means no augmentation, a = 0 (sampling, evaluation); the zero vector adds exactly nothing (no bias),
+            # and the layer stays in the graph, so DDP sees every parameter used at every step.
+            if augment_labels is None:
+                augment_labels = emb.new_zeros(emb.shape[0], self.arch.augment_dim)
+            elif augment_labels.shape != (emb.shape[0], self.arch.augment_dim):
+                raise ValueError(f"augment_labels: expected [{emb.shape[0]}, {self.arch.augment_dim}], got "
+                                 f"{list(augment_labels.shape)}")
             emb = emb + self.map_augment(augment_labels.to(emb.dtype))
         emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))             # [B, emb_ch]
 

@@ -1,7 +1,8 @@
-"""Dataset profiles on real files: the bundled digits, a tiny CIFAR-10 in torchvision's on-disk format, an image
-folder (center crop + area downsample), and the resumable batch stream."""
+"""Dataset profiles on real files: the bundled digits, a tiny CIFAR-10 in torchvision's on-disk format (md5-checked),
+an image folder (center crop + area downsample), and the resumable batch stream."""
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
@@ -13,13 +14,18 @@ from difftui.engine.data import BatchStream, DataError, ImageSet, build_dataset,
 from engine_testkit import write_tiny_cifar10
 
 
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFTUI_DATA_CACHE", str(tmp_path / "cache"))
+
+
 def profile(name, **changes):
     return dataclasses.replace(Catalog().get("datasets", name), **changes)
 
 
 def test_digits_are_the_sklearn_images_scaled_to_minus_one_one():
     from sklearn.datasets import load_digits
-    ds = build_dataset(profile("digits"))
+    ds = build_dataset(profile("digits", heldout=0.0))
     assert len(ds) == 1797 and ds.shape == (1, 8, 8)
     x, y = ds.batch(torch.arange(len(ds)))
     ref = torch.as_tensor(load_digits().images, dtype=torch.float32) / 8.0 - 1.0
@@ -28,13 +34,44 @@ def test_digits_are_the_sklearn_images_scaled_to_minus_one_one():
     assert y.tolist() == load_digits().target.tolist()
 
 
+def test_digits_train_split_leaves_out_the_held_out_tenth():
+    from sklearn.datasets import load_digits
+    train, test = build_dataset(profile("digits")), build_dataset(profile("digits", split="test"))
+    assert len(train) + len(test) == 1797 and 120 < len(test) < 240          # 10% by hash: 174
+    ref = torch.as_tensor(load_digits().images, dtype=torch.float32) / 8.0 - 1.0
+    from difftui.engine.data.split import heldout_mask
+    mask = torch.as_tensor(heldout_mask([str(i) for i in range(1797)], 0.1, 0))
+    torch.testing.assert_close(train.images[:, 0], ref[~mask])
+    torch.testing.assert_close(test.images[:, 0], ref[mask])
+
+
 def test_digits_refuse_a_resolution_they_do_not_have():
     with pytest.raises(DataError, match="8x8"):
         build_dataset(profile("digits", resolution=16))
 
 
-def test_tiny_cifar10_loads_through_torchvision_in_channel_major_order(tmp_path):
+def md5_of_tiny_files(monkeypatch, root):
+    """torchvision's md5 check, fed with the tiny files' own checksums (the published ones are those of the real
+    180 MB batches): the check itself runs unchanged."""
+    from difftui.engine.data import cifar
+    folder = root / "cifar-10-batches-py"
+    table = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    monkeypatch.setattr(cifar, "CIFAR10_MD5", table)
+    return table
+
+
+def test_cifar10_md5_table_is_torchvision_published_checksums():
+    from torchvision.datasets import CIFAR10
+
+    from difftui.engine.data.cifar import _published_md5
+    table = _published_md5()
+    assert table["data_batch_1"] == "c99cafc152244af753f735de768cd75f" == dict(CIFAR10.train_list)["data_batch_1"]
+    assert table["test_batch"] == "40351d587109b95175f43aff81a1287e" and len(table) == 7
+
+
+def test_tiny_cifar10_loads_through_torchvision_in_channel_major_order(tmp_path, monkeypatch):
     rows = write_tiny_cifar10(tmp_path, per_batch=4)
+    md5_of_tiny_files(monkeypatch, tmp_path)
     ds = build_dataset(profile("cifar10", root=str(tmp_path)))
     assert len(ds) == 20 and ds.shape == (3, 32, 32)
     x, y = ds.batch(torch.arange(20))
@@ -43,6 +80,19 @@ def test_tiny_cifar10_loads_through_torchvision_in_channel_major_order(tmp_path)
     assert x.min() >= -1.0 and x.max() <= 1.0 and y.dtype == torch.long
     test = build_dataset(profile("cifar10", root=str(tmp_path), split="test"))
     assert len(test) == 4
+
+
+def test_a_cifar10_file_that_fails_its_md5_is_one_line_naming_it(tmp_path, monkeypatch):
+    write_tiny_cifar10(tmp_path, per_batch=4)
+    table = md5_of_tiny_files(monkeypatch, tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    data = bytearray(batch.read_bytes())
+    data[-5] ^= 0xFF                                      # one flipped byte inside the pixel rows
+    batch.write_bytes(bytes(data))
+    with pytest.raises(DataError) as e:
+        build_dataset(profile("cifar10", root=str(tmp_path)))
+    message = str(e.value)
+    assert "\n" not in message and str(batch) in message and "md5" in message and table["data_batch_3"] in message
 
 
 def test_missing_cifar10_is_one_line_naming_the_root_and_folder(tmp_path):
@@ -71,7 +121,7 @@ def test_image_folder_center_crops_then_area_downsamples(tmp_path):
     _save(tmp_path / "b" / "deeper" / "two.webp", np.full((8, 8, 3), 200, np.uint8))
     Image.fromarray(np.full((5, 5, 3), 100, np.uint8)).save(tmp_path / "three.JPG", quality=100)
     (tmp_path / "notes.txt").write_text("not an image")
-    p = profile("image-folder", root=str(tmp_path), resolution=2)
+    p = profile("image-folder", root=str(tmp_path), resolution=2, heldout=0.0)
     check_available(p)
     ds = build_dataset(p)
     assert len(ds) == 3 and ds.shape == (3, 2, 2)

@@ -122,13 +122,14 @@ def preset_detail(kind: str, name: str, preset: Any, error: str) -> Table | Text
 class PresetPickerScreen(NewRunStep):
     """Pick one preset of `kind`; shows the highlighted preset's description and key fields beside the list."""
 
-    BINDINGS = bindings.PICKER
+    BINDINGS = [*bindings.PICKER, *bindings.DATASET_PICKER]
     AUTO_FOCUS = "#presets"
 
     def __init__(self, kind: str, choices: dict[str, str]) -> None:
         super().__init__(choices)
         self.kind = kind
         self.entries: dict[str, tuple[Any, str]] = {}
+        self.suggested: dict[str, str] = {}     # backbones: name -> the data set's nearest paper anchor (1.7)
 
     def compose(self) -> ComposeResult:
         yield Static(self.breadcrumb(self.kind), id="breadcrumb")
@@ -153,7 +154,37 @@ class PresetPickerScreen(NewRunStep):
                 entries.append((name, load_preset(self.kind, path), ""))
             except PresetError as e:
                 entries.append((name, None, str(e)))
+        if self.kind == "backbones" and "datasets" in self.choices:
+            entries = self._anchor_first(entries)
         self.post_message(PresetsLoaded(self.kind, entries))
+
+    def _anchor_first(self, entries: list) -> list:
+        """Playbook 1.7: the tiers of the data set's nearest paper anchor first, marked (the engine ranks them)."""
+        from difftui.engine.catalog import Catalog
+        from difftui.engine.config import PresetError
+        from difftui.engine.data.anchors import nearest_anchor, rank_backbones
+        try:
+            profile = Catalog(self.app.preset_dirs).get("datasets", self.choices["datasets"])
+        except PresetError:
+            return entries
+        anchor = nearest_anchor(profile)
+        ranked = rank_backbones(profile, [(name, preset) for name, preset, _ in entries])
+        by_name = {e[0]: e for e in entries}
+        self.suggested = {name: anchor.task for name, suggested in ranked if suggested}
+        return [by_name[name] for name, _ in ranked]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "check_data":
+            return self.kind == "datasets"
+        return True
+
+    def action_check_data(self) -> None:
+        """`c` on the dataset step: the highlighted profile's data-quality table (playbook 1.2, 1.5)."""
+        options = self.query_one("#presets", OptionList)
+        if options.highlighted is None:
+            return
+        from difftui.tui.screens.data_check import DataCheckScreen
+        self.app.push_screen(DataCheckScreen(options.get_option_at_index(options.highlighted).id))
 
     def on_presets_loaded(self, message: PresetsLoaded) -> None:
         from difftui.engine.catalog import DEFAULTS
@@ -162,8 +193,10 @@ class PresetPickerScreen(NewRunStep):
         options.clear_options()
         for name, preset, error in message.entries:
             label = Text(name) if preset is not None else Text(f"{name} (invalid)", style="red")
+            if name in self.suggested:
+                label = Text.assemble(label, ("  * anchor", "bold green"))
             options.add_option(Option(label, id=name, disabled=preset is None))
-        wanted = self.choices.get(self.kind) or DEFAULTS.get(self.kind)
+        wanted = self.choices.get(self.kind) or next(iter(self.suggested), None) or DEFAULTS.get(self.kind)
         names = [e[0] for e in message.entries]
         if wanted in names:
             options.highlighted = names.index(wanted)
@@ -176,7 +209,11 @@ class PresetPickerScreen(NewRunStep):
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         name = event.option.id
         preset, error = self.entries.get(name, (None, "not loaded"))
-        self.query_one("#preset-detail", Static).update(preset_detail(self.kind, name, preset, error))
+        detail = preset_detail(self.kind, name, preset, error)
+        if name in self.suggested and isinstance(detail, Table):
+            detail.add_row("suggested", Text(f"nearest paper anchor of the data set: {self.suggested[name]} "
+                                             f"(playbook 1.7)", style="green"))
+        self.query_one("#preset-detail", Static).update(detail)
 
     @on(OptionList.OptionSelected, "#presets")
     def _selected(self, event: OptionList.OptionSelected) -> None:

@@ -88,7 +88,7 @@ def grid_nfe(spec: Any) -> int:
 def _out_channels(config: Any) -> int:
     """The engine's own rule (a learned or OCM variance doubles the output, playbook 2.8)."""
     from difftui.engine.diffusion import build_objective
-    return build_objective(config.recipe).out_channels(config.dataset.channels)
+    return build_objective(config.recipe).out_channels(config.dataset.model_shape[0])
 
 
 def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
     from difftui.engine.device import DeviceError, describe_device, resolve_device
     from difftui.engine.models import build_model, count_params, measure_macs, tier_status
     facts: dict[str, Any] = {}
-    ch, out, res = config.dataset.channels, _out_channels(config), config.dataset.resolution
+    (ch, res, _), out = config.dataset.model_shape, _out_channels(config)      # latents: 4 x H/8 x W/8
     key = (json.dumps(config.backbone.arch, sort_keys=True, default=str), config.backbone.family, ch, out, res)
     if cache is not None and key in cache:
         params, macs = cache[key]
@@ -130,7 +130,7 @@ def _count(n: float) -> str:
 
 
 class ReviewScreen(NewRunStep):
-    BINDINGS = bindings.REVIEW
+    BINDINGS = [*bindings.REVIEW, *bindings.REVIEW_DATA]
     AUTO_FOCUS = "#batch-size"
 
     def __init__(self, choices: dict[str, str]) -> None:
@@ -328,6 +328,16 @@ class ReviewScreen(NewRunStep):
     def on_run_launched(self, message: RunLaunched) -> None:
         self.app.notify(f"run {message.run_id} launched")
         self.app.open_dashboard(message.run_id)
+
+    # -- the data card (issue 10; tui/screens/data_card.py) ----------------------------------------------------------
+
+    def action_data_card(self) -> None:
+        """ctrl+o: the data card this run will be saved with (runs/<id>/datacard.md; playbook 1.5)."""
+        if self.config is None:
+            self.app.notify("the config does not resolve yet", severity="warning")
+            return
+        from difftui.tui.screens.data_card import DataCardScreen
+        self.app.push_screen(DataCardScreen(self.config))
 
     def worker_failed(self, worker: Worker, error: BaseException | None) -> None:
         if worker.group == "launch":
