@@ -18,7 +18,24 @@ from difftui.engine.config import PresetError, RunConfig
 from difftui.engine.ladders import tier_status
 from difftui.engine.schema import parse_integer
 
-__all__ = ["LaunchRequest", "review_facts"]
+__all__ = ["LaunchRequest", "resolve_new_run", "review_facts"]
+
+
+def resolve_new_run(catalog: Any, *, max_steps: int | str | None = None, overrides: list[str] | tuple = (),
+                    probe: DeviceProbe | None = None, **choices: Any) -> tuple[RunConfig, bool]:
+    """`catalog.resolve(...)` for a new run, with the max steps that fit the device when the user chose none
+    (neither `max_steps` nor a --set recipe.total_steps): `checks.default_max_steps`.
+
+    Returns (config, defaulted): `defaulted` is True when the device default replaced the recipe's steps."""
+    overrides = list(overrides)
+    config = catalog.resolve(max_steps=max_steps, overrides=overrides, **choices)
+    chosen = max_steps is not None or any(o.split("=", 1)[0].strip() == "recipe.total_steps" for o in overrides)
+    if chosen:
+        return config, False
+    steps = default_max_steps(config, probe)
+    if steps == config.recipe.total_steps:
+        return config, False
+    return catalog.resolve(max_steps=steps, overrides=overrides, **choices), True
 
 
 @dataclass(frozen=True)
@@ -57,15 +74,10 @@ class LaunchRequest:
             if max_steps < 1:
                 raise PresetError(f"max steps: expected a whole number >= 1, got {self.max_steps.strip()!r}")
         choices = dict(self.choices)
-        catalog = Catalog(preset_dirs)
-        kwargs = dict(dataset=choices.get("datasets"), backbone=choices.get("backbones"),
-                      sampler=choices.get("samplers"), recipe=choices.get("recipes"), overrides=sets,
-                      off_tier=self.off_tier, device=self.device, cwd=cwd)
-        config = catalog.resolve(max_steps=max_steps, **kwargs)
-        if max_steps is None and not any(s.split("=", 1)[0].strip() == "recipe.total_steps" for s in sets):
-            steps = default_max_steps(config, probe)
-            if steps != config.recipe.total_steps:
-                config = catalog.resolve(max_steps=steps, **kwargs)
+        config, _ = resolve_new_run(Catalog(preset_dirs), max_steps=max_steps, overrides=sets, probe=probe,
+                                    dataset=choices.get("datasets"), backbone=choices.get("backbones"),
+                                    sampler=choices.get("samplers"), recipe=choices.get("recipes"),
+                                    off_tier=self.off_tier, device=self.device, cwd=cwd)
         return config
 
 
