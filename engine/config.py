@@ -44,6 +44,7 @@ __all__ = [
     "objective_error",
     "sampler_error",
     "output_channels",
+    "sampler_nfe",
     "DEVICE_SPEC",
 ]
 
@@ -167,8 +168,12 @@ class SamplerSpec:
 
     @property
     def nfe(self) -> int:
-        """Network evaluations per sample (Heun-type EDM samplers cost 2N-1, playbook 5.3)."""
-        return 2 * self.steps - 1 if self.kind in ("edm_heun", "edm_stochastic") else self.steps
+        return sampler_nfe(self.kind, self.steps)
+
+
+def sampler_nfe(kind: str, steps: int) -> int:
+    """Network evaluations per sample: N, except Heun-type EDM samplers, 2N-1 (playbook 5.3)."""
+    return 2 * steps - 1 if kind in ("edm_heun", "edm_stochastic") else steps
 
 
 @config_model

@@ -60,6 +60,8 @@ def _clean_metavars(command: Any) -> None:
     for param in getattr(command, "params", []):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        if getattr(param, "param_type_name", "") == "argument" and param.metavar:
+            param.display_type_rich = lambda ctx: None      # the metavar (ID, KIND) already names it
     get_help_option = command.get_help_option
 
     def help_option(ctx: Any) -> Any:
@@ -299,7 +301,7 @@ def run(
     from difftui.engine.launch import create_run, spawn_engine
     c = ctx_obj(ctx)
     config, defaulted = _resolve_launch(c, dataset=dataset, backbone=backbone, sampler=sampler, recipe=recipe,
-                                        overrides=set_ or [], max_steps=max_steps, device=device,
+                                        overrides=set_ or [], max_steps=_steps_option(max_steps), device=device,
                                         off_tier=off_tier, name=name)
     run_id = create_run(c.db, config)
     proc = spawn_engine(c.db, run_id)
@@ -409,18 +411,24 @@ def list_runs(ctx: typer.Context,
 @app.command()
 @user_command
 def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
-         events: int = typer.Option(10, "--events", metavar="N", help="how many recent events to show"),
+         events: str = typer.Option("10", "--events", metavar="N", help="how many recent events to show"),
          as_json: bool = typer.Option(False, "--json", help="print the run, its config, last values, grids and "
                                                              "events as JSON")) -> None:
     """A run's config, status, last metrics, grids and recent events."""
     import json
+
+    from difftui.engine.schema import parse_integer
+    try:
+        events_n = parse_integer(events)
+    except ValueError:
+        raise UserError(f"--events: expected a whole number, got {events!r}") from None
     c = ctx_obj(ctx)
     with c.reading_store() as store:
         store.reap_dead_runs()
         r = _get_run(store, run_id)
         values = store.latest_values(run_id)
         grids = store.samples_index(run_id, "grid")
-        evs = store.events_since(run_id)[-events:] if events > 0 else []
+        evs = store.events_since(run_id)[-events_n:] if events_n > 0 else []
     cfg = json.loads(r["config"])
     if as_json:
         _print_json({**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "config": cfg,

@@ -49,8 +49,9 @@ def config_yaml(data: dict[str, Any]) -> str:
 
 
 def grid_nfe(spec: Any) -> int:
-    """Network evaluations per grid sample (the config model's `SamplerSpec.nfe`; playbook 5.3)."""
-    return spec.nfe
+    """Network evaluations per grid sample (the config model's rule, `sampler_nfe`; playbook 5.3)."""
+    from difftui.engine.config import sampler_nfe
+    return sampler_nfe(spec.kind, spec.steps)
 
 
 def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
