@@ -23,7 +23,7 @@ from typing import Any, Callable
 from difftui.engine.config import DEVICE_SPEC, DatasetProfile, RunConfig
 from difftui.engine.schema import to_dict
 
-__all__ = ["DeviceProbe", "probe_devices", "device_error", "describe_device", "resolved_device_kind",
+__all__ = ["DeviceProbe", "probe_devices", "start_probe", "device_error", "describe_device", "resolved_device_kind",
            "LaunchReport", "launch_checks", "data_error", "default_max_steps", "CPU_DEFAULT_STEPS"]
 
 PROBE_TIMEOUT_S = 120.0
@@ -94,6 +94,12 @@ def probe_devices(*, timeout: float = PROBE_TIMEOUT_S, refresh: bool = False) ->
             _probe = (_probe_torch(torch) if torch is not None
                       else _probe_subprocess(timeout) or _probe_nvml())
         return _probe
+
+
+def start_probe() -> None:
+    """Run the device probe in a daemon thread now, so that a later `probe_devices()` finds it done (the TUI calls
+    this when it starts: the review screen then shows the device at once)."""
+    threading.Thread(target=probe_devices, name="difftui-device-probe", daemon=True).start()
 
 
 def resolved_device_kind(spec: str, probe: DeviceProbe) -> str:
