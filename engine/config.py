@@ -25,7 +25,7 @@ from pydantic import ValidationInfo, model_validator
 from difftui.engine import schema
 from difftui.engine.archs import ARCHS, arch_of
 from difftui.engine.ladders import tier_violation
-from difftui.engine.schema import NEW_RUN, Path, PresetError, config_model, rule, to_dict
+from difftui.engine.schema import NEW_RUN, Path, PresetError, config_model, first_fault, rule, to_dict
 
 __all__ = [
     "PresetError",
@@ -57,7 +57,6 @@ Fraction = Annotated[float, Interval(ge=0.0, lt=1.0)]
 
 @config_model
 class DatasetProfile:
-
     name: str
     description: str
     source: Literal["digits", "cifar10", "image_folder"]
@@ -93,7 +92,6 @@ class Anchor:
 
 @config_model
 class BackboneTier:
-
     name: str
     description: str
     family: str                                     # a key of difftui.engine.archs.ARCHS ("unet", "dit", ...)
@@ -109,13 +107,10 @@ class BackboneTier:
     def _rules(self):
         if self.family not in ARCHS:
             raise rule("family", f"unknown family {self.family!r} (known: {', '.join(sorted(ARCHS))})")
-        try:
-            arch = arch_of(self.family, self.arch, "")
-        except PresetError as e:
-            # ": key 'x': why" -> key 'arch.x'; ": unknown key 'y' (...)" -> key 'arch'
-            text = str(e)[2:]
-            found = re.match(r"key '([^']+)': (.*)", text)
-            raise (rule(f"arch.{found[1]}", found[2]) if found else rule("arch", text)) from None
+        found = first_fault(ARCHS[self.family], self.arch)            # the family's arch class (archs.py)
+        if found is not None:
+            raise rule(f"arch.{found[0]}" if found[0] else "arch", found[1])
+        arch = arch_of(self.family, self.arch, f"backbone {self.name!r}: arch")
         # Store what the schema read (e.g. "1e-1" from a --set becomes 0.1), keeping only the keys given.
         object.__setattr__(self, "arch", {k: to_dict(getattr(arch, k)) for k in self.arch})
         if self.lr_rule == "p1_sqrt" and "model_channels" not in self.arch:
@@ -134,7 +129,6 @@ class BackboneTier:
 
 @config_model
 class SamplerSpec:
-
     kind: Literal["ddim", "ddpm", "edm_euler", "edm_heun", "edm_stochastic", "covariance"]
     steps: Positive = 50                            # N (DDIM sub-sequence length, EDM steps, few-step count)
     eta: Annotated[float, Interval(ge=0.0, le=1.0)] = 0.0   # DDIM eta; 0 = deterministic (playbook 0.3)
@@ -178,7 +172,6 @@ def sampler_nfe(kind: str, steps: int) -> int:
 
 @config_model
 class SamplerPanel:
-
     name: str
     description: str
     grid: SamplerSpec                               # draws the fixed-x_T 8x8 grid (playbook 5.0)
@@ -250,7 +243,6 @@ def output_channels(variance: str, in_channels: int) -> int:
 
 @config_model
 class Recipe:
-
     name: str
     description: str
     # Optimisation (playbook 4.0): Adam, batch 128, lr 1e-4, EMA 0.9999.
@@ -311,7 +303,6 @@ DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 @config_model
 class RunConfig:
-
     dataset: DatasetProfile
     backbone: BackboneTier
     sampler: SamplerPanel

@@ -31,8 +31,8 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-__all__ = ["PresetError", "config_model", "rule", "validate", "to_dict", "parse_number", "parse_integer", "Path",
-           "NEW_RUN", "describe_type"]
+__all__ = ["PresetError", "config_model", "rule", "validate", "first_fault", "to_dict", "parse_number",
+           "parse_integer", "Path", "NEW_RUN", "describe_type"]
 
 
 class PresetError(ValueError):
@@ -272,38 +272,49 @@ _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "les
            "less_than": ("<", "lt")}
 
 
-def _one(error: dict[str, Any], cls: type) -> str:
+def _one(error: dict[str, Any], cls: type) -> tuple[str, str]:
+    """(dotted key or "", what is wrong) of one pydantic error."""
     kind, loc = error["type"], tuple(error["loc"])
     ctx = error.get("ctx") or {}
     if kind == "difftui_rule":
-        full = loc + tuple(p for p in ctx.get("key", "").split(".") if p)
-        prefix = f"key '{_dotted(full)}': " if full else ""
-        return prefix + ctx["message"]
+        return _dotted(loc + tuple(p for p in ctx.get("key", "").split(".") if p)), ctx["message"]
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         parent, key = loc[:-1], loc[-1]
         allowed = ", ".join(_fields(_strip(_type_at(cls, parent))))
-        prefix = f"key '{_dotted(parent)}': " if parent else ""
-        return prefix + f"unknown key '{key}'" + (f" (allowed: {allowed})" if allowed else "")
+        return _dotted(parent), f"unknown key '{key}'" + (f" (allowed: {allowed})" if allowed else "")
     if kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
-        parent, key = loc[:-1], loc[-1]
-        prefix = f"key '{_dotted(parent)}': " if parent else ""
-        return prefix + f"missing key '{key}'"
-    prefix = f"key '{_dotted(loc)}': " if loc else ""
+        return _dotted(loc[:-1]), f"missing key '{loc[-1]}'"
     got = error.get("input")
     if kind in _BOUNDS:
         op, name = _BOUNDS[kind]
-        return prefix + f"expected {op} {ctx.get(name)}, got {got!r}"
+        return _dotted(loc), f"expected {op} {ctx.get(name)}, got {got!r}"
     tp = _type_at(cls, loc)
     if tp is not None:
-        return prefix + f"expected {describe_type(tp)}, got {got!r}"
-    return prefix + f"{error['msg']}, got {got!r}"
+        return _dotted(loc), f"expected {describe_type(tp)}, got {got!r}"
+    return _dotted(loc), f"{error['msg']}, got {got!r}"
+
+
+def _first(e: ValidationError, cls: type) -> tuple[str, str]:
+    errors = sorted(e.errors(include_url=False), key=lambda err: _ORDER.get(err["type"], 2))
+    return _one(errors[0], cls)
 
 
 def describe(e: ValidationError, cls: type, where: str) -> str:
     """The first fault of a ValidationError as one line: `where: key 'a.b': what was expected, got what`."""
-    errors = sorted(e.errors(include_url=False), key=lambda err: _ORDER.get(err["type"], 2))
-    text = _one(errors[0], cls)
-    return " ".join(f"{where}: {text}".split())
+    key, text = _first(e, cls)
+    return " ".join((f"{where}: " + (f"key '{key}': " if key else "") + text).split())
+
+
+def first_fault(cls: type, data: Any) -> tuple[str, str] | None:
+    """(dotted key, reason) of the first fault of `data` read as `cls` (None when it is valid): for a class whose
+    rule checks a nested mapping against another class (a backbone's arch against its family's)."""
+    if not isinstance(data, Mapping):
+        return "", f"expected a mapping, got {type(data).__name__}"
+    try:
+        _adapter(cls).validate_python(dict(data))
+    except ValidationError as e:
+        return _first(e, cls)
+    return None
 
 
 #----------------------------------------------------------------------------

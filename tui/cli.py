@@ -348,6 +348,17 @@ def _console() -> Console:
     return Console(highlight=False, width=None if tty else 1_000_000, soft_wrap=not tty)
 
 
+def _print_table(console: Console, table: Table) -> None:
+    """A table on a terminal as rich draws it; piped, the same lines without trailing blanks."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
+
+
 def json_safe(value: Any) -> Any:
     """NaN and infinities as the strings "NaN", "Infinity", "-Infinity", so that the output is valid JSON."""
     import math
@@ -405,7 +416,7 @@ def list_runs(ctx: typer.Context,
                  f"{r['step']}/{r['total_steps']}", f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-",
                  r["device"] or "")
         table.add_row(*(Text(str(cell)) for cell in cells))
-    console.print(table)
+    _print_table(console, table)
 
 
 @app.command()
@@ -553,6 +564,7 @@ def presets(ctx: typer.Context,
             raise UserError(f"unknown preset kind '{kind}' (kinds: {', '.join(KINDS)})")
         kinds = [k]
     catalog = c.catalog()
+    out = _console()                                    # piped: one line per preset, never folded
     for k in kinds:
         files = catalog.all(k)
         table = Table(title=k, title_justify="left", box=None, pad_edge=False)
@@ -563,7 +575,7 @@ def presets(ctx: typer.Context,
             table.add_column("description")
             for f in files:
                 table.add_row(f.name, f.preset.description)
-        out.print(table)
+        _print_table(out, table)
         out.print()
 
 
