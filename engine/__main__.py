@@ -27,7 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train one run of a run database (resumes from its newest checkpoint)")
     train.add_argument("run_id", type=int)
     train.add_argument("--db", required=True, help="path to runs.db")
+    # Issue 11 item 7: parameter and MAC figures for the tier cache (difftui.engine.tier_cache), in this process.
+    measure = sub.add_parser("measure-tiers", help="measure backbone tiers' parameters and MACs into the tier cache")
+    measure.add_argument("--keys", help="JSON list of networks to measure ('-': stdin); prints a JSON answer")
+    measure.add_argument("--shipped", action="store_true", help="regenerate the shipped engine/tier_figures.json")
+    measure.add_argument("--presets", action="append", help="extra preset directory (repeatable)")
+    measure.add_argument("--force", action="store_true", help="measure again even when cached")
     args = parser.parse_args(argv)
+    if args.command == "measure-tiers":
+        from difftui.engine.measure_tiers import main as measure_tiers
+        return measure_tiers(args)
     if args.command == "train":
         from difftui.engine.train import train_run
         return train_run(args.db, args.run_id)

@@ -2,7 +2,9 @@
 
 Presets ship in `difftui.presets/<kind>/*.yaml`; users add their own directories (`--presets DIR` or the
 `DIFFTUI_PRESETS` path list), each with the same `<kind>/` sub-folders. A user preset with the same name as a shipped one
-replaces it. Every file is read with `yaml.safe_load` and validated once here; errors name the file and the key.
+replaces it. Every file is read with `yaml.safe_load` and validated once here by the config model
+(difftui.engine.config); errors name the file and the key. Imports no torch: the TUI lists and composes presets
+in its own light process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import yaml
 
 from difftui.engine.config import (BackboneTier, DatasetProfile, PresetError, Recipe, RunConfig, SamplerPanel,
                                    apply_overrides, from_mapping, parse_override, run_config_from_dict, to_dict)
+from difftui.engine.schema import parse_integer
 
 __all__ = ["KINDS", "Catalog", "PresetFile"]
 
@@ -64,13 +67,6 @@ def load_preset(kind: str, path: Path) -> Any:
     except OSError as e:
         raise PresetError(f"{where}: cannot read ({e.strerror})") from None
     preset = from_mapping(KINDS[kind], data, where)
-    if kind == "backbones":
-        # The arch mapping is typed by the model family; validate it here too, so a bad key fails at load time.
-        from difftui.engine.models import ARCHS
-        if preset.family not in ARCHS:
-            raise PresetError(f"{where}: key 'family': unknown family {preset.family!r} "
-                              f"(known: {', '.join(sorted(ARCHS))})")
-        from_mapping(ARCHS[preset.family], preset.arch, f"{where}: arch")
     if preset.name != path.stem:
         raise PresetError(f"{where}: key 'name': {preset.name!r} must match the file name {path.stem!r}")
     return preset
@@ -108,9 +104,13 @@ class Catalog:
         return [PresetFile(kind, n, p, load_preset(kind, p)) for n, p in self.files(kind).items()]
 
     def resolve(self, *, dataset: str | None = None, backbone: str | None = None, sampler: str | None = None,
-                recipe: str | None = None, overrides: Iterable[str] = (), max_steps: int | None = None,
-                device: str = "auto", off_tier: bool = False, name: str = "") -> RunConfig:
-        """Compose four presets and the user's `--set key=value` overrides into one validated RunConfig."""
+                recipe: str | None = None, overrides: Iterable[str] = (), max_steps: int | str | None = None,
+                device: str = "auto", off_tier: bool = False, name: str = "",
+                cwd: str | os.PathLike[str] | None = None) -> RunConfig:
+        """Compose four presets and the user's `--set key=value` overrides into one validated RunConfig.
+
+        The rules of a new run apply (the tier fits the data, the recipe fits the tier family), and path keys are
+        stored absolute, resolved against `cwd` (default: this process's working directory, i.e. the user's)."""
         parts = {
             "dataset": self.get("datasets", dataset or DEFAULTS["datasets"]),
             "backbone": self.get("backbones", backbone or DEFAULTS["backbones"]),
@@ -121,50 +121,14 @@ class Catalog:
         tree.update(device=device, name=name)
         parsed = [parse_override(o) for o in overrides]
         if max_steps is not None:
-            parsed.append(("recipe.total_steps", max_steps))
+            try:
+                parsed.append(("recipe.total_steps", parse_integer(max_steps)))
+            except ValueError:
+                raise PresetError(f"--max-steps: expected an integer, got {max_steps!r}") from None
         if off_tier:
             parsed.append(("backbone.off_tier", True))
         tree = apply_overrides(tree, parsed)
-        config = run_config_from_dict(tree, "run config (after --set)")
-        from difftui.engine.models import ARCHS, check_tier
-        from_mapping(ARCHS[config.backbone.family], config.backbone.arch, "run config (after --set): backbone.arch")
-        check_tier(config.backbone)
-        if config.recipe.class_conditional and config.dataset.num_classes == 0:
-            raise PresetError(f"recipe.class_conditional: dataset {config.dataset.name!r} has no class labels "
-                              f"(num_classes 0)")
-        if config.backbone.family == "dydit" and config.recipe.flops_lambda is None:
-            # playbook 3.5 / A.2: a dynamic backbone trains toward a target FLOPs ratio; there is no silent default.
-            raise PresetError(f"backbone {config.backbone.name!r} is dynamic: set recipe.flops_lambda "
-                              f"(playbook A.2 grid: 0.9, 0.8, 0.7, 0.5, 0.4, 0.3 for S/B; 0.7, 0.6, 0.5, 0.3 for XL)")
-        from difftui.engine.diffusion import build_objective
-        try:
-            # The grid sampler must apply to this objective; panel entries that do not are reported per row.
-            build_objective(config.recipe).check_spec(config.sampler.grid)
-        except ValueError as e:
-            raise PresetError(f"recipe {config.recipe.name!r} with sampler {config.sampler.name!r}: {e}") from None
-        # -- The data side (issue 10): P3's augmentation and the latent DiT tiers. ------------------------------------
-        ds, bb, rc = config.dataset, config.backbone, config.recipe
-        if rc.augment_p > 0:
-            from difftui.engine.data.augment import AUGMENT_DIM
-            if rc.loss != "edm" or bb.family not in ("ddpmpp", "ncsnpp") or bb.arch.get("augment_dim", 0) != AUGMENT_DIM:
-                raise PresetError(f"recipe.augment_p={rc.augment_p:g}: P3's non-leaky augmentation conditions the EDM "
-                                  f"networks (loss edm, backbone ddpmpp/ncsnpp with arch.augment_dim {AUGMENT_DIM}); "
-                                  f"got loss {rc.loss!r}, backbone {bb.name!r} (playbook 1.3); set recipe.augment_p=0")
-            if ds.x_flip or ds.latents:
-                raise PresetError(f"recipe.augment_p={rc.augment_p:g}: the augmentation draws its own labelled x-flips on "
-                                  f"pixels; set dataset.x_flip=false and dataset.latents=false (P3: dataset x-flips "
-                                  f"off; playbook 1.3 (4))")
-        if bb.family in ("dit", "dydit") and not bb.off_tier:
-            # playbook A.1: the DiT tiers are anchored on 4x32x32 latents of 256x256 images (P5 also reports 512).
-            c, h, _ = ds.model_shape
-            fits = h in (32, 64) if ds.latents else h == bb.resolution
-            if not fits:
-                what = f"{c}x{h}x{h} latents" if ds.latents else f"{c}x{h}x{h} pixels"
-                raise PresetError(f"backbone {bb.name!r} is a latent tier (4x32x32 latents of 256x256 images, playbook "
-                                  f"A.1); dataset {ds.name!r} gives {what}: use a {bb.resolution}x{bb.resolution} "
-                                  f"data set or the latents of 256/512 px images (dataset.latents=true), or pass "
-                                  f"--off-tier")
-        return config
+        return run_config_from_dict(tree, "run config", new_run=True, cwd=Path.cwd() if cwd is None else cwd)
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
@@ -172,4 +136,5 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any], where: str = "run config") -> RunConfig:
+    """A stored run's config (runs.config); the rules of a new run do not apply to it."""
     return run_config_from_dict(data, where)

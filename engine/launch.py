@@ -119,8 +119,6 @@ def create_run(db_path: str | os.PathLike[str], config: RunConfig, *, sweep_id: 
         store.update_run(run_id, name=name, launch=(plan or LaunchPlan()).to_json())
         folder = run_dir(store, run_id)
     atomic_write_text(folder / "config.yaml", yaml.safe_dump(data, sort_keys=False))
-    from difftui.engine.data.card import write_datacard
-    write_datacard(folder, config)                  # playbook 1.5: the data card travels with every run
     return run_id
 
 

@@ -17,6 +17,7 @@ import shutil
 import socket
 import sqlite3
 import time
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -25,8 +26,8 @@ import sqlite_utils
 
 from difftui.engine.ownership import holder, pid_alive
 
-__all__ = ["Store", "StoreError", "default_db_path", "SCHEMA_VERSION", "RUN_STATUSES", "ACTIVE_STATUSES",
-           "encode_value", "decode_value", "run_lock_path"]
+__all__ = ["Store", "StoreError", "default_db_path", "open_for_reading", "SCHEMA_VERSION", "RUN_STATUSES",
+           "ACTIVE_STATUSES", "encode_value", "decode_value", "run_lock_path"]
 
 RUN_STATUSES = ("queued", "running", "stopping", "completed", "stopped", "failed", "crashed")
 ACTIVE_STATUSES = ("queued", "running", "stopping")
@@ -147,21 +148,31 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # The store.
 
 class Store:
-    """One connection to `runs.db`. Open one per thread."""
+    """One connection to `runs.db`. Open one per thread.
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True):
+    `read_only=True` opens it for reading only (SQLite `mode=ro`), e.g. a runs.db in a folder this user cannot write
+    (see `open_for_reading`): no migration, no reaping, and a write raises."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, read_only: bool = False):
         self.path = Path(path)
-        if not create and not self.path.exists():
+        self.read_only = read_only
+        if (read_only or not create) and not self.path.exists():
             raise StoreError(f"{self.path}: no such run database")
         try:
-            if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                conn = _connect_read_only(self.path)
+            else:
+                if create:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = 30000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
             self.db = sqlite_utils.Database(conn)
-            self._migrate()
+            if read_only:
+                self._check_version_read_only()
+            else:
+                self._migrate()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable run database ({e})") from None
 
@@ -190,6 +201,14 @@ class Store:
             for v in range(self.schema_version, SCHEMA_VERSION):
                 MIGRATIONS[v](self.db)
                 self.db.execute(f"PRAGMA user_version = {v + 1}")
+
+    def _check_version_read_only(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer difftui (schema {version} > {SCHEMA_VERSION})")
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by an older difftui (schema {version} < {SCHEMA_VERSION}) and "
+                             f"read-only here; open it once where it can be written, to upgrade it")
 
     @property
     def schema_version(self) -> int:
@@ -298,7 +317,9 @@ class Store:
         return False
 
     def reap_dead_runs(self) -> list[int]:
-        """Mark active runs whose engine is gone as crashed; return their ids."""
+        """Mark active runs whose engine is gone as crashed; return their ids (none in a read-only store)."""
+        if self.read_only:
+            return []
         dead = []
         for run in self._rows("SELECT * FROM runs WHERE status IN ('queued', 'running', 'stopping')"):
             if run["status"] == "queued" and not run["pid"]:
@@ -444,3 +465,43 @@ def _gpu_row(run_id: int, row: tuple) -> tuple:
     name, uuid, error = (*row[7:10], None, None, None)[:3]
     return (run_id, time_, idx, *map(encode_value, readings), name, uuid, error)
 
+
+#----------------------------------------------------------------------------
+# Read-only opening (issue 11 item 8): a runs.db in a folder this user cannot write is still listed and shown.
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """`mode=ro`; when that cannot open (WAL mode needs the -shm file, which a read-only folder cannot get), the file
+    is opened `immutable=1`: nobody can write it there either (no -wal can be created), so nothing is missed."""
+    base = "file:" + urllib.parse.quote(str(path.resolve()))
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        conn = sqlite3.connect(f"{base}?{flags}", uri=True, timeout=30.0, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            if flags != "mode=ro":
+                raise
+    raise AssertionError("unreachable")
+
+
+def _writable(path: Path) -> bool:
+    folder = path.resolve().parent
+    return os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def open_for_reading(path: str | os.PathLike[str]) -> Store:
+    """A Store for reading an existing runs.db: writable when this user can write it and its folder (so dead runs
+    are reaped), otherwise read-only (`store.read_only` is True; the caller says so in one line)."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such run database")
+    if _writable(path):
+        try:
+            return Store(path, create=False)
+        except StoreError as e:
+            if "readonly" not in str(e) and "unable to open" not in str(e):
+                raise
+    return Store(path, read_only=True)

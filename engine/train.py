@@ -369,7 +369,10 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         trainer.setup()
         loop = TrainLoop(trainer, owner, world)
         if owner is not None:
+            from difftui.engine.data.card import DATACARD_NAME, write_datacard
             from difftui.engine.telemetry import cuda_uuids
+            if not (owner.run_dir / DATACARD_NAME).exists():
+                write_datacard(owner.run_dir, config)   # playbook 1.5: the data card travels with every run
             owner.store.update_run(run_id, device=str(trainer.device) if not world.distributed
                                    else f"{trainer.device.type} x{world.size}")
             if trainer.device.type == "cuda":

@@ -1,7 +1,11 @@
-"""The headless CLI (typer): `difftui` opens the TUI; `run`, `ls`, `show`, `stop`, `resume`, `presets` work over SSH.
+"""The headless CLI (typer): `difftui` opens the TUI; `run`, `ls`, `show`, `stop`, `resume`, `delete`, `presets` work
+over SSH.
 
-Every user error (a malformed preset, a bad --set, an unknown run, missing data files, an unusable database) prints
-one line `difftui: error: ...` to stderr and exits 2, never a traceback. A followed run that fails exits 1.
+Every user error (a malformed preset, a bad --set, an unknown run, missing data files, an unusable database, a
+launch check that fails) prints one line `difftui: error: ...` to stderr and exits 2, never a traceback. A followed
+run that fails exits 1. `--db` and `--presets` may come before or after the command; numbers may be written
+1e5 / 2e-4 / 1_000 wherever one is expected; `ls` and `show` print JSON with `--json`, and never wrap a word when
+piped; a runs.db in a folder this user cannot write is listed and shown read-only.
 """
 
 from __future__ import annotations
@@ -16,16 +20,80 @@ from typing import Any, Callable, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 __all__ = ["app", "main"]
 
+GLOBAL_OPTIONS = ("--db", "--presets")          # accepted before or after the command
+
+
+def hoist_global_options(args: list[str], commands: Any) -> list[str]:
+    """Move `--db X` / `--db=X` / `--presets X` given after the command name to the front, where the root reads them
+    (so `difftui ls --db x` works as `difftui --db x ls`). Stops at `--`."""
+    i = 0
+    while i < len(args) and args[i] not in commands:
+        i += 2 if args[i] in GLOBAL_OPTIONS else 1
+    if i >= len(args):
+        return list(args)
+    head, rest, moved = list(args[: i + 1]), [], []
+    j = i + 1
+    while j < len(args):
+        a = args[j]
+        if a == "--":
+            rest += args[j:]
+            break
+        if a in GLOBAL_OPTIONS and j + 1 < len(args):
+            moved += [a, args[j + 1]]
+            j += 2
+            continue
+        if any(a.startswith(o + "=") for o in GLOBAL_OPTIONS):
+            moved.append(a)
+        else:
+            rest.append(a)
+        j += 1
+    return moved + head + rest
+
+
+def _clean_metavars(command: Any) -> None:
+    """No `<bool>` beside a flag (the help option included); other options name their metavar explicitly."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        if getattr(param, "param_type_name", "") == "argument" and param.metavar:
+            param.display_type_rich = lambda ctx: None      # the metavar (ID, KIND) already names it
+    get_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = get_help_option(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+
+
+class DifftuiGroup(TyperGroup):
+    """The root command: global options after the command too, and clean metavars on every command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in [self, *self.commands.values()]:
+            _clean_metavars(command)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args, self.commands))
+
+
 app = typer.Typer(
     name="difftui",
-    help="Launch, watch and resume diffusion-model training runs. With no command, opens the TUI.",
+    help="Launch, watch and resume diffusion-model training runs. With no command, opens the TUI. "
+         "--db and --presets may also follow the command.",
     invoke_without_command=True,
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=DifftuiGroup,
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -81,6 +149,15 @@ class Context:
         from difftui.engine.store import Store
         return Store(self.db, create=create)
 
+    def reading_store(self):
+        """The store for `ls` / `show`: read-only (said in one line on stderr) when this user cannot write it."""
+        from difftui.engine.store import open_for_reading
+        store = open_for_reading(self.db)
+        if store.read_only:
+            print(f"difftui: note: {self.db} is read-only here (its folder or file cannot be written); showing it "
+                  f"as it is, without marking dead runs crashed", file=sys.stderr, flush=True)
+        return store
+
 
 def ctx_obj(ctx: typer.Context) -> Context:
     return ctx.obj
@@ -89,8 +166,10 @@ def ctx_obj(ctx: typer.Context) -> Context:
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Optional[Path] = typer.Option(None, "--db", help="run database (default: $DIFFTUI_DB, else ./runs.db)"),
-    presets: Optional[list[Path]] = typer.Option(None, "--presets", help="extra preset directory (repeatable)"),
+    db: Optional[Path] = typer.Option(None, "--db", metavar="PATH",
+                                      help="run database (default: $DIFFTUI_DB, else ./runs.db)"),
+    presets: Optional[list[Path]] = typer.Option(None, "--presets", metavar="DIR",
+                                                 help="extra preset directory (repeatable)"),
 ) -> None:
     from difftui.engine.store import default_db_path
     ctx.obj = Context((db or default_db_path()).expanduser(), list(presets or []))
@@ -221,14 +300,20 @@ def launch_plan(gpus: str | None, nproc_per_node: int | None, nnodes: int = 1, r
 @user_command
 def run(
     ctx: typer.Context,
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="dataset profile (default: digits)"),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="backbone tier (default: unet-demo)"),
-    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", help="sampler panel (default: ddim)"),
-    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="training recipe (default: p1-default)"),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="override a config key: section.key=value"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="train this many steps"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:K"),
-    name: str = typer.Option("", "--name", help="run name (default: dataset-backbone-id)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", metavar="NAME",
+                                          help="dataset profile (default: digits)"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", metavar="NAME",
+                                           help="backbone tier (default: unet-demo)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", metavar="NAME", help="sampler panel (default: ddim)"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", metavar="NAME",
+                                         help="training recipe (default: p1-default)"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                             help="override a config key: section.key=value (repeatable)"),
+    max_steps: Optional[str] = typer.Option(None, "--max-steps", metavar="N",
+                                            help="train this many steps (default: the recipe's on a GPU, "
+                                                 "a 1,000-step demo on the CPU)"),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto | cpu | cuda | cuda:K"),
+    name: str = typer.Option("", "--name", metavar="NAME", help="run name (default: dataset-backbone-id)"),
     off_tier: bool = typer.Option(False, "--off-tier", help="allow a backbone that is off its paper's tier ladder"),
     detach: bool = typer.Option(False, "--detach", help="start the run and return at once"),
     gpus: Optional[str] = typer.Option(None, "--gpus", metavar="0,1",
@@ -241,50 +326,125 @@ def run(
                                                 help="torchrun rendezvous on the machine of rank 0 (with --nnodes)"),
 ) -> None:
     """Start a training run (in its own process; closing the terminal does not stop it)."""
-    from difftui.engine.data import check_available
     from difftui.engine.launch import create_run, start_run
     c = ctx_obj(ctx)
     plan = launch_plan(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     if plan.gpus is not None and device == "auto":
         device = "cuda"                             # GPUs were named: never fall back to the CPU silently
-    config = c.catalog().resolve(dataset=dataset, backbone=backbone, sampler=sampler, recipe=recipe,
-                                 overrides=set_ or [], max_steps=max_steps, device=device, off_tier=off_tier,
-                                 name=name)
-    check_available(config.dataset)
-    if config.recipe.batch_size % (plan.nproc_per_node * plan.nnodes):
-        raise UserError(f"recipe.batch_size {config.recipe.batch_size} does not split over "
-                        f"{plan.nproc_per_node * plan.nnodes} processes (the recipe's batch is the global batch)")
+    config, defaulted = _resolve_launch(c, processes=plan.nproc_per_node * plan.nnodes, dataset=dataset,
+                                        backbone=backbone, sampler=sampler, recipe=recipe, overrides=set_ or [],
+                                        max_steps=_steps_option(max_steps), device=device, off_tier=off_tier,
+                                        name=name)
     run_id = create_run(c.db, config, plan=plan)
     proc = start_run(c.db, run_id, plan)
+    steps = f"{config.recipe.total_steps} steps" + (" (the CPU default; --max-steps N for more)" if defaulted else "")
     out.print(f"run {run_id} started (pid {proc.pid}): {config.dataset.name} / {config.backbone.name} / "
-              f"{config.sampler.name} / {config.recipe.name}, {config.recipe.total_steps} steps, device "
-              f"{config.device}, {plan.describe()}; log "
-              f"{Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}")
+              f"{config.sampler.name} / {config.recipe.name}, {steps}, device {config.device}, {plan.describe()}; "
+              f"log {Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}", markup=False)
     if plan.nnodes > 1:
         out.print(f"on each of the other {plan.nnodes - 1} machine(s), with the same data set paths, run:\n  "
                   f"python -m torch.distributed.run --nnodes {plan.nnodes} --nproc-per-node {plan.nproc_per_node} "
                   f"--rdzv-backend c10d --rdzv-endpoint {plan.rdzv_endpoint} --rdzv-id difftui-run-{run_id} "
-                  f"-m difftui.engine train {run_id} --db {Path(c.db).resolve()}")
+                  f"-m difftui.engine train {run_id} --db {Path(c.db).resolve()}", markup=False)
     if detach:
         out.print(f"watch: difftui show {run_id}   stop: difftui stop {run_id}")
         return
     raise typer.Exit(follow(c, run_id, proc))
 
 
+def _check_data_in_process(profile) -> str | None:
+    from difftui.engine.data import DataError, check_available
+    try:
+        check_available(profile)
+    except DataError as e:
+        return str(e)
+    return None
+
+
+def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
+    """Resolve a new run and run the launch checks (issue 11 item 6): a refusal raises before any run row exists;
+    warnings go to stderr. `processes` share the recipe's (global) batch. Returns (config, whether the max steps
+    are the device default)."""
+    from difftui.engine.checks import launch_checks, probe_devices
+    from difftui.engine.request import resolve_new_run
+    c.catalog().resolve(**choices)                  # a config error is refused at once, before torch loads
+    import difftui.engine.data                      # noqa: F401  (torch, once: the data check and the device probe)
+    probe = probe_devices()
+    config, defaulted = resolve_new_run(c.catalog(), probe=probe, **choices)
+    report = launch_checks(config, probe=probe, check_data=_check_data_in_process)
+    if not report.ok:
+        raise UserError(report.errors[0])
+    if config.recipe.batch_size % processes:
+        raise UserError(f"recipe.batch_size {config.recipe.batch_size} does not split over {processes} processes "
+                        f"(the recipe's batch is the global batch)")
+    for warning in report.warnings:
+        print(f"difftui: warning: {warning}", file=sys.stderr, flush=True)
+    return config, defaulted
+
+
+def _console() -> Console:
+    """stdout as rich sees it: a terminal gets its width; a pipe or a file gets lines that never wrap."""
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, width=None if tty else 1_000_000, soft_wrap=not tty)
+
+
+def _print_table(console: Console, table: Table) -> None:
+    """A table on a terminal as rich draws it; piped, the same lines without trailing blanks."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities as the strings "NaN", "Infinity", "-Infinity", so that the output is valid JSON."""
+    import math
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _print_json(value: Any) -> None:
+    import json
+    sys.stdout.write(json.dumps(json_safe(value), allow_nan=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+RUN_FIELDS = ("id", "name", "status", "dataset", "backbone", "sampler", "recipe", "off_tier", "step", "total_steps",
+              "kimg", "device", "pid", "host", "created", "started", "ended", "error", "run_dir")
+
+
 @app.command("ls")
 @user_command
 def list_runs(ctx: typer.Context,
-              status: Optional[str] = typer.Option(None, "--status", help="only runs with this status")) -> None:
+              status: Optional[str] = typer.Option(None, "--status", metavar="STATUS",
+                                                   help="only runs with this status"),
+              as_json: bool = typer.Option(False, "--json", help="print the runs as a JSON list")) -> None:
     """List runs (runs whose engine died are marked crashed first)."""
     c = ctx_obj(ctx)
     if not c.db.exists():
-        out.print(f"no runs yet ({c.db} does not exist)")
+        if as_json:
+            _print_json([])
+            return
+        out.print(f"no runs yet ({c.db} does not exist)", markup=False)
         return
-    with c.store() as store:
+    with c.reading_store() as store:
         store.reap_dead_runs()
         runs = store.list_runs(status=status)
+    if as_json:
+        _print_json([{**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "last_loss": r["last_loss"]}
+                     for r in runs])
+        return
+    console = _console()
     if not runs:
-        out.print("no runs")
+        console.print("no runs")
         return
     table = Table(box=None, pad_edge=False)
     for col in ("id", "name", "status", "dataset", "backbone", "sampler", "step", "last loss", "device"):
@@ -292,55 +452,74 @@ def list_runs(ctx: typer.Context,
                          overflow="fold", no_wrap=col in ("id", "status", "step"))
     for r in runs:
         backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
-        table.add_row(str(r["id"]), r["name"], r["status"], r["dataset"] or "", backbone, r["sampler"] or "", f"{r['step']}/{r['total_steps']}",
-                      f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-", r["device"] or "")
-    out.print(table)
+        cells = (str(r["id"]), r["name"], r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
+                 f"{r['step']}/{r['total_steps']}", f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-",
+                 r["device"] or "")
+        table.add_row(*(Text(str(cell)) for cell in cells))
+    _print_table(console, table)
 
 
 @app.command()
 @user_command
-def show(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
-         events: int = typer.Option(10, "--events", help="how many recent events to show")) -> None:
+def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
+         events: str = typer.Option("10", "--events", metavar="N", help="how many recent events to show"),
+         as_json: bool = typer.Option(False, "--json", help="print the run, its config, last values, grids and "
+                                                             "events as JSON")) -> None:
     """A run's config, status, last metrics, grids and recent events."""
     import json
+
+    from difftui.engine.schema import parse_integer
+    try:
+        events_n = parse_integer(events)
+    except ValueError:
+        raise UserError(f"--events: expected a whole number, got {events!r}") from None
     c = ctx_obj(ctx)
-    with c.store() as store:
+    with c.reading_store() as store:
         store.reap_dead_runs()
         r = _get_run(store, run_id)
         values = store.latest_values(run_id)
         grids = store.samples_index(run_id, "grid")
-        evs = store.events_since(run_id)[-events:] if events > 0 else []
+        evs = store.events_since(run_id)[-events_n:] if events_n > 0 else []
     cfg = json.loads(r["config"])
+    if as_json:
+        _print_json({**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "config": cfg,
+                     "last": values, "grids": [{k: g[k] for k in ("step", "sampler", "nfe", "path", "time")}
+                                               for g in grids],
+                     "events": [{k: e[k] for k in ("time", "level", "message")} for e in evs]})
+        return
+    out = _console()
     rec, ds, bb, sp = cfg["recipe"], cfg["dataset"], cfg["backbone"], cfg["sampler"]
-    out.print(f"[bold]run {r['id']}[/]  {r['name']}  [bold]{r['status']}[/]")
-    out.print(f"  dataset   {ds['name']} ({ds['resolution']}x{ds['resolution']}x{ds['channels']})")
-    out.print(f"  backbone  {bb['name']} ({bb['family']}{', off-tier' if bb.get('off_tier') else ''})")
+    out.print(Text.assemble(Text(f"run {r['id']}", style="bold"), f"  {r['name']}  ",
+                            Text(r["status"], style="bold")))
+    lines = [f"  dataset   {ds['name']} ({ds['resolution']}x{ds['resolution']}x{ds['channels']})",
+             f"  backbone  {bb['name']} ({bb['family']}{', off-tier' if bb.get('off_tier') else ''})"]
     grid = sp["grid"]
-    out.print(f"  sampler   {sp['name']} (grid: {grid['kind']} N={grid['steps']} eta={grid['eta']})")
-    out.print(f"  recipe    {rec['name']}: {rec['loss']} loss, {rec['schedule']} schedule, T={rec['diffusion_steps']},"
-              f" batch {rec['batch_size']}, lr {rec['lr']:g}, EMA {rec['ema_decay']}")
-    since = f", started {_fmt_time(r['pid_start'])}" if r.get("pid_start") else ""
-    out.print(f"  device    {r['device'] or cfg.get('device', '-')}   pid {r['pid'] or '-'} on {r['host'] or '-'}{since}")
-    out.print(f"  progress  step {r['step']}/{r['total_steps']}  kimg {r['kimg']:.1f}")
-    out.print(f"  times     created {_fmt_time(r['created'])}  started {_fmt_time(r['started'])}"
-              f"  ended {_fmt_time(r['ended'])}")
+    lines += [f"  sampler   {sp['name']} (grid: {grid['kind']} N={grid['steps']} eta={grid['eta']})",
+              f"  recipe    {rec['name']}: {rec['loss']} loss, {rec['schedule']} schedule, T={rec['diffusion_steps']},"
+              f" batch {rec['batch_size']}, lr {rec['lr']:g}, EMA {rec['ema_decay']}",
+              f"  device    {r['device'] or cfg.get('device', '-')}   pid {r['pid'] or '-'} on {r['host'] or '-'}"
+              + (f", started {_fmt_time(r['pid_start'])}" if r.get("pid_start") else ""),
+              f"  progress  step {r['step']}/{r['total_steps']}  kimg {r['kimg']:.1f}",
+              f"  times     created {_fmt_time(r['created'])}  started {_fmt_time(r['started'])}"
+              f"  ended {_fmt_time(r['ended'])}"]
     if r["error"]:
-        out.print(f"  error     {r['error']}")
+        lines.append(f"  error     {r['error']}")
     if values:
-        out.print("  last      " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
-    out.print(f"  run dir   {r['run_dir']}")
+        lines.append("  last      " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
+    lines.append(f"  run dir   {r['run_dir']}")
     if grids:
-        out.print(f"  grids     {len(grids)}; latest step {grids[-1]['step']}: {grids[-1]['path']}")
+        lines.append(f"  grids     {len(grids)}; latest step {grids[-1]['step']}: {grids[-1]['path']}")
     if evs:
-        out.print("  events")
-        for e in evs:
-            out.print(f"    {_fmt_time(e['time'])}  {e['level']:<7} {e['message']}", markup=False)
+        lines.append("  events")
+        lines += [f"    {_fmt_time(e['time'])}  {e['level']:<7} {e['message']}" for e in evs]
+    for line in lines:
+        out.print(line, markup=False)
 
 
 @app.command("eval")
 @user_command
-def eval_(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
-          device: str = typer.Option("auto", "--device", help="for a run that is not running: auto, cpu, cuda, cuda:K"),
+def eval_(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
+          device: str = typer.Option("auto", "--device", metavar="DEVICE", help="for a run that is not running: auto, cpu, cuda, cuda:K"),
           ) -> None:
     """Evaluate a run's sampler panel (grid, NFE, time and NLL per sampler) on its EMA weights and fixed x_T."""
     from difftui.engine.evaluate import evaluate_run
@@ -365,7 +544,7 @@ def eval_(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
 
 @app.command()
 @user_command
-def stop(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
+def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
          wait: bool = typer.Option(False, "--wait", help="wait until the engine has checkpointed and exited"),
          force: bool = typer.Option(False, "--force", help="SIGTERM to the engine's process group (it checkpoints "
                                                           "and stops), SIGKILL if it still runs after --grace"),
@@ -401,9 +580,9 @@ def stop(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
 
 @app.command()
 @user_command
-def resume(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
+def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
            detach: bool = typer.Option(False, "--detach", help="start the engine and return at once"),
-           max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1,
+           max_steps: Optional[str] = typer.Option(None, "--max-steps", metavar="N",
                                                    help="new total steps (e.g. to train a completed run further)"),
            gpus: Optional[str] = typer.Option(None, "--gpus", metavar="0,1",
                                               help="resume on these GPUs (default: as the run was launched)"),
@@ -415,9 +594,10 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
     c = ctx_obj(ctx)
     with c.store() as store:
         _get_run(store, run_id)
+    total = _steps_option(max_steps)
     plan = launch_plan(gpus, nproc_per_node) if gpus is not None or nproc_per_node is not None else None
     try:
-        proc = launch.resume(c.db, run_id, total_steps=max_steps, plan=plan)
+        proc = launch.resume(c.db, run_id, total_steps=total, plan=plan)
     except RuntimeError as e:
         raise UserError(str(e)) from None
     out.print(f"run {run_id} resuming (pid {proc.pid})")
@@ -429,7 +609,8 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
 @app.command()
 @user_command
 def presets(ctx: typer.Context,
-            kind: Optional[str] = typer.Argument(None, help="datasets | backbones | samplers | recipes")) -> None:
+            kind: Optional[str] = typer.Argument(None, metavar="KIND",
+                                                 help="datasets | backbones | samplers | recipes")) -> None:
     """List the presets (with measured parameters and GMACs for backbones)."""
     from difftui.engine.catalog import KINDS
     c = ctx_obj(ctx)
@@ -440,6 +621,7 @@ def presets(ctx: typer.Context,
             raise UserError(f"unknown preset kind '{kind}' (kinds: {', '.join(KINDS)})")
         kinds = [k]
     catalog = c.catalog()
+    out = _console()                                    # piped: one line per preset, never folded
     for k in kinds:
         files = catalog.all(k)
         table = Table(title=k, title_justify="left", box=None, pad_edge=False)
@@ -450,23 +632,63 @@ def presets(ctx: typer.Context,
             table.add_column("description")
             for f in files:
                 table.add_row(f.name, f.preset.description)
-        out.print(table)
+        _print_table(out, table)
         out.print()
 
 
 def _backbone_table(table: Table, files) -> None:
-    from difftui.engine.models import describe_tier
+    from difftui.engine.tier_cache import describe_tiers
     table.title = ("backbones: params (M) and GMACs per forward at batch 1, measured beside the paper's; "
                    "lr from the tier rule 1e-4/sqrt(C/128) (playbook A.6) or the recipe's")
     short = {"paper anchor": "anchor", "not a paper anchor": "no anchor", "off-tier": "OFF-TIER"}
     for col in ("name", "res", "tier", "params", "paper", "GMACs", "paper", "lr"):
         table.add_column(col, no_wrap=True, justify="left" if col in ("name", "tier", "lr") else "right")
-    for f in files:
-        d = describe_tier(f.preset)
+    # Issue 11 item 7: the figures come from the tier cache (shipped, then ~/.cache/difftui); a tier not cached yet
+    # is measured once, in a subprocess.
+    for d in describe_tiers([f.preset for f in files]):
         lr = f"{d['lr']:.3g}" if d["lr"] is not None else "recipe"
-        table.add_row(f.name, str(d["resolution"]), short.get(d["status"], d["status"]), f"{d['params_m']:.2f}",
+        table.add_row(d["name"], str(d["resolution"]), short.get(d["status"], d["status"]), f"{d['params_m']:.2f}",
                       f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", f"{d['gmacs']:.3g}",
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
+
+
+def _steps_option(text: str | None) -> int | None:
+    """--max-steps N: a whole number >= 1, written any way a number is (1e5, 2_000, 300)."""
+    from difftui.engine.schema import parse_integer
+    if text is None:
+        return None
+    try:
+        steps = parse_integer(text)
+    except ValueError:
+        raise UserError(f"--max-steps: expected a whole number, got {text!r}") from None
+    if steps < 1:
+        raise UserError(f"--max-steps: expected >= 1, got {steps}")
+    return steps
+
+
+@app.command()
+@user_command
+def delete(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
+           yes: bool = typer.Option(False, "--yes", "-y", help="delete without asking (for scripts)")) -> None:
+    """Delete a run: its row, metrics, grids, evaluations and events, and its runs/<id>/ folder. Refused while its
+    engine is alive."""
+    c = ctx_obj(ctx)
+    with c.store() as store:
+        store.reap_dead_runs()
+        run = _get_run(store, run_id)
+        if store.is_alive(run):
+            raise UserError(f"run {run_id} is {run['status']} (pid {run['pid']}); stop it first: "
+                            f"difftui stop {run_id} --wait")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UserError(f"delete run {run_id}: not asking without a terminal; pass --yes to delete it")
+            question = (f"delete run {run_id} ({run['name']}, {run['status']}, step {run['step']}) "
+                        f"and {run['run_dir']}?")
+            if not typer.confirm(question, default=False):
+                out.print(f"run {run_id} kept")
+                return
+        store.delete_run(run_id)
+    out.print(f"run {run_id} deleted")
 
 
 # `difftui data check | card | prepare` (issue 10; tui/cli_data.py).

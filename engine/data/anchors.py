@@ -59,7 +59,7 @@ def tier_group(tier: BackboneTier) -> str:
     if tier.anchor is None:
         return ""
     from difftui.engine.config import PresetError
-    from difftui.engine.models.tiers import LADDERS, ladder_for
+    from difftui.engine.ladders import LADDERS, ladder_for
     try:
         ladder = ladder_for(tier)
     except PresetError:

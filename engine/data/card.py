@@ -40,15 +40,14 @@ def _fill(value: str, key: str) -> str:
 
 
 def _versions() -> str:
-    import numpy
-    import PIL
-    import torch
-    out = [f"torch {torch.__version__}", f"numpy {numpy.__version__}", f"pillow {PIL.__version__}"]
-    try:
-        import torchvision
-        out.insert(1, f"torchvision {torchvision.__version__}")
-    except ImportError:
-        pass
+    """The installed versions, read from the package metadata (importing torch here would load it into the TUI)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out = []
+    for name in ("torch", "torchvision", "numpy", "pillow"):
+        try:
+            out.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
     return ", ".join(out)
 
 

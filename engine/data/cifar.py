@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from difftui.engine.config import DatasetProfile
 
-from .images import DataError, ImageSet, area_resize
+from .errors import DataError
 
 __all__ = ["load_cifar10_set", "check_cifar10", "check_cifar10_md5", "cifar_root", "FOLDER", "CIFAR10_MD5"]
 
@@ -84,7 +82,11 @@ def _local_cifar10_class():
     return LocalCIFAR10
 
 
-def load_cifar10_set(profile: DatasetProfile) -> ImageSet:
+def load_cifar10_set(profile: DatasetProfile) -> "ImageSet":
+    import torch
+
+    from .images import ImageSet, area_resize
+
     if profile.channels != 3:
         raise DataError(f"dataset '{profile.name}': CIFAR-10 is RGB; set channels 3 (got {profile.channels})")
     check_cifar10(profile)

@@ -22,7 +22,7 @@ import contextlib
 import torch
 from torch import nn
 
-from ..config import Recipe, SamplerSpec
+from ..config import EDM_KINDS, Recipe, SamplerSpec, objective_error, output_channels, sampler_error
 from .edm import DiscreteVPDenoiser, edm_denoise, edm_loss
 from .gaussian import GaussianDiffusion
 from .losses import mean_flat
@@ -36,9 +36,6 @@ from .samplers.edm import edm_sampler
 from .schedules import get_named_beta_schedule
 
 __all__ = ["Objective", "DDPMObjective", "EDMObjective", "build_objective", "sample", "inference_mode"]
-
-EDM_KINDS = ("edm_euler", "edm_heun", "edm_stochastic")
-
 
 @contextlib.contextmanager
 def inference_mode(net):
@@ -125,12 +122,9 @@ class DDPMObjective(Objective):
                  hybrid_lambda: float = 0.001, importance_sampling: bool = False):
         if loss not in ("simple", "hybrid", "vlb"):
             raise ValueError(f"DDPM objective: unknown loss '{loss}' (allowed: simple, hybrid, vlb)")
-        if loss in ("hybrid", "vlb") and variance != "learned":
-            raise ValueError(f"loss '{loss}' trains the variance, so variance must be 'learned' (playbook 3.2)")
-        if loss == "simple" and variance == "learned":
-            raise ValueError("variance 'learned' gets no signal from L_simple (playbook 0.2); use loss 'hybrid'")
-        if variance not in ("fixed_small", "fixed_large", "learned", "ocm"):
-            raise ValueError(f"unknown variance '{variance}'")
+        found = objective_error(loss, variance, importance_sampling)          # the config model's rule
+        if found is not None:
+            raise ValueError(found[1])
         self.diffusion = diffusion
         self.loss = loss
         self.variance = variance
@@ -139,7 +133,7 @@ class DDPMObjective(Objective):
         self.schedule_sampler = LossSecondMomentResampler(T) if importance_sampling else UniformSampler(T)
 
     def out_channels(self, in_channels: int) -> int:
-        return 2 * in_channels if self.variance in ("learned", "ocm") else in_channels
+        return output_channels(self.variance, in_channels)
 
     #------------------------------------------------------------------------
     # Training.
@@ -214,30 +208,9 @@ class DDPMObjective(Objective):
     # Sampling.
 
     def check_spec(self, spec: SamplerSpec) -> None:
-        T = self.diffusion.num_timesteps
-        if spec.variance == "learned" and self.variance != "learned":
-            raise ValueError(f"sampler '{spec.describe()}': variance 'learned' needs a model trained with learned "
-                             f"variance (this one: {self.variance})")
-        if spec.variance == "ocm" and self.variance != "ocm":
-            raise ValueError(f"sampler '{spec.describe()}': variance 'ocm' needs a model trained with an OCM head "
-                             f"(this one: {self.variance})")
-        if spec.kind in EDM_KINDS:
-            if spec.variance != "fixed_small":
-                raise ValueError(f"sampler '{spec.describe()}': EDM samplers integrate the ODE/SDE and take no "
-                                 f"variance (got '{spec.variance}')")
-            return
-        if spec.steps > T:
-            raise ValueError(f"sampler '{spec.describe()}': {spec.steps} steps exceed the model's T = {T}")
-        if spec.kind == "ddim":
-            if spec.variance in ("fixed_large", "learned"):
-                raise ValueError(f"sampler '{spec.describe()}': DDIM's variance comes from eta; variance "
-                                 f"'{spec.variance}' applies to kind 'ddpm' or 'covariance'")
-        elif spec.kind in ("ddpm", "covariance"):
-            if spec.eta not in (0.0, 1.0):
-                raise ValueError(f"sampler '{spec.describe()}': eta applies to kind 'ddim' only "
-                                 "(ddpm/covariance are the eta = 1 ancestral chain)")
-        else:
-            raise ValueError(f"unknown sampler kind '{spec.kind}'")
+        found = sampler_error(spec, objective="ddpm", variance=self.variance, T=self.diffusion.num_timesteps)
+        if found is not None:
+            raise ValueError(found)
 
     def eps_model(self, net, dtype: torch.dtype, y=None):
         """net as a sampler callable model(x, t): inputs cast to the working dtype."""
@@ -315,11 +288,9 @@ class EDMObjective(Objective):
         return lambda x, sigma: edm_denoise(net, x.to(dtype), sigma.to(dtype), y, self.sigma_data)
 
     def check_spec(self, spec: SamplerSpec) -> None:
-        if spec.kind not in EDM_KINDS:
-            raise ValueError(f"sampler '{spec.describe()}': a model trained with the EDM loss samples with "
-                             "edm_euler, edm_heun or edm_stochastic, not '" + spec.kind + "'")
-        if spec.variance != "fixed_small":
-            raise ValueError(f"sampler '{spec.describe()}': EDM samplers take no variance (got '{spec.variance}')")
+        found = sampler_error(spec, objective="edm", variance="fixed_small", T=0)   # the config model's rule
+        if found is not None:
+            raise ValueError(found)
 
     def sample(self, net, x_T, spec, generator=None, y=None):
         """x_T is standard normal; the sampler multiplies it by sigma_max (P3 Alg. 1-2, the edm code)."""
@@ -336,15 +307,15 @@ def build_objective(recipe: Recipe, *, clip: bool = True) -> Objective:
     """The objective a recipe asks for (loss, variance, schedule, T, lambda, importance sampling, EDM constants).
 
     `clip=False` for latent data sets (`dataset.latents`): samples are not clipped to [-1, 1]."""
+    found = objective_error(recipe.loss, recipe.variance, recipe.importance_sampling)   # the config model's rule
+    if found is not None:
+        raise ValueError(found[1])
     if recipe.loss == "edm":
-        if recipe.variance not in ("fixed_small",):
-            raise ValueError(f"loss 'edm' has no variance head; variance '{recipe.variance}' does not apply")
-        if recipe.importance_sampling:
-            raise ValueError("importance sampling is P1's, for the DDPM-family losses; not for loss 'edm'")
         obj: Objective = EDMObjective(recipe.P_mean, recipe.P_std, recipe.sigma_data)
     else:
         betas = get_named_beta_schedule(recipe.schedule, recipe.diffusion_steps)
         diffusion = GaussianDiffusion(betas, learned_range_clamp=recipe.learned_range_clamp)
-        obj = DDPMObjective(diffusion, loss=recipe.loss, variance=recipe.variance, hybrid_lambda=recipe.hybrid_lambda, importance_sampling=recipe.importance_sampling)
+        obj = DDPMObjective(diffusion, loss=recipe.loss, variance=recipe.variance, hybrid_lambda=recipe.hybrid_lambda,
+                            importance_sampling=recipe.importance_sampling)
     obj.clip = clip
     return obj

@@ -15,20 +15,26 @@ Conventions for the measured numbers (`count_params`, `measure_macs`, `describe_
 and frozen `nn.Parameter`s (buffers such as DiT's fixed sin-cos position table are not counted); MACs are
 multiply-accumulates of one forward at batch 1, i.e. half of what `torch.utils.flop_counter` reports as FLOPs
 (it counts 2 FLOPs per multiply-add), and they cover matmuls, convolutions and attention, not norms or activations.
+
+The arch classes, `ARCHS`, `parse_arch` and the tier ladders are torch-free (difftui.engine.archs and
+difftui.engine.ladders; the config model checks presets with them) and re-exported here. The TUI never measures in
+its own process: it reads the figures from difftui.engine.tier_cache.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from difftui.engine.config import BackboneTier, PresetError, from_mapping
+from difftui.engine.archs import (ARCHS, ADMArch, DDPMppArch, DiTArch, DyDiTArch, NCSNppArch, UNetArch,
+                                  parse_arch)
+from difftui.engine.config import BackboneTier
+from difftui.engine.ladders import LADDERS, check_tier, tier_status
 
-from .dit import DiT, DiTArch
-from .dydit import DyDiT, DyDiTArch, flops_loss
-from .edm_nets import DDPMppArch, NCSNppArch, SongUNet
+from .dit import DiT
+from .dydit import DyDiT, flops_loss
+from .edm_nets import SongUNet
 from .flops import count_params, describe_tier, measure_macs
-from .tiers import LADDERS, check_tier, tier_status
-from .unet import ADMArch, UNet, UNetArch
+from .unet import UNet
 
 __all__ = [
     "ARCHS",
@@ -47,15 +53,6 @@ __all__ = [
     "DyDiT", "DyDiTArch",
 ]
 
-ARCHS: dict[str, type] = {
-    "unet": UNetArch,
-    "adm": ADMArch,
-    "ddpmpp": DDPMppArch,
-    "ncsnpp": NCSNppArch,
-    "dit": DiTArch,
-    "dydit": DyDiTArch,
-}
-
 _NETWORKS: dict[str, type[nn.Module]] = {
     "unet": UNet,
     "adm": UNet,
@@ -64,13 +61,6 @@ _NETWORKS: dict[str, type[nn.Module]] = {
     "dit": DiT,
     "dydit": DyDiT,
 }
-
-
-def parse_arch(tier: BackboneTier):
-    """The tier's `arch:` mapping validated into its family's dataclass (PresetError naming the key otherwise)."""
-    if tier.family not in ARCHS:
-        raise PresetError(f"backbone '{tier.name}': unknown family '{tier.family}' (allowed: {', '.join(ARCHS)})")
-    return from_mapping(ARCHS[tier.family], tier.arch, f"backbone '{tier.name}': arch")
 
 
 def build_model(tier: BackboneTier, *, in_channels: int, out_channels: int, resolution: int,

@@ -16,38 +16,15 @@ training-time label is replaced by it with that probability (DiT's convention), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from difftui.engine.archs import DiTArch
+
 from .layers import timestep_embedding
 
 __all__ = ["DiTArch", "DiT", "DiTBlock", "Attention", "Mlp", "modulate", "sincos_pos_embed_2d"]
-
-
-#----------------------------------------------------------------------------
-# Architecture fields.
-
-@dataclass(frozen=True)
-class DiTArch:
-    depth: int                                      # layers (P5 Table 7: 12 / 12 / 28)
-    num_heads: int                                  # heads (6 / 12 / 16)
-    hidden_size: int                                # width (384 / 768 / 1152)
-    patch_size: int = 2                             # DiT-*/2 is the anchor; 4 and 8 allowed
-    mlp_ratio: float = 4.0
-    class_dropout_prob: float = 0.1                 # DiT's label dropout for classifier-free guidance
-    dropout: float = 0.0                            # not used by DiT (kept so recipes' dropout override is harmless)
-    frequency_embedding_size: int = 256
-
-    def validate(self) -> None:
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"key 'hidden_size': {self.hidden_size} does not split into {self.num_heads} heads")
-        if self.depth < 1 or self.patch_size < 1:
-            raise ValueError("keys 'depth' and 'patch_size': expected >= 1")
-        if not 0.0 <= self.class_dropout_prob < 1.0:
-            raise ValueError(f"key 'class_dropout_prob': expected 0 <= p < 1, got {self.class_dropout_prob}")
 
 
 #----------------------------------------------------------------------------
@@ -186,9 +163,9 @@ class DiT(nn.Module):
     def __init__(self, arch: DiTArch, *, in_channels: int, out_channels: int, resolution: int,
                  num_classes: int = 0, dropout: float | None = None):
         super().__init__()
-        arch.validate()
-        if resolution % arch.patch_size:
-            raise ValueError(f"resolution {resolution} is not a multiple of patch size {arch.patch_size}")
+        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.archs)
+        if problem is not None:
+            raise ValueError(problem)
         self.arch, self.resolution, self.num_classes = arch, resolution, num_classes
         self.in_channels, self.out_channels = in_channels, out_channels
         D, p = arch.hidden_size, arch.patch_size

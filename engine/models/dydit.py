@@ -47,7 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dit import DiT, DiTArch, DiTBlock, modulate
+from difftui.engine.archs import DiTArch, DyDiTArch
+
+from .dit import DiT, DiTBlock, modulate
 
 __all__ = ["DyDiTArch", "DyDiT", "DyDiTBlock", "DyDiTFlops", "flops_loss", "gumbel_sigmoid_ste",
            "LAMBDA_GRID_SB", "LAMBDA_GRID_XL"]
@@ -55,29 +57,6 @@ __all__ = ["DyDiTArch", "DyDiT", "DyDiTBlock", "DyDiTFlops", "flops_loss", "gumb
 # playbook A.2 (P5 Table 6): the target FLOPs ratios lambda that P5 trains.
 LAMBDA_GRID_SB: tuple[float, ...] = (0.9, 0.8, 0.7, 0.5, 0.4, 0.3)             # DiT-S / DiT-B
 LAMBDA_GRID_XL: tuple[float, ...] = (0.7, 0.6, 0.5, 0.3)                       # DiT-XL
-
-
-#----------------------------------------------------------------------------
-# Architecture fields.
-
-@dataclass(frozen=True)
-class DyDiTArch(DiTArch):
-    dynamic_width: bool = True                      # TDW: heads and MLP channel groups per timestep (2.6)
-    dynamic_tokens: bool = True                     # SDT: per-token MLP bypass (2.6)
-    router_tau: float = 5.0                         # Gumbel-sigmoid temperature (P5 code)
-    router_threshold: float = 0.5                   # on/off threshold on the sigmoid (P5 code)
-    width_router_bias: float = 15.0                 # initial logit: every head / channel group on (P5 code)
-    token_router_bias: float = 35.0                 # initial logit: every token through the MLP (P5 code)
-    warmup_steps: int = 0                           # A.2: complete-model loss kept this long (XL: 30000, S/B: 0)
-
-    def validate(self) -> None:
-        super().validate()
-        if int(self.hidden_size * self.mlp_ratio) % self.num_heads:
-            raise ValueError("key 'mlp_ratio': the MLP width must split into num_heads channel groups")
-        if self.router_tau <= 0 or not 0.0 < self.router_threshold < 1.0:
-            raise ValueError("keys 'router_tau' > 0 and 0 < 'router_threshold' < 1 expected")
-        if self.warmup_steps < 0:
-            raise ValueError(f"key 'warmup_steps': expected >= 0, got {self.warmup_steps}")
 
 
 def flops_loss(ratio: torch.Tensor, target_lambda: float) -> torch.Tensor:

@@ -19,58 +19,16 @@ Initialisation follows P3: Xavier-uniform, the last conv of each branch scaled b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from difftui.engine.archs import DDPMppArch, NCSNppArch, SongUNetArch
+
 from .layers import FourierEmbedding, PositionalEmbedding, SpatialSelfAttention, group_norm
 
 __all__ = ["SongUNetArch", "DDPMppArch", "NCSNppArch", "SongUNet"]
-
-
-#----------------------------------------------------------------------------
-# Architecture fields.
-
-@dataclass(frozen=True)
-class SongUNetArch:
-    model_channels: int = 128                       # P3 CIFAR-10 (playbook A.5)
-    channel_mult: tuple[int, ...] = (2, 2, 2)
-    channel_mult_emb: int = 4
-    num_blocks: int = 4                             # residual blocks per resolution (A.5: 4)
-    attn_resolutions: tuple[int, ...] = (16,)       # A.5: {16}
-    num_heads: int = 1                              # A.5: 1 head
-    dropout: float = 0.10
-    embedding_type: Literal["positional", "fourier"] = "positional"
-    channel_mult_noise: int = 1
-    encoder_type: Literal["standard", "residual"] = "standard"
-    resample_filter: tuple[int, ...] = (1, 1)
-    adaptive_scale: bool = False                    # P3 adds the embedding; true: playbook 2.3 scale-shift
-    augment_dim: int = 0                            # 9: takes P3's augment labels (engine/data/augment.py; A.4)
-
-    def validate(self) -> None:
-        if self.num_blocks < 1 or not self.channel_mult:
-            raise ValueError("keys 'num_blocks' and 'channel_mult': expected at least one block and one level")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"key 'dropout': expected 0 <= dropout < 1, got {self.dropout}")
-        if self.resample_filter not in ((1, 1), (1, 3, 3, 1)):
-            raise ValueError(f"key 'resample_filter': expected [1, 1] or [1, 3, 3, 1], got {list(self.resample_filter)}")
-
-
-@dataclass(frozen=True)
-class DDPMppArch(SongUNetArch):
-    """DDPM++ (VP): positional c_noise embedding, standard encoder, box filter."""
-
-
-@dataclass(frozen=True)
-class NCSNppArch(SongUNetArch):
-    """NCSN++ (VE): Fourier c_noise embedding with 2C channels, residual encoder, [1, 3, 3, 1] filter."""
-    embedding_type: Literal["positional", "fourier"] = "fourier"
-    channel_mult_noise: int = 2
-    encoder_type: Literal["standard", "residual"] = "residual"
-    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
 
 
 #----------------------------------------------------------------------------
@@ -161,7 +119,9 @@ class SongUNet(nn.Module):
     def __init__(self, arch: SongUNetArch, *, in_channels: int, out_channels: int, resolution: int,
                  num_classes: int = 0, dropout: float | None = None):
         super().__init__()
-        arch.validate()
+        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.archs)
+        if problem is not None:
+            raise ValueError(problem)
         self.arch, self.resolution, self.num_classes = arch, resolution, num_classes
         self.in_channels, self.out_channels = in_channels, out_channels
         C, filt = arch.model_channels, tuple(arch.resample_filter)

@@ -20,8 +20,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from difftui.engine.config import BackboneTier
+from difftui.engine.ladders import anchor_classes, anchor_io
 
-__all__ = ["count_params", "count_macs", "flop_counter", "measure_macs", "describe_tier", "anchor_io", "format_tier_table"]
+__all__ = ["count_params", "count_macs", "flop_counter", "measure_macs", "describe_tier", "anchor_io", "format_tier_table",
+           "measure_net"]
 
 
 def count_params(module: nn.Module) -> int:
@@ -67,7 +69,7 @@ def measure_macs(tier: BackboneTier, *, in_channels: int, out_channels: int, res
     (1000 for DiT/DyDiT/ADM, 0 otherwise); the label embedding costs no MACs either way (a lookup).
     """
     from . import build_model
-    n_cls = _anchor_classes(tier) if num_classes is None else num_classes
+    n_cls = anchor_classes(tier) if num_classes is None else num_classes
     with torch.device("meta"):
         net = build_model(tier, in_channels=in_channels, out_channels=out_channels, resolution=resolution,
                           num_classes=n_cls)
@@ -80,25 +82,6 @@ def measure_macs(tier: BackboneTier, *, in_channels: int, out_channels: int, res
     return count_macs(net, x, t, y)
 
 
-def _anchor_classes(tier: BackboneTier) -> int:
-    # DiT's anchors count the 1000-class label embedder (P5 Table 7; DiT models.py); ADM is class-conditional on
-    # ImageNet (P3 Table 7). U-Net and EDM-net anchors are unconditional.
-    return 1000 if tier.family in ("dit", "dydit", "adm") else 0
-
-
-def anchor_io(tier: BackboneTier) -> tuple[int, int]:
-    """(in_channels, out_channels) under which the paper counts its anchor figures.
-
-    U-Nets: RGB in, learned variance out (2 x 3 = 6, playbook 2.8). DiT/DyDiT: 4-channel latents, learned sigma
-    (8 out). EDM nets: RGB in and out (P3 predicts only the denoised image).
-    """
-    if tier.family in ("dit", "dydit"):
-        return 4, 8
-    if tier.family == "unet":
-        return 3, 6
-    return 3, 3
-
-
 def describe_tier(tier: BackboneTier, in_channels: int | None = None, out_channels: int | None = None) -> dict:
     """Measured parameters and GMACs beside the paper's anchor, the learning rate and the anchor resolution.
 
@@ -107,48 +90,34 @@ def describe_tier(tier: BackboneTier, in_channels: int | None = None, out_channe
     params_err, gmacs_err (relative error vs the anchor, None without one), lr, lr_rule, note, arch (dict).
     Channels default to the anchor convention (`anchor_io`).
     """
-    from . import build_model, parse_arch
-    from .tiers import tier_status
-    from difftui.engine.config import to_dict
-    arch = parse_arch(tier)
+    from difftui.engine.tier_cache import tier_row
+
+    from . import build_model
     a_in, a_out = anchor_io(tier)
     in_ch = a_in if in_channels is None else in_channels
     out_ch = a_out if out_channels is None else out_channels
-    n_cls = _anchor_classes(tier)
+    n_cls = anchor_classes(tier)
     with torch.device("meta"):
         net = build_model(tier, in_channels=in_ch, out_channels=out_ch, resolution=tier.resolution,
                           num_classes=n_cls)
     params = count_params(net)
     macs = measure_macs(tier, in_channels=in_ch, out_channels=out_ch, resolution=tier.resolution,
                         num_classes=n_cls)
-    anchor = tier.anchor
+    return tier_row(tier, params=params, macs=macs, in_channels=in_ch, out_channels=out_ch, num_classes=n_cls)
 
-    def err(measured: float, ref: float | None) -> float | None:
-        return None if not ref else measured / ref - 1.0
 
-    lr = tier.learning_rate(1e-4) if tier.lr_rule == "p1_sqrt" else None
-    return {
-        "name": tier.name,
-        "family": tier.family,
-        "status": tier_status(tier),
-        "off_tier": tier.off_tier,
-        "resolution": tier.resolution,
-        "in_channels": in_ch,
-        "out_channels": out_ch,
-        "num_classes": n_cls,
-        "params": params,
-        "params_m": params / 1e6,
-        "gmacs": macs / 1e9,
-        "anchor_paper": anchor.paper if anchor else None,
-        "anchor_params_m": anchor.params_m if anchor else None,
-        "anchor_gmacs": anchor.gmacs if anchor else None,
-        "params_err": err(params / 1e6, anchor.params_m if anchor else None),
-        "gmacs_err": err(macs / 1e9, anchor.gmacs if anchor else None),
-        "lr": lr,                                                               # None: the recipe's lr applies
-        "lr_rule": tier.lr_rule,
-        "note": anchor.note if anchor else "",
-        "arch": to_dict(arch),
-    }
+def measure_net(key) -> tuple[int, int]:
+    """(parameters, MACs) of the network a `difftui.engine.tier_cache.NetKey` names, built on the meta device."""
+    from . import build_model
+    tier = BackboneTier(name=key.family, description="measured network", family=key.family,
+                        resolution=key.resolution, arch=key.to_json()["arch"])
+    with torch.device("meta"):
+        net = build_model(tier, in_channels=key.in_channels, out_channels=key.out_channels,
+                          resolution=key.resolution, num_classes=key.num_classes)
+    params = count_params(net)
+    macs = measure_macs(tier, in_channels=key.in_channels, out_channels=key.out_channels, resolution=key.resolution,
+                        num_classes=key.num_classes)
+    return params, macs
 
 
 def format_lr(lr: float | None) -> str:

@@ -8,7 +8,9 @@ variance is learned; that is the caller's `out_channels`.
 
 ADM (P3 Table 8 / playbook A.5; Dhariwal & Nichol's network as EDM re-implements it) is the same network with
 resampling inside the residual blocks (`resblock_updown`), 64 channels per head (6-9-12 heads at 32/16/8 for
-C=192) and a class embedding; it lives here as `ADMArch`, a subclass with those defaults.
+C=192) and a class embedding; its arch class is `ADMArch`, a subclass with those defaults.
+
+The arch classes (`UNetArch`, `ADMArch`) live in difftui.engine.archs (torch-free); they are re-exported here.
 
 Conventions: `t` is a [B] float tensor (the DDPM timestep for P1, c_noise for ADM under EDM preconditioning),
 embedded sinusoidally to C channels, then an MLP C -> 4C -> 4C. Labels `y` are [B] long; `y=None` leaves the class
@@ -18,57 +20,15 @@ conv (improved-diffusion), so a fresh network outputs zeros.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from difftui.engine.archs import ADMArch, UNetArch
+
 from .layers import SpatialSelfAttention, group_norm, scale_shift, timestep_embedding, zero_module
 
 __all__ = ["UNetArch", "ADMArch", "ResBlock", "UNet"]
-
-
-#----------------------------------------------------------------------------
-# Architecture fields (the `arch:` mapping of a backbone preset).
-
-@dataclass(frozen=True)
-class UNetArch:
-    model_channels: int                             # C, the first-layer width (P1 tiers: 64/96/128/192, A.6)
-    channel_mult: tuple[int, ...]                   # width of each resolution stage in units of C (2.0-2.1)
-    num_res_blocks: int                             # residual blocks per down stage; up stages get one more (2.1)
-    attention_resolutions: tuple[int, ...]          # in pixels, e.g. (16, 8) (2.2)
-    num_heads: int = 4                              # P1: 4 heads, d_head = d_model / 4 (2.2)
-    num_head_channels: int = 0                      # > 0: heads = channels / this (ADM: 64); overrides num_heads
-    dropout: float = 0.0                            # P1 grid {0.1, 0.2, 0.3} (4.5)
-    resblock_updown: bool = False                   # resample inside residual blocks (ADM) instead of conv resamplers
-    num_groups: int = 32                            # GroupNorm groups (halved for narrow demo nets)
-    time_embed_mult: int = 4                        # embedding width = time_embed_mult * C
-
-    def validate(self) -> None:
-        if self.model_channels < 1 or not self.channel_mult or min(self.channel_mult) < 1:
-            raise ValueError("key 'channel_mult': expected positive multipliers and model_channels >= 1")
-        if self.num_res_blocks < 1:
-            raise ValueError(f"key 'num_res_blocks': expected >= 1, got {self.num_res_blocks}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"key 'dropout': expected 0 <= dropout < 1, got {self.dropout}")
-        if self.num_heads < 1 or self.num_head_channels < 0:
-            raise ValueError("key 'num_heads': expected >= 1 (and num_head_channels >= 0)")
-
-    def heads_at(self, channels: int) -> int:
-        return channels // self.num_head_channels if self.num_head_channels > 0 else self.num_heads
-
-
-@dataclass(frozen=True)
-class ADMArch(UNetArch):
-    """ADM as P3 trains it on ImageNet-64 (playbook A.5): 3 blocks, attention at 32/16/8, 64 channels per head."""
-    model_channels: int = 192
-    channel_mult: tuple[int, ...] = (1, 2, 3, 4)
-    num_res_blocks: int = 3
-    attention_resolutions: tuple[int, ...] = (32, 16, 8)
-    num_head_channels: int = 64
-    dropout: float = 0.1                            # P3 Table 7 ImageNet: dropout 10% (playbook A.4)
-    resblock_updown: bool = True
 
 
 #----------------------------------------------------------------------------
@@ -149,10 +109,10 @@ class UNet(nn.Module):
     def __init__(self, arch: UNetArch, *, in_channels: int, out_channels: int, resolution: int,
                  num_classes: int = 0, dropout: float | None = None):
         super().__init__()
-        arch.validate()
+        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.archs)
+        if problem is not None:
+            raise ValueError(problem)
         levels = len(arch.channel_mult)
-        if resolution % (2 ** (levels - 1)):
-            raise ValueError(f"resolution {resolution} does not halve {levels - 1} times")
         self.arch, self.resolution, self.num_classes = arch, resolution, num_classes
         self.in_channels, self.out_channels = in_channels, out_channels
         C = arch.model_channels

@@ -133,13 +133,13 @@ def test_a_tiny_run_through_the_commands(tmp_path):
     assert_one_line_error(invoke("--db", db, "resume", 1), "already completed")
 
 
-def test_a_failed_run_exits_1_with_its_error(tmp_path):
+def test_a_missing_device_is_refused_before_a_run_exists(tmp_path):
     import torch
     if torch.cuda.is_available():
-        pytest.skip("checks the no-CUDA failure")
+        pytest.skip("checks the no-CUDA refusal")
     result = invoke("--db", tmp_path / "runs.db", "run", *TINY, "--max-steps", 5, "--device", "cuda")
-    assert result.exit_code == 1
-    assert "DeviceError: device 'cuda' requested but CUDA is not available" in result.stderr
+    assert_one_line_error(result, "device 'cuda' requested but CUDA is not available")
+    assert not (tmp_path / "runs.db").exists() and not (tmp_path / "runs").exists()
 
 
 def test_bare_difftui_opens_the_tui_with_the_db_and_preset_dirs(tmp_path, monkeypatch):

@@ -15,3 +15,4 @@ def test_engine_does_not_import_textual_or_the_tui():
     out = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "The engine is reachable without the TUI KEPT" in out.stdout
+    assert "import no torch KEPT" in " ".join(out.stdout.split())          # the TUI's light process (issue 11)

@@ -47,6 +47,8 @@ def test_a_run_completes_with_losses_a_grid_and_a_checkpoint(tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path / "runs" / str(run_id) / "checkpoints")] == [20, 30]
     assert (tmp_path / "runs" / str(run_id) / "x_T.pt").exists()
     assert (tmp_path / "runs" / str(run_id) / "config.yaml").exists()
+    card = (tmp_path / "runs" / str(run_id) / "datacard.md").read_text()      # playbook 1.5, with every run
+    assert card.startswith("# Data card: digits")
 
 
 def test_stop_then_resume_continues_the_same_loss_curve(tmp_path):

@@ -124,8 +124,7 @@ def test_measure_config_counts_the_run_network_and_names_the_device():
     from difftui.engine.models import build_model, count_params
     from difftui.tui.screens.review import measure_config
     config = Catalog().resolve(overrides=["backbone.arch.model_channels=16"], device="cuda")
-    cache: dict = {}
-    facts = measure_config(config, cache)
+    facts = measure_config(config)                  # the engine's review_facts: tier cache, device probe
     net = build_model(config.backbone, in_channels=1, out_channels=1, resolution=8)
     assert facts["params"] == count_params(net) and facts["macs"] > 0
     assert facts["tier"] == "not a paper anchor"
@@ -133,4 +132,4 @@ def test_measure_config_counts_the_run_network_and_names_the_device():
         assert facts["device"].startswith("cuda:0")
     else:
         assert "CUDA is not available" in facts["device_error"]
-    assert len(cache) == 1 and measure_config(config, cache)["params"] == facts["params"]
+    assert measure_config(config)["params"] == facts["params"]

@@ -1,14 +1,14 @@
 """The last step of the new-run flow: the resolved config, what the model costs, where it runs; then launch.
 
 Every edit of batch size, max steps, `--set` overrides or the off-tier switch re-resolves the config in a worker
-(PresetError comes back as one line under the form, never a crash). The parameter and MAC counts build the network on
-torch's meta device, also in a worker: importing torch alone takes seconds, and the UI thread never waits for it.
+(PresetError comes back as one line under the form, never a crash). The engine resolves the form
+(`difftui.engine.request.LaunchRequest`) and gives the facts (`review_facts`: parameters and MACs from the tier cache,
+the device from the cached device probe) without importing torch into this process; launching runs the engine's
+launch checks first (`difftui.engine.checks.launch_checks`), so a launch that would fail creates no run.
 """
 
 from __future__ import annotations
 
-import shlex
-from dataclasses import dataclass
 from typing import Any
 
 from rich.syntax import Syntax
@@ -21,6 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker
 
+from difftui.engine.request import LaunchRequest
 from difftui.tui import bindings
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
 from difftui.tui.screens.base import one_line
@@ -29,39 +30,6 @@ from difftui.tui.screens.new_run import NewRunStep
 __all__ = ["ReviewScreen", "LaunchRequest", "measure_config", "grid_nfe", "config_yaml"]
 
 DEBOUNCE_S = 0.3
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """What the form says, read on the UI thread and handed to a worker."""
-    choices: tuple[tuple[str, str], ...]
-    batch_size: str
-    max_steps: str
-    overrides: str
-    off_tier: bool
-
-    def resolve(self, preset_dirs: list) -> Any:
-        """The RunConfig this form describes; PresetError (one line) when it does not compose."""
-        from difftui.engine.catalog import Catalog
-        from difftui.engine.config import PresetError
-        try:
-            sets = shlex.split(self.overrides)
-        except ValueError as e:
-            raise PresetError(f"--set: {e}") from None
-        if self.batch_size.strip():
-            if not self.batch_size.strip().isdigit():
-                raise PresetError(f"batch size: expected a whole number, got {self.batch_size.strip()!r}")
-            sets.insert(0, f"recipe.batch_size={int(self.batch_size)}")
-        max_steps = None
-        if self.max_steps.strip():
-            text = self.max_steps.strip().replace("_", "").replace(",", "")
-            if not text.isdigit() or int(text) < 1:
-                raise PresetError(f"max steps: expected a whole number >= 1, got {self.max_steps.strip()!r}")
-            max_steps = int(text)
-        choices = dict(self.choices)
-        return Catalog(preset_dirs).resolve(dataset=choices.get("datasets"), backbone=choices.get("backbones"),
-                                            sampler=choices.get("samplers"), recipe=choices.get("recipes"),
-                                            overrides=sets, max_steps=max_steps, off_tier=self.off_tier)
 
 
 def config_yaml(data: dict[str, Any]) -> str:
@@ -81,45 +49,15 @@ def config_yaml(data: dict[str, Any]) -> str:
 
 
 def grid_nfe(spec: Any) -> int:
-    """Network evaluations per grid sample (Heun-type EDM samplers cost 2N-1, playbook 5.3)."""
-    return 2 * spec.steps - 1 if spec.kind in ("edm_heun", "edm_stochastic") else spec.steps
-
-
-def _out_channels(config: Any) -> int:
-    """The engine's own rule (a learned or OCM variance doubles the output, playbook 2.8)."""
-    from difftui.engine.diffusion import build_objective
-    return build_objective(config.recipe).out_channels(config.dataset.model_shape[0])
+    """Network evaluations per grid sample (the config model's rule, `sampler_nfe`; playbook 5.3)."""
+    from difftui.engine.config import sampler_nfe
+    return sampler_nfe(spec.kind, spec.steps)
 
 
 def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
-    """Parameters and MACs of the run's network (meta device, batch 1), the tier status and the device."""
-    import json
-
-    import torch
-
-    from difftui.engine.device import DeviceError, describe_device, resolve_device
-    from difftui.engine.models import build_model, count_params, measure_macs, tier_status
-    facts: dict[str, Any] = {}
-    (ch, res, _), out = config.dataset.model_shape, _out_channels(config)      # latents: 4 x H/8 x W/8
-    key = (json.dumps(config.backbone.arch, sort_keys=True, default=str), config.backbone.family, ch, out, res)
-    if cache is not None and key in cache:
-        params, macs = cache[key]
-    else:
-        with torch.device("meta"):
-            net = build_model(config.backbone, in_channels=ch, out_channels=out, resolution=res,
-                              dropout=config.recipe.dropout)
-        params = count_params(net)
-        macs = measure_macs(config.backbone, in_channels=ch, out_channels=out, resolution=res, num_classes=0)
-        if cache is not None:
-            cache[key] = (params, macs)
-    facts["params"] = params
-    facts["macs"] = macs
-    facts["tier"] = tier_status(config.backbone)
-    try:
-        facts["device"] = describe_device(resolve_device(config.device))
-    except DeviceError as e:
-        facts["device_error"] = str(e)
-    return facts
+    """The engine's review facts (difftui.engine.request.review_facts); `cache` is unused (the tier cache is)."""
+    from difftui.engine.request import review_facts
+    return review_facts(config)
 
 
 def _count(n: float) -> str:
@@ -209,8 +147,9 @@ class ReviewScreen(NewRunStep):
             return
         text = config_yaml(config_to_dict(config))
         self.post_message(ConfigResolved(generation, config, text))
+        from difftui.engine.request import review_facts
         try:
-            facts = measure_config(config, self._cache)
+            facts = review_facts(config)
         except Exception as e:                  # a network that does not build: shown in the facts panel
             facts = {"error": one_line(e)}
         self.post_message(ConfigMeasured(generation, facts))
@@ -308,6 +247,7 @@ class ReviewScreen(NewRunStep):
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def launch_run(self, request: LaunchRequest) -> None:
+        from difftui.engine.checks import launch_checks
         from difftui.engine.config import PresetError
         from difftui.engine.launch import create_run, start_run
         try:
@@ -315,6 +255,12 @@ class ReviewScreen(NewRunStep):
         except PresetError as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
+        report = launch_checks(config)          # issue 11 item 6: nothing is created when one fails
+        if not report.ok:
+            self.post_message(LaunchFailed(report.errors[0]))
+            return
+        for warning in report.warnings:
+            self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=8)
         run_id = create_run(self.app.db_path, config)
         proc = start_run(self.app.db_path, run_id)
         self.app.track(run_id, proc)
