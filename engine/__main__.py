@@ -1,4 +1,5 @@
-"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` (spawned by the TUI and the CLI).
+"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` (spawned by the TUI and the CLI), and a
+sweep's supervisor: `python -m difftui.engine sweep SWEEP_ID --db PATH` (difftui.engine.sweeps.supervisor).
 
 No TUI, no typer: argparse only, so the worker starts with the fewest imports (DESIGN.md: the engine never imports
 the TUI).
@@ -27,10 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train one run of a run database (resumes from its newest checkpoint)")
     train.add_argument("run_id", type=int)
     train.add_argument("--db", required=True, help="path to runs.db")
+    sweep = sub.add_parser("sweep", help="supervise one sweep: start its queued members as slots free up")
+    sweep.add_argument("sweep_id", type=int)
+    sweep.add_argument("--db", required=True, help="path to runs.db")
     args = parser.parse_args(argv)
     if args.command == "train":
         from difftui.engine.train import train_run
         return train_run(args.db, args.run_id)
+    if args.command == "sweep":
+        from difftui.engine.sweeps.supervisor import supervise
+        return supervise(args.db, args.sweep_id)
     return 2
 
 
