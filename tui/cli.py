@@ -30,7 +30,8 @@ app = typer.Typer(
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-KIND_ALIASES = {"dataset": "datasets", "backbone": "backbones", "sampler": "samplers", "recipe": "recipes"}
+KIND_ALIASES = {"dataset": "datasets", "backbone": "backbones", "sampler": "samplers", "recipe": "recipes",
+                "sweep": "sweeps"}
 LOSS_NAMES = ("L_simple", "L_hybrid", "L_vlb", "L_edm", "L_ocm", "loss")
 POLL_S = 0.5
 
@@ -252,7 +253,8 @@ def list_runs(ctx: typer.Context,
                          overflow="fold", no_wrap=col in ("id", "status", "step"))
     for r in runs:
         backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
-        table.add_row(str(r["id"]), r["name"], r["status"], r["dataset"] or "", backbone, r["sampler"] or "", f"{r['step']}/{r['total_steps']}",
+        name = r["name"] + cli_sweep.run_marks(r)
+        table.add_row(str(r["id"]), name, r["status"], r["dataset"] or "", backbone, r["sampler"] or "", f"{r['step']}/{r['total_steps']}",
                       f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-", r["device"] or "")
     out.print(table)
 
@@ -285,6 +287,8 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
               f"  ended {_fmt_time(r['ended'])}")
     if r["error"]:
         out.print(f"  error     {r['error']}")
+    for line in cli_sweep.show_lines(r):
+        out.print(line, markup=False)
     if values:
         out.print("  last      " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
     out.print(f"  run dir   {r['run_dir']}")
@@ -372,7 +376,8 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
 @app.command()
 @user_command
 def presets(ctx: typer.Context,
-            kind: Optional[str] = typer.Argument(None, help="datasets | backbones | samplers | recipes")) -> None:
+            kind: Optional[str] = typer.Argument(None, help="datasets | backbones | samplers | recipes | sweeps")
+            ) -> None:
     """List the presets (with measured parameters and GMACs for backbones)."""
     from difftui.engine.catalog import KINDS
     c = ctx_obj(ctx)
@@ -410,6 +415,11 @@ def _backbone_table(table: Table, files) -> None:
         table.add_row(f.name, str(d["resolution"]), short.get(d["status"], d["status"]), f"{d['params_m']:.2f}",
                       f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", f"{d['gmacs']:.3g}",
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
+
+
+# Sweeps, compare and clone (issue 8) live in their own module.
+from difftui.tui import cli_sweep  # noqa: E402
+cli_sweep.register(app)
 
 
 def main() -> None:

@@ -75,6 +75,11 @@ class Slots:
             text += f", {self.cpu_threads()} thread{'s' if self.cpu_threads() > 1 else ''} each"
         return text
 
+    def short(self) -> str:
+        """"cpu x2", "GPU 0,1 x1": the devices and the runs per device."""
+        where = "cpu" if self.on_cpu else f"GPU {','.join(self.devices)}"
+        return f"{where} x{self.runs_per_device}"
+
     def to_list(self) -> list[str]:
         return list(self.devices)
 
