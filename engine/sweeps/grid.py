@@ -138,6 +138,13 @@ def resolve_member(catalog: Any, grid: SweepGrid, spec: RunSpec, axis_values: Ma
     replace: dict[str, Any] = {"name": name}
     if device is not None:
         replace["device"] = device
+    # The axis decides its key: a base override of that key (the base may itself be a member of an earlier sweep)
+    # is dropped, and a preset axis (backbone: [...]) replaces the base's preset together with its overrides.
+    def decided(override: str) -> bool:
+        key = override.split("=", 1)[0].strip()
+        return any(key == k or (k in GRID_PRESET_AXES and key.startswith(f"{k}.")) for k in axis_values)
+
+    replace["overrides"] = tuple(o for o in spec.overrides if not decided(o))
     sets = []
     for key, value in axis_values.items():
         if key in GRID_PRESET_AXES:

@@ -40,10 +40,10 @@ class LaunchRequest:
     overrides: str
     off_tier: bool
 
-    def resolve(self, preset_dirs: list) -> Any:
-        """The RunConfig this form describes; PresetError (one line) when it does not compose."""
-        from difftui.engine.catalog import Catalog
+    def spec(self) -> Any:
+        """The run options this form describes (a RunSpec); PresetError (one line) for a malformed field."""
         from difftui.engine.config import PresetError
+        from difftui.engine.sweeps import RunSpec
         try:
             sets = shlex.split(self.overrides)
         except ValueError as e:
@@ -59,9 +59,23 @@ class LaunchRequest:
                 raise PresetError(f"max steps: expected a whole number >= 1, got {self.max_steps.strip()!r}")
             max_steps = int(text)
         choices = dict(self.choices)
-        return Catalog(preset_dirs).resolve(dataset=choices.get("datasets"), backbone=choices.get("backbones"),
-                                            sampler=choices.get("samplers"), recipe=choices.get("recipes"),
-                                            overrides=sets, max_steps=max_steps, off_tier=self.off_tier)
+        return RunSpec(dataset=choices.get("datasets"), backbone=choices.get("backbones"),
+                       sampler=choices.get("samplers"), recipe=choices.get("recipes"), overrides=tuple(sets),
+                       max_steps=max_steps, off_tier=self.off_tier)
+
+    def resolve(self, preset_dirs: list) -> Any:
+        """The RunConfig this form describes; PresetError (one line) when it does not compose."""
+        from difftui.engine.catalog import Catalog
+        return self.spec().resolve(Catalog(preset_dirs))
+
+
+def _form_values(spec: Any) -> dict[str, Any]:
+    """A RunSpec as the form's fields: batch size and steps in their own fields, the other overrides as text."""
+    sets = list(spec.overrides)
+    batch = next((s.split("=", 1)[1] for s in sets if s.startswith("recipe.batch_size=")), "")
+    rest = [s for s in sets if not s.startswith("recipe.batch_size=")]
+    return {"batch-size": batch, "max-steps": str(spec.max_steps or ""),
+            "overrides": " ".join(shlex.quote(s) for s in rest), "off-tier": spec.off_tier}
 
 
 def config_yaml(data: dict[str, Any]) -> str:
@@ -133,8 +147,12 @@ class ReviewScreen(NewRunStep):
     BINDINGS = bindings.REVIEW
     AUTO_FOCUS = "#batch-size"
 
-    def __init__(self, choices: dict[str, str]) -> None:
+    def __init__(self, choices: dict[str, str], *, clone_of: int | None = None, spec: Any = None) -> None:
+        """`clone_of`: the run being cloned (the new run records it as its parent); `spec`: its options (a RunSpec),
+        which fill the form."""
         super().__init__(choices)
+        self.clone_of = clone_of
+        self.prefill = _form_values(spec) if spec is not None else None
         self.generation = 0
         self.config: Any = None
         self.facts: dict[str, Any] | None = None
@@ -145,7 +163,10 @@ class ReviewScreen(NewRunStep):
         self._cache: dict = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(self.breadcrumb("review"), id="breadcrumb")
+        crumb = self.breadcrumb("review")
+        if self.clone_of is not None:
+            crumb = Text.assemble((f"clone of run {self.clone_of}  ", "bold yellow"), crumb)
+        yield Static(crumb, id="breadcrumb")
         with Horizontal(id="review"):
             with VerticalScroll(id="config-box"):
                 yield Static("resolving ...", id="config-yaml")
@@ -164,6 +185,14 @@ class ReviewScreen(NewRunStep):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.prefill is not None:
+            with self.prevent(Input.Changed, Checkbox.Changed):
+                for key, value in self.prefill.items():
+                    if key == "off-tier":
+                        self.query_one("#off-tier", Checkbox).value = value
+                    else:
+                        self.query_one(f"#{key}", Input).value = value
+            self._prefilled = bool(self.prefill.get("batch-size") and self.prefill.get("max-steps"))
         self.query_one("#config-box").border_title = "resolved config"
         self.query_one("#facts").border_title = "cost and device"
         self._render_facts()
@@ -315,10 +344,20 @@ class ReviewScreen(NewRunStep):
         except PresetError as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
-        run_id = create_run(self.app.db_path, config)
+        run_id = create_run(self.app.db_path, config, parent_id=self.clone_of)
         proc = start_run(self.app.db_path, run_id)
         self.app.track(run_id, proc)
         self.post_message(RunLaunched(run_id))
+
+    def action_sweep_config(self) -> None:
+        """Sweep this config: the grid picker, with this form's options as the base of every member."""
+        from difftui.engine.config import PresetError
+        try:
+            spec = self.request().spec()
+        except PresetError as e:
+            self._show_error(str(e))
+            return
+        self.app.open_sweep_grid(spec=spec)
 
     def on_launch_failed(self, message: LaunchFailed) -> None:
         self.launching = False
