@@ -30,3 +30,25 @@ def sweep_db(engine_hygiene):
     """tmp_path/runs.db for tests that start real supervisors and engines (one CPU thread each)."""
     yield engine_hygiene
     stop_leftover_supervisors(engine_hygiene)
+
+
+@pytest.fixture
+def tui_env(monkeypatch):
+    """What would make a snapshot drift is pinned: UTC, half-block grids, one CPU thread per member (the slots'
+    thread count is shown), no GPU named."""
+    import time
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("DIFFTUI_GRAPHICS", "halfcell")
+    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def pytest_collection_modifyitems(config, items):
+    # textual_image 0.12 calls Pillow's deprecated Image.getdata; not ours to fix (as tests/tui/conftest.py).
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning"))

@@ -44,6 +44,19 @@ def test_a_grid_is_the_cartesian_product_and_each_member_carries_its_values():
     assert all(m.config.recipe.batch_size == 8 and m.config.device == "cpu" for m in plan.members)
 
 
+def test_the_axis_decides_its_key_over_the_bases_overrides():
+    # A base that is itself a member of an earlier dropout sweep, and a base with its own tier size.
+    plan = plan_sweep(CAT, "p1-dropout", tiny_spec(10, "recipe.dropout=0.2"), device="cpu")
+    assert [m.config.recipe.dropout for m in plan.members] == [0.1, 0.2, 0.3]
+    spec = RunSpec(overrides=("backbone.arch.model_channels=16", "recipe.batch_size=8"), max_steps=10, device="cpu")
+    plan = plan_sweep(CAT, "p1-unet-scale", spec, values={"backbone": ["unet-c64", "unet-c96"]})
+    assert [(m.config.backbone.name, m.config.backbone.arch["model_channels"]) for m in plan.members] == [
+        ("unet-c64", 64), ("unet-c96", 96)]
+    assert [m.config.learning_rate for m in plan.members] == [pytest.approx(1e-4 / math.sqrt(64 / 128)),
+                                                             pytest.approx(1e-4 / math.sqrt(96 / 128))]  # A.6
+    assert all(m.config.recipe.batch_size == 8 for m in plan.members)
+
+
 def test_a_lambda_grid_on_a_static_tier_is_refused_with_one_line():
     spec = RunSpec(backbone="dit-s-2", recipe="p5-dydit-finetune", max_steps=10, device="cpu")
     with pytest.raises(PresetError) as e:

@@ -20,7 +20,7 @@ from difftui.tui.widgets.status_line import STATUS_STYLES
 __all__ = ["SweepListScreen"]
 
 POLL_S = 3.0
-COLUMNS = {"id": 4, "name": 24, "status": 10, "grid": 20, "members": 40, "slots": 12, "created": 16}
+COLUMNS = {"id": 4, "name": 24, "status": 10, "grid": 20, "members": 32, "slots": 12, "created": 16}
 
 
 class SweepListScreen(PollingScreen):

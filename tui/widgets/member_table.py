@@ -50,7 +50,7 @@ def _axis_text(summary: Any, key: str, off_grid: dict[str, list[Any]]) -> Text:
     """The member's value on one axis; a value off the paper's grid is marked with a yellow '*'."""
     from difftui.engine.config import same_value
     v = summary.axis_values.get(key)
-    text = Text("-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)), justify="right")
+    text = Text("-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)))
     if summary.run.get("off_grid") and any(same_value(v, o) for o in off_grid.get(key, ())):
         text.append("*", style="bold yellow")
     return text
