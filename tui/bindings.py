@@ -27,8 +27,8 @@ HISTORY = [
     Binding("c", "compare_runs", "Compare", id="history.compare"),
     Binding("N", "clone_run", "Clone", id="history.clone"),
     Binding("w", "new_sweep", "Sweep", id="history.sweep"),
-    Binding("g", "open_sweep", "Its sweep", id="history.open_sweep"),
-    Binding("W", "sweeps", "Sweeps", id="history.sweeps"),
+    Binding("g", "open_sweep", "Its sweep", id="history.open_sweep", show=False),
+    Binding("W", "sweeps", "Sweeps", id="history.sweeps", show=False),
     Binding("escape", "clear_filter", "Clear filter", show=False, id="history.clear_filter"),
     Binding("q", "app.quit", "Quit", id="history.quit"),
 ]
