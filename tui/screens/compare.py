@@ -266,6 +266,10 @@ class CompareScreen(PollingScreen):
         chart.x = "kimg" if chart.x == "step" else "step"
         self._draw_title()
 
+    def action_toggle_smoothing(self) -> None:
+        chart = self.query_one(OverlayChart)
+        chart.smoothing = not chart.smoothing
+
     def action_toggle_log(self) -> None:
         chart = self.query_one(OverlayChart)
         chart.log_scale = not chart.log_scale

@@ -275,6 +275,10 @@ class SweepScreen(PollingScreen):
     def action_reverse_sort(self) -> None:
         self.query_one(MemberTable).reverse_sort()
 
+    def action_toggle_smoothing(self) -> None:
+        chart = self.query_one(OverlayChart)
+        chart.smoothing = not chart.smoothing
+
     def action_toggle_log(self) -> None:
         chart = self.query_one(OverlayChart)
         chart.log_scale = not chart.log_scale

@@ -16,7 +16,7 @@ from typing import Iterable
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from difftui.tui.widgets.loss_chart import downsample_minmax
+from difftui.tui.widgets.loss_chart import downsample_minmax, ema
 
 __all__ = ["OverlayChart", "PALETTE", "color_of"]
 
@@ -33,6 +33,8 @@ class OverlayChart(PlotextPlot):
     metric: reactive[str] = reactive("L_simple")
     x: reactive[str] = reactive("step")             # "step" | "kimg"
     log_scale: reactive[bool] = reactive(False)
+    smoothing: reactive[bool] = reactive(True)      # an EMA of each curve (as the dashboard's), so that close
+                                                    # members stay apart; `e` shows the raw values
 
     def __init__(self, *, title: str = "loss", id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -96,6 +98,9 @@ class OverlayChart(PlotextPlot):
     def watch_log_scale(self) -> None:
         self.replot()
 
+    def watch_smoothing(self) -> None:
+        self.replot()
+
     def on_resize(self) -> None:
         self.replot()
 
@@ -108,7 +113,7 @@ class OverlayChart(PlotextPlot):
             if not data or not data[2]:
                 continue
             xs = data[0] if self.x == "step" else data[1]
-            ys = data[2]
+            ys = ema(data[2]) if self.smoothing else data[2]
             if self.log_scale:
                 keep = [(a, b) for a, b in zip(xs, ys) if b > 0]
                 xs, ys = [k[0] for k in keep], [k[1] for k in keep]
@@ -125,7 +130,8 @@ class OverlayChart(PlotextPlot):
         if not series:
             plt.title(f"{self.title}: {self.metric} - no points yet")
         else:
-            plt.title(f"{self.title}: {self.metric} by {self.x}{' (log)' if self.log_scale else ''}")
+            parts = ["EMA" if self.smoothing else "raw", *(["log"] if self.log_scale else [])]
+            plt.title(f"{self.title}: {self.metric} by {self.x} ({', '.join(parts)})")
             for run_id, (xs, ys) in series.items():
                 if xs:
                     plt.plot(xs, ys, label=self.labels.get(run_id, f"run {run_id}"), marker="braille",
