@@ -4,7 +4,6 @@ comes back to (clone), the config difference, the slots and the wall-time estima
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest

@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.engine.sweeps import (Slots, SweepError, add_value, launch_sweep, plan_sweep, resume_sweep,
                                    retry_members, start_supervisor, stop_sweep)
 from difftui.engine.sweeps.control import supervisor_argv
-from sweep_testkit import engine_starts, launches, sweep_status, tiny_spec, wait_until
+from sweep_testkit import engine_starts, launches, tiny_spec, wait_until
 
 pytestmark = pytest.mark.usefixtures("sweep_db")
 

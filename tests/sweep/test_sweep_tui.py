@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual.widgets import Checkbox, Input, OptionList, SelectionList
+from textual.widgets import Checkbox, Input, OptionList
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui.app import DifftuiApp

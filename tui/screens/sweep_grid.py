@@ -120,6 +120,8 @@ class SweepGridScreen(SweepStep):
                 plan_sweep(catalog, grid, spec)
                 refusal = None
             except PresetError as e:
+                refusal = str(e)
+            except Exception as e:                  # a member that does not even build: say so for this grid only
                 refusal = one_line(e)
             entries.append((name, grid, "", refusal))
         self.post_message(GridsLoaded(spec, entries))
