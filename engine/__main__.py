@@ -1,4 +1,5 @@
-"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` (spawned by the TUI and the CLI).
+"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` (spawned by the TUI and the CLI), and a
+sweep's supervisor: `python -m difftui.engine sweep SWEEP_ID --db PATH` (difftui.engine.sweeps.supervisor).
 
 No TUI, no typer: argparse only, so the worker starts with the fewest imports (DESIGN.md: the engine never imports
 the TUI).
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_argument("--shipped", action="store_true", help="regenerate the shipped engine/tier_figures.json")
     measure.add_argument("--presets", action="append", help="extra preset directory (repeatable)")
     measure.add_argument("--force", action="store_true", help="measure again even when cached")
+    sweep = sub.add_parser("sweep", help="supervise one sweep: start its queued members as slots free up")
+    sweep.add_argument("sweep_id", type=int)
+    sweep.add_argument("--db", required=True, help="path to runs.db")
     args = parser.parse_args(argv)
     if args.command == "measure-tiers":
         from difftui.engine.measure_tiers import main as measure_tiers
@@ -40,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from difftui.engine.train import train_run
         return train_run(args.db, args.run_id)
+    if args.command == "sweep":
+        from difftui.engine.sweeps.supervisor import supervise
+        return supervise(args.db, args.sweep_id)
     return 2
 
 

@@ -17,7 +17,8 @@ from typing import Any, Iterable
 import yaml
 
 from difftui.engine.config import (BackboneTier, DatasetProfile, PresetError, Recipe, RunConfig, SamplerPanel,
-                                   apply_overrides, from_mapping, parse_override, run_config_from_dict, to_dict)
+                                   SweepGrid, apply_overrides, from_mapping, parse_override, run_config_from_dict,
+                                   to_dict)
 from difftui.engine.schema import parse_integer
 
 __all__ = ["KINDS", "Catalog", "PresetFile"]
@@ -27,6 +28,7 @@ KINDS: dict[str, type] = {
     "backbones": BackboneTier,
     "samplers": SamplerPanel,
     "recipes": Recipe,
+    "sweeps": SweepGrid,                            # sweep grids (playbook 1.8, 4.5, A.2, A.6); difftui.engine.sweeps
 }
 
 # The defaults a new user gets with no flags: the offline data, the CPU demo tier, the playbook 5.0 grid sampler and

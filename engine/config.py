@@ -15,6 +15,7 @@ This module imports neither torch nor the TUI: the objective (engine/diffusion/o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Annotated, Any, Literal, Mapping
@@ -36,6 +37,8 @@ __all__ = [
     "SamplerPanel",
     "Recipe",
     "RunConfig",
+    "GridScope",
+    "SweepGrid",
     "from_mapping",
     "to_dict",
     "apply_overrides",
@@ -465,6 +468,101 @@ def run_config_from_dict(data: Mapping[str, Any], where: str = "config", *, new_
                          cwd: Any = None) -> RunConfig:
     """A RunConfig from its dict (a stored run's config, or a new run's tree with `new_run=True`)."""
     return schema.validate(RunConfig, data, where, new_run=new_run, cwd=cwd)
+
+
+#----------------------------------------------------------------------------
+# Sweep grids (presets/sweeps/*.yaml; playbook 1.8, 4.5, A.2, A.6). A grid is one or more axes, `key: [values]`,
+# expanded as a cartesian product. A key is a dotted config key (`recipe.dropout`, `backbone.arch.depth`) or a preset
+# kind (`backbone: [unet-c64, ...]`: each value is a preset of that kind). The values are the paper's grid; a value
+# off it is taken only when the user says so (the member is then marked off-grid).
+
+GRID_PRESET_AXES = ("dataset", "backbone", "sampler", "recipe")
+
+
+@config_model
+class GridScope:
+    """Which runs a grid applies to; an empty list allows any. `reason` says why, for the refusal."""
+    families: tuple[str, ...] = ()                  # backbone families (difftui.engine.models.ARCHS keys)
+    backbones: tuple[str, ...] = ()                 # backbone preset names
+    recipes: tuple[str, ...] = ()                   # recipe preset names
+    reason: str = ""
+
+    def describe(self) -> str:
+        parts = []
+        if self.backbones:
+            parts.append("backbones " + ", ".join(self.backbones))
+        if self.families:
+            parts.append("families " + ", ".join(self.families))
+        if self.recipes:
+            parts.append("recipes " + ", ".join(self.recipes))
+        return "; ".join(parts) or "any run"
+
+
+@config_model
+class SweepGrid:
+    name: str
+    description: str
+    playbook: str                                   # the playbook section the grid comes from, e.g. "4.5"
+    axes: dict[str, Any]                            # key -> list of values (the paper's grid)
+    applies_to: GridScope = dataclasses.field(default_factory=GridScope)
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if not self.axes:
+            raise rule("axes", "expected at least one axis (key: [values])")
+        for key, values in self.axes.items():
+            where = f"axes.{key}"
+            if not isinstance(values, list) or not values:
+                raise rule(where, "expected a non-empty list of values")
+            for v in values:
+                if isinstance(v, (dict, list)) or v is None:
+                    raise rule(where, f"expected plain values (numbers, strings, true/false), got {v!r}")
+            if len({repr(v) for v in values}) != len(values):
+                raise rule(where, "a value is listed twice")
+            parts = str(key).split(".")
+            if key in GRID_PRESET_AXES:
+                if not all(isinstance(v, str) and v for v in values):
+                    raise rule(where, f"expected a list of {key} preset names")
+            elif len(parts) < 2 or parts[0] not in GRID_PRESET_AXES:
+                raise rule(where, f"expected a preset kind ({', '.join(GRID_PRESET_AXES)}) or a dotted config key "
+                                  f"such as recipe.dropout")
+            elif not (parts[:2] == ["backbone", "arch"] and len(parts) == 3):
+                cls = {"dataset": DatasetProfile, "backbone": BackboneTier, "sampler": SamplerPanel,
+                       "recipe": Recipe}[parts[0]]
+                names = {f.name for f in dataclasses.fields(cls)}
+                if len(parts) != 2 or parts[1] not in names or parts[1] == "name":
+                    raise rule(where, f"{parts[0]} has no key {'.'.join(parts[1:])!r}")
+        return self
+
+    def axis_values(self, key: str) -> tuple[Any, ...]:
+        return tuple(self.axes[key])
+
+    def on_grid(self, key: str, value: Any) -> bool:
+        """Whether `value` is one of the paper's values for axis `key` (0.1 == 0.10; 1 == 1.0)."""
+        return any(same_value(value, v) for v in self.axes[key])
+
+    def refusal(self, *, backbone: str, family: str, recipe: str) -> str | None:
+        """One line when this grid does not apply to a run of this backbone and recipe, else None."""
+        s = self.applies_to
+        wrong = None
+        if s.backbones and backbone not in s.backbones:
+            wrong = f"backbone {backbone!r}"
+        elif s.families and family not in s.families:
+            wrong = f"backbone {backbone!r} (family {family})"
+        elif s.recipes and recipe not in s.recipes:
+            wrong = f"recipe {recipe!r}"
+        if wrong is None:
+            return None
+        why = f": {s.reason}" if s.reason else ""
+        return (f"grid '{self.name}' (playbook {self.playbook}) applies to {s.describe()}, not to {wrong}{why}")
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
 
 
 #----------------------------------------------------------------------------

@@ -55,6 +55,26 @@ class LaunchRequest:
         An empty max-steps field takes the default that fits the device (`checks.default_max_steps`), unless a
         --set recipe.total_steps chose it."""
         from difftui.engine.catalog import Catalog
+        sets, max_steps = self._fields()
+        choices = dict(self.choices)
+        config, _ = resolve_new_run(Catalog(preset_dirs), max_steps=max_steps, overrides=sets, probe=probe,
+                                    dataset=choices.get("datasets"), backbone=choices.get("backbones"),
+                                    sampler=choices.get("samplers"), recipe=choices.get("recipes"),
+                                    off_tier=self.off_tier, device=self.device, cwd=cwd)
+        return config
+
+    def spec(self) -> Any:
+        """The run options this form describes (a sweeps.RunSpec, e.g. the base of a sweep); PresetError (one line)
+        for a malformed field."""
+        from difftui.engine.sweeps.spec import RunSpec
+        sets, max_steps = self._fields()
+        choices = dict(self.choices)
+        return RunSpec(dataset=choices.get("datasets"), backbone=choices.get("backbones"),
+                       sampler=choices.get("samplers"), recipe=choices.get("recipes"), overrides=tuple(sets),
+                       max_steps=max_steps, device=self.device, off_tier=self.off_tier)
+
+    def _fields(self) -> tuple[list[str], int | None]:
+        """The typed fields as --set overrides and a max-steps count (None: the device default)."""
         try:
             sets = shlex.split(self.overrides)
         except ValueError as e:
@@ -73,12 +93,7 @@ class LaunchRequest:
                 max_steps = -1
             if max_steps < 1:
                 raise PresetError(f"max steps: expected a whole number >= 1, got {self.max_steps.strip()!r}")
-        choices = dict(self.choices)
-        config, _ = resolve_new_run(Catalog(preset_dirs), max_steps=max_steps, overrides=sets, probe=probe,
-                                    dataset=choices.get("datasets"), backbone=choices.get("backbones"),
-                                    sampler=choices.get("samplers"), recipe=choices.get("recipes"),
-                                    off_tier=self.off_tier, device=self.device, cwd=cwd)
-        return config
+        return sets, max_steps
 
 
 def review_facts(config: RunConfig, *, probe: DeviceProbe | None = None, measure: bool = True) -> dict[str, Any]:

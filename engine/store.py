@@ -27,10 +27,13 @@ import sqlite_utils
 from difftui.engine.ownership import holder, pid_alive
 
 __all__ = ["Store", "StoreError", "default_db_path", "open_for_reading", "SCHEMA_VERSION", "RUN_STATUSES",
-           "ACTIVE_STATUSES", "encode_value", "decode_value", "run_lock_path"]
+           "ACTIVE_STATUSES", "encode_value", "decode_value", "run_lock_path", "SWEEP_STATUSES",
+           "ACTIVE_SWEEP_STATUSES", "sweep_lock_path"]
 
 RUN_STATUSES = ("queued", "running", "stopping", "completed", "stopped", "failed", "crashed")
 ACTIVE_STATUSES = ("queued", "running", "stopping")
+SWEEP_STATUSES = ("running", "stopping", "stopped", "completed", "crashed")
+ACTIVE_SWEEP_STATUSES = ("running", "stopping")
 HEARTBEAT_TIMEOUT_S = 60.0          # only for a run owned on another host, whose lock this machine cannot see
 
 
@@ -63,6 +66,11 @@ def _decode(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
 def run_lock_path(run: dict[str, Any]) -> Path | None:
     """runs/<id>/lock: held by the run's engine for its whole life (difftui.engine.ownership)."""
     return Path(run["run_dir"]) / "lock" if run.get("run_dir") else None
+
+
+def sweep_lock_path(sweep: dict[str, Any]) -> Path | None:
+    """sweeps/<id>/lock: held by the sweep's supervisor for its whole life (difftui.engine.ownership)."""
+    return Path(sweep["sweep_dir"]) / "lock" if sweep.get("sweep_dir") else None
 
 
 class StoreError(RuntimeError):
@@ -140,7 +148,21 @@ def _v2_ownership(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE gpu ADD COLUMN error TEXT")
 
 
-MIGRATIONS = [_v1, _v2_ownership]
+def _v_sweeps(db: sqlite_utils.Database) -> None:
+    """Sweeps (issue 8): a sweep's status, grid preset, base run options, slots (devices x runs per device) and its
+    supervisor process; each member run's axis values, its slot and an off-grid mark. `sweeps.grid` (v1) holds the
+    chosen axes as JSON."""
+    for column in ("status TEXT NOT NULL DEFAULT 'completed'", "preset TEXT", "spec TEXT",
+                   "runs_per_device INTEGER NOT NULL DEFAULT 1", "devices TEXT", "pid INTEGER", "pid_start REAL",
+                   "host TEXT", "error TEXT", "started REAL", "ended REAL", "sweep_dir TEXT"):
+        db.execute(f"ALTER TABLE sweeps ADD COLUMN {column}")
+    db.execute("ALTER TABLE runs ADD COLUMN axis_values TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN off_grid INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE runs ADD COLUMN sweep_slot INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id)")
+
+
+MIGRATIONS = [_v1, _v2_ownership, _v_sweeps]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -457,6 +479,195 @@ class Store:
                              JOIN (SELECT name, MAX(id) AS id FROM metrics WHERE run_id = ? GROUP BY name) l
                              ON m.id = l.id""", [run_id])
         return {r["name"]: decode_value(r["value"]) for r in rows}
+
+
+    #------------------------------------------------------------------------
+    # Sweeps (issue 8). A sweep is a row of `sweeps` and its member runs (runs.sweep_id). A member that waits in the
+    # queue is a 'queued' run with no pid; the sweep's supervisor (difftui.engine.sweeps.supervisor) owns the sweep
+    # through sweeps/<id>/lock, as an engine owns its run, and starts members as slots free up.
+
+    @property
+    def sweeps_root(self) -> Path:
+        """sweeps/<id>/ lives beside runs.db (the supervisor's lock and log)."""
+        return self.path.resolve().parent / "sweeps"
+
+    def create_sweep(self, *, name: str, preset: str, base_config: dict[str, Any], grid: dict[str, Any],
+                     spec: dict[str, Any], runs_per_device: int, devices: list[Any]) -> int:
+        """A new sweep, status 'running' with no supervisor yet (the reaper leaves a sweep with no pid alone)."""
+        now = time.time()
+        with self.atomic():
+            cur = self.db.execute(
+                "INSERT INTO sweeps (name, base_config, grid, created, status, preset, spec, runs_per_device, devices)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [name, json.dumps(base_config), json.dumps(grid), now, "running", preset, json.dumps(spec),
+                 runs_per_device, json.dumps(devices)])
+            sweep_id = int(cur.lastrowid)
+            folder = self.sweeps_root / str(sweep_id)
+            self.db.execute("UPDATE sweeps SET sweep_dir = ? WHERE id = ?", [str(folder), sweep_id])
+        folder.mkdir(parents=True, exist_ok=True)
+        return sweep_id
+
+    def get_sweep(self, sweep_id: int) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM sweeps WHERE id = ?", [sweep_id])
+        return rows[0] if rows else None
+
+    def list_sweeps(self) -> list[dict[str, Any]]:
+        """Every sweep, newest first, with `members` (count) and `counts` ({status: n}) of its member runs."""
+        sweeps = self._rows("SELECT * FROM sweeps ORDER BY id DESC")
+        counts: dict[int, dict[str, int]] = {}
+        for r in self._rows("SELECT sweep_id, status, COUNT(*) AS n FROM runs WHERE sweep_id IS NOT NULL"
+                            " GROUP BY sweep_id, status"):
+            counts.setdefault(r["sweep_id"], {})[r["status"]] = r["n"]
+        for sw in sweeps:
+            sw["counts"] = counts.get(sw["id"], {})
+            sw["members"] = sum(sw["counts"].values())
+        return sweeps
+
+    def update_sweep(self, sweep_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.atomic():
+            self.db.execute(f"UPDATE sweeps SET {cols} WHERE id = ?", [*fields.values(), sweep_id])
+
+    def sweep_members(self, sweep_id: int) -> list[dict[str, Any]]:
+        """The sweep's member runs in creation (grid) order."""
+        return self._rows("SELECT * FROM runs WHERE sweep_id = ? ORDER BY id", [sweep_id])
+
+    def set_member(self, run_id: int, *, axis_values: dict[str, Any], off_grid: bool) -> None:
+        self.update_run(run_id, axis_values=json.dumps(axis_values), off_grid=int(off_grid))
+
+    def assign_slot(self, run_id: int, slot: int) -> bool:
+        """Give a waiting member (queued, never started) its slot; False when it is no longer waiting."""
+        with self.atomic():
+            cur = self.db.execute("UPDATE runs SET sweep_slot = ? WHERE id = ? AND status = 'queued' AND pid IS NULL",
+                                  [slot, run_id])
+        return cur.rowcount == 1
+
+    def claim_sweep(self, sweep_id: int, *, pid: int, pid_start: float | None, host: str) -> None:
+        """The launcher's claim (before the supervisor has taken the lock): the sweep lives while this pid does."""
+        self.db.execute("UPDATE sweeps SET status = 'running', pid = ?, pid_start = ?, host = ?, error = NULL,"
+                        " ended = NULL, started = COALESCE(started, ?) WHERE id = ?",
+                        [pid, pid_start, host, time.time(), sweep_id])
+
+    def requeue_members(self, sweep_id: int, statuses: Iterable[str], run_ids: Iterable[int] | None = None
+                        ) -> list[int]:
+        """Put members with one of `statuses` back in the queue (queued, no pid: the engine then continues from the
+        newest checkpoint, or starts afresh where there is none). A live run is never touched. Returns their ids."""
+        statuses = [s for s in statuses if s not in ACTIVE_STATUSES]
+        marks = ",".join("?" * len(statuses))
+        with self.atomic():
+            rows = self._rows(f"SELECT id FROM runs WHERE sweep_id = ? AND status IN ({marks}) ORDER BY id",
+                              [sweep_id, *statuses])
+            ids = [r["id"] for r in rows]
+            if run_ids is not None:
+                wanted = set(run_ids)
+                ids = [i for i in ids if i in wanted]
+            for run_id in ids:
+                self.db.execute("UPDATE runs SET status = 'queued', pid = NULL, pid_start = NULL, error = NULL,"
+                                " ended = NULL, sweep_slot = NULL WHERE id = ?", [run_id])
+                self._event(run_id, "info", f"queued again by sweep {sweep_id}")
+        return ids
+
+    def is_sweep_alive(self, sweep: dict[str, Any]) -> bool:
+        """A sweep is supervised exactly while its supervisor holds sweeps/<id>/lock; before it has taken the lock,
+        while the process its launcher started lives (pid and start time, as a queued run)."""
+        if sweep["status"] not in ACTIVE_SWEEP_STATUSES:
+            return False
+        if sweep.get("host") and sweep["host"] != socket.gethostname():
+            return True                             # supervised on another host: its lock cannot be seen from here
+        lock = sweep_lock_path(sweep)
+        if lock is not None and holder(lock) is not None:
+            return True
+        return pid_alive(sweep.get("pid"), sweep.get("pid_start"))
+
+    def reap_dead_sweeps(self) -> list[int]:
+        """Sweeps marked running or stopping whose supervisor is gone: 'completed' when nothing is left to do,
+        'stopped' when it was stopping, otherwise 'crashed' (its started members train on; `sweep resume` restarts
+        the supervisor). Returns their ids."""
+        reaped = []
+        for sweep in self._rows("SELECT * FROM sweeps WHERE status IN ('running', 'stopping') AND pid IS NOT NULL"):
+            if self.is_sweep_alive(sweep):
+                continue
+            members = self.sweep_members(sweep["id"])
+            left = [m for m in members if m["status"] in ACTIVE_STATUSES]
+            if sweep["status"] == "stopping":
+                status, error = "stopped", None
+            elif not left:
+                status, error = "completed", None
+            else:
+                status = "crashed"
+                error = "the sweep's supervisor process is gone; started members train on (sweep resume restarts it)"
+            with self.atomic():
+                cur = self.db.execute("UPDATE sweeps SET status = ?, error = COALESCE(?, error), ended = ? WHERE id = ?"
+                                      " AND status IN ('running', 'stopping') AND pid IS ?",
+                                      [status, error, time.time(), sweep["id"], sweep["pid"]])
+            if cur.rowcount:
+                reaped.append(sweep["id"])
+        return reaped
+
+    def last_and_best(self, run_ids: Iterable[int], names: Iterable[str]) -> dict[int, dict[str, tuple]]:
+        """{run_id: {name: (last value, best (lowest finite) value, step of the last)}} for the given metrics."""
+        run_ids, names = list(run_ids), list(names)
+        if not run_ids or not names:
+            return {}
+        rm, nm = ",".join("?" * len(run_ids)), ",".join("?" * len(names))
+        out: dict[int, dict[str, tuple]] = {r: {} for r in run_ids}
+        last = self._rows(f"""SELECT m.run_id, m.name, m.value, m.step FROM metrics m JOIN (
+                                SELECT MAX(id) AS id FROM metrics WHERE run_id IN ({rm}) AND name IN ({nm})
+                                GROUP BY run_id, name) l ON m.id = l.id""", [*run_ids, *names])
+        best = self._rows(f"""SELECT run_id, name, MIN(value) AS value FROM metrics WHERE run_id IN ({rm})
+                              AND name IN ({nm}) AND typeof(value) IN ('real', 'integer') GROUP BY run_id, name""",
+                          [*run_ids, *names])
+        best_of = {(r["run_id"], r["name"]): r["value"] for r in best}
+        for r in last:
+            out[r["run_id"]][r["name"]] = (decode_value(r["value"]), best_of.get((r["run_id"], r["name"]), math.nan),
+                                           r["step"])
+        return out
+
+    def latest_nll(self, run_ids: Iterable[int]) -> dict[int, tuple[int, float]]:
+        """{run_id: (step, lowest NLL in bits/dim over the panel's samplers)} at each run's latest evaluated step."""
+        run_ids = list(run_ids)
+        if not run_ids:
+            return {}
+        rm = ",".join("?" * len(run_ids))
+        rows = _decode(self._rows(f"""SELECT e.run_id, e.step, e.value FROM evals e JOIN (
+                                        SELECT run_id, MAX(step) AS step FROM evals WHERE metric = 'nll_bpd'
+                                        AND run_id IN ({rm}) GROUP BY run_id) l
+                                      ON e.run_id = l.run_id AND e.step = l.step WHERE e.metric = 'nll_bpd'""",
+                                  run_ids), "value")
+        out: dict[int, tuple[int, float]] = {}
+        for r in rows:
+            prev = out.get(r["run_id"])
+            v = r["value"] if r["value"] is not None else math.nan
+            if prev is None or (v == v and not prev[1] <= v):
+                out[r["run_id"]] = (r["step"], v)
+        return out
+
+    def metrics_since_many(self, run_ids: Iterable[int], names: Iterable[str], last_id: int = 0
+                           ) -> list[dict[str, Any]]:
+        """New metric rows of several runs (overlaid charts), oldest first."""
+        run_ids, names = list(run_ids), list(names)
+        if not run_ids or not names:
+            return []
+        rm, nm = ",".join("?" * len(run_ids)), ",".join("?" * len(names))
+        return _decode(self._rows(f"SELECT id, run_id, step, kimg, name, value FROM metrics WHERE run_id IN ({rm})"
+                                  f" AND name IN ({nm}) AND id > ? ORDER BY id", [*run_ids, *names, last_id]), "value")
+
+    def throughput_samples(self, backbone: str, dataset: str, *, runs: int = 20, per_run: int = 50
+                           ) -> list[dict[str, Any]]:
+        """Earlier runs of this backbone preset on this data set that logged img/s, newest first: each with its
+        config, device and its last `per_run` img/s values (the estimate matches and summarises them)."""
+        out = []
+        for run in self._rows("SELECT r.id, r.config, r.device FROM runs r WHERE r.backbone = ? AND r.dataset = ?"
+                              " AND EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = r.id AND m.name = 'img_per_s')"
+                              " ORDER BY r.id DESC LIMIT ?", [backbone, dataset, runs]):
+            values = [decode_value(r["value"]) for r in self._rows(
+                "SELECT value FROM metrics WHERE run_id = ? AND name = 'img_per_s' ORDER BY id DESC LIMIT ?",
+                [run["id"], per_run])]
+            run["img_per_s"] = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+            out.append(run)
+        return out
 
 
 def _gpu_row(run_id: int, row: tuple) -> tuple:

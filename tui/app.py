@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings
-from difftui.tui.messages import DatabaseReady, RunActionDone
+from difftui.tui.messages import CloneReady, DatabaseReady, RunActionDone
 from difftui.tui.screens.base import one_line
 
 __all__ = ["DifftuiApp"]
@@ -35,6 +35,7 @@ class DifftuiApp(App[None]):
         self.db_path = Path(db_path).expanduser().absolute()
         self.preset_dirs = [Path(p).expanduser() for p in preset_dirs]
         self.processes: dict[int, subprocess.Popen] = {}       # engines this app started (reaped, never killed)
+        self.supervisors: dict[int, subprocess.Popen] = {}     # sweep supervisors this app started (same)
         self.sub_title = str(self.db_path)
 
     def compose(self) -> ComposeResult:
@@ -89,6 +90,53 @@ class DifftuiApp(App[None]):
             self.pop_screen()
         self.push_screen(DashboardScreen(run_id))
 
+    # -- sweeps, compare and clone (issue 8) ----------------------------------------------------------------------
+
+    def open_sweep_grid(self, *, spec=None, run_id: int | None = None) -> None:
+        """Start a sweep around `spec` (a RunSpec), around run `run_id`'s config, or around the defaults."""
+        from difftui.tui.screens.sweep_grid import SweepGridScreen
+        self.push_screen(SweepGridScreen(spec=spec, run_id=run_id))
+
+    def open_sweep(self, sweep_id: int) -> None:
+        """The sweep view (closing the sweep setup screens that launched it)."""
+        from difftui.tui.screens.sweep_grid import SweepStep
+        from difftui.tui.screens.sweep_view import SweepScreen
+        while len(self.screen_stack) > 1 and isinstance(self.screen, SweepStep):
+            self.pop_screen()
+        self.close_new_run_flow()
+        self.push_screen(SweepScreen(sweep_id))
+
+    def open_sweeps(self) -> None:
+        from difftui.tui.screens.sweep_list import SweepListScreen
+        self.push_screen(SweepListScreen())
+
+    def open_compare(self, run_ids: list[int]) -> None:
+        from difftui.tui.screens.compare import CompareScreen
+        self.push_screen(CompareScreen(run_ids))
+
+    def track_supervisor(self, sweep_id: int, proc: subprocess.Popen) -> None:
+        self.supervisors[sweep_id] = proc
+
+    @work(thread=True, group="clone", exit_on_error=False)
+    def clone_run(self, run_id: int) -> None:
+        """Turn run `run_id`'s config back into new-run options; the review screen opens with them filled in."""
+        import json
+
+        from difftui.engine.catalog import Catalog
+        from difftui.engine.sweeps import RunSpec
+        with Store(self.db_path) as store:
+            run = store.get_run(run_id)
+        if run is None:
+            raise RuntimeError(f"run {run_id} is gone")
+        self.post_message(CloneReady(run_id, RunSpec.from_config(json.loads(run["config"]), Catalog(self.preset_dirs))))
+
+    def on_clone_ready(self, message: CloneReady) -> None:
+        from difftui.tui.screens.review import ReviewScreen
+        spec = message.spec
+        choices = {"datasets": spec.dataset, "backbones": spec.backbone, "samplers": spec.sampler,
+                   "recipes": spec.recipe}
+        self.push_screen(ReviewScreen(choices, clone_of=message.run_id, spec=spec))
+
     # -- run actions: the engine's launch API, called from workers ------------------------------------------------
 
     def track(self, run_id: int, proc: subprocess.Popen) -> None:
@@ -99,6 +147,9 @@ class DifftuiApp(App[None]):
         for run_id, proc in list(self.processes.items()):
             if proc.poll() is not None:
                 self.processes.pop(run_id, None)
+        for sweep_id, proc in list(self.supervisors.items()):
+            if proc.poll() is not None:
+                self.supervisors.pop(sweep_id, None)
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def stop_run(self, run_id: int) -> None:

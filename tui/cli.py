@@ -98,7 +98,8 @@ app = typer.Typer(
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-KIND_ALIASES = {"dataset": "datasets", "backbone": "backbones", "sampler": "samplers", "recipe": "recipes"}
+KIND_ALIASES = {"dataset": "datasets", "backbone": "backbones", "sampler": "samplers", "recipe": "recipes",
+                "sweep": "sweeps"}
 LOSS_NAMES = ("L_simple", "L_hybrid", "L_vlb", "L_edm", "L_ocm", "loss")
 POLL_S = 0.5
 
@@ -452,7 +453,7 @@ def list_runs(ctx: typer.Context,
                          overflow="fold", no_wrap=col in ("id", "status", "step"))
     for r in runs:
         backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
-        cells = (str(r["id"]), r["name"], r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
+        cells = (str(r["id"]), r["name"] + cli_sweep.run_marks(r), r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
                  f"{r['step']}/{r['total_steps']}", f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-",
                  r["device"] or "")
         table.add_row(*(Text(str(cell)) for cell in cells))
@@ -504,6 +505,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
               f"  ended {_fmt_time(r['ended'])}"]
     if r["error"]:
         lines.append(f"  error     {r['error']}")
+    lines += cli_sweep.show_lines(r)
     if values:
         lines.append("  last      " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
     lines.append(f"  run dir   {r['run_dir']}")
@@ -610,7 +612,7 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
 @user_command
 def presets(ctx: typer.Context,
             kind: Optional[str] = typer.Argument(None, metavar="KIND",
-                                                 help="datasets | backbones | samplers | recipes")) -> None:
+                                                 help="datasets | backbones | samplers | recipes | sweeps")) -> None:
     """List the presets (with measured parameters and GMACs for backbones)."""
     from difftui.engine.catalog import KINDS
     c = ctx_obj(ctx)
@@ -694,6 +696,11 @@ def delete(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
 # `difftui data check | card | prepare` (issue 10; tui/cli_data.py).
 from difftui.tui import cli_data  # noqa: E402
 cli_data.register(app)
+
+
+# Sweeps, compare and clone (issue 8) live in their own module.
+from difftui.tui import cli_sweep  # noqa: E402
+cli_sweep.register(app)
 
 
 def main() -> None:

@@ -25,6 +25,18 @@ __all__ = [
     "RunBatch",
     "GridLoaded",
     "RunActionDone",
+    "GridsLoaded",
+    "SweepPlanned",
+    "SweepPlanRejected",
+    "SweepLaunched",
+    "SweepBatch",
+    "SweepPolled",
+    "SweepsLoaded",
+    "CompareBatch",
+    "ComparePolled",
+    "CompareGridsLoaded",
+    "CloneReady",
+    "SweepActionDone",
 ]
 
 
@@ -138,4 +150,113 @@ class RunActionDone(Message):
         super().__init__()
         self.run_id = run_id
         self.action = action
+        self.text = text
+
+
+#----------------------------------------------------------------------------
+# Sweeps, compare and clone (issue 8).
+
+class GridsLoaded(Message):
+    """The grid presets and the base run options: (name, grid or None, error, refusal or None) per preset, where a
+    refusal is the one line saying why the grid does not apply to the base (e.g. a lambda grid on a static tier)."""
+
+    def __init__(self, spec: Any, entries: list[tuple[str, Any, str, str | None]]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.entries = entries
+
+
+class SweepPlanned(Message):
+    """The sweep setup form resolved into a plan (every member validated), its slots and its estimate."""
+
+    def __init__(self, generation: int, plan: Any, slots: Any, estimate: Any) -> None:
+        super().__init__()
+        self.generation = generation
+        self.plan = plan
+        self.slots = slots
+        self.estimate = estimate
+
+
+class SweepPlanRejected(Message):
+    def __init__(self, generation: int, error: str) -> None:
+        super().__init__()
+        self.generation = generation
+        self.error = error
+
+
+class SweepLaunched(Message):
+    def __init__(self, sweep_id: int) -> None:
+        super().__init__()
+        self.sweep_id = sweep_id
+
+
+@dataclass
+class SweepBatch:
+    """What one sweep-view poll read: the sweep, its supervisor's liveness, the member summaries (last/best
+    metrics) and the metric rows added since the last poll."""
+    sweep: dict[str, Any] | None
+    alive: bool = False
+    summaries: list[Any] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    last_id: int = 0
+
+
+class SweepPolled(Message):
+    def __init__(self, batch: SweepBatch) -> None:
+        super().__init__()
+        self.batch = batch
+
+
+class SweepsLoaded(Message):
+    def __init__(self, sweeps: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.sweeps = sweeps
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SweepsLoaded)
+
+
+@dataclass
+class CompareBatch:
+    """What one compare poll read: the runs (summaries), the config difference, new metric rows and the grid index
+    (sample rows without PNG bytes) of each run."""
+    summaries: list[Any] = field(default_factory=list)
+    diff: list[tuple[str, list[Any]]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    grids: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    last_id: int = 0
+
+
+class ComparePolled(Message):
+    def __init__(self, batch: CompareBatch) -> None:
+        super().__init__()
+        self.batch = batch
+
+
+class CompareGridsLoaded(Message):
+    """The grids at the scrubber's step, decoded off the UI thread: {run_id: (sample row or None, PIL image)}."""
+
+    def __init__(self, step: int, images: dict[int, tuple[Any, Any]]) -> None:
+        super().__init__()
+        self.step = step
+        self.images = images
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CompareGridsLoaded)
+
+
+class CloneReady(Message):
+    """A run's config turned back into new-run options, for the review screen."""
+
+    def __init__(self, run_id: int, spec: Any) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.spec = spec
+
+
+class SweepActionDone(Message):
+    """stop / resume / retry / add on a sweep finished: a line for the user."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
         self.text = text

@@ -37,6 +37,14 @@ def run_detail(run: dict | None) -> Text:
     for label, key in (("device", "device"), ("recipe", "recipe"), ("parent", "parent_id")):
         if run.get(key):
             text.append(f"   {label} {run[key]}", style="dim")
+    if run.get("sweep_id"):                         # issue 8: sweep membership, off-grid values
+        import json
+
+        from difftui.engine.sweeps import member_label
+        text.append(f"   sweep {run['sweep_id']}: {member_label(json.loads(run.get('axis_values') or '{}'))}",
+                    style="dim")
+        if run.get("off_grid"):
+            text.append("  OFF-GRID", style="bold yellow")
     return text
 
 
@@ -156,3 +164,46 @@ class HistoryScreen(PollingScreen):
 
         self.app.push_screen(ConfirmScreen(f"Delete run {run['id']} ({run['name']})?",
                                            "Its metrics, grids, events and checkpoints are removed."), done)
+
+    # -- sweeps, compare and clone (issue 8) ----------------------------------------------------------------------
+
+    def action_mark_run(self) -> None:
+        """Mark (or unmark) the highlighted run for compare, and move to the next one."""
+        table = self.query_one(RunTable)
+        run = self._selected()
+        if run is None:
+            return
+        table.marked.symmetric_difference_update({run["id"]})
+        table.show_runs()
+        table.action_cursor_down()
+        self._show_detail()
+
+    def action_compare_runs(self) -> None:
+        table = self.query_one(RunTable)
+        marked = [r["id"] for r in table.runs if r["id"] in table.marked]
+        if len(marked) < 2:
+            self.notify("mark two or more runs with space, then press c", severity="warning")
+            return
+        self.app.open_compare(sorted(marked))
+
+    def action_clone_run(self) -> None:
+        run = self._selected()
+        if run is not None:
+            self.app.clone_run(run["id"])
+
+    def action_new_sweep(self) -> None:
+        """A sweep around the highlighted run's config (the defaults when there is no run)."""
+        run = self.query_one(RunTable).selected_run()
+        self.app.open_sweep_grid(run_id=run["id"] if run else None)
+
+    def action_open_sweep(self) -> None:
+        run = self._selected()
+        if run is None:
+            return
+        if not run.get("sweep_id"):
+            self.notify(f"run {run['id']} is not in a sweep (W lists the sweeps)", severity="warning")
+            return
+        self.app.open_sweep(run["sweep_id"])
+
+    def action_sweeps(self) -> None:
+        self.app.open_sweeps()

@@ -9,6 +9,7 @@ launch checks first (`difftui.engine.checks.launch_checks`), so a launch that wo
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from rich.syntax import Syntax
@@ -30,6 +31,15 @@ from difftui.tui.screens.new_run import NewRunStep
 __all__ = ["ReviewScreen", "LaunchRequest", "measure_config", "grid_nfe", "config_yaml"]
 
 DEBOUNCE_S = 0.3
+
+
+def _form_values(spec: Any) -> dict[str, Any]:
+    """A RunSpec as the form's fields: batch size and steps in their own fields, the other overrides as text."""
+    sets = list(spec.overrides)
+    batch = next((s.split("=", 1)[1] for s in sets if s.startswith("recipe.batch_size=")), "")
+    rest = [s for s in sets if not s.startswith("recipe.batch_size=")]
+    return {"batch-size": batch, "max-steps": str(spec.max_steps or ""),
+            "overrides": " ".join(shlex.quote(s) for s in rest), "off-tier": spec.off_tier}
 
 
 def config_yaml(data: dict[str, Any]) -> str:
@@ -71,8 +81,12 @@ class ReviewScreen(NewRunStep):
     BINDINGS = [*bindings.REVIEW, *bindings.REVIEW_DATA]
     AUTO_FOCUS = "#batch-size"
 
-    def __init__(self, choices: dict[str, str]) -> None:
+    def __init__(self, choices: dict[str, str], *, clone_of: int | None = None, spec: Any = None) -> None:
+        """`clone_of`: the run being cloned (the new run records it as its parent); `spec`: its options (a RunSpec),
+        which fill the form."""
         super().__init__(choices)
+        self.clone_of = clone_of
+        self.prefill = _form_values(spec) if spec is not None else None
         self.generation = 0
         self.config: Any = None
         self.facts: dict[str, Any] | None = None
@@ -83,7 +97,10 @@ class ReviewScreen(NewRunStep):
         self._cache: dict = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(self.breadcrumb("review"), id="breadcrumb")
+        crumb = self.breadcrumb("review")
+        if self.clone_of is not None:
+            crumb = Text.assemble((f"clone of run {self.clone_of}  ", "bold yellow"), crumb)
+        yield Static(crumb, id="breadcrumb")
         with Horizontal(id="review"):
             with VerticalScroll(id="config-box"):
                 yield Static("resolving ...", id="config-yaml")
@@ -102,6 +119,14 @@ class ReviewScreen(NewRunStep):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.prefill is not None:
+            with self.prevent(Input.Changed, Checkbox.Changed):
+                for key, value in self.prefill.items():
+                    if key == "off-tier":
+                        self.query_one("#off-tier", Checkbox).value = value
+                    else:
+                        self.query_one(f"#{key}", Input).value = value
+            self._prefilled = bool(self.prefill.get("batch-size") and self.prefill.get("max-steps"))
         self.query_one("#config-box").border_title = "resolved config"
         self.query_one("#facts").border_title = "cost and device"
         self._render_facts()
@@ -261,10 +286,20 @@ class ReviewScreen(NewRunStep):
             return
         for warning in report.warnings:
             self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=8)
-        run_id = create_run(self.app.db_path, config)
+        run_id = create_run(self.app.db_path, config, parent_id=self.clone_of)
         proc = start_run(self.app.db_path, run_id)
         self.app.track(run_id, proc)
         self.post_message(RunLaunched(run_id))
+
+    def action_sweep_config(self) -> None:
+        """Sweep this config: the grid picker, with this form's options as the base of every member."""
+        from difftui.engine.config import PresetError
+        try:
+            spec = self.request().spec()
+        except PresetError as e:
+            self._show_error(str(e))
+            return
+        self.app.open_sweep_grid(spec=spec)
 
     def on_launch_failed(self, message: LaunchFailed) -> None:
         self.launching = False

@@ -25,12 +25,17 @@ def run_matches(run: dict[str, Any], query: str) -> bool:
     return all(word in hay for word in query.lower().split())
 
 
-def _row(run: dict[str, Any]) -> tuple[Any, ...]:
+def _row(run: dict[str, Any], marked: bool = False) -> tuple[Any, ...]:
     status = Text(run["status"], style=STATUS_STYLES.get(run["status"], ""))
     total = run.get("total_steps")
     step = f"{run['step']}/{total}" if total else str(run["step"])
     loss = run.get("last_loss")
     name = run["name"] + (" [off-tier]" if run.get("off_tier") else "")
+    # Sweeps and compare (issue 8): a sweep member says so, an off-grid value is marked, a marked run has a dot.
+    if run.get("sweep_id"):
+        name += f" [sweep {run['sweep_id']}{', off-grid' if run.get('off_grid') else ''}]"
+    if marked:
+        name = Text.assemble(("● ", "bold yellow"), name)
     return (
         Text(str(run["id"]), justify="right"),
         name,
@@ -51,6 +56,7 @@ class RunTable(DataTable):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.runs: list[dict[str, Any]] = []
         self.query_text = ""
+        self.marked: set[int] = set()               # runs marked (space) for compare
         self._shown: list[tuple[Any, ...]] = []
         # Columns now, not on mount: the first poll's rows may arrive before this widget's Mount is handled.
         for col, width in COLUMNS.items():
@@ -62,7 +68,7 @@ class RunTable(DataTable):
         if query is not None:
             self.query_text = query
         visible = [r for r in self.runs if run_matches(r, self.query_text)]
-        rows = [_row(r) for r in visible]
+        rows = [_row(r, r["id"] in self.marked) for r in visible]
         keyed = [(r["id"], *map(str, row)) for r, row in zip(visible, rows)]
         if keyed == self._shown:
             return

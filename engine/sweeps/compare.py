@@ -1,0 +1,60 @@
+"""Several runs side by side: their last and best losses, NLL when evaluated, the DyDiT FLOPs ratio, and the keys
+of their resolved configs that differ. What `difftui compare`, the compare screen and the sweep view read."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from difftui.engine.store import Store, StoreError
+from difftui.engine.sweeps.spec import config_diff
+
+__all__ = ["COMPARE_METRICS", "RunSummary", "summarise_runs", "compare_runs"]
+
+# The loss terms of playbook 3.1-3.4 (L_edm for P3 runs) and DyDiT's measured F_dynamic/F_static (playbook 3.5).
+COMPARE_METRICS = ("L_simple", "L_vlb", "L_hybrid", "L_edm", "flops_ratio")
+
+
+@dataclass
+class RunSummary:
+    run: dict[str, Any]
+    last: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+    nll: tuple[int, float] | None = None            # (step, bits/dim) at the latest evaluation
+
+    @property
+    def axis_values(self) -> dict[str, Any]:
+        return json.loads(self.run.get("axis_values") or "{}")
+
+
+def summarise_runs(store: Store, runs: Iterable[dict[str, Any]], names: Iterable[str] = COMPARE_METRICS
+                   ) -> list[RunSummary]:
+    runs = list(runs)
+    ids = [r["id"] for r in runs]
+    values = store.last_and_best(ids, names)
+    nll = store.latest_nll(ids)
+    out = []
+    for run in runs:
+        s = RunSummary(run, nll=nll.get(run["id"]))
+        for name, (last, best, _step) in values.get(run["id"], {}).items():
+            s.last[name] = last if last is not None else math.nan
+            s.best[name] = best if best is not None else math.nan
+        out.append(s)
+    return out
+
+
+def compare_runs(db_path, run_ids: list[int]) -> tuple[list[RunSummary], list[tuple[str, list[Any]]]]:
+    """(one summary per run, in the order given; the config keys that differ with each run's value)."""
+    if len(run_ids) < 2:
+        raise StoreError("compare needs at least two runs")
+    with Store(db_path, create=False) as store:
+        runs = []
+        for run_id in run_ids:
+            run = store.get_run(run_id)
+            if run is None:
+                raise StoreError(f"{store.path}: no run {run_id}")
+            runs.append(run)
+        summaries = summarise_runs(store, runs)
+    return summaries, config_diff([json.loads(r["config"]) for r in runs])

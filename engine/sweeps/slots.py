@@ -1,0 +1,113 @@
+"""A sweep's slots: the chosen devices times the runs per device (DESIGN.md: the scheduler hands out local slots).
+
+On CUDA each member sees only its slot's GPU (`CUDA_VISIBLE_DEVICES` through `LaunchPlan.gpus`; inside the engine it
+is cuda:0). On the CPU the cores are split between the members that run at once (`DIFFTUI_CPU_THREADS` through
+`LaunchPlan.env`), so two members never fight over the same threads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from difftui.engine.launch import LaunchPlan
+from difftui.engine.sweeps.errors import SweepError
+
+__all__ = ["Slots", "cpu_cores", "visible_gpu_count"]
+
+
+def cpu_cores() -> int:
+    """The cores this process may use (affinity aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                          # not on Linux
+        return os.cpu_count() or 1
+
+
+def visible_gpu_count() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@dataclass(frozen=True)
+class Slots:
+    devices: tuple[str, ...]                        # ("cpu",) or GPU indices ("0", "1")
+    runs_per_device: int = 1
+
+    def __post_init__(self) -> None:
+        if self.runs_per_device < 1:
+            raise SweepError(f"runs per device: expected >= 1, got {self.runs_per_device}")
+        if not self.devices:
+            raise SweepError("a sweep needs at least one device")
+
+    @property
+    def count(self) -> int:
+        return len(self.devices) * self.runs_per_device
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.devices == ("cpu",)
+
+    @property
+    def member_device(self) -> str:
+        """The device every member's config names: "cpu", or "cuda" (its slot's GPU is the only one it sees)."""
+        return "cpu" if self.on_cpu else "cuda"
+
+    def device_of(self, slot: int) -> str:
+        return self.devices[slot % len(self.devices)]
+
+    def cpu_threads(self) -> int:
+        """Threads per member on the CPU: the cores split between the members at once, never more than
+        DIFFTUI_CPU_THREADS when it is set."""
+        share = max(1, cpu_cores() // self.count)
+        cap = os.environ.get("DIFFTUI_CPU_THREADS", "").strip()
+        return max(1, min(share, int(cap))) if cap.isdigit() else share
+
+    def plan(self, slot: int, cpu_threads: int | None = None) -> LaunchPlan:
+        if self.on_cpu:
+            return LaunchPlan(env={"DIFFTUI_CPU_THREADS": str(cpu_threads or self.cpu_threads())})
+        return LaunchPlan(gpus=(int(self.device_of(slot)),))
+
+    def describe(self) -> str:
+        where = "the CPU" if self.on_cpu else f"GPU{'s' if len(self.devices) > 1 else ''} {','.join(self.devices)}"
+        text = f"{self.count} at once ({self.runs_per_device} per device on {where})"
+        if self.on_cpu:
+            text += f", {self.cpu_threads()} thread{'s' if self.cpu_threads() > 1 else ''} each"
+        return text
+
+    def short(self) -> str:
+        """"cpu x2", "GPU 0,1 x1": the devices and the runs per device."""
+        where = "cpu" if self.on_cpu else f"GPU {','.join(self.devices)}"
+        return f"{where} x{self.runs_per_device}"
+
+    def to_list(self) -> list[str]:
+        return list(self.devices)
+
+    @classmethod
+    def choose(cls, *, device: str = "auto", gpus: tuple[int, ...] | None = None, runs_per_device: int = 1,
+               gpu_count: int | None = None) -> "Slots":
+        """The slots for a base device ("auto", "cpu", "cuda", "cuda:K") and the user's GPUs (None: every visible
+        GPU, or the CPU where there is none). Raises SweepError (one line) for GPUs that do not exist."""
+        device = (device or "auto").strip().lower()
+        if device == "cpu":
+            if gpus:
+                raise SweepError(f"--gpus {','.join(map(str, gpus))} with --device cpu: choose one")
+            return cls(("cpu",), runs_per_device)
+        count = visible_gpu_count() if gpu_count is None else gpu_count
+        if gpus:
+            if len(set(gpus)) != len(gpus):
+                raise SweepError(f"--gpus: a GPU is named twice ({','.join(map(str, gpus))})")
+            bad = [g for g in gpus if not 0 <= g < count]
+            if bad:
+                raise SweepError(f"--gpus: GPU {bad[0]} does not exist here ({count} CUDA device(s) visible)")
+            return cls(tuple(str(g) for g in gpus), runs_per_device)
+        if device.startswith("cuda:"):
+            index = int(device.split(":", 1)[1])
+            if not 0 <= index < count:
+                raise SweepError(f"device '{device}': only {count} CUDA device(s) visible")
+            return cls((str(index),), runs_per_device)
+        if count == 0:
+            if device == "cuda":
+                raise SweepError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
+            return cls(("cpu",), runs_per_device)
+        return cls(tuple(str(i) for i in range(count)), runs_per_device)

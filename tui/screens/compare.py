@@ -1,0 +1,278 @@
+"""Compare two or more runs: their loss curves overlaid (aligned by step or by kimg), their last and best metrics, the
+config keys that differ, and their fixed-x_T grids side by side at the same step with one shared scrubber.
+
+The grids share the step: `[` and `]` walk through every step at which any of the runs drew a grid, and each run
+shows its grid of that step (or, when it has none there, its nearest earlier one, said so in its caption). The runs
+are read by a polling worker as the dashboard does, so live runs keep drawing; PNGs are decoded in a worker.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Static
+
+from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.tui import bindings
+from difftui.tui.messages import CompareBatch, CompareGridsLoaded, ComparePolled
+from difftui.tui.screens.base import PollingScreen
+from difftui.tui.widgets.grid_image import image_class
+from difftui.tui.widgets.member_table import LOSSES
+from difftui.tui.widgets.overlay_chart import OverlayChart
+from difftui.tui.widgets.status_line import STATUS_STYLES
+
+__all__ = ["CompareScreen", "read_compare", "grid_at"]
+
+POLL_ACTIVE_S = 1.0
+POLL_IDLE_S = 5.0
+
+
+def read_compare(db_path: Path, run_ids: list[int], last_id: int = 0) -> CompareBatch:
+    from difftui.engine.sweeps import config_diff
+    from difftui.engine.sweeps.compare import summarise_runs
+    with Store(db_path) as store:
+        store.reap_dead_runs()
+        runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
+        batch = CompareBatch(summaries=summarise_runs(store, runs),
+                             diff=config_diff([json.loads(r["config"]) for r in runs]), last_id=last_id)
+        batch.rows = store.metrics_since_many([r["id"] for r in runs], LOSSES, last_id)
+        if batch.rows:
+            batch.last_id = batch.rows[-1]["id"]
+        batch.grids = {r["id"]: store.samples_index(r["id"], "grid") for r in runs}
+    return batch
+
+
+def grid_at(rows: list[dict[str, Any]], step: int) -> dict[str, Any] | None:
+    """The grid drawn at `step`, else the newest one before it (rows in step order), else None."""
+    steps = [r["step"] for r in rows]
+    i = bisect.bisect_right(steps, step)
+    return rows[i - 1] if i else None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class CompareScreen(PollingScreen):
+    BINDINGS = bindings.COMPARE
+
+    def __init__(self, run_ids: list[int]) -> None:
+        super().__init__()
+        self.run_ids = list(run_ids)
+        self.summaries: list[Any] = []
+        self.diff: list[tuple[str, list[Any]]] = []
+        self.grids: dict[int, list[dict[str, Any]]] = {}
+        self.steps: list[int] = []                  # every step at which a run drew a grid
+        self.position = -1                          # index into steps; the scrubber is shared
+        self.live = True
+        self.last_id = 0
+        self.polls = 0
+        self.metric = ""
+        self.shown: dict[int, int | None] = {}      # run id -> sample id shown
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="compare-title")
+        with Horizontal(id="compare-top"):
+            yield OverlayChart(title="compare", id="compare-curves")
+            with VerticalScroll(id="compare-side"):
+                yield Static("", id="compare-metrics")
+                yield Static("", id="compare-diff")
+        with Horizontal(id="compare-grids"):
+            for run_id in self.run_ids:
+                with Vertical(classes="compare-grid", id=f"compare-grid-{run_id}"):
+                    yield Static(f"run {run_id}", classes="compare-caption", markup=False)
+                    yield image_class()(None, classes="compare-picture")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#compare-side").border_title = "metrics and config difference"
+        self.refresh_now()
+
+    # -- polling --------------------------------------------------------------------------------------------------
+
+    poll_group = "compare-poll"
+    retry_after_s = POLL_IDLE_S
+
+    def start_poll(self) -> None:
+        self.poll_compare(self.last_id)
+
+    @work(thread=True, exclusive=True, group="compare-poll", exit_on_error=False)
+    def poll_compare(self, last_id: int) -> None:
+        self.post_message(ComparePolled(read_compare(self.app.db_path, self.run_ids, last_id)))
+
+    def on_compare_polled(self, message: ComparePolled) -> None:
+        self.polls += 1
+        batch = message.batch
+        self.summaries, self.diff, self.grids, self.last_id = batch.summaries, batch.diff, batch.grids, batch.last_id
+        chart = self.query_one(OverlayChart)
+        chart.set_runs([(s.run["id"], f"run {s.run['id']} {s.run['name']}") for s in self.summaries])
+        chart.add_rows(batch.rows)
+        if not self.metric:
+            names = self.metrics()
+            if names:
+                self.metric = names[0]
+                chart.metric = self.metric
+        self._draw_title()
+        self._draw_side()
+        steps = sorted({r["step"] for rows in self.grids.values() for r in rows})
+        if steps != self.steps:
+            self.steps = steps
+            if self.live or self.position >= len(steps):
+                self.position = len(steps) - 1
+            self._load_grids()
+        active = any(s.run["status"] in ACTIVE_STATUSES for s in self.summaries)
+        self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
+
+    def metrics(self) -> list[str]:
+        return [n for n in LOSSES if any(n in s.last for s in self.summaries)]
+
+    # -- drawing --------------------------------------------------------------------------------------------------
+
+    def _draw_title(self) -> None:
+        chart = self.query_one(OverlayChart)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("compare ", style="bold")
+        for s in self.summaries:
+            text.append(f"run {s.run['id']} ", style="bold")
+            text.append(f"{s.run['name']} ")
+            text.append(s.run["status"], style=STATUS_STYLES.get(s.run["status"], ""))
+            text.append("   ")
+        text.append(f"{chart.metric} by {chart.x}", style="dim")
+        self.query_one("#compare-title", Static).update(text)
+
+    def _draw_side(self) -> None:
+        metrics = Table(box=None, padding=(0, 1), title="last / best", title_justify="left", title_style="bold")
+        metrics.add_column("", no_wrap=True, style="bold")
+        for s in self.summaries:
+            metrics.add_column(f"run {s.run['id']}", justify="right", no_wrap=True)
+        metrics.add_row("step", *[f"{s.run['step']}/{s.run['total_steps']}" for s in self.summaries])
+        for name in [*self.metrics(), "flops_ratio"]:
+            if any(name in s.last for s in self.summaries):
+                metrics.add_row(f"{name} last", *[_fmt(s.last.get(name)) for s in self.summaries])
+                if name != "flops_ratio":
+                    metrics.add_row("      best", *[_fmt(s.best.get(name)) for s in self.summaries])
+        if any(s.nll for s in self.summaries):
+            metrics.add_row("NLL b/d", *[_fmt(s.nll[1]) if s.nll else "-" for s in self.summaries])
+        self.query_one("#compare-metrics", Static).update(metrics)
+        diff = Table(box=None, padding=(0, 1), title=f"config difference ({len(self.diff)} keys)",
+                     title_justify="left", title_style="bold")
+        diff.add_column("key", no_wrap=True, style="cyan")
+        for s in self.summaries:
+            diff.add_column(f"run {s.run['id']}", justify="right")
+        for key, values in self.diff:
+            diff.add_row(key, *[_fmt(v) for v in values])
+        if not self.diff:
+            diff.add_row(Text("identical configs", style="dim"))
+        self.query_one("#compare-diff", Static).update(diff)
+
+    # -- the shared grid scrubber ---------------------------------------------------------------------------------
+
+    @property
+    def step(self) -> int | None:
+        return self.steps[self.position] if self.steps and self.position >= 0 else None
+
+    def choices(self) -> dict[int, dict[str, Any] | None]:
+        """The grid each run shows at the scrubber's step."""
+        step = self.step
+        return {run_id: (grid_at(self.grids.get(run_id, []), step) if step is not None else None)
+                for run_id in self.run_ids}
+
+    def _load_grids(self) -> None:
+        self._draw_captions()
+        if self.step is not None:
+            self.load_grids(self.step, {k: v for k, v in self.choices().items()})
+
+    @work(thread=True, exclusive=True, group="compare-grids", exit_on_error=False)
+    def load_grids(self, step: int, rows: dict[int, dict[str, Any] | None]) -> None:
+        from difftui.tui.screens.dashboard import decode_png
+        images = {}
+        with Store(self.app.db_path) as store:
+            for run_id, row in rows.items():
+                images[run_id] = (row, decode_png(store.sample_png(row["id"])) if row else None)
+        self.post_message(CompareGridsLoaded(step, images))
+
+    def on_compare_grids_loaded(self, message: CompareGridsLoaded) -> None:
+        if message.step != self.step:
+            return
+        for run_id, (row, image) in message.images.items():
+            box = self.query_one(f"#compare-grid-{run_id}")
+            box.query_one(".compare-picture").image = image
+            self.shown[run_id] = row["id"] if row else None
+        self._draw_captions()
+
+    def _draw_captions(self) -> None:
+        step = self.step
+        for run_id, row in self.choices().items():
+            text = Text(no_wrap=True, overflow="ellipsis")
+            text.append(f"run {run_id}  ", style="bold")
+            if step is None:
+                text.append("no grid yet", style="dim")
+            elif row is None:
+                text.append(f"no grid at or before step {step}", style="dim")
+            else:
+                text.append(f"step {row['step']}")
+                if row["step"] != step:
+                    text.append(f" (none at {step})", style="yellow")
+            self.query_one(f"#compare-grid-{run_id}").query_one(".compare-caption", Static).update(text)
+        if self.steps:
+            self.query_one("#compare-grids").border_title = (
+                f"fixed-x_T grids at step {step}  {self.position + 1}/{len(self.steps)}"
+                + ("  live" if self.live else "  [ ] scrub, end: live"))
+
+    def _move(self, delta: int) -> None:
+        if not self.steps:
+            return
+        new = min(max(self.position + delta, 0), len(self.steps) - 1)
+        self.live = new == len(self.steps) - 1
+        if new != self.position:
+            self.position = new
+            self._load_grids()
+        else:
+            self._draw_captions()
+
+    def action_grid_prev(self) -> None:
+        self._move(-1)
+
+    def action_grid_next(self) -> None:
+        self._move(+1)
+
+    def action_grid_latest(self) -> None:
+        self._move(len(self.steps))
+
+    # -- chart keys -----------------------------------------------------------------------------------------------
+
+    def action_next_metric(self) -> None:
+        names = self.metrics()
+        if names:
+            i = names.index(self.metric) if self.metric in names else -1
+            self.metric = names[(i + 1) % len(names)]
+            self.query_one(OverlayChart).metric = self.metric
+            self._draw_title()
+
+    def action_toggle_x(self) -> None:
+        chart = self.query_one(OverlayChart)
+        chart.x = "kimg" if chart.x == "step" else "step"
+        self._draw_title()
+
+    def action_toggle_smoothing(self) -> None:
+        chart = self.query_one(OverlayChart)
+        chart.smoothing = not chart.smoothing
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one(OverlayChart)
+        chart.log_scale = not chart.log_scale
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
