@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings
-from difftui.tui.messages import DatabaseReady, RunActionDone
+from difftui.tui.messages import DatabaseReady, PresetsLoaded, RunActionDone
 from difftui.tui.screens.base import one_line
 
 __all__ = ["DifftuiApp"]
@@ -36,6 +36,10 @@ class DifftuiApp(App[None]):
         self.preset_dirs = [Path(p).expanduser() for p in preset_dirs]
         self.processes: dict[int, subprocess.Popen] = {}       # engines this app started (reaped, never killed)
         self.sub_title = str(self.db_path)
+        # The new-run flow's presets (kind -> [(name, preset or None, error)]), read once per flow, and the user's
+        # remembered choices (tui/prefs.py).
+        self.preset_entries: dict[str, list[tuple[str, Any, str]]] | None = None
+        self.remembered: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(f"opening {self.db_path} ...", id="splash", markup=False)
@@ -74,7 +78,41 @@ class DifftuiApp(App[None]):
 
     def action_new_run(self, choices: dict[str, str] | None = None) -> None:
         from difftui.tui.screens.new_run import PresetPickerScreen
+        self.preset_entries = None              # read them again: the user may have edited a preset file
+        self.load_presets()
         self.push_screen(PresetPickerScreen("datasets", dict(choices or {})))
+
+    @work(thread=True, exclusive=True, group="presets", exit_on_error=False)
+    def load_presets(self) -> None:
+        """Read and validate every preset file of every kind (a malformed one is listed with its one-line error),
+        and the user's remembered choices."""
+        from difftui.engine.catalog import Catalog, load_preset
+        from difftui.engine.config import PresetError
+        from difftui.tui.prefs import load_choices
+        from difftui.tui.screens.new_run import STEPS
+        catalog = Catalog(self.preset_dirs)
+        entries: dict[str, list[tuple[str, Any, str]]] = {}
+        for kind in STEPS:
+            entries[kind] = []
+            for name, path in catalog.files(kind).items():
+                try:
+                    entries[kind].append((name, load_preset(kind, path), ""))
+                except PresetError as e:
+                    entries[kind].append((name, None, one_line(e)))
+        self.post_message(PresetsLoaded(entries, load_choices()))
+
+    def on_presets_loaded(self, message: PresetsLoaded) -> None:
+        from difftui.tui.screens.new_run import PresetPickerScreen
+        self.preset_entries = message.entries
+        self.remembered = message.remembered
+        for screen in self.screen_stack:
+            if isinstance(screen, PresetPickerScreen):
+                screen.presets_ready()
+
+    def action_help(self) -> None:
+        from difftui.tui.screens.help import HelpScreen
+        if not isinstance(self.screen, HelpScreen) and len(self.screen_stack) > 1:
+            self.push_screen(HelpScreen(self.screen))
 
     def close_new_run_flow(self) -> None:
         """Pop the picker and review screens (they are stacked so that escape walks back)."""

@@ -1,17 +1,27 @@
 """Every key binding of the app, in one place, each with an id so that a user keymap can remap it.
 
 `App.set_keymap({"dashboard.stop": "x"})` rebinds by these ids (posting does the same). Screens take their
-`BINDINGS` from here and never declare keys of their own.
+`BINDINGS` from here and never declare keys of their own. The help screen (`?` or F1, on every screen) lists the
+bindings of the screen below it as Textual resolved them, so it shows remapped keys and never goes stale.
+
+The footer shows a screen's keys in the order below, then the app's: `q` and `?` come early so that an 80-100
+column terminal still shows them; keys that only refine a view are in the help screen, not the footer.
 """
 
 from __future__ import annotations
 
 from textual.binding import Binding
 
-__all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM"]
+__all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM", "HELP", "GRID_VIEW"]
+
+
+def _help() -> Binding:
+    return Binding("question_mark,f1", "app.help", "Help", id="help")
+
 
 APP = [
     Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit", priority=True),
+    Binding("question_mark,f1", "help", "Help", show=False, id="app.help"),
 ]
 
 HISTORY = [
@@ -23,31 +33,59 @@ HISTORY = [
     Binding("slash", "focus_filter", "Filter", id="history.filter"),
     Binding("escape", "clear_filter", "Clear filter", show=False, id="history.clear_filter"),
     Binding("q", "app.quit", "Quit", id="history.quit"),
+    _help(),
 ]
 
+# Enter is a priority binding on the new-run screens: the list and the inputs would otherwise take it (and hide it
+# from the footer); the screen's action does what they did (pick the highlighted preset, go to the next field).
 PICKER = [
+    Binding("enter", "pick", "Next", id="picker.next", priority=True),
     Binding("escape", "back", "Back", id="picker.back"),
+    Binding("q", "app.quit", "Quit", id="picker.quit"),
+    _help(),
 ]
 
 REVIEW = [
+    Binding("enter", "next_field", "Next", id="review.next", priority=True),
     Binding("ctrl+l", "launch", "Launch", id="review.launch", priority=True),
     Binding("escape", "back", "Back", id="review.back"),
+    Binding("q", "app.quit", "Quit", id="review.quit"),          # a typed q goes to the field that has focus
+    _help(),
 ]
 
+_GRID = Binding.Group("Grid")
+_SMOOTH = Binding.Group("Smooth")
+
 DASHBOARD = [
+    Binding("q", "app.quit", "Quit", id="dashboard.quit"),
+    _help(),
+    Binding("escape", "back", "History", id="dashboard.back"),
     Binding("s", "stop_run", "Stop", id="dashboard.stop"),
     Binding("r", "resume_run", "Resume", id="dashboard.resume"),
-    Binding("v", "evaluate_run", "Evaluate panel", id="dashboard.evaluate"),
-    Binding("left_square_bracket", "grid_prev", "Prev grid", id="dashboard.grid_prev"),
-    Binding("right_square_bracket", "grid_next", "Next grid", id="dashboard.grid_next"),
-    Binding("end", "grid_latest", "Latest grid", show=False, id="dashboard.grid_latest"),
-    Binding("e", "toggle_smoothing", "Smoothing", id="dashboard.smoothing"),
-    Binding("l", "toggle_log", "Log scale", id="dashboard.log_scale"),
-    Binding("escape", "back", "History", id="dashboard.back"),
-    Binding("q", "app.quit", "Quit", id="dashboard.quit"),
+    Binding("v", "evaluate_run", "Evaluate", id="dashboard.evaluate"),
+    Binding("left_square_bracket", "grid_prev", "Previous grid", id="dashboard.grid_prev", group=_GRID),
+    Binding("right_square_bracket", "grid_next", "Next grid", id="dashboard.grid_next", group=_GRID),
+    Binding("end", "grid_latest", "Newest grid (live)", show=False, id="dashboard.grid_latest"),
+    Binding("enter", "grid_full", "Full grid", id="dashboard.grid_full"),
+    Binding("i", "toggle_renderer", "Image: graphics / half-blocks", show=False, id="dashboard.renderer"),
+    Binding("slash", "filter_metrics", "Filter", id="dashboard.filter"),
+    Binding("l", "toggle_log", "Log scale", id="dashboard.log_scale", tooltip="the focused chart's y axis"),
+    Binding("minus", "smoothing_less", "Less smoothing", id="dashboard.smoothing_less", group=_SMOOTH),
+    Binding("plus,equals_sign", "smoothing_more", "More smoothing", id="dashboard.smoothing_more", group=_SMOOTH),
+    Binding("e", "toggle_smoothing", "Smoothing on / off", show=False, id="dashboard.smoothing"),
 ]
 
 CONFIRM = [
     Binding("y", "confirm", "Yes", id="confirm.yes"),
     Binding("n,escape", "cancel", "No", id="confirm.no"),
+]
+
+HELP = [
+    Binding("escape,q,question_mark,f1", "close", "Close", id="help.close"),
+]
+
+GRID_VIEW = [
+    Binding("escape,enter", "close", "Back", id="grid_view.close"),
+    Binding("i", "toggle_renderer", "Image: graphics / half-blocks", id="grid_view.renderer"),
+    Binding("q", "app.quit", "Quit", id="grid_view.quit"),
 ]

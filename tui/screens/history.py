@@ -80,17 +80,27 @@ class HistoryScreen(PollingScreen):
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
         self.query_one(RunTable).show_runs(message.runs)
-        empty = self.query_one("#history-empty", Static)
-        empty.display = not message.runs
-        empty.update("no runs yet - press n to start one")
+        self._show_empty()
         self._show_detail()
         self.poll_done(POLL_S)
+
+    def _show_empty(self) -> None:
+        """Say why the table is empty: no runs at all, or none that matches the filter."""
+        table = self.query_one(RunTable)
+        empty = self.query_one("#history-empty", Static)
+        empty.display = table.visible_count == 0
+        if not table.runs:
+            empty.update("no runs yet - press n to start one")
+        elif table.visible_count == 0:
+            empty.update(f"no run matches '{table.query_text}' ({len(table.runs)} runs in all) - esc clears the "
+                         f"filter")
 
     # -- filter ---------------------------------------------------------------------------------------------------
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.query_one(RunTable).show_runs(query=event.value)
+        self._show_empty()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:

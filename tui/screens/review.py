@@ -25,6 +25,7 @@ from difftui.tui import bindings
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
 from difftui.tui.screens.base import one_line
 from difftui.tui.screens.new_run import NewRunStep
+from difftui.tui.widgets.tickbox import TickBox
 
 __all__ = ["ReviewScreen", "LaunchRequest", "measure_config", "grid_nfe", "config_yaml"]
 
@@ -122,11 +123,42 @@ def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
     return facts
 
 
+def remember(request: LaunchRequest) -> None:
+    """Keep this launch's presets and form for the next new run (tui/prefs.py); a file that cannot be written
+    only costs the convenience."""
+    from difftui.tui.prefs import save_choices
+    try:
+        save_choices({**dict(request.choices), "batch_size": request.batch_size, "max_steps": request.max_steps,
+                      "overrides": request.overrides, "off_tier": request.off_tier})
+    except OSError:
+        pass
+
+
 def _count(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{n:g}"
+
+
+def form_defaults(choices: dict[str, str], entries: dict[str, list] | None,
+                  remembered: dict[str, Any]) -> dict[str, Any]:
+    """The review form's first values, known before anything is resolved (so nothing overwrites what the user
+    types): the last launch's form when it used the same four presets, else the recipe preset's batch size and
+    steps. `note` says where they came from.
+
+    Device-fitted defaults (a CPU demo that finishes in minutes, a GPU run with the recipe's figures) are the
+    engine's to decide without importing torch; until its function is wired here, the recipe's values stand."""
+    same = all(remembered.get(k) == choices.get(k) for k in ("datasets", "backbones", "samplers", "recipes"))
+    if same and remembered.get("batch_size") is not None:
+        return {"batch_size": remembered.get("batch_size", ""), "max_steps": remembered.get("max_steps", ""),
+                "overrides": remembered.get("overrides", ""), "off_tier": bool(remembered.get("off_tier")),
+                "note": "your last launch with these presets"}
+    recipe = next((p for name, p, _ in (entries or {}).get("recipes", []) if name == choices.get("recipes")), None)
+    if recipe is None:
+        return {"batch_size": "", "max_steps": "", "overrides": "", "off_tier": False, "note": ""}
+    return {"batch_size": str(recipe.batch_size), "max_steps": str(recipe.total_steps), "overrides": "",
+            "off_tier": False, "note": f"the {recipe.name} recipe"}
 
 
 class ReviewScreen(NewRunStep):
@@ -141,24 +173,30 @@ class ReviewScreen(NewRunStep):
         self.error = ""
         self.launching = False
         self._debounce: Timer | None = None
-        self._prefilled = False
         self._cache: dict = {}
+        self.defaults: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
+        self.defaults = form_defaults(self.choices, self.app.preset_entries, self.app.remembered)
         yield Static(self.breadcrumb("review"), id="breadcrumb")
         with Horizontal(id="review"):
             with VerticalScroll(id="config-box"):
                 yield Static("resolving ...", id="config-yaml")
             with Vertical(id="review-side"):
                 yield Static("", id="facts")
-                yield Label("batch size")
-                yield Input(id="batch-size", type="integer", compact=True)
-                yield Label("max steps")
-                yield Input(id="max-steps", compact=True)
-                yield Label("--set overrides (key=value ...)")
-                yield Input(id="overrides", placeholder="recipe.grid_every=100 backbone.arch.dropout=0.1",
-                            compact=True)
-                yield Checkbox("off-tier (explicit)", id="off-tier", compact=True)
+                with Vertical(classes="field"):
+                    yield Label("batch size")
+                    yield Input(self.defaults["batch_size"], id="batch-size", type="integer", compact=True)
+                with Vertical(classes="field"):
+                    yield Label("max steps")
+                    yield Input(self.defaults["max_steps"], id="max-steps", compact=True)
+                with Vertical(classes="field"):
+                    yield Label("--set overrides (key=value ...)")
+                    yield Input(self.defaults["overrides"], id="overrides", compact=True,
+                                placeholder="e.g. recipe.grid_every=100 backbone.arch.dropout=0.1")
+                yield TickBox("off-tier (explicit)", self.defaults["off_tier"], id="off-tier", compact=True)
+                yield Static(Text(f"form values from {self.defaults['note']}" if self.defaults["note"] else "",
+                                  style="dim"), id="review-note")
                 yield Static("", id="review-error", markup=False)
                 yield Button("Launch (ctrl+l)", id="launch", variant="primary", compact=True)
         yield Footer()
@@ -187,9 +225,14 @@ class ReviewScreen(NewRunStep):
             self._debounce.stop()
         self._debounce = self.set_timer(DEBOUNCE_S, self.start_resolve)
 
-    @on(Input.Submitted)
-    def _form_submitted(self) -> None:
-        self.start_resolve()
+    def action_next_field(self) -> None:
+        """Enter: on to the next field (resolving what was typed at once); on the Launch button, launch."""
+        if isinstance(self.focused, Button):
+            self.action_launch()
+            return
+        if isinstance(self.focused, Input):
+            self.start_resolve()
+        self.focus_next()
 
     def start_resolve(self) -> None:
         if self._debounce is not None:
@@ -224,11 +267,6 @@ class ReviewScreen(NewRunStep):
         self.query_one("#config-yaml", Static).update(
             Syntax(message.yaml_text, "yaml", theme="ansi_dark", background_color="default"))
         self._show_error("")
-        if not self._prefilled:
-            self._prefilled = True
-            with self.prevent(Input.Changed):
-                self.query_one("#batch-size", Input).value = str(self.config.recipe.batch_size)
-                self.query_one("#max-steps", Input).value = str(self.config.recipe.total_steps)
         self._render_facts()
 
     def on_config_rejected(self, message: ConfigRejected) -> None:
@@ -318,6 +356,7 @@ class ReviewScreen(NewRunStep):
         run_id = create_run(self.app.db_path, config)
         proc = spawn_engine(self.app.db_path, run_id)
         self.app.track(run_id, proc)
+        remember(request)
         self.post_message(RunLaunched(run_id))
 
     def on_launch_failed(self, message: LaunchFailed) -> None:
