@@ -45,11 +45,17 @@ PICKER = [
     _help(),
 ]
 
+# Tab moves focus as a priority binding too: the app then moves focus before it routes the next key, so "tab 200"
+# typed quickly lands in the next field.
 REVIEW = [
     Binding("enter", "next_field", "Next", id="review.next", priority=True),
+    Binding("tab", "app.focus_next", "Next field", show=False, id="review.tab", priority=True),
+    Binding("shift+tab", "app.focus_previous", "Previous field", show=False, id="review.shift_tab", priority=True),
     Binding("ctrl+l", "launch", "Launch", id="review.launch", priority=True),
     Binding("escape", "back", "Back", id="review.back"),
-    Binding("q", "app.quit", "Quit", id="review.quit"),          # a typed q goes to the field that has focus
+    # In a field, q and ? are typed into it: the footer then shows ctrl+q and F1 for the same actions.
+    Binding("q", "app.quit", "Quit", id="review.quit"),
+    Binding("ctrl+q", "app.quit", "Quit", id="review.quit_from_field", priority=True),
     _help(),
 ]
 

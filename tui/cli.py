@@ -101,6 +101,7 @@ def root(
 @user_command
 def open_tui(c: Context) -> None:
     from difftui.tui.app import DifftuiApp
+    from difftui.tui.graphics import detect_graphics; detect_graphics()  # sixel/kitty: ask before Textual reads stdin
     DifftuiApp(db_path=c.db, preset_dirs=c.presets).run()
 
 

@@ -133,6 +133,7 @@ class PresetPickerScreen(NewRunStep):
         self.kind = kind
         self.entries: dict[str, tuple[Any, str]] = {}
         self.loaded = False
+        self.composed = False
         self.pending_picks = pending_picks
 
     def compose(self) -> ComposeResult:
@@ -144,6 +145,7 @@ class PresetPickerScreen(NewRunStep):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.composed = True
         self.query_one("#presets", OptionList).border_title = TITLES[self.kind]
         if self.app.preset_entries is not None:
             self.presets_ready()
@@ -151,7 +153,7 @@ class PresetPickerScreen(NewRunStep):
     def presets_ready(self) -> None:
         """Fill the list from the app's presets (called on mount, or by the app when its read finishes)."""
         from difftui.engine.catalog import DEFAULTS
-        if self.loaded or not self.is_mounted:
+        if self.loaded or not self.composed:
             return
         listed = self.app.preset_entries.get(self.kind, [])
         self.entries = {name: (preset, error) for name, preset, error in listed}
