@@ -276,16 +276,17 @@ FAMILIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("L_ocm", "L_ocm", ("L_ocm",)),
     ("L_complete", "L_complete (DyDiT warm-up)", ("L_complete",)),
     ("loss", "loss", ("loss",)),
+    ("flops_ratio", "F_dyn/F_static", ("flops_ratio",)),
     ("grad_norm", "grad norm", ("grad_norm",)),
     ("lr", "learning rate", ("lr",)),
     ("img_per_s", "img/s", ("img_per_s",)),
     ("tflops", "TFLOP/s (training)", ("tflops",)),
     ("mfu", "MFU", ("mfu",)),
-    ("flops_ratio", "F_dyn/F_static", ("flops_ratio", "flops_target")),
     ("skipped_steps", "skipped steps", ("skipped_steps",)),
 )
-# Logged once, shown as a figure (the FLOPs panel), not a curve.
-HIDDEN_METRICS = frozenset({"gflops_fwd"})
+# Not curves: gflops_fwd is logged once (a figure in the FLOPs panel), flops_target is the constant lambda (a
+# reference line on the F_dyn/F_static chart).
+HIDDEN_METRICS = frozenset({"gflops_fwd", "flops_target"})
 _MEMBER = {name: key for key, _, names in FAMILIES for name in names}
 _TITLE = {key: title for key, title, _ in FAMILIES}
 _ORDER = {key: i for i, (key, _, _) in enumerate(FAMILIES)}

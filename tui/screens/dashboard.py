@@ -200,8 +200,9 @@ class DashboardScreen(PollingScreen):
             self.evals.extend(batch.evals)
             metrics.set_evals(self.evals)
         self.query_one(StatusLine).update_run(run, self.latest)
+        active = run is not None and run["status"] in ACTIVE_STATUSES
         gpu = self.query_one(GpuPanel)
-        gpu.set_device(run["device"] if run else "")
+        gpu.set_device(run["device"] if run else "", live=active)
         gpu.add_rows(batch.gpu)
         self.query_one(EventLog).add_events(batch.events)
         grid = self.query_one(GridImage)
@@ -215,7 +216,6 @@ class DashboardScreen(PollingScreen):
                                                grid.index.newest, gpu_name)
         if self.opened_in is None:
             self.opened_in = time.perf_counter() - self._mounted_at
-        active = run is not None and run["status"] in ACTIVE_STATUSES
         self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
 
     def _set_config(self, text: str) -> None:
@@ -232,7 +232,7 @@ class DashboardScreen(PollingScreen):
         target = (self.config.get("recipe") or {}).get("flops_lambda")
         if chart is None or target is None:
             return
-        refs = [Reference(y=target, label="lambda"), Reference(y=target - FLOPS_TOLERANCE, label="band"),
+        refs = [Reference(y=target, label="target lambda"), Reference(y=target - FLOPS_TOLERANCE, label="band"),
                 Reference(y=target + FLOPS_TOLERANCE, label="band")]
         warmup = int(((self.config.get("backbone") or {}).get("arch") or {}).get("warmup_steps") or 0)
         if warmup:

@@ -148,37 +148,42 @@ class FlopsPanel(Static):
         rows: list[tuple[str, Text]] = []
         backbone = self.config.get("backbone") or {}
         device = (self.run or {}).get("device") or self.config.get("device") or ""
+        # GFLOPs per forward (measured) and per grid sample (x NFE).
         gflops = _finite(self.latest.get("gflops_fwd"))
-        static = " (static)" if self.dynamic else ""
         if gflops is None:
-            rows.append((f"GFLOPs/forward{static}", _na("not logged by this run's engine (an older run, or no "
-                                                        "step logged yet)")))
+            rows.append(("GFLOPs", _na("not logged by this run's engine (an older run, or no step logged yet)")))
         elif not math.isfinite(gflops):
-            rows.append((f"GFLOPs/forward{static}", _na(f"measured {format_value(gflops)}")))
+            rows.append(("GFLOPs", _na(f"the measurement gave {format_value(gflops)}")))
         else:
-            rows.append((f"GFLOPs/forward{static}", Text(f"{gflops:.4g}  (measured, batch 1)")))
-        if gflops is not None and math.isfinite(gflops) and self.grid_nfe:
-            rows.append(("GFLOPs/grid sample", Text(f"{gflops * self.grid_nfe:.4g}  = x NFE {self.grid_nfe}"
-                                                    f"{' (' + self.grid_sampler + ')' if self.grid_sampler else ''}")))
-        elif gflops is not None and math.isfinite(gflops):
-            rows.append(("GFLOPs/grid sample", _na("no grid drawn yet (NFE is counted when one is)")))
+            value = Text(f"{gflops:.4g} per forward" + (" (static)" if self.dynamic else "")
+                         + "  (measured, batch 1)")
+            if self.grid_nfe:
+                value.append(f"  ·  {gflops * self.grid_nfe:.4g} per grid sample (x NFE {self.grid_nfe}"
+                             f"{', ' + self.grid_sampler if self.grid_sampler else ''})")
+            else:
+                value.append("  ·  per grid sample: no grid yet (its NFE is counted when one is drawn)",
+                             style="dim italic")
+            rows.append(("GFLOPs", value))
+        # Achieved training throughput, and its share of the card's peak.
         tflops = _finite(self.latest.get("tflops"))
-        if tflops is None:
-            rows.append(("training TFLOP/s", _na("not logged by this run's engine")))
-        elif not math.isfinite(tflops):
-            rows.append(("training TFLOP/s", _na(f"measured {format_value(tflops)}")))
-        else:
-            rows.append(("training TFLOP/s", Text(f"{tflops:.4g}")))
         mfu = _finite(self.latest.get("mfu"))
+        if tflops is None:
+            value = _na("TFLOP/s not logged by this run's engine")
+        elif not math.isfinite(tflops):
+            value = _na(f"TFLOP/s measured {format_value(tflops)}")
+        else:
+            value = Text(f"{tflops:.4g} TFLOP/s")
+        value.append("  ·  ", style="dim")
         card = f" of the {self.gpu_name} peak" if self.gpu_name else " of the card's peak"
         if mfu is not None and math.isfinite(mfu):
-            rows.append(("MFU", Text(f"{100 * mfu:.1f}%{card}")))
+            value.append(f"MFU {100 * mfu:.1f}%{card}")
         elif mfu is not None:
-            rows.append(("MFU", _na(f"measured {format_value(mfu)}")))
+            value.append_text(_na(f"MFU measured {format_value(mfu)}"))
         elif device.startswith("cuda"):
-            rows.append(("MFU", _na("not logged by this run's engine")))
+            value.append_text(_na("MFU not logged by this run's engine"))
         else:
-            rows.append(("MFU", _na(f"only on a GPU (this run trains on {device or 'an unknown device'})")))
+            value.append_text(_na(f"MFU only on a GPU (this run trains on {device or 'an unknown device'})"))
+        rows.append(("training", value))
         if self.dynamic:
             rows.extend(self._budget_rows(backbone))
         rows.extend(self._anchor_rows(backbone))
@@ -194,24 +199,21 @@ class FlopsPanel(Static):
         step = int((self.run or {}).get("step") or 0)
         self.verdict = budget_verdict(ratio, target, step=step, warmup_steps=warmup)
         style = {"in": "bold green", "out": "bold red", "warmup": "yellow"}.get(self.verdict.state, "dim")
-        if ratio is not None:
-            gflops = _finite(self.latest.get("gflops_fwd"))
-            value = Text(f"{format_value(ratio, 3)} (last interval)")
-            if gflops is not None and math.isfinite(gflops) and math.isfinite(ratio):
-                value.append(f"  ~ {gflops * ratio:.4g} GFLOPs/forward", style="dim")
-            rows.append(("F_dyn/F_static", value))
-        rows.append(("budget", Text(self.verdict.text, style=style)))
-        width = max(self.size.width - 22, 8) if self.size.width else 24
-        spark = spark_line(self.ratio, width, 0.0, 1.0)
-        if spark:
-            line = Text(spark, style="cyan")
-            line.append("  0..1", style="dim")
-            rows.append(("over training", line))
+        # The verdict first (it names the ratio of the last log interval), then what that ratio costs.
+        value = Text(self.verdict.text, style=style)
+        gflops = _finite(self.latest.get("gflops_fwd"))
+        if ratio is not None and gflops is not None and math.isfinite(gflops) and math.isfinite(ratio):
+            value.append(f"  ·  ~ {gflops * ratio:.4g} GFLOPs/forward at this ratio", style="dim")
+        rows.append(("F_dyn/F_static", value))
+        width = max(min(self.size.width - 50, 60), 8) if self.size.width else 24
+        line = Text(spark_line(self.ratio, width, 0.0, 1.0), style="cyan")
+        line.append(" 0..1  ", style="dim")
         if warmup:
-            done = "done" if step >= warmup else f"{step:,} of {warmup:,}"
-            rows.append(("warm-up", Text(f"steps 0-{warmup:,} keep L_complete ({done}; playbook 4.4, A.2)")))
+            done = "done" if step >= warmup else f"at {step:,} of {warmup:,}"
+            line.append(f"warm-up: steps 0-{warmup:,} keep L_complete ({done}; playbook 4.4, A.2)")
         else:
-            rows.append(("warm-up", Text("none for this tier (playbook A.2: only DiT-XL warms up)", style="dim")))
+            line.append("warm-up: none for this tier (playbook A.2: only DiT-XL warms up)", style="dim")
+        rows.append(("over training", line))
         return rows
 
     def _anchor_rows(self, backbone: dict[str, Any]) -> list[tuple[str, Text]]:
@@ -223,9 +225,10 @@ class FlopsPanel(Static):
             parts.append(f"{anchor['params_m']:g} M params")
         if anchor.get("gmacs") is not None:
             parts.append(f"{anchor['gmacs']:g} GMACs")
-        rows = [("anchor", Text(f"{anchor.get('paper', '')}: {', '.join(parts) or 'no figures'}"))]
+        value = Text(f"{anchor.get('paper', '')}: {', '.join(parts) or 'no figures'}")
         if anchor.get("note"):
-            rows.append(("", Text(anchor["note"], style="dim")))
+            value.append(f"  ({anchor['note']})", style="dim")
+        rows = [("anchor", value)]
         model = _table8_model(backbone.get("name", ""))
         target = _finite((self.config.get("recipe") or {}).get("flops_lambda"))
         if model is not None:
@@ -245,8 +248,8 @@ class FlopsPanel(Static):
         if self.run is None:
             return Text("waiting for the run ...", style="dim")
         table = Table.grid(padding=(0, 1))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column(no_wrap=True, overflow="ellipsis")
+        table.add_column(style="bold", no_wrap=True, min_width=14)
+        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         for label, value in self.rows():
             table.add_row(label, value)
         return table

@@ -50,6 +50,7 @@ class GpuPanel(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.device = ""
+        self.live = False                          # the run is active: say so when readings stop coming
         self.latest: dict[int, dict[str, Any]] = {}
         self.history: dict[int, dict[str, deque]] = {}
         self.times: dict[int, deque] = {}
@@ -61,10 +62,10 @@ class GpuPanel(VerticalScroll):
         self.border_title = "GPU"
         self._draw()
 
-    def set_device(self, device: str | None) -> None:
+    def set_device(self, device: str | None, live: bool = False) -> None:
         device = device or ""
-        if device != self.device:
-            self.device = device
+        if device != self.device or live != self.live:
+            self.device, self.live = device, live
             self._draw()
 
     def reset(self) -> None:
@@ -104,7 +105,7 @@ class GpuPanel(VerticalScroll):
             if not self.device.startswith("cuda"):
                 return Text(f"no NVIDIA GPU - running on {self.device}", style="dim")
             return Text(f"{self.device}: waiting for GPU statistics", style="dim")
-        width = max((self.size.width or 60) - 24, 8)
+        width = max(min((self.size.width or 60) - 30, HISTORY), 8)
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, idx in enumerate(sorted(self.latest)):
             if i:
@@ -122,10 +123,11 @@ class GpuPanel(VerticalScroll):
         text.append(str(row.get("name") or ""), style="bold")
         if row.get("uuid"):
             text.append(f"  {str(row['uuid'])[:12]}", style="dim")
-        text.append(f"  last {span:.1f} min" if span else "", style="dim")
+        if span:
+            self.border_subtitle = f"last {span:.1f} min"
         error = row.get("error")
         age = time.time() - float(row["time"])
-        if age > 30:
+        if self.live and age > 30:
             text.append(f"  (last reading {age:.0f} s ago)", style="yellow")
         used, total = as_value(row.get("mem_used")), as_value(row.get("mem_total"))
         temps = [v for v in hist["temperature"] if math.isfinite(v)]
@@ -140,10 +142,11 @@ class GpuPanel(VerticalScroll):
              max(powers + [1.0]), 0.0, "magenta"),
         )
         for label, value, fmt, values, top, bottom, color in lines:
+            # label, the sparkline (fixed width, so they line up), then the value or why there is none
             text.append(f"\n  {label:<5} ")
+            text.append(spark(list(values), width, top, bottom).ljust(width), style=color)
             if math.isfinite(value):
-                text.append(f"{fmt(value):>15} ")
+                text.append(f" {fmt(value)}")
             else:
                 reason = str(error) if error else "no reading"
-                text.append(f"unavailable: {reason}  ", style="yellow")
-            text.append(spark(list(values), width, top, bottom), style=color)
+                text.append(f" unavailable: {reason}", style="yellow")

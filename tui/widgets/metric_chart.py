@@ -143,7 +143,7 @@ class MetricChart(Vertical, can_focus=True):
         for label, series in self.series.items():
             points = series.points(count)
             self._points[label] = points
-            xs = [p.step for p in points]
+            xs = [round(p.step) for p in points]            # whole steps: the axis labels read as steps
             raw = [p.mean for p in points]
             out[label] = (xs, raw, debiased_ema(raw, self.smoothing))
         self._drawn = out
@@ -190,6 +190,9 @@ class MetricChart(Vertical, can_focus=True):
             color = "rgb({},{},{})".format(*PALETTE[i % len(PALETTE)][0])
             text.append(f"  ● {label} ", style=color)
             text.append(format_value(other.last))
+        for ref in self.references:
+            if ref.label and ref.y is not None and ref.label != "band":
+                text.append(f"  {ref.label} {format_value(ref.y)}", style="dim")
         return text
 
     def draw(self, plt: Any, width: int) -> None:
@@ -219,7 +222,29 @@ class MetricChart(Vertical, can_focus=True):
                 plt.hline(ref.y, REFERENCE)
             if ref.x is not None:
                 plt.vline(ref.x, REFERENCE)
+        xs_all = [x for xs, _, _ in plotted.values() for x in xs]
+        if xs_all:
+            ticks = _step_ticks(min(xs_all), max(xs_all), 5)
+            plt.xticks(ticks, [_step_label(t) for t in ticks])
         plt.yscale("log" if self.log_scale else "linear")
+
+
+def _step_ticks(lo: float, hi: float, count: int) -> list[int]:
+    """`count` whole steps spread over [lo, hi] (one when the range is a single step)."""
+    lo, hi = int(lo), int(hi)
+    if hi <= lo:
+        return [lo]
+    return sorted({round(lo + (hi - lo) * i / (count - 1)) for i in range(count)})
+
+
+def _step_label(step: float) -> str:
+    """A step for an axis: 990, 12.5k, 1.2M."""
+    step = int(step)
+    if abs(step) < 10_000:
+        return str(step)
+    if abs(step) < 1_000_000:
+        return f"{step / 1000:.3g}k"
+    return f"{step / 1e6:.3g}M"
 
 
 def _segments(xs: list[float], ys: list[float], log: bool) -> Iterable[tuple[list[float], list[float]]]:
