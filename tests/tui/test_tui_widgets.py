@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from difftui.tui.screens.review import config_yaml, grid_nfe
-from difftui.tui.widgets.gpu_panel import spark
+from difftui.tui.widgets.gpu_panel import spark, squeeze
 from difftui.tui.widgets.grid_image import GridIndex
 from difftui.tui.widgets.run_table import run_matches
 from difftui.tui.widgets.status_line import eta_seconds, format_eta
@@ -43,6 +43,9 @@ def test_run_filter_matches_every_word():
 def test_spark_and_nfe_and_yaml():
     assert spark([0, 50, 100], 3) == "▁▅█"
     assert spark([0, 50, 100], 2) == "▅█"
+    assert spark([0, float("nan"), 100], 3) == "▁ █"                  # a failed reading is a gap, not a 0
+    squeezed = squeeze([1.0, 3.0, float("nan"), float("nan"), 5.0, 7.0], 3)
+    assert squeezed[0] == 2.0 and squeezed[1] != squeezed[1] and squeezed[2] == 6.0
 
     class Spec:
         def __init__(self, kind, steps):

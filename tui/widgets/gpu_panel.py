@@ -19,7 +19,7 @@ from textual.widgets import Static
 
 from difftui.tui.metric_series import as_value
 
-__all__ = ["GpuPanel", "spark", "HISTORY"]
+__all__ = ["GpuPanel", "spark", "squeeze", "HISTORY"]
 
 BARS = "▁▂▃▄▅▆▇█"
 HISTORY = 300                          # rows kept per GPU: 10 minutes at the engine's 2 s (engine/train.py)
@@ -37,6 +37,20 @@ def spark(values: list[float | None], width: int, top: float = 100.0, bottom: fl
         frac = 0.0 if top <= bottom else min(max((v - bottom) / (top - bottom), 0.0), 1.0)
         out.append(BARS[min(int(frac * len(BARS)), len(BARS) - 1)])
     return "".join(out)
+
+
+def squeeze(values: list[float], width: int) -> list[float]:
+    """The whole window in `width` columns: consecutive readings averaged (NaN where none of them is finite), the
+    newest reading always in the last column."""
+    n = len(values)
+    if n <= width or width <= 0:
+        return list(values)
+    out = []
+    for i in range(width):
+        lo, hi = n - (width - i) * n // width, n - (width - i - 1) * n // width
+        chunk = [v for v in values[lo:hi] if v is not None and math.isfinite(v)]
+        out.append(sum(chunk) / len(chunk) if chunk else math.nan)
+    return out
 
 
 def _gib(mib: float) -> str:
@@ -117,8 +131,7 @@ class GpuPanel(VerticalScroll):
         row = self.latest[idx]
         hist = self.history[idx]
         times = self.times[idx]
-        shown = list(times)[-width:]
-        span = (shown[-1] - shown[0]) / 60 if len(shown) > 1 else 0.0
+        span = (times[-1] - times[0]) / 60 if len(times) > 1 else 0.0
         text.append(f"GPU{idx} ", style="bold")
         text.append(str(row.get("name") or ""), style="bold")
         if row.get("uuid"):
@@ -144,7 +157,7 @@ class GpuPanel(VerticalScroll):
         for label, value, fmt, values, top, bottom, color in lines:
             # label, the sparkline (fixed width, so they line up), then the value or why there is none
             text.append(f"\n  {label:<5} ")
-            text.append(spark(list(values), width, top, bottom).ljust(width), style=color)
+            text.append(spark(squeeze(list(values), width), width, top, bottom).ljust(width), style=color)
             if math.isfinite(value):
                 text.append(f" {fmt(value)}")
             else:
