@@ -14,6 +14,7 @@ import pytest
 from tui_helpers import engine_log, kill_engines, no_blink, run_status, wait_for
 
 from difftui.tui.app import DifftuiApp
+from difftui.tui.prefs import load_choices
 from difftui.tui.screens.dashboard import DashboardScreen
 from difftui.tui.screens.history import HistoryScreen
 from difftui.tui.screens.new_run import PresetPickerScreen
@@ -73,6 +74,10 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             await pilot.press("ctrl+l")
             dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen, 60,
                                   "the dashboard")
+            # The launch is remembered for the next new run (in the test's own config folder).
+            remembered = load_choices()
+            assert remembered["batch_size"] == "8" and remembered["max_steps"] == "2000"
+            assert remembered["overrides"] == TINY and remembered["recipes"] == "p1-default"
             run_id = dash.run_id
             assert [type(s).__name__ for s in app.screen_stack[1:]] == ["HistoryScreen", "DashboardScreen"]
             chart = dash.query_one(MetricGrid)

@@ -21,12 +21,10 @@ from difftui.tui.widgets.tickbox import TickBox
 SIZE = (140, 40)
 
 
-@pytest.fixture(autouse=True)
-def config_home(tmp_path, monkeypatch):
-    """Remembered choices go to a throwaway config folder, never the user's."""
-    home = tmp_path / "config"
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    return home
+@pytest.fixture
+def config_home(tmp_path):
+    """Where tests/tui/conftest.py points XDG_CONFIG_HOME (a throwaway folder, never the user's)."""
+    return tmp_path / "xdg-config"
 
 
 def type_fast(app, *keys: str) -> None:

@@ -87,7 +87,9 @@ class PollingScreen(DifftuiScreen):
 
     def _tick(self) -> None:
         self._timer = None
-        if self.is_current:
+        # The top screen only: Textual's `is_current` is also true for the screen just beneath it (a "background"
+        # screen), so the history went on polling and redrawing under the dashboard.
+        if self.app.screen is self:
             self.refresh_now()
 
     def on_screen_resume(self) -> None:

@@ -30,10 +30,10 @@ class KeyHelp:
 
 
 def screen_keys(screen: Screen) -> list[KeyHelp]:
-    """The screen's own bindings, then the app's, one entry per action; hidden ones too (the footer shows few)."""
+    """The screen's own bindings (ours first, with their ids; then Textual's, such as tab), then the app's; one entry
+    per action, hidden ones too (the footer shows few), none without a description."""
     app = screen.app
     out: list[KeyHelp] = []
-    seen: set[tuple[str, str]] = set()
     for node, where in ((screen, "screen"), (app, "app")):
         # As Textual's Screen._binding_chain builds them: the node's bindings with the user's keymap applied.
         resolved = node._bindings.copy()
@@ -43,13 +43,15 @@ def screen_keys(screen: Screen) -> list[KeyHelp]:
         for key, binding_list in resolved.key_to_bindings.items():
             for binding in binding_list:
                 by_action.setdefault(binding.action, []).append(binding)
+        entries = []
         for action, found in by_action.items():
-            if (where, action) in seen or (where == "app" and any(k.description == found[0].description
-                                                                   for k in out)):
+            if not found[0].description:
                 continue
-            seen.add((where, action))
             keys = " / ".join(dict.fromkeys(app.get_key_display(b) for b in found))
-            out.append(KeyHelp(keys, found[0].description or action, found[0].id, where))
+            entry = KeyHelp(keys, found[0].description, found[0].id, where)
+            if not any((k.keys, k.description) == (entry.keys, entry.description) for k in out):
+                entries.append(entry)
+        out.extend(sorted(entries, key=lambda k: k.id is None))
     return out
 
 

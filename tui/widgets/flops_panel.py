@@ -114,13 +114,15 @@ class FlopsPanel(Static):
         self.grid_sampler: str = ""
         self.gpu_name: str = ""
         self.verdict: BudgetVerdict | None = None
+        self._shown: tuple | None = None
 
     def on_mount(self) -> None:
         self.border_title = "FLOPs budget"
         self.update(self.render_panel())
 
     def on_resize(self) -> None:
-        self.update(self.render_panel())
+        self._shown = None
+        self._draw()
 
     def update_from(self, run: dict[str, Any] | None, latest: dict[str, float], ratio: BucketSeries | None,
                     grid: dict[str, Any] | None, gpu_name: str = "") -> None:
@@ -135,7 +137,15 @@ class FlopsPanel(Static):
         if grid is not None:
             self.grid_nfe, self.grid_sampler = grid.get("nfe"), grid.get("sampler") or ""
         self.gpu_name = gpu_name
-        self.update(self.render_panel())
+        self._draw()
+
+    def _draw(self) -> None:
+        """Redraw only what changed (the panel's height is its content's, so an update costs a layout pass)."""
+        rows = self.rows() if self.run is not None else []
+        key = tuple((label, value.plain, tuple(value.spans)) for label, value in rows)
+        if key != self._shown or not rows:
+            self._shown = key
+            self.update(self.render_panel(rows))
 
     # -- the figures ----------------------------------------------------------------------------------------------
 
@@ -244,13 +254,13 @@ class FlopsPanel(Static):
                                                 style="dim")))
         return rows
 
-    def render_panel(self) -> Table | Text:
+    def render_panel(self, rows: list[tuple[str, Text]] | None = None) -> Table | Text:
         if self.run is None:
             return Text("waiting for the run ...", style="dim")
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True, min_width=14)
         table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-        for label, value in self.rows():
+        for label, value in rows if rows is not None else self.rows():
             table.add_row(label, value)
         return table
 

@@ -68,6 +68,7 @@ class GpuPanel(VerticalScroll):
         self.latest: dict[int, dict[str, Any]] = {}
         self.history: dict[int, dict[str, deque]] = {}
         self.times: dict[int, deque] = {}
+        self._shown: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gpu-text")
@@ -108,7 +109,11 @@ class GpuPanel(VerticalScroll):
 
     def _draw(self) -> None:
         if self.is_mounted:
-            self.query_one("#gpu-text", Static).update(self.render_panel())
+            text = self.render_panel()
+            key = (text.plain, tuple(text.spans))
+            if key != self._shown:
+                self._shown = key
+                self.query_one("#gpu-text", Static).update(text)
 
     # -- text -----------------------------------------------------------------------------------------------------
 

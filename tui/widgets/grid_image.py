@@ -90,6 +90,7 @@ class GridImage(Vertical):
         self.index = GridIndex()
         self.shown_id: int | None = None
         self.image: Any = None
+        self._caption_key: tuple | None = None
         self.renderer = graphics.preferred()
         self.best = self.renderer if self.renderer in ("sixel", "kitty") else (graphics.detected() or "halfcell")
 
@@ -120,8 +121,12 @@ class GridImage(Vertical):
             self.refresh_caption()
 
     def refresh_caption(self) -> None:
-        self.query_one("#grid-caption", Static).update(self._caption())
-        self.query_one("#grid-source", Static).update(describe_grid(self.index.current, self.renderer))
+        caption, source = self._caption(), describe_grid(self.index.current, self.renderer)
+        key = (caption.plain, tuple(caption.spans), source.plain, tuple(source.spans))
+        if key != self._caption_key:                # two fixed lines: no layout pass, and none when unchanged
+            self._caption_key = key
+            self.query_one("#grid-caption", Static).update(caption, layout=False)
+            self.query_one("#grid-source", Static).update(source, layout=False)
 
     def show(self, sample_id: int, image: Any) -> None:
         """Display a decoded grid (PIL image); ignored when the scrubber has moved on to another one."""

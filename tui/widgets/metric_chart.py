@@ -85,6 +85,7 @@ class MetricChart(Vertical, can_focus=True):
         self.smoothing = smoothing
         self.version = 0                       # bumped whenever what the chart draws changes
         self._points: dict[str, list[Point]] = {}
+        self._legend_key: tuple | None = None
         self._drawn: dict[str, tuple[list[float], list[float], list[float]]] = {}
 
     def compose(self) -> ComposeResult:
@@ -116,15 +117,23 @@ class MetricChart(Vertical, can_focus=True):
     def changed(self) -> None:
         """Something drawn changed: new legend now, a new canvas at the next frame."""
         self.version += 1
-        self.border_title = self.title + ("  log" if self.log_scale else "")
-        self.border_subtitle = f"EMA {self.smoothing:g}" if self.smoothing > 0 else "raw"
+        title = self.title + ("  log" if self.log_scale else "")
+        subtitle = f"EMA {self.smoothing:g}" if self.smoothing > 0 else "raw"
+        if (self.border_title, self.border_subtitle) != (title, subtitle):
+            self.border_title, self.border_subtitle = title, subtitle
         if self.is_mounted:
             self.update_legend()
             self.query_one(ChartPlot).refresh()
 
     def update_legend(self) -> None:
+        """A changed legend only, and without a layout pass (the line's size never changes): redrawing the whole
+        screen for every chart on every poll is what a live dashboard would spend its CPU on."""
         if self.is_mounted:
-            self.query_one(".chart-legend", Static).update(self.legend())
+            legend = self.legend()
+            key = (legend.plain, tuple(legend.spans))
+            if key != self._legend_key:
+                self._legend_key = key
+                self.query_one(".chart-legend", Static).update(legend, layout=False)
 
     # -- what is drawn ---------------------------------------------------------------------------------------------
 

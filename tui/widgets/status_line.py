@@ -50,6 +50,7 @@ class StatusLine(Static):
         self.loss: tuple[str, float] | None = None
         self.batch_size: int | None = None
         self.flops: tuple[float, float | None] | None = None      # DyDiT: (F_dynamic/F_static, target lambda)
+        self._shown: tuple | None = None
 
     def update_run(self, run: dict[str, Any] | None, latest: dict[str, float]) -> None:
         if run is None:
@@ -72,7 +73,11 @@ class StatusLine(Static):
             if name in latest:
                 self.loss = (name, latest[name])
                 break
-        self.update(self.compose_line())
+        line = self.compose_line()
+        key = (line.plain, tuple(line.spans))
+        if key != self._shown:                      # one line, always: no layout pass, and none when unchanged
+            self._shown = key
+            self.update(line, layout=False)
 
     def _warmup_steps(self) -> int:
         try:
