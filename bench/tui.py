@@ -232,10 +232,9 @@ def open_times(db: Path, run_id: int, runs: int) -> dict:
     opened = [asyncio.run(in_app()) for _ in range(runs)]
     opens, open_cpu = [o[0] for o in opened], [o[1] for o in opened]
     with Store(db) as store:
-        from difftui.engine import store as store_module
         plan = " | ".join(r[3] for r in store.db.execute(
-            f"EXPLAIN QUERY PLAN SELECT step / 1024 AS b, COUNT(*), MIN(value), MAX(value) FROM metrics WHERE"
-            f" run_id = ? AND name = ? AND +id <= ? AND {store_module._FINITE} GROUP BY b",
+            "EXPLAIN QUERY PLAN SELECT step / 1024 AS b, COUNT(*), COUNT(value), MIN(value), MAX(value), TOTAL(value)"
+            " FROM metrics WHERE run_id = ? AND name = ? AND +id <= ? GROUP BY b",
             [run_id, "L_simple", 2**62]).fetchall())
     return {"read_s": reads, "read_cpu": read_cpu, "open_s": opens, "open_cpu": open_cpu, "rows": series_rows,
             "plan": plan}

@@ -434,17 +434,33 @@ class Store:
         while top // width >= capacity:
             width *= 2
         params = {"w": width, "run": run_id, "name": name, "max_id": max_id}
-        # Two plain aggregates instead of one with a CASE per column: the finite rows (a numeric value within the
-        # float range; NULL and text compare false), then the few non-finite ones grouped by their value.
+        # One plain aggregate over every row (a CASE per column would cost three times as much). A bucket whose
+        # minimum, maximum and sum are finite numbers and that has no NULL holds finite values only (text sorts above
+        # every number, a NaN is stored as NULL, an infinity makes the sum infinite); the few others (a run that
+        # diverged) are read again exactly: their finite rows, then their non-finite ones grouped by value.
         rows = self._named(
-            f"""SELECT step / :w AS b, COUNT(*) AS n_finite, MIN(value) AS lo, MAX(value) AS hi,
-                    TOTAL(value) AS total, TOTAL(step) AS step_total, MIN(step) AS first_step, MAX(step) AS last_step
-                FROM metrics WHERE run_id = :run AND name = :name AND +id <= :max_id AND {_FINITE}
-                GROUP BY b""", params)
-        odd = self._named(
-            f"""SELECT step / :w AS b, value, COUNT(*) AS n, MIN(step) AS first_step, MAX(step) AS last_step
-                FROM metrics WHERE run_id = :run AND name = :name AND +id <= :max_id AND ({_FINITE}) IS NOT 1
-                GROUP BY b, value""", params)
+            """SELECT step / :w AS b, COUNT(*) AS n, COUNT(value) AS n_value, MIN(value) AS lo, MAX(value) AS hi,
+                   TOTAL(value) AS total, TOTAL(step) AS step_total, MIN(step) AS first_step, MAX(step) AS last_step
+               FROM metrics WHERE run_id = :run AND name = :name AND +id <= :max_id GROUP BY b""", params)
+        clean = [r for r in rows if r["n"] == r["n_value"] and all(
+            isinstance(r[k], float | int) and abs(r[k]) <= _FLOAT_MAX for k in ("lo", "hi", "total"))]
+        odd_keys = {r["b"] for r in rows} - {r["b"] for r in clean}
+        for r in clean:
+            r["n_finite"] = r.pop("n")
+            del r["n_value"]
+        rows, odd = clean, []
+        for b in sorted(odd_keys):
+            span = {**params, "lo": b * width, "hi": (b + 1) * width}
+            rows += self._named(
+                f"""SELECT step / :w AS b, COUNT(*) AS n_finite, MIN(value) AS lo, MAX(value) AS hi,
+                        TOTAL(value) AS total, TOTAL(step) AS step_total, MIN(step) AS first_step,
+                        MAX(step) AS last_step
+                    FROM metrics WHERE run_id = :run AND name = :name AND step >= :lo AND step < :hi
+                    AND +id <= :max_id AND {_FINITE} GROUP BY b""", span)
+            odd += self._named(
+                f"""SELECT step / :w AS b, value, COUNT(*) AS n, MIN(step) AS first_step, MAX(step) AS last_step
+                    FROM metrics WHERE run_id = :run AND name = :name AND step >= :lo AND step < :hi
+                    AND +id <= :max_id AND ({_FINITE}) IS NOT 1 GROUP BY b, value""", span)
         buckets = {r["b"]: {**r, "n_nan": 0, "n_pinf": 0, "n_ninf": 0} for r in rows}
         for r in odd:
             b = buckets.setdefault(r["b"], {"b": r["b"], "n_finite": 0, "lo": None, "hi": None, "total": 0.0,
@@ -475,6 +491,7 @@ class Store:
 
 
 _MAX_ID = 2**63 - 1
+_FLOAT_MAX = 1.7976931348623157e308
 # A finite value: numeric and within the float range (NULL, text and +-inf all compare false).
 _FINITE = "value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
 
