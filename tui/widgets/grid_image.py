@@ -125,6 +125,8 @@ class GridImage(Vertical):
         key = (caption.plain, tuple(caption.spans), source.plain, tuple(source.spans))
         if key != self._caption_key:                # two fixed lines: no layout pass, and none when unchanged
             self._caption_key = key
+            # The renderer again where a narrow panel cannot cut it off.
+            self.border_subtitle = graphics.LABELS.get(self.renderer, self.renderer)
             self.query_one("#grid-caption", Static).update(caption, layout=False)
             self.query_one("#grid-source", Static).update(source, layout=False)
 
