@@ -25,7 +25,7 @@ APP = [
 ]
 
 HISTORY = [
-    Binding("enter", "open_run", "Open", id="history.open"),
+    Binding("enter", "open_run", "Open", id="history.open", priority=True),   # the table would hide it otherwise
     Binding("n", "new_run", "New run", id="history.new"),
     Binding("r", "resume_run", "Resume", id="history.resume"),
     Binding("s", "stop_run", "Stop", id="history.stop"),

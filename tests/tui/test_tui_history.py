@@ -162,6 +162,10 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path):
                 with Store(db) as store:
                     return store.samples_index(run_id, kind="panel")
             await wait_for(pilot, panel_rows, 90, "the panel grid")
+            # The panel's evaluations join the metric grid: one chart per eval metric, a line per sampler.
+            metrics = app.screen.query_one(MetricGrid)
+            await wait_for(pilot, lambda: "eval:seconds" in metrics.charts, 30, "the eval chart")
+            assert list(metrics.charts["eval:seconds"].series) == ["DDIM eta=0 N=5 linear"]
         assert [r["sampler"] for r in panel_rows()] == ["DDIM eta=0 N=5 linear"]
     finally:
         kill_engines(db)

@@ -91,6 +91,10 @@ async def test_picker_and_review_footers_name_every_key_and_q_quits(tmp_path):
                        lambda: f"the review footer {footer(review)}")
         await pilot.press("q")
         assert values(review)[0].endswith("q") is False          # an integer field refuses the letter...
+        # An empty max-steps field stands for the default, which the resolve shows as its placeholder.
+        await wait_for(pilot, lambda: review.config is not None, 60, "the resolved config")
+        assert values(review)[1] == "" and review.query_one("#max-steps").placeholder == (
+            f"default: {review.config.recipe.total_steps:,} steps")
         assert app.is_running                                     # ...and does not quit
         review.query_one(TickBox).focus()
         await wait_for(pilot, lambda: footer(review) == {"enter": "Next", "ctrl+l": "Launch", "escape": "Back",
@@ -189,4 +193,4 @@ def test_remembered_choices_are_written_atomically_and_a_broken_file_is_ignored(
     entries = {"recipes": [("p3-cifar10", Recipe(), "")]}
     choices = {"datasets": "digits", "backbones": "unet-demo", "samplers": "ddim", "recipes": "p3-cifar10"}
     got = form_defaults(choices, entries, load_choices())
-    assert (got["batch_size"], got["max_steps"], got["note"]) == ("512", "200000", "the p3-cifar10 recipe")
+    assert (got["batch_size"], got["max_steps"], got["note"]) == ("512", "", "the p3-cifar10 recipe")

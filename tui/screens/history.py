@@ -130,6 +130,9 @@ class HistoryScreen(PollingScreen):
         self.action_open_run()
 
     def action_open_run(self) -> None:
+        if self.focused is self.query_one("#filter", Input):
+            self._filter_done()                     # Enter in the filter: on to the table
+            return
         run = self._selected()
         if run is not None:
             self.app.open_dashboard(run["id"])

@@ -143,12 +143,11 @@ def _count(n: float) -> str:
 
 def form_defaults(choices: dict[str, str], entries: dict[str, list] | None,
                   remembered: dict[str, Any]) -> dict[str, Any]:
-    """The review form's first values, known before anything is resolved (so nothing overwrites what the user
-    types): the last launch's form when it used the same four presets, else the recipe preset's batch size and
-    steps. `note` says where they came from.
-
-    Device-fitted defaults (a CPU demo that finishes in minutes, a GPU run with the recipe's figures) are the
-    engine's to decide without importing torch; until its function is wired here, the recipe's values stand."""
+    """The review form's first values, known before anything is resolved, so that nothing a worker finds later is
+    ever written into a field the user may be typing in: the last launch's form when it used the same four presets,
+    else the recipe preset's batch size and an empty max-steps field. An empty max-steps field means "the default":
+    the resolve fills it in (the engine's device-fitting default where it has one) and the screen shows it as the
+    field's placeholder. `note` says where the values came from."""
     same = all(remembered.get(k) == choices.get(k) for k in ("datasets", "backbones", "samplers", "recipes"))
     if same and remembered.get("batch_size") is not None:
         return {"batch_size": remembered.get("batch_size", ""), "max_steps": remembered.get("max_steps", ""),
@@ -157,8 +156,8 @@ def form_defaults(choices: dict[str, str], entries: dict[str, list] | None,
     recipe = next((p for name, p, _ in (entries or {}).get("recipes", []) if name == choices.get("recipes")), None)
     if recipe is None:
         return {"batch_size": "", "max_steps": "", "overrides": "", "off_tier": False, "note": ""}
-    return {"batch_size": str(recipe.batch_size), "max_steps": str(recipe.total_steps), "overrides": "",
-            "off_tier": False, "note": f"the {recipe.name} recipe"}
+    return {"batch_size": str(recipe.batch_size), "max_steps": "", "overrides": "", "off_tier": False,
+            "note": f"the {recipe.name} recipe"}
 
 
 class ReviewScreen(NewRunStep):
@@ -189,7 +188,8 @@ class ReviewScreen(NewRunStep):
                     yield Input(self.defaults["batch_size"], id="batch-size", type="integer", compact=True)
                 with Vertical(classes="field"):
                     yield Label("max steps")
-                    yield Input(self.defaults["max_steps"], id="max-steps", compact=True)
+                    yield Input(self.defaults["max_steps"], id="max-steps", compact=True,
+                                placeholder="default (resolving ...)")
                 with Vertical(classes="field"):
                     yield Label("--set overrides (key=value ...)")
                     yield Input(self.defaults["overrides"], id="overrides", compact=True,
@@ -267,6 +267,8 @@ class ReviewScreen(NewRunStep):
         self.query_one("#config-yaml", Static).update(
             Syntax(message.yaml_text, "yaml", theme="ansi_dark", background_color="default"))
         self._show_error("")
+        # The steps an empty field stands for, shown as its placeholder: never written into the field itself.
+        self.query_one("#max-steps", Input).placeholder = f"default: {self.config.recipe.total_steps:,} steps"
         self._render_facts()
 
     def on_config_rejected(self, message: ConfigRejected) -> None:
