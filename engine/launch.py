@@ -36,7 +36,7 @@ from difftui.engine.config import RunConfig
 from difftui.engine.ownership import Owned, holder, pid_alive, process_start_time
 from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError, run_lock_path
 
-__all__ = ["LaunchPlan", "Owned", "create_run", "engine_argv", "start_run", "launch", "resume", "request_stop",
+__all__ = ["LaunchPlan", "plan_from_options", "Owned", "create_run", "engine_argv", "start_run", "launch", "resume", "request_stop",
            "force_stop", "run_dir", "STOP_GRACE_S"]
 
 STOP_GRACE_S = 30.0                                 # `stop --force`: SIGTERM, then SIGKILL after this long
@@ -92,6 +92,24 @@ class LaunchPlan:
             parts.append(f"{self.nproc_per_node} process(es) per node" + (f" x {self.nnodes} nodes" if self.nnodes > 1
                                                                          else ""))
         return ", ".join(parts) or "one process"
+
+
+def plan_from_options(gpus: str | None = None, nproc_per_node: int | None = None, nnodes: int = 1,
+                      rdzv_endpoint: str | None = None) -> LaunchPlan:
+    """`--gpus 0,1` / `--nproc-per-node K` / `--nnodes N` / `--rdzv-endpoint HOST:PORT` (or the review screen's GPUs
+    field) as a LaunchPlan; ValueError with one line for a bad value. One process per named GPU."""
+    ids = None
+    if gpus is not None and gpus.strip():
+        try:
+            ids = tuple(int(g) for g in gpus.split(",") if g.strip())
+        except ValueError:
+            raise ValueError(f"--gpus {gpus!r}: expected GPU numbers separated by commas, e.g. 0,1") from None
+        if not ids:
+            raise ValueError(f"--gpus {gpus!r}: no GPU named")
+    nproc = nproc_per_node or (len(ids) if ids else 1)
+    if ids and nproc != len(ids):
+        raise ValueError(f"--gpus names {len(ids)} GPU(s) but --nproc-per-node is {nproc}: one process per GPU")
+    return LaunchPlan(nproc_per_node=nproc, gpus=ids, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
 
 
 def run_dir(store: Store, run_id: int) -> Path:

@@ -47,6 +47,15 @@ class LaunchRequest:
     overrides: str
     off_tier: bool
     device: str = "auto"
+    gpus: str = ""                                  # e.g. "0,1": one process per GPU through torchrun (DDP)
+
+    def plan(self) -> Any:
+        """How the run is launched (engine.launch.LaunchPlan); PresetError (one line) for a bad GPUs field."""
+        from difftui.engine.launch import plan_from_options
+        try:
+            return plan_from_options(self.gpus or None)
+        except ValueError as e:
+            raise PresetError(str(e).replace("--gpus", "GPUs")) from None
 
     def resolve(self, preset_dirs: list, *, cwd: str | os.PathLike[str] | None = None,
                 probe: DeviceProbe | None = None) -> RunConfig:

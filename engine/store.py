@@ -162,7 +162,15 @@ def _v_sweeps(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id)")
 
 
-MIGRATIONS = [_v1, _v2_ownership, _v_sweeps]
+def _v_metrics_series(db: sqlite_utils.Database) -> None:
+    """A covering index for the TUI's whole-series reads (bucketed min/max/mean per step range): the dashboard
+    opens a run with a million metric rows without touching the table itself. It supersedes the (run_id, name, step)
+    index, which is its prefix."""
+    db.execute("CREATE INDEX IF NOT EXISTS metrics_series ON metrics (run_id, name, step, value)")
+    db.execute("DROP INDEX IF EXISTS metrics_run_name_step")
+
+
+MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -670,6 +678,107 @@ class Store:
         return out
 
 
+    # TUI reads: a whole series reduced in SQL to what a chart can draw, the newest rows only, and cursors. Each
+    # query is answered from an index (tests/tui/test_tui_store_reads.py checks the plans), so opening a run with a
+    # million metric rows reads about a thousand rows per series. Reads that must agree take `max_id`, the metric
+    # cursor read first, so rows written meanwhile are left to the next incremental read, never counted twice.
+
+    def _named(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def metric_cursor(self, run_id: int) -> int:
+        """The newest metric row id of a run (0 when it has none)."""
+        rows = self._rows("SELECT MAX(id) AS id FROM metrics WHERE run_id = ?", [run_id])
+        return int(rows[0]["id"] or 0)
+
+    def series_names(self, run_id: int) -> list[str]:
+        """The metric names of a run, sorted; a skip-scan of the index (one seek per name, not one per row)."""
+        return [r["name"] for r in self._named(
+            """WITH RECURSIVE n(name) AS (
+                   SELECT (SELECT MIN(name) FROM metrics WHERE run_id = :run)
+                   UNION ALL
+                   SELECT (SELECT MIN(name) FROM metrics WHERE run_id = :run AND name > n.name)
+                   FROM n WHERE n.name IS NOT NULL)
+               SELECT name FROM n WHERE name IS NOT NULL""", {"run": run_id})]
+
+    def series_tail(self, run_id: int, name: str, count: int = 1, max_id: int | None = None) -> list[dict[str, Any]]:
+        """The last `count` rows (id, step, value) of one series, newest first."""
+        return self._rows("SELECT id, step, value FROM metrics WHERE run_id = ? AND name = ? AND +id <= ?"
+                          " ORDER BY step DESC, id DESC LIMIT ?", [run_id, name, _MAX_ID if max_id is None else max_id,
+                                                                   count])
+
+    def series_buckets(self, run_id: int, name: str, capacity: int = 1024,
+                       max_id: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """One series in at most `capacity` step buckets: `(width, rows)`, width the smallest power of two with
+        max_step // width < capacity; each row is bucket `b` (steps b*width .. (b+1)*width - 1) with `n` rows,
+        `n_finite`, `lo`, `hi`, `total` (sum of finite values), `step_total` (sum of their steps), `first_step`,
+        `last_step`, and the non-finite counts `n_nan`, `n_pinf`, `n_ninf`. NaN is read as SQL NULL or the text
+        'nan', inf as a REAL infinity or the text 'inf' / '-inf' (however the engine stored it)."""
+        max_id = _MAX_ID if max_id is None else max_id
+        top = self._rows("SELECT MAX(step) AS s FROM metrics WHERE run_id = ? AND name = ? AND +id <= ?",
+                         [run_id, name, max_id])[0]["s"]
+        if top is None:
+            return 1, []
+        width = 1
+        while top // width >= capacity:
+            width *= 2
+        params = {"w": width, "run": run_id, "name": name, "max_id": max_id}
+        # One plain aggregate over every row (a CASE per column would cost three times as much). A bucket whose
+        # minimum, maximum and sum are finite numbers and that has no NULL holds finite values only (text sorts above
+        # every number, a NaN is stored as NULL, an infinity makes the sum infinite); the few others (a run that
+        # diverged) are read again exactly: their finite rows, then their non-finite ones grouped by value.
+        rows = self._named(
+            """SELECT step / :w AS b, COUNT(*) AS n, COUNT(value) AS n_value, MIN(value) AS lo, MAX(value) AS hi,
+                   TOTAL(value) AS total, TOTAL(step) AS step_total, MIN(step) AS first_step, MAX(step) AS last_step
+               FROM metrics WHERE run_id = :run AND name = :name AND +id <= :max_id GROUP BY b""", params)
+        clean = [r for r in rows if r["n"] == r["n_value"] and all(
+            isinstance(r[k], float | int) and abs(r[k]) <= _FLOAT_MAX for k in ("lo", "hi", "total"))]
+        odd_keys = {r["b"] for r in rows} - {r["b"] for r in clean}
+        for r in clean:
+            r["n_finite"] = r.pop("n")
+            del r["n_value"]
+        rows, odd = clean, []
+        for b in sorted(odd_keys):
+            span = {**params, "lo": b * width, "hi": (b + 1) * width}
+            rows += self._named(
+                f"""SELECT step / :w AS b, COUNT(*) AS n_finite, MIN(value) AS lo, MAX(value) AS hi,
+                        TOTAL(value) AS total, TOTAL(step) AS step_total, MIN(step) AS first_step,
+                        MAX(step) AS last_step
+                    FROM metrics WHERE run_id = :run AND name = :name AND step >= :lo AND step < :hi
+                    AND +id <= :max_id AND {_FINITE} GROUP BY b""", span)
+            odd += self._named(
+                f"""SELECT step / :w AS b, value, COUNT(*) AS n, MIN(step) AS first_step, MAX(step) AS last_step
+                    FROM metrics WHERE run_id = :run AND name = :name AND step >= :lo AND step < :hi
+                    AND +id <= :max_id AND ({_FINITE}) IS NOT 1 GROUP BY b, value""", span)
+        buckets = {r["b"]: {**r, "n_nan": 0, "n_pinf": 0, "n_ninf": 0} for r in rows}
+        for r in odd:
+            b = buckets.setdefault(r["b"], {"b": r["b"], "n_finite": 0, "lo": None, "hi": None, "total": 0.0,
+                                            "step_total": 0.0, "first_step": r["first_step"],
+                                            "last_step": r["last_step"], "n_nan": 0, "n_pinf": 0, "n_ninf": 0})
+            b["first_step"] = min(b["first_step"], r["first_step"])
+            b["last_step"] = max(b["last_step"], r["last_step"])
+            value = _nonfinite(r["value"])
+            key = "n_nan" if value != value else "n_pinf" if value > 0 else "n_ninf"
+            b[key] += r["n"]
+        out = [buckets[k] for k in sorted(buckets)]
+        for b in out:
+            b["n"] = b["n_finite"] + b["n_nan"] + b["n_pinf"] + b["n_ninf"]
+        return width, out
+
+    def evals_since(self, run_id: int, last_id: int = 0) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM evals WHERE run_id = ? AND id > ? ORDER BY id", [run_id, last_id])
+
+    def gpu_recent(self, run_id: int, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` gpu rows of a run, oldest first (a panel's history window, not the whole run)."""
+        return self._rows("SELECT * FROM (SELECT * FROM gpu WHERE run_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                          [run_id, limit])
+
+    def samples_since(self, run_id: int, last_id: int = 0, kind: str = "grid") -> list[dict[str, Any]]:
+        """Sample rows of one kind added after `last_id`, without their PNG bytes."""
+        return self._rows("SELECT id, step, kind, sampler, nfe, path, time FROM samples WHERE run_id = ? AND id > ?"
+                          " AND kind = ? ORDER BY id", [run_id, last_id, kind])
+
+
 def _gpu_row(run_id: int, row: tuple) -> tuple:
     """(time, idx, util, mem_used, mem_total, temp, power[, name, uuid, error]) -> the INSERT's parameters."""
     time_, idx, *readings = row[:7]
@@ -716,3 +825,18 @@ def open_for_reading(path: str | os.PathLike[str]) -> Store:
             if "readonly" not in str(e) and "unable to open" not in str(e):
                 raise
     return Store(path, read_only=True)
+
+_MAX_ID = 2**63 - 1
+_FLOAT_MAX = 1.7976931348623157e308
+# A finite value: numeric and within the float range (NULL, text and +-inf all compare false).
+_FINITE = "value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
+
+
+def _nonfinite(value: Any) -> float:
+    """A stored non-finite value as a float: NULL (how SQLite keeps a bound NaN) and unreadable text are NaN."""
+    if value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -8,17 +8,19 @@ Reopening the app reattaches to whatever is still running, and a run whose proce
 from __future__ import annotations
 
 import subprocess
+import time
+from collections import deque
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings
-from difftui.tui.messages import CloneReady, DatabaseReady, RunActionDone
+from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone
 from difftui.tui.screens.base import one_line
 
 __all__ = ["DifftuiApp"]
@@ -37,11 +39,21 @@ class DifftuiApp(App[None]):
         self.processes: dict[int, subprocess.Popen] = {}       # engines this app started (reaped, never killed)
         self.supervisors: dict[int, subprocess.Popen] = {}     # sweep supervisors this app started (same)
         self.sub_title = str(self.db_path)
+        # The new-run flow's presets (kind -> [(name, preset or None, error)]), read once per flow, and the user's
+        # remembered choices (tui/prefs.py).
+        self.preset_entries: dict[str, list[tuple[str, Any, str]]] | None = None
+        self.remembered: dict[str, Any] = {}
+        self.opening = True                                    # the splash screen, until runs.db is open
+        self._typeahead: deque[events.Key] = deque()          # keys held back (on_event)
+        self._typeahead_timer = None
+        self._key_in_flight: tuple[events.Key, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(f"opening {self.db_path} ...", id="splash", markup=False)
 
     def on_mount(self) -> None:
+        from difftui.engine.checks import start_probe
+        start_probe()                               # the device probe (a subprocess) runs while the user picks
         self.open_database()
 
     # -- the database ---------------------------------------------------------------------------------------------
@@ -49,13 +61,19 @@ class DifftuiApp(App[None]):
     @work(thread=True, exclusive=True, group="open-db", exit_on_error=False)
     def open_database(self) -> None:
         """Create runs.db when it is missing, reap runs whose engine died, count the runs."""
-        with Store(self.db_path) as store:
+        from difftui.engine.store import open_for_reading
+        with (open_for_reading(self.db_path) if self.db_path.exists() else Store(self.db_path)) as store:
             store.reap_dead_runs()
             count = len(store.list_runs())
+            read_only = store.read_only
+        if read_only:
+            self.call_from_thread(self.notify, f"{self.db_path} is read-only here: runs are shown, not changed",
+                                  title="read-only", severity="warning", timeout=15)
         self.post_message(DatabaseReady(count))
 
     def on_database_ready(self, message: DatabaseReady) -> None:
         from difftui.tui.screens.history import HistoryScreen
+        self.opening = False
         self.push_screen(HistoryScreen())
         if message.run_count == 0:
             self.action_new_run()
@@ -68,14 +86,106 @@ class DifftuiApp(App[None]):
         """The one place a failed worker becomes a message for the user (screens forward theirs here)."""
         text = one_line(error)
         if worker.group == "open-db":
+            self.opening = False
             self.query_one("#splash", Static).update(f"cannot open {self.db_path}: {text}\nctrl+q quits")
         self.notify(text, title=worker.group, severity="error", timeout=10)
+
+    # -- keys in the order they were typed --------------------------------------------------------------------------
+
+    KEY_SETTLE_S = 1.0          # the longest a key may keep the next one waiting (a safety net, see _keys_ready)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Every key reaches its widget in the order it was typed, however fast the keys come.
+
+        Textual routes a key to whatever has focus when it reads it, and runs key bindings (the focused widget's
+        own, such as an input's backspace, too) only when the key has bubbled up to the app, while a printable key is
+        inserted at once. So a burst could lose keys (typed before the new screen had focus) or reorder them
+        (backspace after the digits typed behind it). Here a key is held while the screen is still being composed,
+        and while an earlier key is still on its way up; held keys are replayed in order."""
+        if isinstance(event, events.Key) and not event.is_forwarded and event.key not in ("ctrl+q", "ctrl+c"):
+            if self._typeahead or not self._keys_ready():
+                self._typeahead.append(event)
+                self._arm_typeahead()
+                return
+            await self._send_key(event)
+            return
+        await super().on_event(event)
+
+    async def _send_key(self, event: events.Key) -> None:
+        focused = self.focused
+        await super().on_event(event)
+        consumed = focused is not None and focused.check_consume_key(event.key, event.character)
+        if event.is_forwarded and not consumed:
+            self._key_in_flight = (event, time.monotonic())
+
+    def _on_key(self, event: events.Key) -> None:
+        # Textual calls App._on_key (which runs the bindings) after this one, for the same message; held keys are
+        # sent from a callback queued behind it.
+        if self._key_in_flight is not None and self._key_in_flight[0] is event:
+            self._key_in_flight = None
+            if self._typeahead:
+                self.call_later(self._drain_typeahead)
+
+    def _keys_ready(self) -> bool:
+        if self.opening:
+            return False
+        if self._key_in_flight is not None:
+            # Settled when it reaches the app (_on_key); the time limit covers a key a widget kept for itself.
+            if time.monotonic() - self._key_in_flight[1] < self.KEY_SETTLE_S:
+                return False
+            self._key_in_flight = None
+        return bool(getattr(self.screen, "ready_for_keys", True))
+
+    def _arm_typeahead(self) -> None:
+        if self._typeahead_timer is None:
+            self._typeahead_timer = self.set_interval(0.01, self._drain_typeahead)
+
+    async def _drain_typeahead(self) -> None:
+        while self._typeahead and self._keys_ready():
+            await self._send_key(self._typeahead.popleft())
+        if not self._typeahead and self._typeahead_timer is not None:
+            self._typeahead_timer.stop()
+            self._typeahead_timer = None
 
     # -- navigation -----------------------------------------------------------------------------------------------
 
     def action_new_run(self, choices: dict[str, str] | None = None) -> None:
         from difftui.tui.screens.new_run import PresetPickerScreen
+        self.preset_entries = None              # read them again: the user may have edited a preset file
+        self.load_presets()
         self.push_screen(PresetPickerScreen("datasets", dict(choices or {})))
+
+    @work(thread=True, exclusive=True, group="presets", exit_on_error=False)
+    def load_presets(self) -> None:
+        """Read and validate every preset file of every kind (a malformed one is listed with its one-line error),
+        and the user's remembered choices."""
+        from difftui.engine.catalog import Catalog, load_preset
+        from difftui.engine.config import PresetError
+        from difftui.tui.prefs import load_choices
+        from difftui.tui.screens.new_run import STEPS
+        catalog = Catalog(self.preset_dirs)
+        entries: dict[str, list[tuple[str, Any, str]]] = {}
+        for kind in STEPS:
+            entries[kind] = []
+            for name, path in catalog.files(kind).items():
+                try:
+                    entries[kind].append((name, load_preset(kind, path), ""))
+                except PresetError as e:
+                    entries[kind].append((name, None, one_line(e)))
+        self.post_message(PresetsLoaded(entries, load_choices()))
+
+    def on_presets_loaded(self, message: PresetsLoaded) -> None:
+        from difftui.tui.screens.new_run import PresetPickerScreen
+        self.preset_entries = message.entries
+        self.remembered = message.remembered
+        for screen in self.screen_stack:
+            if isinstance(screen, PresetPickerScreen):
+                screen.presets_ready()
+
+    def action_help(self) -> None:
+        from difftui.tui.screens.help import HelpScreen
+        if not isinstance(self.screen, HelpScreen) and len(self.screen_stack) > 1:
+            self.push_screen(HelpScreen(self.screen))
 
     def close_new_run_flow(self) -> None:
         """Pop the picker and review screens (they are stacked so that escape walks back)."""

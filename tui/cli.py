@@ -181,6 +181,7 @@ def root(
 @user_command
 def open_tui(c: Context) -> None:
     from difftui.tui.app import DifftuiApp
+    from difftui.tui.graphics import detect_graphics; detect_graphics()  # sixel/kitty: ask before Textual reads stdin
     DifftuiApp(db_path=c.db, preset_dirs=c.presets).run()
 
 
@@ -276,20 +277,9 @@ def _report_end(c: Context, run_id: int) -> int:
 
 def launch_plan(gpus: str | None, nproc_per_node: int | None, nnodes: int = 1, rdzv_endpoint: str | None = None):
     """--gpus / --nproc-per-node / --nnodes / --rdzv-endpoint -> a LaunchPlan (one line on a bad value)."""
-    from difftui.engine.launch import LaunchPlan
-    ids = None
-    if gpus is not None:
-        try:
-            ids = tuple(int(g) for g in gpus.split(",") if g.strip())
-        except ValueError:
-            raise UserError(f"--gpus {gpus!r}: expected GPU numbers separated by commas, e.g. 0,1") from None
-        if not ids:
-            raise UserError(f"--gpus {gpus!r}: no GPU named")
-    nproc = nproc_per_node or (len(ids) if ids else 1)
-    if ids and nproc != len(ids):
-        raise UserError(f"--gpus names {len(ids)} GPU(s) but --nproc-per-node is {nproc}: one process per GPU")
+    from difftui.engine.launch import plan_from_options
     try:
-        return LaunchPlan(nproc_per_node=nproc, gpus=ids, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
+        return plan_from_options(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     except ValueError as e:
         raise UserError(str(e)) from None
 

@@ -60,12 +60,13 @@ class RunsLoaded(Message):
 
 
 class PresetsLoaded(Message):
-    """One preset kind read from disk: (name, preset or None, error or "") per file."""
+    """Every preset kind read from disk (kind -> [(name, preset or None, error or "")]) and the user's remembered
+    new-run choices."""
 
-    def __init__(self, kind: str, entries: list[tuple[str, Any, str]]) -> None:
+    def __init__(self, entries: dict[str, list[tuple[str, Any, str]]], remembered: dict[str, Any]) -> None:
         super().__init__()
-        self.kind = kind
         self.entries = entries
+        self.remembered = remembered
 
 
 class ConfigResolved(Message):
@@ -110,17 +111,28 @@ class LaunchFailed(Message):
 
 @dataclass
 class RunBatch:
-    """What one dashboard poll read: the run row and the rows added since the last poll."""
+    """What one dashboard poll read: the run row and the rows added since the last poll. A full read (the first
+    poll, after a rewind, or after a long pause) carries every series already bucketed by SQL in `series` and the
+    recent GPU window in `gpu`; an incremental one carries the new metric rows in `metrics`."""
     run: dict[str, Any] | None
+    series: dict[str, Any] | None = None                               # name -> BucketSeries (a full read)
+    latest: dict[str, float] = field(default_factory=dict)              # name -> newest value (a full read)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     gpu: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    evals: list[dict[str, Any]] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)        # new grid index rows (no PNG bytes)
     grid: tuple[int, Any] | None = None                               # (sample id, PIL image) of the newest grid
     last_metric: int = 0
     last_gpu: int = 0
     last_event: int = 0
     last_sample: int = 0
+    last_eval: int = 0
+    seconds: float = 0.0                                              # how long the worker took
+
+    @property
+    def full(self) -> bool:
+        return self.series is not None
 
 
 class RunPolled(Message):

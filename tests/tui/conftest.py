@@ -1,5 +1,6 @@
 """Fixtures for the TUI tests. Everything that would make a snapshot drift is pinned: creation and event times are
-fixed, the time zone is UTC, grids are drawn from a formula, the grid image uses half-blocks, cursors do not blink."""
+fixed, the time zone is UTC, grids are drawn from a formula, the grid image uses half-blocks, cursors do not blink,
+and the remembered new-run choices live in a throwaway config folder."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from tui_helpers import make_prepared_db
 
 
 @pytest.fixture(autouse=True)
-def utc(monkeypatch):
+def utc(monkeypatch, tmp_path):
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.setenv("DIFFTUI_GRAPHICS", "halfcell")
+    # The new-run flow remembers the last choices per user (tui/prefs.py): never the real user's file.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     time.tzset()
     yield
     monkeypatch.undo()

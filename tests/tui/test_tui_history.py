@@ -16,7 +16,7 @@ from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.confirm import ConfirmScreen
 from difftui.tui.screens.dashboard import DashboardScreen
 from difftui.tui.screens.history import HistoryScreen
-from difftui.tui.widgets.loss_chart import LossChart
+from difftui.tui.widgets.metric_chart import MetricGrid
 from difftui.tui.widgets.run_table import RunTable
 
 SIZE = (140, 36)
@@ -38,7 +38,9 @@ async def test_history_lists_runs_and_shows_dead_engine_as_crashed(prepared_db):
         assert by_id[4]["error"] == "engine process ended without a final status"
         assert by_id[1]["last_loss"] == pytest.approx(1 / 21 + 0.02 * math.sin(1000))
         row = table.get_row("4")
-        assert str(row[2]) == "crashed" and row[3] == "digits" and row[4] == "unet-demo"
+        # Key columns first (id, name, status, step, last loss), so a narrow terminal still shows them.
+        assert str(row[2]) == "crashed" and str(row[3]) == "120/4000" and str(row[4]) == "0.38"
+        assert row[5] == "digits" and row[6] == "unet-demo"
 
         await pilot.press("slash", *"cifar")
         assert table.row_count == 1 and table.selected_run()["name"] == "cifar-p1"
@@ -52,7 +54,7 @@ async def test_history_lists_runs_and_shows_dead_engine_as_crashed(prepared_db):
         dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
         assert dash.run_id == 1
-        assert dash.query_one(LossChart).point_count() == 100
+        assert dash.query_one(MetricGrid).point_count() == 100
         assert dash.query_one("#grid").index.current["step"] == 1000
         await pilot.press("left_square_bracket")
         assert dash.query_one("#grid").index.current["step"] == 750
@@ -126,7 +128,7 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
         app.open_dashboard(1)
         dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
-        chart = dash.query_one(LossChart)
+        chart = dash.query_one(MetricGrid)
         assert chart.point_count() == 100 and len(dash.query_one("#grid").index.rows) == 4
         # What a resume from the step-500 checkpoint does to runs.db: drop later rows, log from step 510 again.
         with Store(prepared_db) as store:
@@ -134,7 +136,7 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
             store.write_batch(1, metrics=[(510, 65.3, "L_simple", 0.2, time.time())],
                               run_fields=dict(status="running", step=510, heartbeat=time.time(), pid=None))
         dash.refresh_now()
-        await wait_for(pilot, lambda: chart.point_count() == 51 and chart.steps["L_simple"][-1] == 510, 30,
+        await wait_for(pilot, lambda: chart.point_count() == 51 and chart.series_of("L_simple").last_step == 510, 30,
                        "the rewound series")
         assert [r["step"] for r in dash.query_one("#grid").index.rows] == [250, 500]
 
@@ -160,6 +162,10 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path):
                 with Store(db) as store:
                     return store.samples_index(run_id, kind="panel")
             await wait_for(pilot, panel_rows, 90, "the panel grid")
+            # The panel's evaluations join the metric grid: one chart per eval metric, a line per sampler.
+            metrics = app.screen.query_one(MetricGrid)
+            await wait_for(pilot, lambda: "eval:seconds" in metrics.charts, 30, "the eval chart")
+            assert list(metrics.charts["eval:seconds"].series) == ["DDIM eta=0 N=5 linear"]
         assert [r["sampler"] for r in panel_rows()] == ["DDIM eta=0 N=5 linear"]
     finally:
         kill_engines(db)

@@ -14,11 +14,12 @@ import pytest
 from tui_helpers import engine_log, kill_engines, no_blink, run_status, wait_for
 
 from difftui.tui.app import DifftuiApp
+from difftui.tui.prefs import load_choices
 from difftui.tui.screens.dashboard import DashboardScreen
 from difftui.tui.screens.history import HistoryScreen
 from difftui.tui.screens.new_run import PresetPickerScreen
 from difftui.tui.screens.review import ReviewScreen
-from difftui.tui.widgets.loss_chart import LossChart
+from difftui.tui.widgets.metric_chart import MetricGrid
 from difftui.tui.widgets.run_table import RunTable
 from difftui.tui.widgets.status_line import StatusLine
 
@@ -73,15 +74,19 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             await pilot.press("ctrl+l")
             dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen, 60,
                                   "the dashboard")
+            # The launch is remembered for the next new run (in the test's own config folder).
+            remembered = load_choices()
+            assert remembered["batch_size"] == "8" and remembered["max_steps"] == "2000"
+            assert remembered["overrides"] == TINY and remembered["recipes"] == "p1-default"
             run_id = dash.run_id
             assert [type(s).__name__ for s in app.screen_stack[1:]] == ["HistoryScreen", "DashboardScreen"]
-            chart = dash.query_one(LossChart)
+            chart = dash.query_one(MetricGrid)
             status = dash.query_one(StatusLine)
             await wait_for(pilot, lambda: chart.point_count("L_simple") >= 2 and status.step > 0, 150,
                            lambda: f"metrics on the dashboard; engine.log:\n{engine_log(db, run_id)}")
             assert status.status in ("running", "queued")
             assert status.img_per_s and status.img_per_s > 0
-            assert all(v > 0 and v == v for v in chart.values["L_simple"])
+            assert chart.series_of("L_simple").lo > 0
             assert "img/s" in str(status.render()) and "ETA" in str(status.render())
             pid = run_status(db, run_id)["pid"]
             assert run_id in app.processes
@@ -102,7 +107,7 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             await pilot.press("enter")
             dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen, 30,
                                   "the dashboard again")
-            chart = dash.query_one(LossChart)
+            chart = dash.query_one(MetricGrid)
             await wait_for(pilot, lambda: chart.point_count() >= 2, 60, "the series read back")
             seen = chart.point_count()
             await wait_for(pilot, lambda: chart.point_count() > seen, 90,

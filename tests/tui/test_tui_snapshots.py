@@ -7,16 +7,19 @@ have delivered (presets read, config resolved and measured, dashboard polled).
 
 from __future__ import annotations
 
-from tui_helpers import no_blink, wait_for
+from tui_helpers import make_dydit_db, no_blink, wait_for
 
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.confirm import ConfirmScreen
 from difftui.tui.screens.dashboard import DashboardScreen
+from difftui.tui.screens.help import HelpScreen
 from difftui.tui.screens.history import HistoryScreen
 from difftui.tui.screens.new_run import PresetPickerScreen
 from difftui.tui.screens.review import ReviewScreen
 
 SIZE = (140, 40)
+NARROW = (100, 30)
+WIDE = (160, 45)
 
 
 async def _history(pilot) -> None:
@@ -88,3 +91,47 @@ def test_snapshot_dashboard(snap_compare, prepared_db):
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=before)
+
+
+async def _dashboard(pilot, run_id: int) -> None:
+    app = pilot.app
+    await _history(pilot)
+    app.open_dashboard(run_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+                   and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard")
+    no_blink(app)
+    await pilot.pause()
+
+
+def test_snapshot_dashboard_dydit_flops_panel_and_metric_grid(snap_compare, tmp_path):
+    """A DyDiT run on a GPU: the metric grid (L_simple, F_dyn/F_static with its target and band, ...), the FLOPs
+    panel with its verdict, the GPU panel with a failed reading, the grid with its sampler and renderer."""
+    db = make_dydit_db(tmp_path)
+
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=WIDE, run_before=before)
+
+
+def test_snapshot_dashboard_at_100x30(snap_compare, tmp_path):
+    db = make_dydit_db(tmp_path)
+
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=NARROW, run_before=before)
+
+
+def test_snapshot_help_on_the_dashboard(snap_compare, prepared_db):
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), 10, "the help screen")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_history_at_100x30(snap_compare, prepared_db):
+    assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=NARROW, run_before=_history)

@@ -139,3 +139,63 @@ def make_prepared_db(tmp_path: Path) -> Path:
         add_run(store, name="digits-orphan", status="running", step=120, total=4000, created=FIXED_T + 3 * 86400,
                 losses=[(s, 0.5 - s / 1000) for s in range(10, 130, 10)], pid=dead_pid())
     return db
+
+
+def ensure_gpu_detail_columns(store: Store) -> None:
+    """The gpu table's `name`, `uuid` and `error` columns (the engine's telemetry change adds them by a migration;
+    added here only where that migration has not run)."""
+    have = {r["name"] for r in store.db.query("PRAGMA table_info(gpu)")}
+    for col in ("name", "uuid", "error"):
+        if col not in have:
+            store.db.execute(f"ALTER TABLE gpu ADD COLUMN {col} TEXT")
+
+
+def make_dydit_db(tmp_path: Path, *, ratio_end: float = 0.523, steps: int = 2000) -> Path:
+    """One finished DyDiT-S/2 run (lambda 0.5) on a GPU, with every figure the dashboard can show: losses, lr,
+    img/s, grad norm, the FLOPs ratio and target, gflops_fwd / tflops / mfu, GPU readings (one failed), two grids."""
+    db = tmp_path / "runs.db"
+    with Store(db) as store:
+        config = config_dict(backbone="dydit-s-2", recipe="p5-dydit-finetune", batch_size=256)
+        config["backbone"]["arch"].update(depth=2, hidden_size=48)
+        config["backbone"]["off_tier"] = True
+        config["device"] = "cuda:0"
+        run_id = store.create_run(config, name="dydit-s-lambda0.5", total_steps=steps, device="cuda:0")
+        metrics = []
+        for s in range(10, steps + 10, 10):
+            t = FIXED_T + s
+            kimg = s * 256 / 1000
+            loss = 0.09 + 0.9 / (1 + s / 40) + 0.015 * math.sin(s / 7)
+            ratio = ratio_end + (1.0 - ratio_end) * math.exp(-s / 300) + 0.004 * math.sin(s / 11)
+            metrics += [(s, kimg, "L_simple", loss, t), (s, kimg, "lr", 1e-4, t),
+                        (s, kimg, "img_per_s", 850.0 + 20 * math.sin(s / 50), t),
+                        (s, kimg, "grad_norm", 0.4 + 2.0 / (1 + s / 30), t),
+                        (s, kimg, "flops_ratio", ratio, t), (s, kimg, "flops_target", 0.5, t),
+                        (s, kimg, "tflops", 48.3 + math.sin(s / 30), t), (s, kimg, "mfu", 0.0488, t)]
+            if s == 10:
+                metrics.append((s, kimg, "gflops_fwd", 12.12, t))
+        store.write_batch(run_id, metrics=metrics, run_fields=dict(
+            status="completed", step=steps, created=FIXED_T, started=FIXED_T + 1, heartbeat=FIXED_T + steps,
+            ended=FIXED_T + steps + 5, pid=None, host=socket.gethostname()))
+        ensure_gpu_detail_columns(store)
+        with store.atomic():
+            for i in range(60):
+                t = FIXED_T + steps - 120 + 2 * i
+                failed = i == 40
+                store.db.execute(
+                    "INSERT INTO gpu (run_id, time, idx, util, mem_used, mem_total, temperature, power, name, uuid,"
+                    " error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [run_id, t, 0, None if failed else 88.0 + 8 * math.sin(i / 5), 21_000.0 + 40 * i, 81_559.0,
+                     None if failed else 61.0 + i / 20, 305.0 + 25 * math.sin(i / 4),
+                     "NVIDIA H100 80GB HBM3", "GPU-8f1c2d3e-0000-4a5b-9c6d-7e8f90a1b2c3",
+                     "NVMLError_Unknown: utilization query failed" if failed else None])
+            store.db.execute(
+                "INSERT INTO gpu (run_id, time, idx, util, mem_used, mem_total, temperature, power, name, uuid, error)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [run_id, FIXED_T + steps, 0, None, 23_400.0, 81_559.0, None, 318.0, "NVIDIA H100 80GB HBM3",
+                 "GPU-8f1c2d3e-0000-4a5b-9c6d-7e8f90a1b2c3", "NVMLError_GpuIsLost: GPU is lost"])
+        store.write_batch(run_id, events=[(FIXED_T + 1, "info", "engine started on cuda:0 (NVIDIA H100 80GB HBM3)"),
+                                          (FIXED_T + 1000, "info", "grid at step 1000"),
+                                          (FIXED_T + steps, "info", f"completed at step {steps}")])
+        for s in (1000, steps):
+            store.add_sample(run_id, step=s, kind="grid", sampler="DDIM eta=0 N=50 linear", nfe=50, png=grid_png(s))
+    return db

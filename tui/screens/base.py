@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
@@ -26,6 +28,22 @@ class DifftuiScreen(Screen):
     bubble, so every screen catches it here and hands it on; a screen that shows an error in place (the review
     screen's error line) or must recover (a poll re-arming) overrides `worker_failed` for its groups, and everything
     else ends in the app's `report_worker_error`."""
+
+    FOCUS_GRACE_S = 0.3                             # a screen with nothing to focus takes keys after this
+
+    _composed_at: float | None = None
+
+    def on_mount(self) -> None:
+        self._composed_at = time.monotonic()
+
+    @property
+    def ready_for_keys(self) -> bool:
+        """Composed and focused, so a key reaches the widget it was typed for. Until then the app holds keys back
+        (DifftuiApp.on_event): Textual sends a key to whatever has focus when the key is read, and a screen still
+        being composed has none, so keys typed ahead of it were lost."""
+        if self._composed_at is None:
+            return False
+        return self.focused is not None or time.monotonic() - self._composed_at > self.FOCUS_GRACE_S
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
@@ -69,7 +87,9 @@ class PollingScreen(DifftuiScreen):
 
     def _tick(self) -> None:
         self._timer = None
-        if self.is_current:
+        # The top screen only: Textual's `is_current` is also true for the screen just beneath it (a "background"
+        # screen), so the history went on polling and redrawing under the dashboard.
+        if self.app.screen is self:
             self.refresh_now()
 
     def on_screen_resume(self) -> None:

@@ -20,11 +20,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
-from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import CompareBatch, CompareGridsLoaded, ComparePolled
 from difftui.tui.screens.base import PollingScreen
-from difftui.tui.widgets.grid_image import image_class
+from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.widgets.member_table import LOSSES
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.status_line import STATUS_STYLES
@@ -38,7 +38,7 @@ POLL_IDLE_S = 5.0
 def read_compare(db_path: Path, run_ids: list[int], last_id: int = 0) -> CompareBatch:
     from difftui.engine.sweeps import config_diff
     from difftui.engine.sweeps.compare import summarise_runs
-    with Store(db_path) as store:
+    with open_for_reading(db_path) as store:
         store.reap_dead_runs()
         runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
         batch = CompareBatch(summaries=summarise_runs(store, runs),
@@ -93,7 +93,7 @@ class CompareScreen(PollingScreen):
             for run_id in self.run_ids:
                 with Vertical(classes="compare-grid", id=f"compare-grid-{run_id}"):
                     yield Static(f"run {run_id}", classes="compare-caption", markup=False)
-                    yield image_class()(None, classes="compare-picture")
+                    yield widget_class(preferred())(None, classes="compare-picture")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -198,7 +198,7 @@ class CompareScreen(PollingScreen):
     def load_grids(self, step: int, rows: dict[int, dict[str, Any] | None]) -> None:
         from difftui.tui.screens.dashboard import decode_png
         images = {}
-        with Store(self.app.db_path) as store:
+        with open_for_reading(self.app.db_path) as store:
             for run_id, row in rows.items():
                 images[run_id] = (row, decode_png(store.sample_png(row["id"])) if row else None)
         self.post_message(CompareGridsLoaded(step, images))

@@ -1,35 +1,44 @@
-"""The run dashboard: status line, loss chart, GPU panel, the latest fixed-x_T grid (with a scrubber) and the events.
+"""The run dashboard: status line, the metric grid, the FLOPs-budget and GPU panels, the newest fixed-x_T grid (with
+a scrubber and a full-size view) and the events.
 
-Polling follows dolphie: a worker reads everything new since the last poll (`WHERE id > last_seen` for metrics, gpu
-rows, events and grids, plus the run row and the newest grid's PNG, decoded there), posts one `RunPolled`, and the
-timer is re-armed only once that batch has been drawn. Polls never overlap and a slow terminal just polls less often.
+Polling follows dolphie: a worker reads what is new since the last poll and posts one `RunPolled`; the timer is
+re-armed only once that batch has been drawn, so polls never overlap and a slow terminal just polls less often. The
+first poll (and one after a rewind or a long pause) reads every series already reduced by SQL to buckets
+(`Store.series_buckets`), so a run with a million metric rows opens in well under a second; later polls read only
+the rows added since (`WHERE id > last_seen`).
 """
 
 from __future__ import annotations
 
 import io
+import json
+import time
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
-from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
+from difftui.tui.metric_series import CAPACITY, HIDDEN_METRICS, BucketSeries, as_value
 from difftui.tui.screens.base import PollingScreen
 from difftui.tui.widgets.event_log import EventLog
-from difftui.tui.widgets.gpu_panel import GpuPanel
+from difftui.tui.widgets.flops_panel import FLOPS_TOLERANCE, FlopsPanel
+from difftui.tui.widgets.gpu_panel import HISTORY, GpuPanel
 from difftui.tui.widgets.grid_image import GridImage
-from difftui.tui.widgets.loss_chart import LossChart
+from difftui.tui.widgets.metric_chart import SMOOTHING_STEPS, MetricChart, MetricGrid, Reference
 from difftui.tui.widgets.status_line import StatusLine
 
-__all__ = ["DashboardScreen", "read_batch", "decode_png"]
+__all__ = ["DashboardScreen", "read_batch", "read_series", "decode_png"]
 
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 3.0
+REREAD_ROWS = 20_000        # more new metric rows than this since the last poll: read the buckets again instead
+GPU_ROWS = HISTORY * 8      # the GPU panel's window, for up to 8 GPUs
 
 
 def decode_png(png: bytes | None) -> Any:
@@ -42,62 +51,111 @@ def decode_png(png: bytes | None) -> Any:
     return image.convert("RGB")
 
 
+def read_series(store: Store, run_id: int, max_id: int) -> tuple[dict[str, BucketSeries], dict[str, float]]:
+    """Every metric series of a run up to row `max_id`, bucketed in SQL, and each metric's newest value."""
+    series: dict[str, BucketSeries] = {}
+    latest: dict[str, float] = {}
+    for name in store.series_names(run_id):
+        tail = store.series_tail(run_id, name, 1, max_id)
+        if not tail:
+            continue
+        latest[name] = as_value(tail[0]["value"])
+        if name in HIDDEN_METRICS:
+            continue
+        width, rows = store.series_buckets(run_id, name, CAPACITY, max_id)
+        series[name] = BucketSeries.from_buckets(width, rows, (tail[0]["step"], tail[0]["value"]))
+    return series, latest
+
+
 def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: int = 0, last_event: int = 0,
-               last_sample: int = 0, newest_grid: bool = True) -> RunBatch:
+               last_sample: int = 0, last_eval: int = 0, newest_grid: bool = True, full: bool = False) -> RunBatch:
     """Everything new about one run since the given row ids (one Store, opened and closed in the calling thread)."""
-    with Store(db_path) as store:
+    start = time.perf_counter()
+    with open_for_reading(db_path) as store:
         run = store.get_run(run_id)
         if run is not None and run["status"] in ACTIVE_STATUSES:
             store.reap_dead_runs()                  # the engine died: show crashed, not running forever
             run = store.get_run(run_id)
         batch = RunBatch(run=run, last_metric=last_metric, last_gpu=last_gpu, last_event=last_event,
-                         last_sample=last_sample)
+                         last_sample=last_sample, last_eval=last_eval)
         if run is None:
             return batch
-        batch.metrics = store.metrics_since(run_id, last_metric)
-        batch.gpu = store.gpu_since(run_id, last_gpu)
+        newest = store.metric_cursor(run_id)
+        if full or last_metric == 0 or newest - last_metric > REREAD_ROWS:
+            batch.series, batch.latest = read_series(store, run_id, newest)
+            batch.last_metric = newest
+            batch.gpu = store.gpu_recent(run_id, GPU_ROWS)
+            batch.evals = store.evals_since(run_id, 0)
+        else:
+            batch.metrics = store.metrics_since(run_id, last_metric)
+            batch.gpu = store.gpu_since(run_id, last_gpu)
+            batch.evals = store.evals_since(run_id, last_eval)
+            if batch.metrics:
+                batch.last_metric = batch.metrics[-1]["id"]
         batch.events = store.events_since(run_id, last_event)
-        batch.samples = [r for r in store.samples_index(run_id, "grid") if r["id"] > last_sample]
-        if batch.metrics:
-            batch.last_metric = batch.metrics[-1]["id"]
+        batch.samples = store.samples_since(run_id, last_sample, "grid")
         if batch.gpu:
             batch.last_gpu = batch.gpu[-1]["id"]
         if batch.events:
             batch.last_event = batch.events[-1]["id"]
+        if batch.evals:
+            batch.last_eval = batch.evals[-1]["id"]
         if batch.samples:
-            batch.last_sample = max(r["id"] for r in batch.samples)
+            batch.last_sample = batch.samples[-1]["id"]
             if newest_grid:
-                newest = max(batch.samples, key=lambda r: (r["step"], r["id"]))
-                batch.grid = (newest["id"], decode_png(store.sample_png(newest["id"])))
+                newest_row = max(batch.samples, key=lambda r: (r["step"], r["id"]))
+                batch.grid = (newest_row["id"], decode_png(store.sample_png(newest_row["id"])))
+    batch.seconds = time.perf_counter() - start
     return batch
 
 
 class DashboardScreen(PollingScreen):
     BINDINGS = bindings.DASHBOARD
+    AUTO_FOCUS = "#metrics"                 # not the filter: a focused input would swallow every key
 
     def __init__(self, run_id: int) -> None:
         super().__init__()
         self.run_id = run_id
         self.run: dict[str, Any] | None = None
+        self.config: dict[str, Any] = {}
         self.latest: dict[str, float] = {}
-        self.cursors = dict(last_metric=0, last_gpu=0, last_event=0, last_sample=0)
+        self.evals: list[dict[str, Any]] = []
+        self.cursors = self._fresh_cursors()
+        self.full_read = True
         self.polls = 0
+        self.opened_in: float | None = None        # seconds from mount to the first batch drawn
+        self._mounted_at = time.perf_counter()
+
+    @staticmethod
+    def _fresh_cursors() -> dict[str, int]:
+        return dict(last_metric=0, last_gpu=0, last_event=0, last_sample=0, last_eval=0)
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         with Horizontal(id="dash-main"):
             with Vertical(id="dash-left"):
-                yield LossChart(id="loss")
-                yield GpuPanel(id="gpu")
+                with Horizontal(id="metrics-bar"):
+                    yield Input(placeholder="/ filter charts (e.g. loss, lr, eval)", id="metric-filter",
+                                compact=True)
+                yield MetricGrid(id="metrics")
+                yield FlopsPanel(id="flops")
             with Vertical(id="dash-right"):
                 yield GridImage(id="grid")
+                yield GpuPanel(id="gpu")
                 yield EventLog(id="events")
         yield Footer()
 
     def on_mount(self) -> None:
+        self._mounted_at = time.perf_counter()
         self.query_one("#grid").border_title = "fixed-x_T grid"
         self.query_one("#events").border_title = "events"
+        self.query_one("#metrics").border_title = self._metrics_title()
         self.refresh_now()
+
+    def _metrics_title(self) -> str:
+        weight = self.query_one(MetricGrid).smoothing
+        smooth = f"EMA {weight:g} (debiased)" if weight > 0 else "raw"
+        return f"metrics - line: {smooth}, faint: raw"
 
     # -- polling --------------------------------------------------------------------------------------------------
 
@@ -105,54 +163,93 @@ class DashboardScreen(PollingScreen):
     retry_after_s = POLL_IDLE_S
 
     def start_poll(self) -> None:
-        self.poll_run(dict(self.cursors), self.query_one(GridImage).index.live)
+        self.poll_run(dict(self.cursors), self.query_one(GridImage).index.live, self.full_read)
 
     @work(thread=True, exclusive=True, group="dashboard-poll", exit_on_error=False)
-    def poll_run(self, cursors: dict[str, int], follow: bool) -> None:
-        self.post_message(RunPolled(read_batch(self.app.db_path, self.run_id, newest_grid=follow, **cursors)))
+    def poll_run(self, cursors: dict[str, int], follow: bool, full: bool) -> None:
+        self.post_message(RunPolled(read_batch(self.app.db_path, self.run_id, newest_grid=follow, full=full,
+                                               **cursors)))
 
     def on_run_polled(self, message: RunPolled) -> None:
         self.polls += 1
         batch = message.batch
         run = batch.run
-        if self._rewound(batch.metrics):
+        metrics = self.query_one(MetricGrid)
+        if batch.full:
+            metrics.set_series(batch.series)
+            self.latest = dict(batch.latest)
+            self.query_one(GpuPanel).reset()
+            self.evals = []
+        elif not metrics.add_rows(batch.metrics):
             # Resumed from a checkpoint: the engine dropped the rows logged after it, so read the run afresh.
             self._reset_series()
             self._polling = False
             self.refresh_now()
             return
+        else:
+            for row in batch.metrics:
+                self.latest[row["name"]] = as_value(row["value"])
+        self.full_read = False
         self.run = run
         self.cursors = dict(last_metric=batch.last_metric, last_gpu=batch.last_gpu, last_event=batch.last_event,
-                            last_sample=batch.last_sample)
-        for row in batch.metrics:
-            self.latest[row["name"]] = row["value"]
+                            last_sample=batch.last_sample, last_eval=batch.last_eval)
+        if run is not None and run.get("config"):
+            self._set_config(run["config"])
+        self._flops_references()
+        if batch.evals:
+            self.evals.extend(batch.evals)
+            metrics.set_evals(self.evals)
         self.query_one(StatusLine).update_run(run, self.latest)
-        self.query_one(LossChart).add_points(batch.metrics)
+        active = run is not None and run["status"] in ACTIVE_STATUSES
         gpu = self.query_one(GpuPanel)
-        gpu.set_device(run["device"] if run else "")
+        gpu.set_device(run["device"] if run else "", live=active)
         gpu.add_rows(batch.gpu)
         self.query_one(EventLog).add_events(batch.events)
         grid = self.query_one(GridImage)
         grid.add_rows(batch.samples)
         if batch.grid is not None and grid.index.live:
             grid.show(*batch.grid)
-        active = run is not None and run["status"] in ACTIVE_STATUSES
+        ratio_chart = metrics.charts.get("flops_ratio")
+        gpu_name = next((str(r.get("name")) for r in gpu.latest.values() if r.get("name")), "")
+        self.query_one(FlopsPanel).update_from(run, self.latest,
+                                               ratio_chart.series.get("flops_ratio") if ratio_chart else None,
+                                               grid.index.newest, gpu_name)
+        if self.opened_in is None:
+            self.opened_in = time.perf_counter() - self._mounted_at
         self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
 
-    def _rewound(self, metrics: list[dict[str, Any]]) -> bool:
-        """A loss logged again at or before a step already shown means the run went back to a checkpoint."""
-        steps = self.query_one(LossChart).steps
-        return any(steps.get(r["name"]) and r["step"] <= steps[r["name"]][-1] for r in metrics)
+    def _set_config(self, text: str) -> None:
+        if self.config.get("_text") == text:
+            return
+        try:
+            self.config = {**json.loads(text), "_text": text}
+        except (TypeError, ValueError):
+            self.config = {"_text": text}
+
+    def _flops_references(self) -> None:
+        """The FLOPs-ratio chart's target lambda, its tolerance band and the end of the warm-up (playbook 3.5, A.2)."""
+        chart = self.query_one(MetricGrid).charts.get("flops_ratio")
+        target = (self.config.get("recipe") or {}).get("flops_lambda")
+        if chart is None or target is None:
+            return
+        refs = [Reference(y=target, label="target lambda"), Reference(y=target - FLOPS_TOLERANCE, label="band"),
+                Reference(y=target + FLOPS_TOLERANCE, label="band")]
+        warmup = int(((self.config.get("backbone") or {}).get("arch") or {}).get("warmup_steps") or 0)
+        if warmup:
+            refs.append(Reference(x=warmup, label="warm-up end"))
+        chart.set_references(refs)
 
     def _reset_series(self) -> None:
-        self.cursors.update(last_metric=0, last_sample=0)
+        self.cursors.update(last_metric=0, last_sample=0, last_eval=0)
+        self.full_read = True
         self.latest.clear()
-        self.query_one(LossChart).clear_points()
+        self.evals = []
+        self.query_one(MetricGrid).clear()
         grid = self.query_one(GridImage)
         grid.index.reset()
         grid.refresh_caption()
 
-    # -- the grid scrubber ----------------------------------------------------------------------------------------
+    # -- the grid scrubber and the full-size view -------------------------------------------------------------------
 
     def _show_row(self, row: dict[str, Any] | None) -> None:
         grid = self.query_one(GridImage)
@@ -171,7 +268,7 @@ class DashboardScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="grid-load", exit_on_error=False)
     def load_grid(self, sample_id: int) -> None:
-        with Store(self.app.db_path) as store:
+        with open_for_reading(self.app.db_path) as store:
             image = decode_png(store.sample_png(sample_id))
         self.post_message(GridLoaded(sample_id, image))
 
@@ -179,15 +276,71 @@ class DashboardScreen(PollingScreen):
         if message.image is not None:
             self.query_one(GridImage).show(message.sample_id, message.image)
 
-    # -- chart toggles and run actions ----------------------------------------------------------------------------
+    def action_grid_full(self) -> None:
+        from difftui.tui.screens.grid_view import GridViewScreen
+        grid = self.query_one(GridImage)
+        if grid.image is None:
+            self.notify("no grid yet: the engine draws one every grid_every steps")
+            return
+        self.app.push_screen(GridViewScreen(grid.image, grid.index.current, grid.renderer, grid.best,
+                                            (self.run or {}).get("name", "")))
 
-    def action_toggle_smoothing(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.smoothing = not chart.smoothing
+    async def action_toggle_renderer(self) -> None:
+        renderer = await self.query_one(GridImage).toggle_renderer()
+        if renderer is None:
+            self.notify("this terminal did not answer for sixel or kitty graphics (asked before the app started): "
+                        "half-blocks only")
+
+    # -- the metric grid ------------------------------------------------------------------------------------------
+
+    def _focused_chart(self) -> MetricChart | None:
+        focused = self.focused
+        if isinstance(focused, MetricChart):
+            return focused
+        visible = self.query_one(MetricGrid).visible()
+        return visible[0] if visible else None
 
     def action_toggle_log(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.log_scale = not chart.log_scale
+        chart = self._focused_chart()
+        if chart is not None:
+            chart.log_scale = not chart.log_scale
+
+    def _set_smoothing(self, weight: float) -> None:
+        grid = self.query_one(MetricGrid)
+        grid.smoothing = weight
+        grid.border_title = self._metrics_title()
+
+    def action_smoothing_more(self) -> None:
+        current = self.query_one(MetricGrid).smoothing
+        self._set_smoothing(next((w for w in SMOOTHING_STEPS if w > current), SMOOTHING_STEPS[-1]))
+
+    def action_smoothing_less(self) -> None:
+        current = self.query_one(MetricGrid).smoothing
+        self._set_smoothing(next((w for w in reversed(SMOOTHING_STEPS) if w < current), 0.0))
+
+    def action_toggle_smoothing(self) -> None:
+        from difftui.tui.metric_series import DEFAULT_SMOOTHING
+        current = self.query_one(MetricGrid).smoothing
+        self._set_smoothing(0.0 if current > 0 else DEFAULT_SMOOTHING)
+
+    def action_filter_metrics(self) -> None:
+        self.query_one("#metric-filter", Input).focus()
+
+    @on(Input.Changed, "#metric-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        grid = self.query_one(MetricGrid)
+        grid.filter_text = event.value
+        visible = len(grid.visible())
+        grid.border_subtitle = (f"{visible} of {len(grid.charts)} charts match '{event.value}'" if event.value
+                                else "")
+
+    @on(Input.Submitted, "#metric-filter")
+    def _filter_done(self) -> None:
+        visible = self.query_one(MetricGrid).visible()
+        if visible:
+            visible[0].focus()
+
+    # -- run actions ----------------------------------------------------------------------------------------------
 
     def action_stop_run(self) -> None:
         self.app.stop_run(self.run_id)
@@ -202,4 +355,9 @@ class DashboardScreen(PollingScreen):
         self.app.evaluate_run(self.run_id)
 
     def action_back(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Input) and focused.id == "metric-filter":
+            focused.value = ""
+            self.query_one(MetricGrid).focus()
+            return
         self.app.pop_screen()

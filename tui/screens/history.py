@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
-from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import RunsLoaded
 from difftui.tui.screens.base import PollingScreen
@@ -80,7 +80,7 @@ class HistoryScreen(PollingScreen):
     @work(thread=True, exclusive=True, group="history-poll", exit_on_error=False)
     def poll_runs(self) -> None:
         self.app.reap_children()
-        with Store(self.app.db_path) as store:
+        with open_for_reading(self.app.db_path) as store:
             store.reap_dead_runs()
             runs = store.list_runs()
         self.post_message(RunsLoaded(runs))
@@ -88,17 +88,27 @@ class HistoryScreen(PollingScreen):
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
         self.query_one(RunTable).show_runs(message.runs)
-        empty = self.query_one("#history-empty", Static)
-        empty.display = not message.runs
-        empty.update("no runs yet - press n to start one")
+        self._show_empty()
         self._show_detail()
         self.poll_done(POLL_S)
+
+    def _show_empty(self) -> None:
+        """Say why the table is empty: no runs at all, or none that matches the filter."""
+        table = self.query_one(RunTable)
+        empty = self.query_one("#history-empty", Static)
+        empty.display = table.visible_count == 0
+        if not table.runs:
+            empty.update("no runs yet - press n to start one")
+        elif table.visible_count == 0:
+            empty.update(f"no run matches '{table.query_text}' ({len(table.runs)} runs in all) - esc clears the "
+                         f"filter")
 
     # -- filter ---------------------------------------------------------------------------------------------------
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.query_one(RunTable).show_runs(query=event.value)
+        self._show_empty()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -128,6 +138,9 @@ class HistoryScreen(PollingScreen):
         self.action_open_run()
 
     def action_open_run(self) -> None:
+        if self.focused is self.query_one("#filter", Input):
+            self._filter_done()                     # Enter in the filter: on to the table
+            return
         run = self._selected()
         if run is not None:
             self.app.open_dashboard(run["id"])

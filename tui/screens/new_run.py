@@ -11,14 +11,13 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from difftui.tui import bindings
-from difftui.tui.messages import PresetsLoaded
 from difftui.tui.screens.base import DifftuiScreen
 
 __all__ = ["NewRunStep", "PresetPickerScreen", "STEPS", "preset_fields"]
@@ -120,16 +119,23 @@ def preset_detail(kind: str, name: str, preset: Any, error: str) -> Table | Text
 
 
 class PresetPickerScreen(NewRunStep):
-    """Pick one preset of `kind`; shows the highlighted preset's description and key fields beside the list."""
+    """Pick one preset of `kind`; shows the highlighted preset's description and key fields beside the list.
+
+    The presets of every kind are read once per new-run flow by the app (`DifftuiApp.load_presets`), so the later
+    steps open with their list already filled. An Enter pressed before the list is filled is kept and applied when
+    it is, so keys typed ahead (three quick Enters) each take a step."""
 
     BINDINGS = [*bindings.PICKER, *bindings.DATASET_PICKER]
     AUTO_FOCUS = "#presets"
 
-    def __init__(self, kind: str, choices: dict[str, str]) -> None:
+    def __init__(self, kind: str, choices: dict[str, str], pending_picks: int = 0) -> None:
         super().__init__(choices)
         self.kind = kind
         self.entries: dict[str, tuple[Any, str]] = {}
         self.suggested: dict[str, str] = {}     # backbones: name -> the data set's nearest paper anchor (1.7)
+        self.loaded = False
+        self.composed = False
+        self.pending_picks = pending_picks
 
     def compose(self) -> ComposeResult:
         yield Static(self.breadcrumb(self.kind), id="breadcrumb")
@@ -140,32 +146,17 @@ class PresetPickerScreen(NewRunStep):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.composed = True
         self.query_one("#presets", OptionList).border_title = TITLES[self.kind]
-        self.load_presets()
-
-    @work(thread=True, exclusive=True, group="presets", exit_on_error=False)
-    def load_presets(self) -> None:
-        """Read and validate every preset file of this kind; a malformed one is listed with its error."""
-        from difftui.engine.catalog import Catalog, load_preset
-        from difftui.engine.config import PresetError
-        entries = []
-        for name, path in Catalog(self.app.preset_dirs).files(self.kind).items():
-            try:
-                entries.append((name, load_preset(self.kind, path), ""))
-            except PresetError as e:
-                entries.append((name, None, str(e)))
-        if self.kind == "backbones" and "datasets" in self.choices:
-            entries = self._anchor_first(entries)
-        self.post_message(PresetsLoaded(self.kind, entries))
+        if self.app.preset_entries is not None:
+            self.presets_ready()
 
     def _anchor_first(self, entries: list) -> list:
         """Playbook 1.7: the tiers of the data set's nearest paper anchor first, marked (the engine ranks them)."""
-        from difftui.engine.catalog import Catalog
-        from difftui.engine.config import PresetError
         from difftui.engine.data.anchors import nearest_anchor, rank_backbones
-        try:
-            profile = Catalog(self.app.preset_dirs).get("datasets", self.choices["datasets"])
-        except PresetError:
+        profile = next((preset for name, preset, _ in self.app.preset_entries.get("datasets", [])
+                        if name == self.choices["datasets"]), None)
+        if profile is None:
             return entries
         anchor = nearest_anchor(profile)
         ranked = rank_backbones(profile, [(name, preset) for name, preset, _ in entries])
@@ -186,24 +177,39 @@ class PresetPickerScreen(NewRunStep):
         from difftui.tui.screens.data_check import DataCheckScreen
         self.app.push_screen(DataCheckScreen(options.get_option_at_index(options.highlighted).id))
 
-    def on_presets_loaded(self, message: PresetsLoaded) -> None:
+    def presets_ready(self) -> None:
+        """Fill the list from the app's presets (called on mount, or by the app when its read finishes)."""
         from difftui.engine.catalog import DEFAULTS
-        self.entries = {name: (preset, error) for name, preset, error in message.entries}
+        if self.loaded or not self.composed:
+            return
+        listed = self.app.preset_entries.get(self.kind, [])
+        if self.kind == "backbones" and "datasets" in self.choices:
+            listed = self._anchor_first(listed)
+        self.entries = {name: (preset, error) for name, preset, error in listed}
         options = self.query_one("#presets", OptionList)
         options.clear_options()
-        for name, preset, error in message.entries:
+        for name, preset, error in listed:
             label = Text(name) if preset is not None else Text(f"{name} (invalid)", style="red")
             if name in self.suggested:
                 label = Text.assemble(label, ("  * anchor", "bold green"))
-            options.add_option(Option(label, id=name, disabled=preset is None))
-        wanted = self.choices.get(self.kind) or next(iter(self.suggested), None) or DEFAULTS.get(self.kind)
-        names = [e[0] for e in message.entries]
-        if wanted in names:
-            options.highlighted = names.index(wanted)
-        elif names:
-            options.highlighted = 0
+            options.add_option(Option(label, id=name))
+        remembered = self.app.remembered.get(self.kind)
+        names = [e[0] for e in listed]
+        # The explicit choice, then (on the backbone step) the data set's nearest paper anchor, then the last choice.
+        for wanted in (self.choices.get(self.kind), next(iter(self.suggested), None), remembered,
+                       DEFAULTS.get(self.kind)):
+            if wanted in names:
+                options.highlighted = names.index(wanted)
+                break
+        else:
+            if names:
+                options.highlighted = 0
         if not names:
             self.query_one("#preset-detail", Static).update(f"no {self.kind} presets found")
+        self.loaded = True
+        if self.pending_picks:
+            self.pending_picks -= 1
+            self.action_pick()
 
     @on(OptionList.OptionHighlighted, "#presets")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -215,12 +221,31 @@ class PresetPickerScreen(NewRunStep):
                                              f"(playbook 1.7)", style="green"))
         self.query_one("#preset-detail", Static).update(detail)
 
+    def action_pick(self) -> None:
+        """Enter: take the highlighted preset (kept for later while the list is still being read)."""
+        if not self.loaded:
+            self.pending_picks += 1
+            return
+        options = self.query_one("#presets", OptionList)
+        if options.highlighted is None:
+            return
+        self._picked(options.get_option_at_index(options.highlighted).id)
+
     @on(OptionList.OptionSelected, "#presets")
     def _selected(self, event: OptionList.OptionSelected) -> None:
-        choices = {**self.choices, self.kind: event.option.id}
+        self._picked(event.option.id)                     # a mouse click
+
+    def _picked(self, name: str) -> None:
+        preset, error = self.entries.get(name, (None, "not loaded"))
+        if preset is None:
+            self.pending_picks = 0
+            self.notify(f"{name}: {error}", title="invalid preset", severity="error", timeout=8)
+            return
+        choices = {**self.choices, self.kind: name}
+        pending, self.pending_picks = self.pending_picks, 0
         i = STEPS.index(self.kind)
         if i + 1 < len(STEPS):
-            self.app.push_screen(PresetPickerScreen(STEPS[i + 1], choices))
+            self.app.push_screen(PresetPickerScreen(STEPS[i + 1], choices, pending_picks=pending))
         else:
             from difftui.tui.screens.review import ReviewScreen
             self.app.push_screen(ReviewScreen(choices))

@@ -27,6 +27,7 @@ from difftui.tui import bindings
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
 from difftui.tui.screens.base import one_line
 from difftui.tui.screens.new_run import NewRunStep
+from difftui.tui.widgets.tickbox import TickBox
 
 __all__ = ["ReviewScreen", "LaunchRequest", "measure_config", "grid_nfe", "config_yaml"]
 
@@ -70,11 +71,41 @@ def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
     return review_facts(config)
 
 
+def remember(request: LaunchRequest) -> None:
+    """Keep this launch's presets and form for the next new run (tui/prefs.py); a file that cannot be written
+    only costs the convenience."""
+    from difftui.tui.prefs import save_choices
+    try:
+        save_choices({**dict(request.choices), "batch_size": request.batch_size, "max_steps": request.max_steps,
+                      "overrides": request.overrides, "off_tier": request.off_tier})
+    except OSError:
+        pass
+
+
 def _count(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{n:g}"
+
+
+def form_defaults(choices: dict[str, str], entries: dict[str, list] | None,
+                  remembered: dict[str, Any]) -> dict[str, Any]:
+    """The review form's first values, known before anything is resolved, so that nothing a worker finds later is
+    ever written into a field the user may be typing in: the last launch's form when it used the same four presets,
+    else the recipe preset's batch size and an empty max-steps field. An empty max-steps field means "the default":
+    the resolve fills it in (the engine's device-fitting default where it has one) and the screen shows it as the
+    field's placeholder. `note` says where the values came from."""
+    same = all(remembered.get(k) == choices.get(k) for k in ("datasets", "backbones", "samplers", "recipes"))
+    if same and remembered.get("batch_size") is not None:
+        return {"batch_size": remembered.get("batch_size", ""), "max_steps": remembered.get("max_steps", ""),
+                "overrides": remembered.get("overrides", ""), "off_tier": bool(remembered.get("off_tier")),
+                "note": "your last launch with these presets"}
+    recipe = next((p for name, p, _ in (entries or {}).get("recipes", []) if name == choices.get("recipes")), None)
+    if recipe is None:
+        return {"batch_size": "", "max_steps": "", "overrides": "", "off_tier": False, "note": ""}
+    return {"batch_size": str(recipe.batch_size), "max_steps": "", "overrides": "", "off_tier": False,
+            "note": f"the {recipe.name} recipe"}
 
 
 class ReviewScreen(NewRunStep):
@@ -93,10 +124,15 @@ class ReviewScreen(NewRunStep):
         self.error = ""
         self.launching = False
         self._debounce: Timer | None = None
-        self._prefilled = False
-        self._cache: dict = {}
+        self.defaults: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
+        if self.prefill is not None:                # a clone: the cloned run's options fill the form
+            self.defaults = {"batch_size": self.prefill["batch-size"], "max_steps": self.prefill["max-steps"],
+                             "overrides": self.prefill["overrides"], "off_tier": self.prefill["off-tier"],
+                             "note": f"run {self.clone_of}"}
+        else:
+            self.defaults = form_defaults(self.choices, self.app.preset_entries, self.app.remembered)
         crumb = self.breadcrumb("review")
         if self.clone_of is not None:
             crumb = Text.assemble((f"clone of run {self.clone_of}  ", "bold yellow"), crumb)
@@ -106,27 +142,28 @@ class ReviewScreen(NewRunStep):
                 yield Static("resolving ...", id="config-yaml")
             with Vertical(id="review-side"):
                 yield Static("", id="facts")
-                yield Label("batch size")
-                yield Input(id="batch-size", type="integer", compact=True)
-                yield Label("max steps")
-                yield Input(id="max-steps", compact=True)
-                yield Label("--set overrides (key=value ...)")
-                yield Input(id="overrides", placeholder="recipe.grid_every=100 backbone.arch.dropout=0.1",
-                            compact=True)
-                yield Checkbox("off-tier (explicit)", id="off-tier", compact=True)
+                with Vertical(classes="field"):
+                    yield Label("batch size")
+                    yield Input(self.defaults["batch_size"], id="batch-size", type="integer", compact=True)
+                with Vertical(classes="field"):
+                    yield Label("max steps")
+                    yield Input(self.defaults["max_steps"], id="max-steps", compact=True,
+                                placeholder="default (resolving ...)")
+                with Vertical(classes="field"):
+                    yield Label("--set overrides (key=value ...)")
+                    yield Input(self.defaults["overrides"], id="overrides", compact=True,
+                                placeholder="e.g. recipe.grid_every=100 backbone.arch.dropout=0.1")
+                with Vertical(classes="field"):
+                    yield Label("GPUs (one process each, DDP)")
+                    yield Input("", id="gpus", compact=True, placeholder="e.g. 0,1 (empty: one device)")
+                yield TickBox("off-tier (explicit)", self.defaults["off_tier"], id="off-tier", compact=True)
+                yield Static(Text(f"form values from {self.defaults['note']}" if self.defaults["note"] else "",
+                                  style="dim"), id="review-note")
                 yield Static("", id="review-error", markup=False)
                 yield Button("Launch (ctrl+l)", id="launch", variant="primary", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.prefill is not None:
-            with self.prevent(Input.Changed, Checkbox.Changed):
-                for key, value in self.prefill.items():
-                    if key == "off-tier":
-                        self.query_one("#off-tier", Checkbox).value = value
-                    else:
-                        self.query_one(f"#{key}", Input).value = value
-            self._prefilled = bool(self.prefill.get("batch-size") and self.prefill.get("max-steps"))
         self.query_one("#config-box").border_title = "resolved config"
         self.query_one("#facts").border_title = "cost and device"
         self._render_facts()
@@ -135,12 +172,15 @@ class ReviewScreen(NewRunStep):
     # -- the form -> a config, in a worker ------------------------------------------------------------------------
 
     def request(self) -> LaunchRequest:
+        gpus = self.query_one("#gpus", Input).value.strip()
         return LaunchRequest(
             choices=tuple(sorted(self.choices.items())),
             batch_size=self.query_one("#batch-size", Input).value,
             max_steps=self.query_one("#max-steps", Input).value,
             overrides=self.query_one("#overrides", Input).value,
             off_tier=self.query_one("#off-tier", Checkbox).value,
+            device="cuda" if gpus else "auto",      # GPUs named: never fall back to the CPU silently
+            gpus=gpus,
         )
 
     @on(Input.Changed)
@@ -150,9 +190,14 @@ class ReviewScreen(NewRunStep):
             self._debounce.stop()
         self._debounce = self.set_timer(DEBOUNCE_S, self.start_resolve)
 
-    @on(Input.Submitted)
-    def _form_submitted(self) -> None:
-        self.start_resolve()
+    def action_next_field(self) -> None:
+        """Enter: on to the next field (resolving what was typed at once); on the Launch button, launch."""
+        if isinstance(self.focused, Button):
+            self.action_launch()
+            return
+        if isinstance(self.focused, Input):
+            self.start_resolve()
+        self.focus_next()
 
     def start_resolve(self) -> None:
         if self._debounce is not None:
@@ -167,6 +212,10 @@ class ReviewScreen(NewRunStep):
         from difftui.engine.config import PresetError
         try:
             config = request.resolve(self.app.preset_dirs)
+            plan = request.plan()
+            if config.recipe.batch_size % plan.nproc_per_node:
+                raise PresetError(f"batch size {config.recipe.batch_size} does not split over {plan.nproc_per_node} "
+                                  f"GPUs (the recipe's batch is the global batch)")
         except PresetError as e:
             self.post_message(ConfigRejected(generation, one_line(e)))
             return
@@ -188,11 +237,8 @@ class ReviewScreen(NewRunStep):
         self.query_one("#config-yaml", Static).update(
             Syntax(message.yaml_text, "yaml", theme="ansi_dark", background_color="default"))
         self._show_error("")
-        if not self._prefilled:
-            self._prefilled = True
-            with self.prevent(Input.Changed):
-                self.query_one("#batch-size", Input).value = str(self.config.recipe.batch_size)
-                self.query_one("#max-steps", Input).value = str(self.config.recipe.total_steps)
+        # The steps an empty field stands for, shown as its placeholder: never written into the field itself.
+        self.query_one("#max-steps", Input).placeholder = f"default: {self.config.recipe.total_steps:,} steps"
         self._render_facts()
 
     def on_config_rejected(self, message: ConfigRejected) -> None:
@@ -254,6 +300,8 @@ class ReviewScreen(NewRunStep):
             table.add_row("device", Text(facts["device_error"], style="bold red"))
         else:
             table.add_row("device", facts["device"] if facts and "device" in facts else Text("...", style="dim"))
+        for warning in (facts or {}).get("warnings", []):              # shown, not refused (launch checks)
+            table.add_row("warning", Text(warning, style="yellow"))
         self.query_one("#facts", Static).update(table)
 
     # -- launch ---------------------------------------------------------------------------------------------------
@@ -277,6 +325,10 @@ class ReviewScreen(NewRunStep):
         from difftui.engine.launch import create_run, start_run
         try:
             config = request.resolve(self.app.preset_dirs)
+            plan = request.plan()
+            if config.recipe.batch_size % plan.nproc_per_node:
+                raise PresetError(f"batch size {config.recipe.batch_size} does not split over {plan.nproc_per_node} "
+                                  f"GPUs (the recipe's batch is the global batch)")
         except PresetError as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
@@ -286,9 +338,10 @@ class ReviewScreen(NewRunStep):
             return
         for warning in report.warnings:
             self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=8)
-        run_id = create_run(self.app.db_path, config, parent_id=self.clone_of)
-        proc = start_run(self.app.db_path, run_id)
+        run_id = create_run(self.app.db_path, config, parent_id=self.clone_of, plan=plan)
+        proc = start_run(self.app.db_path, run_id, plan)
         self.app.track(run_id, proc)
+        remember(request)
         self.post_message(RunLaunched(run_id))
 
     def action_sweep_config(self) -> None:

@@ -9,6 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Static
 
+from difftui.tui.widgets.tickbox import TickBox
 from difftui.tui import bindings
 
 __all__ = ["SweepAddScreen"]
@@ -32,7 +33,7 @@ class SweepAddScreen(ModalScreen[tuple[str, bool] | None]):
             yield Static(f"the paper's grid - {grid}", id="add-grid", markup=False)
             hint = "0.4" if len(self.axes) == 1 else f"{self.axes[-1]}=0.4"
             yield Input(placeholder=f"e.g. {hint}", id="add-value")
-            yield Checkbox("off-grid (explicit): allow a value off the paper's grid", id="add-off-grid", compact=True)
+            yield TickBox("off-grid (explicit): allow a value off the paper's grid", id="add-off-grid", compact=True)
             yield Static("enter adds it, escape cancels", id="add-keys")
 
     @on(Input.Submitted, "#add-value")

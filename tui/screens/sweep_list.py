@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Static
 
-from difftui.engine.store import Store
+from difftui.engine.store import open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import SweepsLoaded
 from difftui.tui.screens.base import PollingScreen
@@ -52,7 +52,7 @@ class SweepListScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="sweep-list-poll", exit_on_error=False)
     def poll_sweeps(self) -> None:
-        with Store(self.app.db_path) as store:
+        with open_for_reading(self.app.db_path) as store:
             store.reap_dead_runs()
             store.reap_dead_sweeps()
             sweeps = store.list_sweeps()

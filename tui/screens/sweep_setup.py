@@ -22,6 +22,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionLis
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker
 
+from difftui.tui.widgets.tickbox import TickBox, TickList
 from difftui.tui import bindings
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
 from difftui.tui.screens.base import one_line
@@ -91,11 +92,11 @@ class SweepSetupScreen(SweepStep):
         with Horizontal(id="sweep-setup"):
             with Vertical(id="sweep-form"):
                 yield Label("values (space toggles)")
-                yield SelectionList[int](*[self._selection(i) for i in range(len(self.choices))], id="sweep-values")
+                yield TickList(*[self._selection(i) for i in range(len(self.choices))], id="sweep-values")
                 yield Label("add a value")
                 hint = "0.4" if len(self.grid.axes) == 1 else f"{list(self.grid.axes)[-1]}=0.4"
                 yield Input(id="sweep-value", placeholder=f"e.g. {hint}, enter adds it", compact=True)
-                yield Checkbox("off-grid values (explicit)", id="sweep-off-grid", compact=True)
+                yield TickBox("off-grid values (explicit)", id="sweep-off-grid", compact=True)
                 yield Label("runs at once per device")
                 yield Input("1", id="sweep-per-device", type="integer", compact=True)
                 yield Label("GPUs (e.g. 0,1; empty: every GPU, else the CPU)")

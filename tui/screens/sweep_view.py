@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
 from difftui.tui.screens.base import PollingScreen
@@ -39,7 +39,7 @@ CURVE_NAMES = (*LOSSES, "flops_ratio")
 def read_sweep(db_path: Path, sweep_id: int, last_id: int = 0) -> SweepBatch:
     """Everything the view needs about one sweep, and the metric rows of its members since row `last_id`."""
     from difftui.engine.sweeps.compare import summarise_runs
-    with Store(db_path) as store:
+    with open_for_reading(db_path) as store:
         store.reap_dead_runs()
         store.reap_dead_sweeps()
         sweep = store.get_sweep(sweep_id)

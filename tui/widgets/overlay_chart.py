@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Iterable
+from typing import Iterable, Sequence
 
+import numpy as np
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from difftui.tui.widgets.loss_chart import downsample_minmax, ema
+from difftui.tui.metric_series import DEFAULT_SMOOTHING, debiased_ema
 
 __all__ = ["OverlayChart", "PALETTE", "color_of"]
 
@@ -28,6 +29,31 @@ PALETTE = ("cyan+", "magenta+", "orange+", "green+", "red+", "blue+", "cyan", "m
 def color_of(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
+
+
+SMOOTHING = DEFAULT_SMOOTHING                       # the dashboard's metric grid's weight (TensorBoard's debiased EMA)
+
+
+def downsample_minmax(xs: Sequence[float], ys: Sequence[float], buckets: int) -> tuple[list[float], list[float]]:
+    """At most `2 * buckets` points: each bucket of consecutive points keeps its min and its max, in x order."""
+    n = len(xs)
+    if buckets < 1 or n <= 2 * buckets:
+        return list(xs), list(ys)
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    out_x: list[float] = []
+    out_y: list[float] = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        seg = y[lo:hi]
+        i, j = int(np.nanargmin(seg)) if np.isfinite(seg).any() else 0, \
+            int(np.nanargmax(seg)) if np.isfinite(seg).any() else 0
+        for k in sorted({i, j}):
+            out_x.append(float(x[lo + k]))
+            out_y.append(float(seg[k]))
+    return out_x, out_y
 
 class OverlayChart(PlotextPlot):
     metric: reactive[str] = reactive("L_simple")
@@ -113,7 +139,7 @@ class OverlayChart(PlotextPlot):
             if not data or not data[2]:
                 continue
             xs = data[0] if self.x == "step" else data[1]
-            ys = ema(data[2]) if self.smoothing else data[2]
+            ys = debiased_ema(data[2], SMOOTHING) if self.smoothing else data[2]
             if self.log_scale:
                 keep = [(a, b) for a, b in zip(xs, ys) if b > 0]
                 xs, ys = [k[0] for k in keep], [k[1] for k in keep]

@@ -9,13 +9,15 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from difftui.tui.metric_series import as_value, format_value
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
 __all__ = ["RunTable", "run_matches"]
 
-# Fixed widths: the table does not jump as rows arrive, and it renders the same on every frame.
-COLUMNS = {"id": 4, "name": 28, "status": 9, "dataset": 12, "backbone": 14, "sampler": 10, "step": 14,
-           "last loss": 9, "created": 16}
+# Fixed widths: the table does not jump as rows arrive, and it renders the same on every frame. The columns a user
+# scans first come first, so a 100-column terminal still shows id, name, status, step and last loss.
+COLUMNS = {"id": 4, "name": 28, "status": 9, "step": 14, "last loss": 9, "dataset": 12, "backbone": 14,
+           "sampler": 10, "created": 16}
 
 
 def run_matches(run: dict[str, Any], query: str) -> bool:
@@ -40,11 +42,11 @@ def _row(run: dict[str, Any], marked: bool = False) -> tuple[Any, ...]:
         Text(str(run["id"]), justify="right"),
         name,
         status,
+        Text(step, justify="right"),
+        Text(format_value(as_value(loss)) if loss is not None else "-", justify="right"),
         run.get("dataset") or "",
         run.get("backbone") or "",
         run.get("sampler") or "",
-        Text(step, justify="right"),
-        Text("-" if loss is None else f"{loss:.4g}", justify="right"),
         time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])),
     )
 
@@ -89,6 +91,10 @@ class RunTable(DataTable):
         except CellDoesNotExist:
             return None
         return int(key.value) if key.value is not None else None
+
+    @property
+    def visible_count(self) -> int:
+        return len(self._shown)
 
     def selected_run(self) -> dict[str, Any] | None:
         run_id = self.selected_run_id

@@ -1,4 +1,4 @@
-"""The dashboard's header line: run, status, step, img/s, ETA, device and the last loss."""
+"""The dashboard's header line: run, status, step, img/s, ETA, device, the last raw loss and the FLOPs verdict."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
+
+from difftui.tui.metric_series import format_value
+from difftui.tui.widgets.flops_panel import budget_verdict
 
 __all__ = ["StatusLine", "STATUS_STYLES", "format_eta", "eta_seconds"]
 
@@ -47,6 +50,7 @@ class StatusLine(Static):
         self.loss: tuple[str, float] | None = None
         self.batch_size: int | None = None
         self.flops: tuple[float, float | None] | None = None      # DyDiT: (F_dynamic/F_static, target lambda)
+        self._shown: tuple | None = None
 
     def update_run(self, run: dict[str, Any] | None, latest: dict[str, float]) -> None:
         if run is None:
@@ -69,7 +73,17 @@ class StatusLine(Static):
             if name in latest:
                 self.loss = (name, latest[name])
                 break
-        self.update(self.compose_line())
+        line = self.compose_line()
+        key = (line.plain, tuple(line.spans))
+        if key != self._shown:                      # one line, always: no layout pass, and none when unchanged
+            self._shown = key
+            self.update(line, layout=False)
+
+    def _warmup_steps(self) -> int:
+        try:
+            return int(json.loads(self.run["config"])["backbone"]["arch"].get("warmup_steps") or 0)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return 0
 
     def compose_line(self) -> Text:
         run = self.run
@@ -87,14 +101,19 @@ class StatusLine(Static):
         if active:
             text.append(f"  ETA {format_eta(eta_seconds(self.step, total, self.img_per_s, self.batch_size))}")
         if self.loss is not None:
-            text.append(f"  {self.loss[0]} {self.loss[1]:.4g}")
+            # The raw value of the last log interval (the charts say what their smoothed header shows).
+            bad = self.loss[1] is None or self.loss[1] != self.loss[1] or abs(self.loss[1]) == float("inf")
+            text.append(f"  {self.loss[0]} last {format_value(self.loss[1])}", style="bold red" if bad else "")
         if self.flops is not None:
             ratio, target = self.flops
-            text.append(f"  F_dyn/F_static {ratio:.3f}")
-            if target is not None:
-                ok = ratio <= target + 0.01
-                text.append(f" (target {target:g}, {'in' if ok else 'OUT OF'} budget)",
-                            style="green" if ok else "bold red")
+            warmup = self._warmup_steps()
+            verdict = budget_verdict(ratio, target, step=self.step, warmup_steps=warmup)
+            text.append(f"  F_dyn/F_static {format_value(ratio, 3)}")
+            if verdict.state in ("in", "out"):
+                word = "in budget" if verdict.state == "in" else f"OUT of budget ({verdict.delta:+.3f})"
+                text.append(f" (lambda {target:g}, {word})", style="green" if verdict.state == "in" else "bold red")
+            elif verdict.state == "warmup":
+                text.append(f" (lambda {target:g}, warm-up)", style="yellow")
         if run.get("device"):
             text.append(f"  {run['device']}", style="dim")
         if run.get("off_tier"):

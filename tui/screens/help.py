@@ -1,0 +1,90 @@
+"""`?` (or F1) on any screen: the keys of the screen below, read from its bindings as Textual resolved them (so a
+remapped key shows as remapped and a new binding shows without anyone editing this screen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Static
+
+from difftui.tui import bindings
+
+__all__ = ["HelpScreen", "KeyHelp", "screen_keys", "SCREEN_TITLES"]
+
+SCREEN_TITLES = {"HistoryScreen": "run history", "DashboardScreen": "run dashboard",
+                 "PresetPickerScreen": "new run: pick a preset", "ReviewScreen": "new run: review and launch",
+                 "ConfirmScreen": "confirm", "GridViewScreen": "full-size grid"}
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    keys: str            # as displayed ("[", "ctrl+l", "enter")
+    description: str
+    id: str | None
+    where: str           # "screen" or "app"
+
+
+def screen_keys(screen: Screen) -> list[KeyHelp]:
+    """The screen's own bindings (ours first, with their ids; then Textual's, such as tab), then the app's; one entry
+    per action, hidden ones too (the footer shows few), none without a description."""
+    app = screen.app
+    out: list[KeyHelp] = []
+    for node, where in ((screen, "screen"), (app, "app")):
+        # As Textual's Screen._binding_chain builds them: the node's bindings with the user's keymap applied.
+        resolved = node._bindings.copy()
+        if app._keymap:
+            resolved.apply_keymap(app._keymap)
+        by_action: dict[str, list] = {}
+        for key, binding_list in resolved.key_to_bindings.items():
+            for binding in binding_list:
+                by_action.setdefault(binding.action, []).append(binding)
+        entries = []
+        for action, found in by_action.items():
+            if not found[0].description:
+                continue
+            keys = " / ".join(dict.fromkeys(app.get_key_display(b) for b in found))
+            entry = KeyHelp(keys, found[0].description, found[0].id, where)
+            if not any((k.keys, k.description) == (entry.keys, entry.description) for k in out):
+                entries.append(entry)
+        out.extend(sorted(entries, key=lambda k: k.id is None))
+    return out
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = bindings.HELP
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.title_text = SCREEN_TITLES.get(type(screen).__name__, type(screen).__name__)
+        self.keys = screen_keys(screen)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(self._table(), id="help-keys")
+            yield Static("esc, q or ? closes this help", id="help-close")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").border_title = f"keys: {self.title_text}"
+
+    def _table(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True, justify="right")
+        table.add_column()
+        where = None
+        for k in self.keys:
+            if k.where != where:
+                where = k.where
+                if where == "app":
+                    table.add_row("", "")
+                    table.add_row("", Text("everywhere", style="bold"))
+            table.add_row(k.keys, k.description)
+        return table
+
+    def action_close(self) -> None:
+        self.dismiss(None)
