@@ -1,4 +1,5 @@
-"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` (spawned by the TUI and the CLI).
+"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` and `... eval RUN_ID --db PATH [...]`
+(spawned by the TUI and the CLI).
 
 No TUI, no typer: argparse only, so the worker starts with the fewest imports (DESIGN.md: the engine never imports
 the TUI).
@@ -22,11 +23,38 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train one run of a run database (resumes from its newest checkpoint)")
     train.add_argument("run_id", type=int)
     train.add_argument("--db", required=True, help="path to runs.db")
+    add_eval_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "train":
         from difftui.engine.train import train_run
         return train_run(args.db, args.run_id)
+    if args.command == "eval":
+        from difftui.engine.evaluator import main as eval_main
+        return eval_main(args)
     return 2
+
+
+def add_eval_parser(sub) -> None:
+    """`eval RUN_ID --db PATH [...]`: evaluate a run that is not training, or any of its snapshots (evaluator.py)."""
+    ev = sub.add_parser("eval", help="evaluate a run in this process: panel, held-out NLL, FID, few-step curve")
+    ev.add_argument("run_id", type=int)
+    ev.add_argument("--db", required=True, help="path to runs.db")
+    ev.add_argument("--fid", action="store_true", help="FID and precision/recall (k=3) with the fixed sampler")
+    ev.add_argument("--samples", type=int, default=None, help="generated images per FID (default 50,000)")
+    ev.add_argument("--quick", action="store_true", help="the recipe's quick FID count (and 1,000 NLL images)")
+    ev.add_argument("--repeats", type=int, default=1, help="compute FID K times; report the minimum and spread")
+    ev.add_argument("--inception", default=None, help="Inception weights file (else $DIFFTUI_INCEPTION, the cache)")
+    ev.add_argument("--snapshot", type=int, default=None, help="evaluate this snapshot step (else the newest checkpoint)")
+    ev.add_argument("--pending-snapshots", action="store_true",
+                    help="FID of every snapshot not yet evaluated, then mark the best (what training starts)")
+    ev.add_argument("--curve", action="store_true", help="the few-step curve: FID and NLL at 5/10/15/20 steps")
+    ev.add_argument("--nll-images", type=int, default=None, help="held-out images for NLL (default: the whole split)")
+    ev.add_argument("--no-panel", action="store_true", help="skip the sampler panel")
+    ev.add_argument("--no-nll", action="store_true", help="skip the held-out NLL")
+    ev.add_argument("--batch", type=int, default=None, help="images per batch (default: the recipe's batch size)")
+    ev.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:K (default: the run's device)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the generated images")
+    ev.add_argument("--job", type=int, default=None, help="the jobs row to report to (set by the spawner)")
 
 
 if __name__ == "__main__":

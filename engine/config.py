@@ -291,6 +291,12 @@ class Recipe:
     snapshot_every: int = 1000
     keep_snapshots: int = 3
     class_conditional: bool = False                 # feed the data set's labels (the DiT/ADM anchors are conditional)
+    # Network snapshots and their evaluation (playbook 5.5-5.6): EMA weights every K kimg, kept apart from the
+    # rolling checkpoints above; each optionally evaluated (FID at the quick count, the run's fixed deterministic
+    # sampler and NFE) in a process of its own, and the lowest FID marked as the run's best snapshot.
+    snapshot_kimg: float = 2500.0                   # playbook 5.6: P3 saves a snapshot every 2.5 Mimg; 0 = none
+    snapshot_eval: bool = False                     # evaluate each snapshot as it is written (needs Inception weights)
+    eval_quick_samples: int = 10_000                # playbook 5.5: P1's 10K-sample FID for quick comparisons
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
 
@@ -304,6 +310,9 @@ class Recipe:
             raise PresetError(f"key 'lr': expected > 0, got {self.lr}")
         if self.flops_lambda is not None and not 0.0 < self.flops_lambda <= 1.0:
             raise PresetError(f"key 'flops_lambda': expected 0 < lambda <= 1, got {self.flops_lambda}")
+        if self.snapshot_kimg < 0 or self.eval_quick_samples < 2:
+            raise PresetError("key 'snapshot_kimg'/'eval_quick_samples': expected snapshot_kimg >= 0 and "
+                              f"eval_quick_samples >= 2, got {self.snapshot_kimg} and {self.eval_quick_samples}")
         if self.augment_p > 0:
             raise PresetError("key 'augment_p': the P3 non-leaky augmentation pipeline is not built yet; set 0")
         if self.loss in ("hybrid", "vlb") and self.variance != "learned":

@@ -290,36 +290,11 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
     out.print(f"  run dir   {r['run_dir']}")
     if grids:
         out.print(f"  grids     {len(grids)}; latest step {grids[-1]['step']}: {grids[-1]['path']}")
+    show_evaluations(out, c, r)
     if evs:
         out.print("  events")
         for e in evs:
             out.print(f"    {_fmt_time(e['time'])}  {e['level']:<7} {e['message']}", markup=False)
-
-
-@app.command("eval")
-@user_command
-def eval_(ctx: typer.Context, run_id: int = typer.Argument(..., help="run id"),
-          device: str = typer.Option("auto", "--device", help="for a run that is not running: auto, cpu, cuda, cuda:K"),
-          ) -> None:
-    """Evaluate a run's sampler panel (grid, NFE, time and NLL per sampler) on its EMA weights and fixed x_T."""
-    from difftui.engine.evaluate import evaluate_run
-    c = ctx_obj(ctx)
-    with c.store() as store:
-        store.reap_dead_runs()
-        run = _get_run(store, run_id)
-        if store.is_alive(run):
-            # A live engine evaluates between two steps, on its current EMA weights.
-            store.send_command(run_id, "evaluate")
-            out.print(f"evaluate requested for run {run_id}; results arrive as events and panel grids "
-                      f"(difftui show {run_id})")
-            return
-    try:
-        with out.status(f"evaluating run {run_id}'s panel on its newest checkpoint"):
-            lines = evaluate_run(c.db, run_id, device=device)
-    except RuntimeError as e:
-        raise UserError(str(e)) from None
-    for line in lines:
-        out.print(line)
 
 
 @app.command()
@@ -410,6 +385,12 @@ def _backbone_table(table: Table, files) -> None:
         table.add_row(f.name, str(d["resolution"]), short.get(d["status"], d["status"]), f"{d['params_m']:.2f}",
                       f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", f"{d['gmacs']:.3g}",
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
+
+
+# `difftui eval` and `difftui report` (tui/cli_eval.py), and their lines in `difftui show`.
+from difftui.tui.cli_eval import register as _register_eval, show_evaluations  # noqa: E402
+
+_register_eval(app)
 
 
 def main() -> None:

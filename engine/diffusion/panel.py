@@ -14,6 +14,11 @@ from .objective import Objective
 __all__ = ["evaluate_panel", "panel_specs"]
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def panel_specs(panel: SamplerPanel) -> list[tuple[str, SamplerSpec]]:
     """[("grid", spec), ("sweep", spec), ...]; the grid sampler is listed once even if the sweep repeats it."""
     rows = [("grid", panel.grid)]
@@ -47,8 +52,10 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
             rows.append(row)
             continue
         generator = torch.Generator(device=x_T.device).manual_seed(seed)
+        _sync(x_T.device)
         start = time.perf_counter()
         grid, nfe = objective.sample(net, x_T, spec, generator=generator, y=y)
+        _sync(x_T.device)                           # CUDA runs asynchronously: time the work, not its launch
         row["seconds"] = time.perf_counter() - start
         row["grid"], row["nfe"] = grid.detach(), nfe
         if images is not None and spec.kind in ("ddpm", "covariance"):

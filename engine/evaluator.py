@@ -1,0 +1,609 @@
+"""The evaluator: `python -m difftui.engine eval RUN_ID --db PATH [...]`, one run's evaluation in a process of its own
+(playbook 5.5-5.8; DESIGN.md, process model).
+
+It needs only what an evaluation needs: the run's config, the objective, the network with the EMA weights of a
+checkpoint or snapshot, the run's x_T and the data set's images. No Trainer, no optimizer, no training stream; no
+global RNG is seeded (every draw has its own torch.Generator). What it measures:
+
+    the panel      every sampler of the run's panel from the fixed x_T: grid, NFE, seconds, NLL of ancestral chains
+    held-out NLL   bits/dim over the whole chain on the test split (count shown; `--nll-images N` a fixed subset)
+    --fid          FID and improved precision/recall (k = 3) of `--samples` images (default 50,000; `--quick`: the
+                   recipe's quick count) from the fixed deterministic sampler, against the whole training split
+                   (cached statistics, no x-flips); `--repeats K` reports the minimum and the spread (playbook 5.5)
+    --curve        the few-step curve: FID and NLL at 5/10/15/20 steps for every covariance the model has
+                   (heuristic beta_tilde and beta, learned, OCM), all from the same x_T, with grids (playbook 5.7-5.8)
+    --pending-snapshots   FID at the quick count of every snapshot not yet evaluated, then the best one marked
+                   (playbook 5.6); what a training run starts after writing a snapshot
+
+One evaluation at a time per run: an OS lock on runs/<id>/eval.lock (a second one is refused with one line). Progress
+goes to its `jobs` row, results to `evals` with their protocol, events to the run's event log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from difftui.engine.config import RunConfig, SamplerSpec
+from difftui.engine.store import Store, StoreError
+
+__all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "CURVE_VARIANCES", "EvalError", "EvalBusy", "EvalOptions",
+           "selection_spec", "eval_lock", "evaluate", "main"]
+
+REPORT_SAMPLES = 50_000                             # playbook 5.5: FID on 50,000 generated images
+QUICK_NLL_IMAGES = 1_000                            # our choice: a quick NLL, its count always shown beside it
+CURVE_VARIANCES = (("fixed_small", "heuristic beta_tilde"), ("fixed_large", "heuristic beta"),
+                   ("learned", "learned (P1)"), ("ocm", "OCM (P6)"))       # playbook 3.6, 5.7-5.8
+PROGRESS_EVERY_S = 0.5                              # job row writes at most twice a second
+
+
+class EvalError(RuntimeError):
+    """The evaluation cannot run as asked (no checkpoint, a live run, no such snapshot, ...): one line, exit 2."""
+
+
+class EvalBusy(EvalError):
+    """Another evaluation of the same run holds its lock."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    fid: bool = False
+    samples: int | None = None                      # generated images per FID; None: REPORT_SAMPLES or the quick count
+    quick: bool = False                             # the recipe's quick FID count and QUICK_NLL_IMAGES
+    repeats: int = 1
+    inception: str | None = None
+    snapshot: int | None = None                     # evaluate this snapshot's EMA weights (else the newest checkpoint)
+    pending_snapshots: bool = False
+    curve: bool = False
+    panel: bool = True
+    nll: bool = True
+    nll_images: int | None = None                   # None: the whole held-out split (QUICK_NLL_IMAGES when quick)
+    batch: int | None = None                        # None: the recipe's batch size
+    device: str | None = None                       # None: the run's own device
+    seed: int = 0
+
+
+#----------------------------------------------------------------------------
+# The lock, the progress rows, the fixed sampler.
+
+@contextlib.contextmanager
+def eval_lock(run_dir: Path, run_id: int) -> Iterator[None]:
+    """Hold runs/<id>/eval.lock (flock, released by the OS when the process dies); EvalBusy when it is taken."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / "eval.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise EvalBusy(f"run {run_id} is already being evaluated (pid {holder}); one evaluation at a time per "
+                           f"run") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+class Progress:
+    """done/total units and a message on the job row (throttled), and on stdout for the log."""
+
+    def __init__(self, store: Store, job_id: int):
+        self.store, self.job_id = store, job_id
+        self.done, self.total, self.message = 0, 0, ""
+        self.last = 0.0
+
+    def plan(self, units: int) -> None:
+        self.total += units
+        self.write(force=True)
+
+    def say(self, message: str) -> None:
+        self.message = message
+        print(message, flush=True)
+        self.write(force=True)
+
+    def advance(self, units: int = 1, message: str | None = None) -> None:
+        self.done = min(self.done + units, self.total)
+        if message is not None:
+            self.message = message
+        self.write()
+
+    def write(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= PROGRESS_EVERY_S:
+            self.store.report_progress(self.job_id, self.done, self.total, self.message)
+            self.last = now
+
+
+def _deterministic(spec: SamplerSpec) -> bool:
+    return (spec.kind == "ddim" and spec.eta == 0.0 and spec.variance == "fixed_small") or \
+        (spec.kind in ("edm_euler", "edm_heun") and spec.S_churn == 0.0)
+
+
+def selection_spec(config: RunConfig) -> SamplerSpec:
+    """The fixed deterministic sampler FID is measured with (playbook 5.6): the panel's grid sampler when it is
+    deterministic, else DDIM eta = 0, N = 50 (playbook 5.0) for the DDPM family and EDM Heun N = 18, NFE 35
+    (P3's CIFAR-10 protocol, playbook 5.6) for the EDM loss."""
+    grid = config.sampler.grid
+    if _deterministic(grid):
+        return grid
+    if config.recipe.loss == "edm":
+        return SamplerSpec(kind="edm_heun", steps=18)
+    return SamplerSpec(kind="ddim", steps=50, eta=0.0, tau="linear")
+
+
+def _fmt_n(n: int) -> str:
+    return f"{n:,}"
+
+
+#----------------------------------------------------------------------------
+# One evaluation.
+
+class Evaluation:
+    """The objects one evaluation needs, built once: device, objective, network (EMA weights), x_T, data."""
+
+    def __init__(self, store: Store, run: dict[str, Any], config: RunConfig, opts: EvalOptions, job_id: int,
+                 progress: Progress, feature_net=None):
+        self.store, self.run, self.config, self.opts = store, run, config, opts
+        self.run_id = int(run["id"])
+        self.run_dir = Path(run["run_dir"])
+        self.recipe = config.recipe
+        self.job_id = job_id
+        self.progress = progress
+        self._feature_net = feature_net
+        self._train = self._heldout = self._reference = None
+        self.lines: list[str] = []
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from difftui.engine.device import resolve_device, set_cpu_threads
+        from difftui.engine.diffusion import build_objective
+        wanted = self.opts.device or self.run.get("device") or "auto"
+        self.device = resolve_device(wanted if wanted.split(":")[0] in ("auto", "cpu", "cuda") else "auto")
+        if self.device.type == "cpu":
+            set_cpu_threads()
+        self.objective = build_objective(self.recipe)
+        if hasattr(self.objective, "to"):
+            self.objective.to(self.device)
+        x_T_path = self.run_dir / "x_T.pt"
+        if not x_T_path.exists():
+            raise EvalError(f"{x_T_path} is missing: the run never started, so there is nothing to evaluate")
+        self.x_T = torch.load(x_T_path, map_location="cpu", weights_only=True).to(self.device)
+        self.shape = tuple(self.x_T.shape[1:])
+        self.num_classes = self.config.dataset.num_classes if self.recipe.class_conditional else 0
+        self.grid_labels = (torch.arange(self.x_T.shape[0], device=self.device) % self.num_classes
+                            if self.num_classes else None)
+        self.batch = self.opts.batch or self.recipe.batch_size
+
+    def build_net(self, ema_state: dict[str, torch.Tensor]) -> torch.nn.Module:
+        """The backbone as the trainer builds it, with the EMA weights, in eval mode, no gradients."""
+        from difftui.engine.models import build_model
+        channels = self.shape[0]
+        net = build_model(self.config.backbone, in_channels=channels,
+                          out_channels=self.objective.out_channels(channels),
+                          resolution=self.config.dataset.resolution, num_classes=self.num_classes,
+                          dropout=self.recipe.dropout)
+        net.load_state_dict(ema_state)
+        return net.to(self.device).eval().requires_grad_(False)
+
+    def load_weights(self, snapshot: int | None) -> tuple[torch.nn.Module, int, str]:
+        """(net with EMA weights, training step, where they came from) of a snapshot or the newest checkpoint."""
+        from difftui.engine import snapshots
+        if snapshot is not None:
+            path = snapshots.snapshot_path(self.run_dir, snapshot)
+            if not path.exists():
+                have = [s for s, _ in snapshots.list_snapshots(self.run_dir)]
+                raise EvalError(f"run {self.run_id} has no snapshot at step {snapshot} (snapshots: "
+                                f"{', '.join(map(str, have)) or 'none yet'})")
+            try:
+                state = snapshots.load_snapshot(path)
+            except ValueError as e:
+                raise EvalError(str(e)) from None
+            return self.build_net(state["ema"]), int(state["step"]), f"snapshot {path.name}"
+        from difftui.engine.checkpoint import latest_checkpoint, load_checkpoint
+        path = latest_checkpoint(self.run_dir / "checkpoints")
+        if path is None:
+            raise EvalError(f"run {self.run_id} has no checkpoint yet to evaluate")
+        state = load_checkpoint(path, map_location="cpu")
+        return self.build_net(state["ema"]["net"]), int(state["step"]), f"checkpoint {path.name}"
+
+    # -- data -----------------------------------------------------------------------------------------------------
+
+    @property
+    def train_images(self) -> torch.Tensor:
+        """The whole training split as stored (the FID reference; playbook 5.5: no x-flips on the real side)."""
+        if self._train is None:
+            from difftui.engine.data import build_dataset
+            self._train = build_dataset(dataclasses.replace(self.config.dataset, split="train"))
+        return self._train.images
+
+    def heldout(self) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
+        """(images in [-1, 1], labels or None, facts) of the held-out split, a fixed subset when asked."""
+        if self._heldout is None:
+            from difftui.engine.metrics.heldout import heldout_set, heldout_subset, overlap
+            data = heldout_set(self.config.dataset)
+            n = self.opts.nll_images or (QUICK_NLL_IMAGES if self.opts.quick else None)
+            images, labels = heldout_subset(data, n, seed=self.opts.seed)
+            shared = overlap(self.train_images, data.images)
+            facts = {"split": "test", "images": len(images), "split_size": len(data), "overlap_with_train": shared}
+            if shared:
+                note = (f"warning: {shared} of {len(data)} held-out images of '{self.config.dataset.name}' are also "
+                        f"training images; its NLL is not a held-out number")
+                self.store.add_event(self.run_id, "warning", note)
+                self.lines.append(note)
+            self._heldout = (images, labels if self.num_classes else None, facts)
+        return self._heldout
+
+    def feature_net(self):
+        if self._feature_net is None:
+            from difftui.engine.metrics.inception import load_inception
+            self.progress.say("loading the Inception-v3 feature network")
+            self._feature_net = load_inception(self.opts.inception, self.device)
+        return self._feature_net
+
+    def reference(self):
+        """The training split's feature statistics (cached under a key of its contents and the protocol)."""
+        if self._reference is None:
+            from difftui.engine.metrics.reference import reference_statistics
+            net = self.feature_net()
+            images = self.train_images
+            units = math.ceil(len(images) / self.batch)
+            self.progress.plan(units)
+            done = [0]
+
+            def on_batch(d, total):
+                step_units = math.ceil(d / self.batch) - done[0]
+                done[0] += step_units
+                self.progress.advance(step_units, f"reference statistics: {_fmt_n(d)}/{_fmt_n(total)} real images")
+
+            self.progress.say(f"reference statistics of {_fmt_n(len(images))} training images")
+            self._reference = reference_statistics(images, net, batch=self.batch, on_batch=on_batch)
+            self.progress.advance(units - done[0])
+            self.progress.say("reference statistics " + ("read from the cache" if self._reference.cached
+                                                          else f"computed and cached ({self._reference.path})"))
+        return self._reference
+
+    # -- the measurements -----------------------------------------------------------------------------------------
+
+    def common(self, step: int, spec: SamplerSpec | str, nfe: int | None, kind: str, snapshot: int | None,
+               protocol: dict[str, Any]) -> dict[str, Any]:
+        label = spec.describe() if isinstance(spec, SamplerSpec) else spec
+        return dict(step=step, sampler=label, nfe=nfe, kind=kind, job_id=self.job_id, snapshot=snapshot,
+                    protocol=protocol)
+
+    def fid_samples(self) -> tuple[int, bool]:
+        if self.opts.samples is not None:
+            return self.opts.samples, self.opts.samples == self.recipe.eval_quick_samples
+        if self.opts.quick:
+            return self.recipe.eval_quick_samples, True
+        return REPORT_SAMPLES, False
+
+    def measure_fid(self, net, spec: SamplerSpec, samples: int, repeats: int, label: str) -> dict[str, Any]:
+        """FID (min and spread over `repeats`), precision and recall (means), timing and protocol facts."""
+        from difftui.engine.metrics.fid import feature_statistics, frechet_distance, precision_recall, summarise
+        from difftui.engine.metrics.generate import generated_features
+        ref = self.reference()
+        feature_net = self.feature_net()
+        self.objective.check_spec(spec)
+        batches = math.ceil(samples / self.batch)
+        fids, precisions, recalls, timings = [], [], [], []
+        for r in range(repeats):
+            # Repeat r draws its own images: seed (opts.seed, r); the same seed reproduces the same images.
+            def on_batch(d, total, r=r):
+                self.progress.advance(1, f"{label}: repeat {r + 1}/{repeats}, {_fmt_n(d)}/{_fmt_n(total)} images")
+            feats, timing = generated_features(self.objective, net, spec, samples, shape=self.shape,
+                                               feature_net=feature_net, device=self.device, batch=self.batch,
+                                               seed=self.opts.seed * 1_000 + r + 1, num_classes=self.num_classes,
+                                               on_batch=on_batch)
+            fids.append(frechet_distance(feature_statistics(feats), ref.stats))
+            p, rc = precision_recall(feats, ref.pr_subset(len(feats)))
+            precisions.append(p)
+            recalls.append(rc)
+            timings.append(timing)
+        fid, spread = summarise(fids)
+        wall = sum(t.wall_s for t in timings)
+        return {
+            "fid": fid, "spread": spread, "fids": fids, "nfe": timings[0].nfe,
+            "precision": float(sum(precisions) / repeats), "recall": float(sum(recalls) / repeats),
+            "seconds": wall, "images_per_s": samples * repeats / wall if wall > 0 else math.nan,
+            "sampler_s": sum(t.sampler_s for t in timings), "feature_s": sum(t.feature_s for t in timings),
+            "protocol": {
+                "sampler": spec.describe(), "nfe": timings[0].nfe, "samples": samples, "repeats": repeats,
+                "fids": fids, "feature_net": _name(feature_net), "reference": {
+                    "split": "train", "images": ref.count, "x_flip": False, "key": ref.key},
+                "pr_k": 3, "pr_real": min(samples, len(ref.pr_features)), "pr_summary": "mean over repeats",
+                "seed": self.opts.seed, "device": str(self.device), "batch": self.batch,
+            },
+        }
+
+    def fid_lines(self, m: dict[str, Any], quick: bool) -> str:
+        p = m["protocol"]
+        head = f"FID {m['fid']:.3f}"
+        if p["repeats"] > 1:
+            head += f" (min of {p['repeats']}, spread {m['spread']:.3f})"
+        return (f"{head}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  |  {_fmt_n(p['samples'])} samples"
+                f"{' (quick)' if quick else ''}, {p['sampler']}, NFE {p['nfe']}, vs {_fmt_n(p['reference']['images'])} "
+                f"training images, {p['feature_net']}; {m['images_per_s']:.1f} img/s")
+
+    def task_panel(self, net, step: int, snapshot: int | None, source: str) -> None:
+        from difftui.engine.diffusion import evaluate_panel
+        from difftui.engine.diffusion.panel import panel_specs
+        from difftui.engine.evaluate import record_panel
+        specs = panel_specs(self.config.sampler)
+        self.progress.say(f"panel: {len(specs)} samplers from the fixed x_T")
+        images = labels = None
+        n_images = 0
+        facts: dict[str, Any] = {}
+        if self.opts.nll and any(s.kind in ("ddpm", "covariance") for _, s in specs) and \
+                self.objective.kind == "ddpm":
+            images, labels, facts = self.heldout()
+            images = images.to(self.device)
+            labels = labels.to(self.device) if labels is not None else None
+            n_images = len(images)
+        rows = evaluate_panel(self.objective, net, self.x_T, self.config.sampler, images=images, seed=self.opts.seed,
+                              y=self.grid_labels, image_labels=labels)
+        protocol = {"source": source, "x_T": "runs/<id>/x_T.pt", "heldout": facts, "device": str(self.device)}
+        self.lines += record_panel(self.store, self.run_id, step, rows, self.run_dir, n_images, job_id=self.job_id,
+                                   snapshot=snapshot, protocol=protocol)
+        self.progress.advance(1, "panel done")
+
+    def task_nll(self, net, step: int, snapshot: int | None, source: str) -> None:
+        from difftui.engine.metrics.heldout import heldout_nll
+        if self.objective.kind != "ddpm":
+            self.lines.append(f"NLL unavailable: the {self.objective.kind} objective has no chain likelihood")
+            self.progress.advance(1)
+            return
+        images, labels, facts = self.heldout()
+        variance = "fixed_small" if self.objective.variance == "fixed_large" else self.objective.variance
+        T = self.objective.diffusion.num_timesteps
+        label = f"full chain T={T} {variance}"
+        self.progress.say(f"held-out NLL on {_fmt_n(len(images))} images ({label})")
+        start = time.perf_counter()
+        bpd = heldout_nll(self.objective, net, images, labels, device=self.device, batch=self.batch,
+                          seed=self.opts.seed,
+                          on_batch=lambda d, n: self.progress.advance(1, f"held-out NLL: {_fmt_n(d)}/{_fmt_n(n)}"))
+        seconds = time.perf_counter() - start
+        protocol = {"source": source, "heldout": facts, "chain": label, "device": str(self.device)}
+        common = self.common(step, label, T, "nll", snapshot, protocol)
+        self.store.add_eval_results(self.run_id, [
+            {**common, "metric": "nll_bpd", "value": bpd, "samples": len(images)},
+            {**common, "metric": "seconds", "value": seconds}])
+        self.lines.append(f"NLL {bpd:.4f} bits/dim on {_fmt_n(len(images))} held-out images "
+                          f"(test split of {_fmt_n(facts['split_size'])}), {label}; {seconds:.1f} s")
+
+    def task_fid(self, net, step: int, snapshot: int | None, source: str) -> float:
+        spec = selection_spec(self.config)
+        samples, quick = self.fid_samples()
+        m = self.measure_fid(net, spec, samples, self.opts.repeats, "FID")
+        m["protocol"].update(source=source, quick=quick, selection="lowest FID at a fixed deterministic sampler "
+                             "and NFE (playbook 5.6)")
+        common = self.common(step, spec, m["nfe"], "fid", snapshot, m["protocol"])
+        common.update(samples=samples, repeats=self.opts.repeats)
+        self.store.add_eval_results(self.run_id, [
+            {**common, "metric": "fid", "value": m["fid"], "spread": m["spread"]},
+            {**common, "metric": "precision", "value": m["precision"]},
+            {**common, "metric": "recall", "value": m["recall"]},
+            {**common, "metric": "seconds", "value": m["seconds"]}])
+        self.lines.append(self.fid_lines(m, quick))
+        return m["fid"]
+
+    def task_curve(self, net, step: int, snapshot: int | None, source: str) -> None:
+        from difftui.engine.atomic import atomic_write_bytes
+        from difftui.engine.diffusion import FEW_STEP_COUNTS
+        from difftui.engine.grids import grid_png
+        from difftui.engine.metrics.heldout import heldout_nll
+        if self.objective.kind != "ddpm":
+            raise EvalError(f"the few-step curve is for the DDPM-family chains; this run trains the "
+                            f"{self.objective.kind} objective")
+        samples, quick = self.fid_samples()
+        images, labels, facts = self.heldout()
+        for steps in FEW_STEP_COUNTS:                                          # playbook 5.8: 5/10/15/20 steps
+            for variance, name in CURVE_VARIANCES:
+                spec = SamplerSpec(kind="covariance", steps=steps, variance=variance, label=f"{name} N={steps}")
+                try:
+                    self.objective.check_spec(spec)
+                except ValueError:
+                    continue                                                   # a covariance this model lacks
+                self.progress.say(f"curve: {spec.describe()}")
+                # The grid: the run's fixed x_T, the same for every cell (playbook 5.8 / 5.2).
+                gen = torch.Generator(device=self.device).manual_seed(self.opts.seed)
+                grid, nfe = self.objective.sample(net, self.x_T, spec, generator=gen, y=self.grid_labels)
+                png = grid_png(grid)
+                path = atomic_write_bytes(self.run_dir / "curve" / f"step-{step:07d}-{variance}-{steps:02d}.png", png)
+                self.store.add_sample(self.run_id, step=step, kind="curve", sampler=spec.describe(), nfe=int(nfe),
+                                      png=png, path=str(path))
+                m = self.measure_fid(net, spec, samples, self.opts.repeats, f"curve {spec.describe()}")
+                bpd = heldout_nll(self.objective, net, images, labels, device=self.device, batch=self.batch,
+                                  spec=spec, seed=self.opts.seed,
+                                  on_batch=lambda d, n: self.progress.advance(1))
+                m["protocol"].update(source=source, quick=quick, steps=steps, variance=variance, heldout=facts,
+                                     grid=str(path))
+                common = self.common(step, spec, int(nfe), "curve", snapshot, m["protocol"])
+                common.update(repeats=self.opts.repeats)
+                self.store.add_eval_results(self.run_id, [
+                    {**common, "metric": "fid", "value": m["fid"], "spread": m["spread"], "samples": samples},
+                    {**common, "metric": "precision", "value": m["precision"], "samples": samples},
+                    {**common, "metric": "recall", "value": m["recall"], "samples": samples},
+                    {**common, "metric": "nll_bpd", "value": bpd, "samples": len(images)}])
+                self.lines.append(f"curve {spec.describe()}: FID {m['fid']:.3f}, NLL {bpd:.4f} bits/dim "
+                                  f"({_fmt_n(samples)} samples{' quick' if quick else ''}, "
+                                  f"{_fmt_n(len(images))} held-out images)")
+
+    def curve_units(self) -> int:
+        from difftui.engine.diffusion import FEW_STEP_COUNTS
+        samples, _ = self.fid_samples()
+        cells = 0
+        for variance, _ in CURVE_VARIANCES:
+            try:
+                self.objective.check_spec(SamplerSpec(kind="covariance", steps=5, variance=variance))
+                cells += 1
+            except ValueError:
+                pass
+        n_heldout = len(self.heldout()[0])
+        per_cell = self.opts.repeats * math.ceil(samples / self.batch) + math.ceil(n_heldout / self.batch)
+        return cells * len(FEW_STEP_COUNTS) * per_cell
+
+    # -- the whole evaluation -------------------------------------------------------------------------------------
+
+    def run_weights(self) -> list[str]:
+        """The checkpoint or `opts.snapshot`: panel, held-out NLL, FID, curve as the options ask."""
+        net, step, source = self.load_weights(self.opts.snapshot)
+        snapshot = self.opts.snapshot
+        o = self.opts
+        self.lines.append(f"run {self.run_id} at step {step}: EMA weights of {source}, on {self.device}")
+        units = int(o.panel) + (math.ceil(len(self.heldout()[0]) / self.batch) if o.nll and
+                                self.objective.kind == "ddpm" else int(o.nll))
+        if o.fid:
+            units += o.repeats * math.ceil(self.fid_samples()[0] / self.batch)
+        if o.curve:
+            units += self.curve_units()
+        self.progress.plan(units)
+        if o.panel:
+            self.task_panel(net, step, snapshot, source)
+        if o.nll:
+            self.task_nll(net, step, snapshot, source)
+        if o.fid:
+            self.task_fid(net, step, snapshot, source)
+            if snapshot is not None:
+                self.store.update_best_snapshot(self.run_id)
+        if o.curve:
+            self.task_curve(net, step, snapshot, source)
+        return self.lines
+
+    def pending(self, tried: set[int]) -> list[int]:
+        from difftui.engine.snapshots import list_snapshots
+        done = {r["snapshot"] for r in self.store.eval_results(self.run_id, kind="fid") if r["metric"] == "fid"}
+        return [s for s, _ in list_snapshots(self.run_dir) if s not in done and s not in tried]
+
+    def run_pending_snapshots(self, tried: set[int]) -> list[str]:
+        """FID at the quick count of each snapshot without one (newly written ones too), then the best marked."""
+        samples, quick = self.fid_samples()
+        while todo := self.pending(tried):
+            self.progress.plan(len(todo) * math.ceil(samples / self.batch))
+            for step in todo:
+                tried.add(step)
+                net, _, source = self.load_weights(step)
+                fid = self.task_fid(net, step, step, source)
+                best = self.store.update_best_snapshot(self.run_id)
+                self.store.add_event(self.run_id, "info", f"snapshot {step}: FID {fid:.3f} at {_fmt_n(samples)} "
+                                     f"samples{' (quick)' if quick else ''}; best snapshot: {best}")
+                del net
+        return self.lines
+
+
+def _name(net) -> str:
+    from difftui.engine.metrics.features import feature_net_name
+    return feature_net_name(net)
+
+
+#----------------------------------------------------------------------------
+# Entry points.
+
+def _load_run(store: Store, run_id: int) -> tuple[dict[str, Any], RunConfig]:
+    from difftui.engine.catalog import config_from_dict
+    store.reap_dead_runs()
+    run = store.get_run(run_id)
+    if run is None:
+        raise EvalError(f"{store.path}: no run {run_id}")
+    return run, config_from_dict(json.loads(run["config"]), f"run {run_id} config")
+
+
+def evaluate(db_path: str | os.PathLike[str], run_id: int, opts: EvalOptions, *, job_id: int | None = None,
+             feature_net=None) -> list[str]:
+    """Evaluate run `run_id` in this process as `opts` asks; returns the result lines. Raises EvalError (one line)
+    for what the user can fix, InceptionWeightsMissing when FID's weights are not there. `feature_net` replaces
+    Inception (tests use a small stand-in through this same path)."""
+    if opts.repeats < 1:
+        raise EvalError(f"--repeats must be >= 1, got {opts.repeats}")
+    if opts.samples is not None and opts.samples < 2:
+        raise EvalError(f"--samples must be >= 2, got {opts.samples}")
+    with Store(db_path, create=False) as store:
+        run, config = _load_run(store, run_id)
+        if job_id is None:
+            job_id = store.create_job(run_id, "eval", dataclasses.asdict(opts))
+        store.claim_job(job_id, pid=os.getpid(), message="starting")
+        progress = Progress(store, job_id)
+        try:
+            if opts.snapshot is None and not opts.pending_snapshots and store.is_alive(run):
+                raise EvalError(f"run {run_id} is {run['status']}: its engine evaluates its panel (difftui eval "
+                                f"{run_id} sends the command); evaluate one of its snapshots with --snapshot STEP")
+            with eval_lock(Path(run["run_dir"]), run_id):
+                ev = Evaluation(store, run, config, opts, job_id, progress, feature_net)
+                ev.setup()
+                if opts.pending_snapshots:
+                    tried: set[int] = set()
+                    lines = ev.run_pending_snapshots(tried)
+                else:
+                    lines = ev.run_weights()
+            if opts.pending_snapshots:
+                # A snapshot written while the lock was held was refused its own evaluator: take it now.
+                with contextlib.suppress(EvalBusy):
+                    with eval_lock(Path(run["run_dir"]), run_id):
+                        lines += ev.run_pending_snapshots(tried)
+        except EvalBusy as e:
+            store.finish_job(job_id, "refused", error=str(e))
+            raise
+        except BaseException as e:
+            store.finish_job(job_id, "failed", error=_one_line(e))
+            raise
+        store.finish_job(job_id, "done", message="\n".join(lines) or "nothing to evaluate")
+        for line in lines[1:]:
+            store.add_event(run_id, "info", f"eval: {line}")
+    return lines
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (EvalError, StoreError)) or type(exc).__name__ in ("InceptionWeightsMissing", "DataError",
+                                                                          "DeviceError", "PresetError"):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def main(args) -> int:
+    """`python -m difftui.engine eval` (argparse namespace from __main__): 0 done, 2 a user error (one line on
+    stderr), 1 an unexpected failure (traceback in the log)."""
+    from difftui.engine.metrics.weights import InceptionWeightsMissing
+    try:
+        from difftui.engine.config import PresetError
+        from difftui.engine.data import DataError
+        from difftui.engine.device import DeviceError
+    except ImportError:                               # pragma: no cover
+        raise
+    opts = EvalOptions(fid=args.fid or args.curve or args.pending_snapshots, samples=args.samples, quick=args.quick
+                       or args.pending_snapshots, repeats=args.repeats, inception=args.inception,
+                       snapshot=args.snapshot, pending_snapshots=args.pending_snapshots, curve=args.curve,
+                       panel=not args.no_panel and not args.pending_snapshots,
+                       nll=not args.no_nll and not args.pending_snapshots, nll_images=args.nll_images,
+                       batch=args.batch, device=args.device, seed=args.seed)
+    print(f"--- evaluator pid {os.getpid()} run {args.run_id} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+          f"{' '.join(sys.argv[1:])}", flush=True)
+    try:
+        for line in evaluate(args.db, args.run_id, opts, job_id=args.job):
+            print(line, flush=True)
+        return 0
+    except (EvalError, StoreError, InceptionWeightsMissing, PresetError, DataError, DeviceError) as e:
+        print(f"difftui eval: error: {_one_line(e)}", file=sys.stderr, flush=True)
+        return 2
+    except BaseException as e:
+        traceback.print_exc()
+        print(f"difftui eval: failed: {_one_line(e)}", file=sys.stderr, flush=True)
+        return 1
