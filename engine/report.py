@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from difftui.engine.atomic import atomic_write_bytes, atomic_write_text
+from difftui.engine.eval_rows import group_evaluations
 from difftui.engine.plots import line_chart_png
 from difftui.engine.store import Store, StoreError
 
@@ -81,27 +82,6 @@ def _short(value: Any) -> str:
     return _fmt(value)
 
 
-def _group(rows: list[dict]) -> list[dict]:
-    """Evaluation rows (one metric each) -> one row per evaluation (job, kind, step, snapshot, sampler)."""
-    groups: dict[tuple, dict] = {}
-    for r in rows:
-        key = (r.get("job_id"), r.get("kind"), r["step"], r.get("snapshot"), r.get("sampler"))
-        g = groups.setdefault(key, {"kind": r.get("kind") or "panel", "step": r["step"], "snapshot": r.get("snapshot"),
-                                    "sampler": r.get("sampler"), "nfe": r.get("nfe"), "protocol": r["protocol"],
-                                    "time": r["time"], "samples": None, "nll_images": None, "repeats": None,
-                                    "spread": None})
-        g[r["metric"]] = r["value"]
-        if r["metric"] == "nll_bpd":
-            g["nll_images"] = r.get("samples")
-        elif r.get("samples") is not None:
-            g["samples"] = r.get("samples")
-        if r.get("repeats"):
-            g["repeats"] = r["repeats"]
-        if r.get("spread") is not None:
-            g["spread"] = r["spread"]
-    return list(groups.values())
-
-
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -115,7 +95,7 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
         raise StoreError(f"{store.path}: no run {run_id}")
     config = json.loads(run["config"])
     run_dir = Path(run["run_dir"])
-    evals = _group(store.eval_results(run_id))
+    evals = group_evaluations(store.eval_results(run_id))
     md: list[str] = [f"# Run {run_id}: {run['name']}", "",
                      f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `difftui report {run_id}` from `{store.path}`. "
                      f"Section numbers refer to the playbook.", ""]
@@ -164,8 +144,8 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
                f"generated images{' (the quick count)' if p.get('quick') else ''}, {p.get('repeats')} repeat(s): the "
                f"minimum FID is reported with the spread (playbook 5.5); precision/recall: "
                f"{p.get('pr_summary', 'mean over repeats')} on {p.get('pr_real')} real images",
-               f"- selection rule: {p.get('selection', 'lowest FID at a fixed deterministic sampler and NFE')} "
-               f"(playbook 5.6); snapshots every {config['recipe'].get('snapshot_kimg')} kimg"]
+               f"- selection rule: {p.get('selection', 'lowest FID at a fixed deterministic sampler and NFE')}; "
+               f"snapshots every {config['recipe'].get('snapshot_kimg')} kimg"]
     else:
         md.append("- no FID recorded yet (`difftui eval ID --fid`)")
     md.append("")
@@ -174,12 +154,12 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     md += ["## Metrics", ""]
     table = [g for g in evals if g["kind"] in ("fid", "nll")]
     if table:
-        md += _table(["step", "weights", "kind", "sampler", "NFE", "samples", "FID", "spread", "precision", "recall",
-                      "NLL (bits/dim)", "NLL images", "seconds"],
+        md += _table(["step", "weights", "kind", "sampler", "NFE", "samples", "repeats", "FID", "spread", "precision",
+                      "recall", "NLL (bits/dim)", "NLL images", "seconds"],
                      [[str(g["step"]), f"snapshot {g['snapshot']}" if g["snapshot"] is not None else "checkpoint",
                        g["kind"], g["sampler"] or "-", _fmt(g["nfe"]),
                        f"{g['samples']:,}" + (" (quick)" if g["protocol"].get("quick") else "") if g["samples"] else "-",
-                       _fmt(g.get("fid")), _fmt(g.get("spread")), _fmt(g.get("precision")), _fmt(g.get("recall")),
+                       _fmt(g["repeats"]), _fmt(g.get("fid")), _fmt(g.get("spread")), _fmt(g.get("precision")), _fmt(g.get("recall")),
                        _fmt(g.get("nll_bpd")), _fmt(g.get("nll_images")), _fmt(g.get("seconds"), 3)] for g in table])
     else:
         md.append("No FID or NLL recorded yet.")

@@ -37,7 +37,8 @@ REVIEW = [
 DASHBOARD = [
     Binding("s", "stop_run", "Stop", id="dashboard.stop"),
     Binding("r", "resume_run", "Resume", id="dashboard.resume"),
-    Binding("v", "evaluate_run", "Evaluate panel", id="dashboard.evaluate"),
+    Binding("v", "evaluate_run", "Evaluate", id="dashboard.evaluate"),
+    Binding("t", "toggle_evaluations", "Evaluations", id="dashboard.evaluations"),
     Binding("left_square_bracket", "grid_prev", "Prev grid", id="dashboard.grid_prev"),
     Binding("right_square_bracket", "grid_next", "Next grid", id="dashboard.grid_next"),
     Binding("end", "grid_latest", "Latest grid", show=False, id="dashboard.grid_latest"),

@@ -20,6 +20,7 @@ from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
 from difftui.tui.screens.base import PollingScreen
+from difftui.tui.widgets.eval_view import EvalView
 from difftui.tui.widgets.event_log import EventLog
 from difftui.tui.widgets.gpu_panel import GpuPanel
 from difftui.tui.widgets.grid_image import GridImage
@@ -92,6 +93,7 @@ class DashboardScreen(PollingScreen):
             with Vertical(id="dash-right"):
                 yield GridImage(id="grid")
                 yield EventLog(id="events")
+        yield EvalView(self.run_id, id="eval-view")               # hidden until `t` (issue 9)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -200,6 +202,10 @@ class DashboardScreen(PollingScreen):
 
     def action_evaluate_run(self) -> None:
         self.app.evaluate_run(self.run_id)
+
+    def action_toggle_evaluations(self) -> None:
+        """Swap the loss/GPU/grid panels for the evaluation view (its table, chart, curve and grids) and back."""
+        self.query_one("#dash-main").display = not self.query_one(EvalView).toggle()
 
     def action_back(self) -> None:
         self.app.pop_screen()
