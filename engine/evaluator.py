@@ -193,7 +193,7 @@ class Evaluation:
                             if self.num_classes else None)
         self.batch = self.opts.batch or self.recipe.batch_size
 
-    def build_net(self, ema_state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    def build_net(self, ema_state: dict[str, torch.Tensor], source: str = "weights") -> torch.nn.Module:
         """The backbone as the trainer builds it, with the EMA weights, in eval mode, no gradients."""
         from difftui.engine.models import build_model
         channels = self.shape[0]
@@ -201,6 +201,11 @@ class Evaluation:
                           out_channels=self.objective.out_channels(channels),
                           resolution=self.config.dataset.resolution, num_classes=self.num_classes,
                           dropout=self.recipe.dropout)
+        missing, unexpected = _key_mismatch(net.state_dict(), ema_state)
+        if missing or unexpected:
+            raise EvalError(f"{source}: its weights do not fit run {self.run_id}'s backbone "
+                            f"'{self.config.backbone.name}' ({len(missing)} missing, {len(unexpected)} unexpected "
+                            f"tensors, e.g. {(missing or unexpected)[0]})")
         net.load_state_dict(ema_state)
         return net.to(self.device).eval().requires_grad_(False)
 
@@ -217,13 +222,13 @@ class Evaluation:
                 state = snapshots.load_snapshot(path)
             except ValueError as e:
                 raise EvalError(str(e)) from None
-            return self.build_net(state["ema"]), int(state["step"]), f"snapshot {path.name}"
+            return self.build_net(state["ema"], str(path)), int(state["step"]), f"snapshot {path.name}"
         from difftui.engine.checkpoint import latest_checkpoint, load_checkpoint
         path = latest_checkpoint(self.run_dir / "checkpoints")
         if path is None:
             raise EvalError(f"run {self.run_id} has no checkpoint yet to evaluate")
         state = load_checkpoint(path, map_location="cpu")
-        return self.build_net(state["ema"]["net"]), int(state["step"]), f"checkpoint {path.name}"
+        return self.build_net(state["ema"]["net"], str(path)), int(state["step"]), f"checkpoint {path.name}"
 
     # -- data -----------------------------------------------------------------------------------------------------
 
@@ -476,6 +481,8 @@ class Evaluation:
         if o.curve:
             units += self.curve_units()
         self.progress.plan(units)
+        if o.fid or o.curve:
+            self.feature_net()                          # missing weights: one line now, before any other work
         if o.panel:
             self.task_panel(net, step, snapshot, source)
         if o.nll:
@@ -497,6 +504,7 @@ class Evaluation:
         """FID at the quick count of each snapshot without one (newly written ones too), then the best marked."""
         samples, quick = self.fid_samples()
         while todo := self.pending(tried):
+            self.feature_net()
             self.progress.plan(len(todo) * math.ceil(samples / self.batch))
             for step in todo:
                 tried.add(step)
@@ -507,6 +515,10 @@ class Evaluation:
                                      f"samples{' (quick)' if quick else ''}; best snapshot: {best}")
                 del net
         return self.lines
+
+
+def _key_mismatch(expected: dict, got: dict) -> tuple[list[str], list[str]]:
+    return [k for k in expected if k not in got], [k for k in got if k not in expected]
 
 
 def _name(net) -> str:
@@ -563,7 +575,9 @@ def evaluate(db_path: str | os.PathLike[str], run_id: int, opts: EvalOptions, *,
             raise
         except BaseException as e:
             store.finish_job(job_id, "failed", error=_one_line(e))
+            store.add_event(run_id, "error", f"evaluation failed: {_one_line(e)}")
             raise
+        progress.write(force=True)
         store.finish_job(job_id, "done", message="\n".join(lines) or "nothing to evaluate")
         for line in lines[1:]:
             store.add_event(run_id, "info", f"eval: {line}")

@@ -156,10 +156,10 @@ def show_evaluations(out, c, run: dict) -> None:
         jobs = store.jobs_for(run["id"], active=True)
         best = store.get_run(run["id"]).get("best_snapshot")
     for line in evaluation_lines(rows, best):
-        out.print(line, markup=False)
+        out.print(line, markup=False, soft_wrap=True)
     for job in jobs:
         out.print(f"  eval job  {job['id']} {job['status']}: {job['done']}/{job['total']} {job['message'] or ''}",
-                  markup=False)
+                  markup=False, soft_wrap=True)
 
 
 def evaluation_lines(rows: list[dict], best_snapshot: int | None) -> list[str]:
