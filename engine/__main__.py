@@ -41,7 +41,7 @@ def add_eval_parser(sub) -> None:
     ev.add_argument("--db", required=True, help="path to runs.db")
     ev.add_argument("--fid", action="store_true", help="FID and precision/recall (k=3) with the fixed sampler")
     ev.add_argument("--samples", type=int, default=None, help="generated images per FID (default 50,000)")
-    ev.add_argument("--quick", action="store_true", help="the recipe's quick FID count (and 1,000 NLL images)")
+    ev.add_argument("--quick", action="store_true", help="the recipe's quick FID count (and 256 NLL images)")
     ev.add_argument("--repeats", type=int, default=1, help="compute FID K times; report the minimum and spread")
     ev.add_argument("--inception", default=None, help="Inception weights file (else $DIFFTUI_INCEPTION, the cache)")
     ev.add_argument("--snapshot", type=int, default=None, help="evaluate this snapshot step (else the newest checkpoint)")

@@ -27,6 +27,7 @@ import fcntl
 import json
 import math
 import os
+import signal
 import socket
 import sys
 import time
@@ -44,7 +45,8 @@ __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "CURVE_VARIANCES", "EvalError",
            "selection_spec", "eval_lock", "evaluate", "main"]
 
 REPORT_SAMPLES = 50_000                             # playbook 5.5: FID on 50,000 generated images
-QUICK_NLL_IMAGES = 1_000                            # our choice: a quick NLL, its count always shown beside it
+QUICK_NLL_IMAGES = 256                              # our choice: a quick NLL, its count always shown beside it
+MIN_EVAL_BATCH = 64                                 # sampling needs no gradients: at least this many per batch
 CURVE_VARIANCES = (("fixed_small", "heuristic beta_tilde"), ("fixed_large", "heuristic beta"),
                    ("learned", "learned (P1)"), ("ocm", "OCM (P6)"))       # playbook 3.6, 5.7-5.8
 PROGRESS_EVERY_S = 0.5                              # job row writes at most twice a second
@@ -56,6 +58,10 @@ class EvalError(RuntimeError):
 
 class EvalBusy(EvalError):
     """Another evaluation of the same run holds its lock."""
+
+
+class Stopped(Exception):
+    """The evaluator was asked to stop (SIGTERM / SIGINT); its job ends as failed with this line."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class EvalOptions:
     panel: bool = True
     nll: bool = True
     nll_images: int | None = None                   # None: the whole held-out split (QUICK_NLL_IMAGES when quick)
-    batch: int | None = None                        # None: the recipe's batch size
+    batch: int | None = None                        # None: the recipe's batch size, at least MIN_EVAL_BATCH
     device: str | None = None                       # None: the run's own device
     seed: int = 0
 
@@ -185,13 +191,16 @@ class Evaluation:
             self.objective.to(self.device)
         x_T_path = self.run_dir / "x_T.pt"
         if not x_T_path.exists():
-            raise EvalError(f"{x_T_path} is missing: the run never started, so there is nothing to evaluate")
+            from difftui.engine.checkpoint import latest_checkpoint
+            if latest_checkpoint(self.run_dir / "checkpoints") is None:
+                raise EvalError(f"run {self.run_id} has no checkpoint yet to evaluate")
+            raise EvalError(f"{x_T_path} is missing: the run's fixed noise is gone, so its grids cannot be redrawn")
         self.x_T = torch.load(x_T_path, map_location="cpu", weights_only=True).to(self.device)
         self.shape = tuple(self.x_T.shape[1:])
         self.num_classes = self.config.dataset.num_classes if self.recipe.class_conditional else 0
         self.grid_labels = (torch.arange(self.x_T.shape[0], device=self.device) % self.num_classes
                             if self.num_classes else None)
-        self.batch = self.opts.batch or self.recipe.batch_size
+        self.batch = self.opts.batch or max(self.recipe.batch_size, MIN_EVAL_BATCH)
 
     def build_net(self, ema_state: dict[str, torch.Tensor], source: str = "weights") -> torch.nn.Module:
         """The backbone as the trainer builds it, with the EMA weights, in eval mode, no gradients."""
@@ -586,7 +595,7 @@ def evaluate(db_path: str | os.PathLike[str], run_id: int, opts: EvalOptions, *,
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    if isinstance(exc, (EvalError, StoreError)) or type(exc).__name__ in ("InceptionWeightsMissing", "DataError",
+    if isinstance(exc, (EvalError, StoreError, Stopped)) or type(exc).__name__ in ("InceptionWeightsMissing", "DataError",
                                                                           "DeviceError", "PresetError"):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -608,6 +617,11 @@ def main(args) -> int:
                        panel=not args.no_panel and not args.pending_snapshots,
                        nll=not args.no_nll and not args.pending_snapshots, nll_images=args.nll_images,
                        batch=args.batch, device=args.device, seed=args.seed)
+    def stop(signum, frame):                        # SIGTERM / SIGINT: end with a status, not a silent death
+        raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     print(f"--- evaluator pid {os.getpid()} run {args.run_id} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
           f"{' '.join(sys.argv[1:])}", flush=True)
     try:

@@ -12,14 +12,15 @@ from textual_plotext import PlotextPlot
 
 __all__ = ["CurveTable", "CurveChart"]
 
-COLUMNS = {"covariance": 20, "steps": 5, "NFE": 4, "FID": 9, "NLL": 8, "samples": 9}
+# Widths include one space of separation (cell padding 0); NFE = steps for these chains (one forward per step).
+COLUMNS = {"covariance": 20, "steps": 6, "FID": 8, "NLL": 7, "samples": 8}
 
 
 class CurveTable(DataTable):
     """One row per (covariance, steps); the best FID and NLL at each step count in bold green."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, cell_padding=0)
         self.records: list[dict[str, Any]] = []
         self._shown: list[str] = []
         for col, width in COLUMNS.items():
@@ -40,7 +41,7 @@ class CurveTable(DataTable):
             return Text("-" if not math.isfinite(v) else f"{v:.{digits}f}", justify="right", style=style)
 
         rows = [(r["sampler"].rsplit(" N=", 1)[0], Text(str(r["protocol"].get("steps")), justify="right"),
-                 Text(str(r["nfe"]), justify="right"), cell(r, "fid", 2), cell(r, "nll_bpd", 3),
+                 cell(r, "fid", 2), cell(r, "nll_bpd", 3),
                  Text(f"{r['samples']:,}" if r["samples"] else "-", justify="right")) for r in records]
         keyed = [" ".join(map(str, row)) for row in rows]
         if keyed == self._shown:

@@ -14,8 +14,9 @@ from difftui.engine.eval_rows import best_values
 
 __all__ = ["EvalTable", "COLUMNS", "record_cells"]
 
-COLUMNS = {"step": 8, "weights": 13, "sampler": 24, "NFE": 5, "samples": 10, "FID": 14, "prec.": 6, "recall": 6,
-           "NLL": 14, "s": 7}
+# Widths include one space of separation (cell padding 0), so the table fits two thirds of a 160-column terminal.
+COLUMNS = {"step": 6, "weights": 12, "sampler": 23, "NFE": 5, "samples": 10, "FID": 14, "prec.": 6, "recall": 7,
+           "NLL": 16, "s": 7}
 BEST_STYLE = "bold green"
 
 
@@ -28,7 +29,7 @@ def _num(value: float, digits: int, best: float | None) -> Text:
 
 def record_cells(rec: dict[str, Any], best: dict[str, float], best_snapshot: int | None) -> tuple:
     """The cells of one evaluation record (eval_rows.table_records)."""
-    weights = f"snapshot {rec['snapshot']}" if rec["snapshot"] is not None else "checkpoint"
+    weights = f" snap {rec['snapshot']}" if rec["snapshot"] is not None else " checkpoint"
     if rec["snapshot"] is not None and rec["snapshot"] == best_snapshot:
         weights = Text(weights + " *", style=BEST_STYLE)
     samples = f"{rec['samples']:,}" + (" q" if rec["quick"] else "") if rec["samples"] else "-"
@@ -38,7 +39,7 @@ def record_cells(rec: dict[str, Any], best: dict[str, float], best_snapshot: int
     nll = _num(rec["nll_bpd"], 4, best.get("nll_bpd"))
     if rec["nll_images"]:
         nll.append(f" /{rec['nll_images']:,}", style="dim")
-    return (Text(str(rec["step"]), justify="right"), weights, rec["sampler"] or rec["nll_chain"] or "-",
+    return (Text(str(rec["step"]), justify="right"), weights, " " + (rec["sampler"] or rec["nll_chain"] or "-"),
             Text(str(rec["nfe"] or "-"), justify="right"), Text(samples, justify="right"), fid,
             _num(rec["precision"], 3, best.get("precision")), _num(rec["recall"], 3, best.get("recall")), nll,
             Text(f"{rec['seconds']:.0f}", justify="right"))
@@ -48,7 +49,7 @@ class EvalTable(DataTable):
     """Evaluation records, oldest first; redrawn only when they change."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, cell_padding=0)
         self._shown: list[str] = []
         for col, width in COLUMNS.items():
             self.add_column(col, key=col, width=width)
