@@ -62,6 +62,10 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def _count(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else "-"
+
+
 def _get(config: dict, dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
@@ -133,14 +137,15 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     md.append("")
 
     # 4. Evaluation protocol.
-    fids = [g for g in evals if g["kind"] in ("fid", "curve") and "fid" in g]
+    fids = [g for g in evals if g["kind"] == "fid" and "fid" in g] or \
+        [g for g in evals if g["kind"] == "curve" and "fid" in g]
     md += ["## Evaluation protocol", ""]
     if fids:
         p = fids[-1]["protocol"]
         md += [f"- FID and improved precision/recall (k = {p.get('pr_k', 3)}) with `{p.get('feature_net')}` "
                f"features; real side: the {p.get('reference', {}).get('images')} training images, no x-flips "
                f"(playbook 5.5)",
-               f"- fixed sampler `{p.get('sampler')}`, NFE {p.get('nfe')}, EMA weights; {p.get('samples'):,} "
+               f"- fixed sampler `{p.get('sampler')}`, NFE {p.get('nfe')}, EMA weights; {_count(p.get('samples'))} "
                f"generated images{' (the quick count)' if p.get('quick') else ''}, {p.get('repeats')} repeat(s): the "
                f"minimum FID is reported with the spread (playbook 5.5); precision/recall: "
                f"{p.get('pr_summary', 'mean over repeats')} on {p.get('pr_real')} real images",
