@@ -87,8 +87,8 @@ def run_case(name: str, spec: SamplerSpec, images: int, batch: int, device: torc
     if objective.kind == "edm":
         spec = SamplerSpec(kind="edm_heun", steps=18)           # P3's CIFAR-10 protocol, NFE 35 (playbook 5.6)
     fwd = forward_seconds(net, objective, shape, batch, device)
-    generated_features(objective, net, spec, min(batch, images), shape=shape, feature_net=feature_net,
-                       device=device, batch=batch, seed=1)      # warm-up (cudnn, allocator)
+    generated_features(objective, net, spec, 2, shape=shape, feature_net=feature_net, device=device, batch=batch,
+                       seed=1)                                  # warm-up (cudnn, allocator), two images
     _, timing = generated_features(objective, net, spec, images, shape=shape, feature_net=feature_net,
                                    device=device, batch=batch, seed=0)
     batches = -(-images // batch)
@@ -106,7 +106,7 @@ def table(rows: list[dict], device: str, features: str) -> str:
     for r in rows:
         lines.append(f"| {r['case']} | {r['sampler']} | {r['nfe']} | {r['batch']} | {r['images']} | {r['fwd_ms']:.1f} | "
                      f"{r['ideal_s']:.2f} | {r['sampler_s']:.2f} | {r['overhead']:.2f} | {r['feature_s']:.2f} | "
-                     f"{r['wall_s']:.2f} | {r['img_s']:.1f} | {r['h_50k']:.1f} h |")
+                     f"{r['wall_s']:.2f} | {r['img_s']:.3g} | {r['h_50k']:.3g} h |")
     return "\n".join(lines) + f"\n\nFeatures: {features}; device {device}."
 
 
@@ -136,7 +136,7 @@ def main() -> None:
     rows = []
     for name in cases:
         rows.append(run_case(name, spec, images, batch, device, feature_net))
-        print(f"{name}: {rows[-1]['img_s']:.1f} img/s", flush=True)
+        print(f"{name}: {rows[-1]['img_s']:.3g} img/s", flush=True)
     card = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or platform.machine()} CPU, " \
         f"{torch.get_num_threads()} threads"
     out = table(rows, f"{device} ({card})", features)

@@ -180,10 +180,16 @@ class Evaluation:
     # -- set-up ---------------------------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        from difftui.engine.device import resolve_device, set_cpu_threads
+        from difftui.engine.device import DeviceError, resolve_device, set_cpu_threads
         from difftui.engine.diffusion import build_objective
-        wanted = self.opts.device or self.run.get("device") or "auto"
-        self.device = resolve_device(wanted if wanted.split(":")[0] in ("auto", "cpu", "cuda") else "auto")
+        if self.opts.device:
+            self.device = resolve_device(self.opts.device)
+        else:
+            # The run's own device; a run trained on a GPU that is not here is evaluated where we are.
+            try:
+                self.device = resolve_device(self.run.get("device") or "auto")
+            except DeviceError:
+                self.device = resolve_device("auto")
         if self.device.type == "cpu":
             set_cpu_threads()
         self.objective = build_objective(self.recipe)
@@ -267,6 +273,9 @@ class Evaluation:
         return self._heldout
 
     def feature_net(self):
+        if self.shape[0] not in (1, 3):
+            raise EvalError(f"FID needs decoded grey or RGB images; run {self.run_id} generates {self.shape[0]}-channel "
+                            f"data ({self.config.dataset.name})")
         if self._feature_net is None:
             from difftui.engine.metrics.inception import load_inception
             self.progress.say("loading the Inception-v3 feature network")
@@ -304,20 +313,19 @@ class Evaluation:
                     protocol=protocol)
 
     def fid_samples(self) -> tuple[int, bool]:
-        if self.opts.samples is not None:
-            return self.opts.samples, self.opts.samples == self.recipe.eval_quick_samples
-        if self.opts.quick:
-            return self.recipe.eval_quick_samples, True
-        return REPORT_SAMPLES, False
+        """(generated images per FID, quick): any count below the report's 50,000 is a quick, monitoring number
+        (playbook 5.5: a 10K FID is biased; say so beside it and check key results at 50K)."""
+        n = self.opts.samples or (self.recipe.eval_quick_samples if self.opts.quick else REPORT_SAMPLES)
+        return n, n < REPORT_SAMPLES
 
     def measure_fid(self, net, spec: SamplerSpec, samples: int, repeats: int, label: str) -> dict[str, Any]:
         """FID (min and spread over `repeats`), precision and recall (means), timing and protocol facts."""
-        from difftui.engine.metrics.fid import feature_statistics, frechet_distance, precision_recall, summarise
+        from difftui.engine.metrics.fid import (PR_NEIGHBOURHOOD, feature_statistics, frechet_distance,
+                                                precision_recall, summarise)
         from difftui.engine.metrics.generate import generated_features
         ref = self.reference()
         feature_net = self.feature_net()
         self.objective.check_spec(spec)
-        batches = math.ceil(samples / self.batch)
         fids, precisions, recalls, timings = [], [], [], []
         for r in range(repeats):
             # Repeat r draws its own images: seed (opts.seed, r); the same seed reproduces the same images.
@@ -343,7 +351,8 @@ class Evaluation:
                 "sampler": spec.describe(), "nfe": timings[0].nfe, "samples": samples, "repeats": repeats,
                 "fids": fids, "feature_net": _name(feature_net), "reference": {
                     "split": "train", "images": ref.count, "x_flip": False, "key": ref.key},
-                "pr_k": 3, "pr_real": min(samples, len(ref.pr_features)), "pr_summary": "mean over repeats",
+                "pr_k": PR_NEIGHBOURHOOD, "pr_real": min(samples, len(ref.pr_features)),
+                "pr_summary": "mean over repeats",
                 "seed": self.opts.seed, "device": str(self.device), "batch": self.batch,
             },
         }
@@ -373,7 +382,7 @@ class Evaluation:
             labels = labels.to(self.device) if labels is not None else None
             n_images = len(images)
         rows = evaluate_panel(self.objective, net, self.x_T, self.config.sampler, images=images, seed=self.opts.seed,
-                              y=self.grid_labels, image_labels=labels)
+                              y=self.grid_labels, image_labels=labels, nll_batch=self.batch)
         protocol = {"source": source, "x_T": "runs/<id>/x_T.pt", "heldout": facts, "device": str(self.device)}
         self.lines += record_panel(self.store, self.run_id, step, rows, self.run_dir, n_images, job_id=self.job_id,
                                    snapshot=snapshot, protocol=protocol)

@@ -32,15 +32,14 @@ def heldout_subset(data, n: int | None, seed: int = 0) -> tuple[torch.Tensor, to
     return data.batch(idx)
 
 
-def _digests(images: torch.Tensor) -> set[bytes]:
-    return {hashlib.blake2b(row.numpy().tobytes(), digest_size=16).digest() for row in images.contiguous()}
+def _digest(row: torch.Tensor) -> bytes:
+    return hashlib.blake2b(row.contiguous().numpy().tobytes(), digest_size=16).digest()
 
 
 def overlap(train_images: torch.Tensor, heldout_images: torch.Tensor) -> int:
-    """How many held-out images are byte-identical to a training image (as stored)."""
-    seen = _digests(train_images)
-    return sum(d in seen for d in (hashlib.blake2b(r.numpy().tobytes(), digest_size=16).digest()
-                                   for r in heldout_images.contiguous()))
+    """How many held-out images are byte-identical to a training image (as the data sets store them)."""
+    seen = {_digest(row) for row in train_images}
+    return sum(_digest(row) in seen for row in heldout_images)
 
 
 @torch.no_grad()

@@ -40,7 +40,7 @@ def test_fid_repeats_report_the_minimum_and_spread_with_the_protocol(digits_run)
     proto = fid["protocol"]
     assert proto["feature_net"] == "test-standin-not-inception" and proto["pr_k"] == 3
     assert proto["reference"] == {"split": "train", "images": 1797, "x_flip": False, "key": proto["reference"]["key"]}
-    assert proto["source"] == "checkpoint ckpt-0000010.pt" and proto["quick"] is False
+    assert proto["source"] == "checkpoint ckpt-0000010.pt" and proto["quick"] is True             # 64 < 50,000: a quick number
     assert jobs[-1]["status"] == "done" and jobs[-1]["done"] == jobs[-1]["total"] > 0
     assert any(line.startswith("FID ") and "min of 3" in line and "64 samples" in line for line in lines)
 
@@ -99,3 +99,18 @@ def test_a_snapshot_that_does_not_exist_is_one_line(digits_run):
     with Store(db) as store:
         job = store.jobs_for(run_id)[-1]
     assert job["status"] == "failed" and job["error"].startswith(f"run {run_id} has no snapshot")
+
+
+def test_a_snapshot_of_another_network_is_one_line_naming_the_file(digits_run):
+    from difftui.engine import snapshots
+    db, run_id = digits_run
+    with Store(db) as store:
+        run_dir = store.get_run(run_id)["run_dir"]
+    path = snapshots.write_snapshot(run_dir, 3, 8, torch.nn.Linear(2, 2))
+    try:
+        with pytest.raises(EvalError) as e:
+            evaluate(db, run_id, EvalOptions(**FID, snapshot=3), feature_net=StandInFeatureNet())
+    finally:
+        path.unlink()
+    assert str(e.value).startswith(f"{path}: its weights do not fit run {run_id}'s backbone 'unet-demo' (")
+    assert "\n" not in str(e.value) and "2 unexpected tensors" in str(e.value)
