@@ -100,8 +100,8 @@ def run_case(name: str, spec: SamplerSpec, images: int, batch: int, device: torc
 
 
 def table(rows: list[dict], device: str, features: str) -> str:
-    head = (f"| case | sampler | NFE | batch | images | fwd ms | NFE x fwd s | sampler s | overhead | feature s | "
-            f"wall s | img/s | 50k images |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| case | sampler | NFE | batch | images | fwd ms | NFE x fwd s | sampler s | overhead | feature s | "
+            "wall s | img/s | 50k images |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for r in rows:
         lines.append(f"| {r['case']} | {r['sampler']} | {r['nfe']} | {r['batch']} | {r['images']} | {r['fwd_ms']:.1f} | "

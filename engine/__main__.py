@@ -51,7 +51,7 @@ def add_eval_parser(sub) -> None:
     ev.add_argument("--nll-images", type=int, default=None, help="held-out images for NLL (default: the whole split)")
     ev.add_argument("--no-panel", action="store_true", help="skip the sampler panel")
     ev.add_argument("--no-nll", action="store_true", help="skip the held-out NLL")
-    ev.add_argument("--batch", type=int, default=None, help="images per batch (default: the recipe's batch size)")
+    ev.add_argument("--batch", type=int, default=None, help="images per batch (default: the recipe's batch size, at least 64)")
     ev.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:K (default: the run's device)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated images")
     ev.add_argument("--job", type=int, default=None, help="the jobs row to report to (set by the spawner)")

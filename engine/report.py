@@ -98,7 +98,6 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     if run is None:
         raise StoreError(f"{store.path}: no run {run_id}")
     config = json.loads(run["config"])
-    run_dir = Path(run["run_dir"])
     evals = group_evaluations(store.eval_results(run_id))
     md: list[str] = [f"# Run {run_id}: {run['name']}", "",
                      f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `difftui report {run_id}` from `{store.path}`. "

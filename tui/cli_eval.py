@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         curve: bool = typer.Option(False, "--curve", help="the few-step curve: FID and NLL at 5/10/15/20 steps"),
         nll_images: Optional[int] = typer.Option(None, "--nll-images", min=1,
                                                  help="held-out images for NLL (default: the whole test split)"),
-        batch: Optional[int] = typer.Option(None, "--batch", min=1, help="images per batch (default: the recipe's)"),
+        batch: Optional[int] = typer.Option(None, "--batch", min=1, help="images per batch (default: the recipe's, at least 64)"),
         device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:K (default: the run's)"),
         detach: bool = typer.Option(False, "--detach", help="start the evaluation and return at once"),
     ) -> None:

@@ -4,7 +4,6 @@ few-step curve (playbook 5.7-5.8): FID and NLL at 5/10/15/20 steps for each cova
 import pickle
 
 import numpy as np
-import pytest
 
 from difftui.engine.evaluator import CURVE_VARIANCES, EvalOptions, evaluate
 from difftui.engine.store import Store

@@ -2,7 +2,6 @@
 (weights_only=True: a replaced file cannot run code)."""
 
 import os
-import pickle
 from pathlib import Path
 from unittest import mock
 

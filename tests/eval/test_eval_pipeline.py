@@ -2,7 +2,6 @@
 feature network standing in for Inception (StandInFeatureNet: NOT Inception): generated images from the EMA
 weights, cached reference statistics, FID repeats, precision/recall, the protocol recorded beside every number."""
 
-import math
 import random
 
 import numpy as np

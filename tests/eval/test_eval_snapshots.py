@@ -1,8 +1,6 @@
 """Snapshots every K kimg (playbook 5.6): EMA weights only, kept apart from the rolling checkpoints, each evaluated
 at the quick count with the fixed sampler, the lowest FID marked as the run's best and shown by `difftui show`."""
 
-import subprocess
-import sys
 
 import pytest
 import torch

@@ -3,9 +3,6 @@ metric over training steps, the few-step curve as a table and a chart with its g
 
 from __future__ import annotations
 
-import time
-
-import pytest
 from tui_helpers import FIXED_T, grid_png, wait_for
 
 from difftui.engine.eval_rows import best_values, group_evaluations, table_records
