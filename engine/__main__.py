@@ -1,5 +1,6 @@
-"""The engine worker: `python -m difftui.engine train RUN_ID --db PATH` (spawned by the TUI and the CLI), and a
-sweep's supervisor: `python -m difftui.engine sweep SWEEP_ID --db PATH` (difftui.engine.sweeps.supervisor).
+"""The engine's processes: `python -m difftui.engine train RUN_ID --db PATH` (one run's engine), `... eval RUN_ID
+--db PATH [...]` (an evaluation of a run that is not training), `... sweep SWEEP_ID --db PATH` (a sweep's supervisor,
+difftui.engine.sweeps.supervisor) and `... measure-tiers` (the tier cache), spawned by the TUI and the CLI.
 
 No TUI, no typer: argparse only, so the worker starts with the fewest imports (DESIGN.md: the engine never imports
 the TUI).
@@ -12,7 +13,8 @@ import sys
 
 from difftui.engine import signals
 
-signals.install()                                   # first: a stop signal during the imports below is not lost
+if sys.argv[1:2] in (["train"], ["sweep"]):
+    signals.install()                               # first: a stop signal during the imports below is not lost
 
 import argparse                                     # noqa: E402
 
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep = sub.add_parser("sweep", help="supervise one sweep: start its queued members as slots free up")
     sweep.add_argument("sweep_id", type=int)
     sweep.add_argument("--db", required=True, help="path to runs.db")
+    add_eval_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "measure-tiers":
         from difftui.engine.measure_tiers import main as measure_tiers
@@ -47,7 +50,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         from difftui.engine.sweeps.supervisor import supervise
         return supervise(args.db, args.sweep_id)
+    if args.command == "eval":
+        from difftui.engine.evaluator import main as eval_main
+        return eval_main(args)
     return 2
+
+
+def add_eval_parser(sub) -> None:
+    """`eval RUN_ID --db PATH [...]`: evaluate a run that is not training, or any of its snapshots (evaluator.py)."""
+    ev = sub.add_parser("eval", help="evaluate a run in this process: panel, held-out NLL, FID, few-step curve")
+    ev.add_argument("run_id", type=int)
+    ev.add_argument("--db", required=True, help="path to runs.db")
+    ev.add_argument("--fid", action="store_true", help="FID and precision/recall (k=3) with the fixed sampler")
+    ev.add_argument("--samples", type=int, default=None, help="generated images per FID (default 50,000)")
+    ev.add_argument("--quick", action="store_true", help="the recipe's quick FID count (and 256 NLL images)")
+    ev.add_argument("--repeats", type=int, default=1, help="compute FID K times; report the minimum and spread")
+    ev.add_argument("--inception", default=None, help="Inception weights file (else $DIFFTUI_INCEPTION, the cache)")
+    ev.add_argument("--snapshot", type=int, default=None, help="evaluate this snapshot step (else the newest checkpoint)")
+    ev.add_argument("--pending-snapshots", action="store_true",
+                    help="FID of every snapshot not yet evaluated, then mark the best (what training starts)")
+    ev.add_argument("--curve", action="store_true", help="the few-step curve: FID and NLL at 5/10/15/20 steps")
+    ev.add_argument("--nll-images", type=int, default=None, help="held-out images for NLL (default: the whole split)")
+    ev.add_argument("--no-panel", action="store_true", help="skip the sampler panel")
+    ev.add_argument("--no-nll", action="store_true", help="skip the held-out NLL")
+    ev.add_argument("--batch", type=int, default=None, help="images per batch (default: the recipe's batch size, at least 64)")
+    ev.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:K (default: the run's device)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the generated images")
+    ev.add_argument("--job", type=int, default=None, help="the jobs row to report to (set by the spawner)")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ class DatasetProfile:
     latents: bool = False                           # train on VAE latents of the images (the DiT anchors, A.1)
     vae: Path | None = None                          # local AutoencoderKL folder (default $DIFFTUI_VAE)
     latent_scale: float = 0.18215                   # the SD VAE's scale factor (as DiT)
+    md5: dict[str, str] = dataclasses.field(default_factory=dict)   # cifar10: md5 per file of a copy you vouch for
+                                                    # (empty: the published CIFAR-10 checksums, checked at each load)
 
     @property
     def model_shape(self) -> tuple[int, int, int]:
@@ -309,6 +311,12 @@ class Recipe:
     snapshot_every: Positive = 1000
     keep_snapshots: Positive = 3
     class_conditional: bool = False                 # feed the data set's labels (the DiT/ADM anchors are conditional)
+    # Network snapshots and their evaluation (playbook 5.5-5.6): EMA weights every K kimg, kept apart from the
+    # rolling checkpoints above; each optionally evaluated (FID at the quick count, the run's fixed deterministic
+    # sampler and NFE) in a process of its own, and the lowest FID marked as the run's best snapshot.
+    snapshot_kimg: Annotated[float, Ge(0.0)] = 2500.0                   # playbook 5.6: P3 saves a snapshot every 2.5 Mimg; 0 = none
+    snapshot_eval: bool = False                     # evaluate each snapshot as it is written (needs Inception weights)
+    eval_quick_samples: Annotated[int, Ge(2)] = 10_000                # playbook 5.5: P1's 10K-sample FID for quick comparisons
     seed: int = 0
     # Mixed precision (playbook 4.3: the log states the precision, the loss scaling and every non-finite step).
     # auto: bf16 autocast on a CUDA device that has it, fp32 on the CPU; fp16 runs with a dynamic loss scaler.

@@ -170,7 +170,22 @@ def _v_metrics_series(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS metrics_run_name_step")
 
 
-MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series]
+def _v_eval_jobs(db: sqlite_utils.Database) -> None:
+    """Evaluation in its own process (issue 7 item 7, issue 9): a `jobs` table for the evaluator's progress rows,
+    the protocol of every evaluation beside its number in `evals`, and the best snapshot of a run."""
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS jobs (
+            id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, kind TEXT NOT NULL, pid INTEGER, host TEXT,
+            status TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+            message TEXT, error TEXT, args TEXT, created REAL NOT NULL, started REAL, updated REAL, ended REAL)""")
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_run ON jobs (run_id, id)")
+    for column in ("job_id INTEGER", "kind TEXT", "samples INTEGER", "repeats INTEGER", "spread REAL",
+                   "snapshot INTEGER", "protocol TEXT"):
+        db.execute(f"ALTER TABLE evals ADD COLUMN {column}")
+    db.execute("ALTER TABLE runs ADD COLUMN best_snapshot INTEGER")
+
+
+MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -319,7 +334,7 @@ class Store:
     def delete_run(self, run_id: int) -> None:
         run = self.get_run(run_id)
         with self.atomic():
-            for table in ("metrics", "gpu", "samples", "evals", "events", "commands"):
+            for table in ("metrics", "gpu", "samples", "evals", "events", "commands", "jobs"):
                 self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             self.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
         if run and run["run_dir"] and Path(run["run_dir"]).is_dir():
@@ -777,6 +792,108 @@ class Store:
         """Sample rows of one kind added after `last_id`, without their PNG bytes."""
         return self._rows("SELECT id, step, kind, sampler, nfe, path, time FROM samples WHERE run_id = ? AND id > ?"
                           " AND kind = ? ORDER BY id", [run_id, last_id, kind])
+
+    # Evaluation jobs, their results and the best snapshot (issue 9; written by the evaluator process).
+    # A job row is one evaluator process: the spawner creates it (queued), the process claims it (running), reports
+    # done/total and a message as it goes, and ends it (done, failed or refused, with a one-line error).
+
+    JOB_STATUSES = ("queued", "running", "done", "failed", "refused")
+
+    def create_job(self, run_id: int, kind: str, args: dict[str, Any] | None = None) -> int:
+        with self.atomic():
+            cur = self.db.execute("INSERT INTO jobs (run_id, kind, status, args, created, updated) VALUES (?,?,?,?,?,?)",
+                                  [run_id, kind, "queued", json.dumps(args or {}), time.time(), time.time()])
+        return int(cur.lastrowid)
+
+    def claim_job(self, job_id: int, *, pid: int, host: str | None = None, message: str = "") -> None:
+        now = time.time()
+        self.update_job_row(job_id, status="running", pid=pid, host=host or socket.gethostname(), started=now,
+                            updated=now, message=message)
+
+    def update_job_row(self, job_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        fields.setdefault("updated", time.time())
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.atomic():
+            self.db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", [*fields.values(), job_id])
+
+    def report_progress(self, job_id: int, done: int, total: int, message: str) -> None:
+        self.update_job_row(job_id, done=done, total=total, message=message)
+
+    def finish_job(self, job_id: int, status: str, *, message: str | None = None, error: str | None = None) -> None:
+        assert status in ("done", "failed", "refused"), status
+        fields: dict[str, Any] = {"status": status, "ended": time.time(), "error": error}
+        if message is not None:
+            fields["message"] = message
+        self.update_job_row(job_id, **fields)
+
+    def get_job(self, job_id: int) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM jobs WHERE id = ?", [job_id])
+        return rows[0] if rows else None
+
+    def jobs_for(self, run_id: int, *, active: bool = False) -> list[dict[str, Any]]:
+        where = " AND status IN ('queued', 'running')" if active else ""
+        return self._rows(f"SELECT * FROM jobs WHERE run_id = ?{where} ORDER BY id", [run_id])
+
+    def reap_dead_jobs(self) -> list[int]:
+        """Mark queued/running jobs whose process is gone (this host) as failed; return their ids."""
+        dead = []
+        now = time.time()
+        for job in self._rows("SELECT * FROM jobs WHERE status IN ('queued', 'running')"):
+            local = job["host"] in (None, socket.gethostname())
+            if job["pid"] and local and not _pid_alive(job["pid"]):
+                dead.append(job["id"])
+            elif not job["pid"] and now - job["created"] > HEARTBEAT_TIMEOUT_S:
+                dead.append(job["id"])
+        for job_id in dead:
+            with self.atomic():
+                self.db.execute("UPDATE jobs SET status = 'failed', ended = ?, error = COALESCE(error, ?)"
+                                " WHERE id = ? AND status IN ('queued', 'running')",
+                                [now, "evaluator process ended without a final status (see the run's eval.log)",
+                                 job_id])
+        return dead
+
+    def add_eval_results(self, run_id: int, rows: list[dict[str, Any]]) -> None:
+        """rows: dicts with step, sampler, nfe, metric, value and optionally kind, samples, repeats, spread,
+        snapshot, protocol (a dict, stored as JSON), job_id."""
+        now = time.time()
+        with self.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO evals (run_id, step, sampler, nfe, metric, value, time, job_id, kind, samples, repeats,"
+                " spread, snapshot, protocol) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, r["step"], r.get("sampler"), r.get("nfe"), r["metric"], r["value"], now, r.get("job_id"),
+                  r.get("kind"), r.get("samples"), r.get("repeats"), r.get("spread"), r.get("snapshot"),
+                  json.dumps(r["protocol"]) if r.get("protocol") is not None else None) for r in rows])
+
+    def eval_results(self, run_id: int, *, kind: str | None = None, job_id: int | None = None,
+                     last_id: int = 0) -> list[dict[str, Any]]:
+        """Evaluation rows in order, `protocol` decoded, a value that could not be stored (NULL) read as NaN."""
+        where, params = "run_id = ? AND id > ?", [run_id, last_id]
+        if kind is not None:
+            where, params = where + " AND kind = ?", params + [kind]
+        if job_id is not None:
+            where, params = where + " AND job_id = ?", params + [job_id]
+        rows = self._rows(f"SELECT * FROM evals WHERE {where} ORDER BY id", params)
+        for r in rows:
+            r["protocol"] = json.loads(r["protocol"]) if r.get("protocol") else {}
+            if r["value"] is None:
+                r["value"] = float("nan")
+        return rows
+
+    def update_best_snapshot(self, run_id: int) -> int | None:
+        """Playbook 5.6: the snapshot with the lowest FID under the newest snapshot protocol (same sampler, NFE and
+        sample count), written to runs.best_snapshot; returns its step (None when no snapshot has an FID)."""
+        rows = [r for r in self.eval_results(run_id, kind="fid") if r["snapshot"] is not None
+                and r["metric"] == "fid" and r["value"] == r["value"]]
+        best = None
+        if rows:
+            newest = rows[-1]
+            same = [r for r in rows if (r["sampler"], r["nfe"], r["samples"]) ==
+                    (newest["sampler"], newest["nfe"], newest["samples"])]
+            best = min(same, key=lambda r: (r["value"], r["snapshot"]))["snapshot"]
+        self.update_run(run_id, best_snapshot=best)
+        return best
 
 
 def _gpu_row(run_id: int, row: tuple) -> tuple:

@@ -93,6 +93,7 @@ class TrainLoop:
         self.flops_per_image: float | None = None   # training FLOPs of one image (3 x the forward's 2 x MACs)
         self.peak: float | None = None
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
+        self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
 
     # -- rank 0 helpers -----------------------------------------------------------------------------------------
 
@@ -255,18 +256,44 @@ class TrainLoop:
         self.clock.restart()
 
     def evaluate_panel(self) -> None:
-        """The run's sampler panel on the current EMA weights (rank 0), between two steps."""
+        """The run's sampler panel on the current EMA weights (rank 0), between two steps; NLL on held-out images
+        (the data set's test split, which training never sees)."""
         from difftui.engine.diffusion import evaluate_panel
-        from difftui.engine.evaluate import NLL_IMAGES, fixed_images, record_panel
+        from difftui.engine.evaluate import NLL_IMAGES, panel_images, record_panel
         t = self.trainer
         if self.world.main:
-            images, labels = fixed_images(t.data, NLL_IMAGES, seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
-            images = images.to(t.device)
-            labels = labels.to(t.device) if t.num_classes and labels is not None else None
+            images = labels = None
+            if t.decoder is None:                  # a latent data set's chain likelihood is not an image NLL
+                images, labels = panel_images(t.config.dataset, NLL_IMAGES,
+                                              seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
+                images = images.to(t.device)
+                labels = labels.to(t.device) if t.num_classes and labels is not None else None
             rows = evaluate_panel(t.objective, t.ema.net, t.x_T, t.config.sampler, images=images,
                                   seed=self.recipe.seed, y=t.grid_labels, image_labels=labels)
-            for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir, len(images)):
+            decode = t.decoder.decode if t.decoder is not None else None
+            for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir,
+                                     len(images) if images is not None else 0, decode=decode):
                 self.event(line)
+        self.clock.restart()
+
+    def maybe_snapshot(self) -> None:
+        """Rank 0: EMA weights every `recipe.snapshot_kimg` (kept, never rotated; playbook 5.6), and, when the
+        recipe asks, their evaluation in a process of its own (training does not wait for it)."""
+        from difftui.engine import snapshots
+        t, r = self.trainer, self.recipe
+        path = snapshots.maybe_write(t.run_dir, t.step, r.batch_size, t.ema.net, r.snapshot_kimg)
+        if path is None:
+            return
+        self.event(f"snapshot at step {t.step} ({t.kimg:,.0f} kimg): {path.name}")
+        if r.snapshot_eval:
+            try:
+                job_id, proc = snapshots.start_evaluation(self.owner.db_path, self.owner.run_id)
+            except Exception as e:                  # an evaluation that cannot start never stops training
+                self.event(f"snapshot evaluation not started: {one_line(e)}", "warning")
+            else:
+                self.evaluators.append(proc)
+                self.event(f"snapshot evaluation started (job {job_id}, pid {proc.pid})")
+        self.evaluators = [p for p in self.evaluators if p.poll() is None]      # reap the finished ones
         self.clock.restart()
 
     def run(self) -> str:
@@ -300,6 +327,8 @@ class TrainLoop:
                 self.log_interval(interval, seconds, steps)
             if t.step % r.grid_every == 0 or control.grid:
                 self.draw_grid()
+            if self.owner is not None and r.snapshot_kimg > 0:
+                self.maybe_snapshot()
             if control.evaluate:
                 self.evaluate_panel()
             if t.step % r.snapshot_every == 0 or control.snapshot:

@@ -15,6 +15,8 @@ def stop_leftover_engines(db: Path) -> None:
         return
     with Store(db, create=False) as store:
         pids = [r["pid"] for r in store.list_runs() if r["status"] in ACTIVE_STATUSES and r["pid"]]
+        # Evaluator processes (issue 9) too: SIGTERM ends them with a status.
+        pids += [j["pid"] for r in store.list_runs() for j in store.jobs_for(r["id"], active=True) if j["pid"]]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)

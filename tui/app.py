@@ -282,9 +282,12 @@ class DifftuiApp(App[None]):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def evaluate_run(self, run_id: int) -> None:
-        """The run's sampler panel: a live engine evaluates between two steps; otherwise this worker evaluates the
-        newest checkpoint (results arrive as events and panel grids either way)."""
-        from difftui.engine.evaluate import evaluate_run
+        """A live engine evaluates its panel between two steps; any other run is evaluated by the evaluator process
+        (`python -m difftui.engine eval`, own session, progress in runs.db; `t` on the dashboard shows it): the panel,
+        the held-out NLL and, when the Inception weights are found, FID and precision/recall at the quick count.
+        No torch in this process."""
+        from difftui.engine.eval_jobs import spawn_evaluator
+        from difftui.engine.metrics.weights import InceptionWeightsMissing, locate_inception
         with Store(self.db_path) as store:
             store.reap_dead_runs()
             run = store.get_run(run_id)
@@ -292,9 +295,31 @@ class DifftuiApp(App[None]):
                 store.send_command(run_id, "evaluate")
                 self.post_message(RunActionDone(run_id, "evaluate", f"evaluate requested for run {run_id}"))
                 return
-        self.post_message(RunActionDone(run_id, "evaluate", f"evaluating run {run_id}'s panel..."))
-        lines = evaluate_run(self.db_path, run_id)        # RuntimeError (one line) when there is no checkpoint
-        self.post_message(RunActionDone(run_id, "evaluate", f"run {run_id}: panel of {len(lines)} samplers evaluated"))
+            busy = [j for j in store.jobs_for(run_id, active=True)]
+        if busy:
+            self.post_message(RunActionDone(run_id, "evaluate", f"run {run_id} is already being evaluated "
+                                            f"(job {busy[-1]['id']}); t shows its progress"))
+            return
+        args, note = ["--quick"], ""
+        try:
+            found = locate_inception()
+        except InceptionWeightsMissing as e:
+            found, note = None, str(e)
+        if found is not None:
+            args.append("--fid")
+        elif not note:
+            from difftui.engine.metrics.weights import missing_message
+            note = missing_message()
+        job_id, proc = spawn_evaluator(self.db_path, run_id, args)
+        self.track_job(job_id, proc)
+        text = f"evaluating run {run_id} (job {job_id}); t shows its progress"
+        if note:
+            text += f". FID skipped: {note}"
+        self.post_message(RunActionDone(run_id, "evaluate", text))
+
+    def track_job(self, job_id: int, proc: subprocess.Popen) -> None:
+        """Evaluator processes this app started: reaped with the engines by `reap_children`, never killed."""
+        self.processes[("eval", job_id)] = proc  # type: ignore[index]
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def delete_run(self, run_id: int) -> None:

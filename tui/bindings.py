@@ -79,6 +79,7 @@ DASHBOARD = [
     Binding("s", "stop_run", "Stop", id="dashboard.stop"),
     Binding("r", "resume_run", "Resume", id="dashboard.resume"),
     Binding("v", "evaluate_run", "Evaluate", id="dashboard.evaluate"),
+    Binding("t", "toggle_evaluations", "Evaluations", id="dashboard.evaluations"),
     Binding("left_square_bracket", "grid_prev", "Previous grid", id="dashboard.grid_prev", group=_GRID),
     Binding("right_square_bracket", "grid_next", "Next grid", id="dashboard.grid_next", group=_GRID),
     Binding("end", "grid_latest", "Newest grid (live)", show=False, id="dashboard.grid_latest"),

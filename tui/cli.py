@@ -501,37 +501,13 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     lines.append(f"  run dir   {r['run_dir']}")
     if grids:
         lines.append(f"  grids     {len(grids)}; latest step {grids[-1]['step']}: {grids[-1]['path']}")
-    if evs:
-        lines.append("  events")
-        lines += [f"    {_fmt_time(e['time'])}  {e['level']:<7} {e['message']}" for e in evs]
     for line in lines:
         out.print(line, markup=False)
-
-
-@app.command("eval")
-@user_command
-def eval_(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
-          device: str = typer.Option("auto", "--device", metavar="DEVICE", help="for a run that is not running: auto, cpu, cuda, cuda:K"),
-          ) -> None:
-    """Evaluate a run's sampler panel (grid, NFE, time and NLL per sampler) on its EMA weights and fixed x_T."""
-    from difftui.engine.evaluate import evaluate_run
-    c = ctx_obj(ctx)
-    with c.store() as store:
-        store.reap_dead_runs()
-        run = _get_run(store, run_id)
-        if store.is_alive(run):
-            # A live engine evaluates between two steps, on its current EMA weights.
-            store.send_command(run_id, "evaluate")
-            out.print(f"evaluate requested for run {run_id}; results arrive as events and panel grids "
-                      f"(difftui show {run_id})")
-            return
-    try:
-        with out.status(f"evaluating run {run_id}'s panel on its newest checkpoint"):
-            lines = evaluate_run(c.db, run_id, device=device)
-    except RuntimeError as e:
-        raise UserError(str(e)) from None
-    for line in lines:
-        out.print(line)
+    show_evaluations(out, c, r)
+    if evs:
+        out.print("  events", markup=False)
+        for e in evs:
+            out.print(f"    {_fmt_time(e['time'])}  {e['level']:<7} {e['message']}", markup=False)
 
 
 @app.command()
@@ -691,6 +667,12 @@ cli_data.register(app)
 # Sweeps, compare and clone (issue 8) live in their own module.
 from difftui.tui import cli_sweep  # noqa: E402
 cli_sweep.register(app)
+
+
+# `difftui eval` and `difftui report` (tui/cli_eval.py), and their lines in `difftui show`.
+from difftui.tui.cli_eval import register as _register_eval, show_evaluations  # noqa: E402
+
+_register_eval(app)
 
 
 def main() -> None:

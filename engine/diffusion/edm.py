@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .samplers.timesteps import time_dtype
+
 __all__ = ["edm_precond_coefficients", "edm_denoise", "edm_loss", "DiscreteVPDenoiser"]
 
 
@@ -93,7 +95,7 @@ class DiscreteVPDenoiser:
         t = self.index(sigma)
         s = sigma.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
         # c_in = 1 / sqrt(sigma^2 + 1) = sqrt(alpha_bar_t): back to the VP scale the model was trained on.
-        out = self.eps_model(x / (s ** 2 + 1).sqrt(), t.to(x.dtype))
+        out = self.eps_model(x / (s ** 2 + 1).sqrt(), t.to(time_dtype(x.dtype)))
         eps = out[:, : x.shape[1]]
         # D = x - sigma eps (c_skip = 1, c_out = -sigma).
         return x - s * eps.to(x.dtype)

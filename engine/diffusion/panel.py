@@ -14,6 +14,11 @@ from .objective import Objective
 __all__ = ["evaluate_panel", "panel_specs"]
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def panel_specs(panel: SamplerPanel) -> list[tuple[str, SamplerSpec]]:
     """[("grid", spec), ("sweep", spec), ...]; the grid sampler is listed once even if the sweep repeats it."""
     rows = [("grid", panel.grid)]
@@ -23,7 +28,7 @@ def panel_specs(panel: SamplerPanel) -> list[tuple[str, SamplerSpec]]:
 
 def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerPanel,
                    images: torch.Tensor | None = None, seed: int = 0, y: torch.Tensor | None = None,
-                   image_labels: torch.Tensor | None = None) -> list[dict]:
+                   image_labels: torch.Tensor | None = None, nll_batch: int | None = None) -> list[dict]:
     """One row per sampler of the panel, in order (the grid sampler first):
 
         {"label", "role" ("grid"|"sweep"), "kind", "steps", "nfe", "grid" [B,C,H,W] in [-1,1] or None,
@@ -31,10 +36,10 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
 
     Every sampler starts from the same x_T; stochastic ones draw their noise from a generator seeded with `seed`, so
     a row is reproducible. NLL (bits/dim, mean over `images`) is computed for the ancestral chains (kind ddpm or
-    covariance) when `images` is given, on the same respaced chain and covariance the sampler uses; deterministic
-    samplers have no chain likelihood and report None. A sampler that does not apply to this model (e.g. learned
-    variance on a fixed-variance model) gives a row with grid None and its reason in "error". For a class-conditional
-    net, `y` labels the x_T tiles and `image_labels` the NLL images.
+    covariance) when `images` is given (`nll_batch` images at a time; None: all at once), on the same respaced chain
+    and covariance the sampler uses; deterministic samplers have no chain likelihood and report None. A sampler that
+    does not apply to this model (e.g. learned variance on a fixed-variance model) gives a row with grid None and its
+    reason in "error". For a class-conditional net, `y` labels the x_T tiles and `image_labels` the NLL images.
     """
     rows = []
     for role, spec in panel_specs(panel):
@@ -47,13 +52,20 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
             rows.append(row)
             continue
         generator = torch.Generator(device=x_T.device).manual_seed(seed)
+        _sync(x_T.device)
         start = time.perf_counter()
         grid, nfe = objective.sample(net, x_T, spec, generator=generator, y=y)
+        _sync(x_T.device)                           # CUDA runs asynchronously: time the work, not its launch
         row["seconds"] = time.perf_counter() - start
         row["grid"], row["nfe"] = grid.detach(), nfe
         if images is not None and spec.kind in ("ddpm", "covariance"):
             nll_gen = torch.Generator(device=images.device).manual_seed(seed)
-            nll = objective.nll_bpd(net, images, spec=spec, y=image_labels, generator=nll_gen)
-            row["nll_bpd"] = float(nll.mean())
+            step = nll_batch or len(images)
+            total = 0.0
+            for lo in range(0, len(images), step):
+                labels = image_labels[lo:lo + step] if image_labels is not None else None
+                nll = objective.nll_bpd(net, images[lo:lo + step], spec=spec, y=labels, generator=nll_gen)
+                total += float(nll.double().sum())
+            row["nll_bpd"] = total / len(images)
         rows.append(row)
     return rows

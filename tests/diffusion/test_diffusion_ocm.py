@@ -144,3 +144,56 @@ def test_ocm_ddim_reproduces_the_data_and_objective_path(diag):
                  SamplerSpec(kind="covariance", steps=10, variance="fixed_large")):
         out, nfe = obj.sample(net, xT[:8], spec, generator=torch.Generator().manual_seed(0))
         assert nfe == 10 and out.shape == (8, *SHAPE)
+
+
+#----------------------------------------------------------------------------
+# P6's bound: Cov[x_0 | x_t] lies in [0, 1] for data in [-1, 1] (on by default, with x_0 clipping).
+
+@pytest.fixture(scope="module")
+def cosine_case():
+    """The cosine chain (where (1 - abar)/abar reaches 4.1e8 at t = 999), data of std 0.45, one x_T 64 times."""
+    chain = GaussianDiffusion(get_named_beta_schedule("cosine", 1000))
+    oracle = GaussianOracle(torch.zeros(SHAPE, dtype=torch.float64), std=torch.full(SHAPE, 0.45, dtype=torch.float64))
+    xT = torch.randn(1, *SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64).repeat(64, 1, 1, 1)
+    return chain, oracle, xT
+
+
+def head_off_by(model, delta):
+    """The exact OCM model with its head g shifted by `delta` (a near-perfect head: 1e-3 off)."""
+    def shifted(x, t):
+        out = model(x, t)
+        return torch.cat([out[:, :1], out[:, 1:] + delta], 1)
+    return shifted
+
+
+@pytest.mark.parametrize("steps", [5, 10, 20])
+def test_a_head_1e_3_off_keeps_the_ocm_covariance_within_the_data_range(cosine_case, steps):
+    chain, oracle, xT = cosine_case
+    short = respaced(chain, steps)
+    model = head_off_by(oracle.chain_model(short, "ocm"), -1e-3)
+    # The first step: Sigma_0 = (1 - abar)/abar (1 - g) is bounded by 1, so the step's variance by beta_tilde + coef1^2.
+    t = torch.full((1,), steps - 1, dtype=torch.long)
+    p = short.p_mean_variance(model(xT[:1], short.model_timesteps(t)), xT[:1], t, variance="ocm")
+    bound = short.posterior_variance[steps - 1] + short.posterior_mean_coef1[steps - 1] ** 2
+    assert float(p["variance"].max()) <= bound * (1 + 1e-12)
+    # 64 samples from one x_T keep about the data's spread (unbounded: std 0.68-0.91 for 20-5 steps).
+    x, _ = covariance_sample(model, xT, chain, steps=steps, variance="ocm", generator=torch.Generator().manual_seed(1))
+    assert float(x.std(0).mean()) < 0.55
+    # OCM-DDIM takes the same bound (its sub-sequence is DDIM's tau, so the model answers every timestep).
+    x, _ = ddim_sample(head_off_by(oracle.chain_model(chain, "ocm"), -1e-3), xT, chain.alphas_cumprod, steps=steps, variance="ocm", clip_denoised=True,
+                       generator=torch.Generator().manual_seed(1))
+    assert float(x.std(0).mean()) < 0.55
+
+
+def test_the_bound_leaves_the_exact_head_unchanged(cosine_case):
+    chain, oracle, xT = cosine_case
+    from difftui.engine.diffusion import x0_variance_from_head
+    a = torch.from_numpy(chain.alphas_cumprod)
+    g = oracle.ocm_head(a, torch.zeros(1000, *SHAPE, dtype=torch.float64))
+    bounded = x0_variance_from_head(g, a.reshape(-1, 1, 1, 1))
+    raw = x0_variance_from_head(g, a.reshape(-1, 1, 1, 1), bound=False)
+    torch.testing.assert_close(bounded, raw, rtol=0, atol=0)                  # data variance 0.2 < 1: no effect
+    assert float(x0_variance_from_head(torch.full((1,), -1.0, dtype=torch.float64),
+                                       torch.tensor(0.5, dtype=torch.float64), bound=False)) == 2.0
+    assert float(x0_variance_from_head(torch.full((1,), -1.0, dtype=torch.float64),
+                                       torch.tensor(0.5, dtype=torch.float64))) == 1.0

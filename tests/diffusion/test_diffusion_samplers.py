@@ -204,3 +204,67 @@ def test_sampler_nfe_and_refusals(chain, oracle):
             obj.sample(net, xT, spec)
     with pytest.raises(ValueError, match="edm_euler, edm_heun or edm_stochastic"):
         EDMObjective().sample(lambda x, c, y: x, xT, SamplerSpec(kind="ddim"))
+
+
+#----------------------------------------------------------------------------
+# Timesteps are built in float32 whatever x_T's dtype: bf16 rounds 999 to 1000, fp16 every t above 2048.
+
+class TimeRecorder:
+    """An eps model (zeros) that records every timestep it is fed, with its dtype."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, x, t):
+        self.seen.append(t)
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("dtype,T", [(torch.bfloat16, 1000), (torch.float16, 4000)])
+def test_samplers_feed_exact_timesteps_for_half_precision_x_T(dtype, T):
+    from difftui.engine.diffusion import (GaussianDiffusion, covariance_sample, get_named_beta_schedule,
+                                          space_timesteps)
+    chain = GaussianDiffusion(get_named_beta_schedule("linear", T))
+    xT = torch.randn(2, 1, 2, 2).to(dtype)
+    for name, run, expected in (
+            ("ddpm", lambda m: ddpm_sample(m, xT, chain, steps=4), sorted(space_timesteps(T, 4), reverse=True)),
+            ("covariance", lambda m: covariance_sample(m, xT, chain, steps=4, variance="fixed_large"),
+             sorted(space_timesteps(T, 4), reverse=True)),
+            ("ddim", lambda m: ddim_sample(m, xT, chain.alphas_cumprod, steps=4), ddim_timesteps(T, 4)[::-1])):
+        model = TimeRecorder()
+        x, _ = run(model)
+        assert x.dtype == dtype
+        fed = [t.to(torch.float64) for t in model.seen]
+        assert [float(t[0]) for t in fed] == [float(e) for e in expected], name
+        assert all(t.dtype == torch.float32 for t in model.seen), name
+        assert max(float(t.max()) for t in fed) <= T - 1
+    # The VP model seen as an EDM denoiser indexes its grid in float32 too.
+    model = TimeRecorder()
+    den = DiscreteVPDenoiser(model, chain.sigmas)
+    den(xT, torch.full((2,), float(chain.sigmas[T - 1]), dtype=torch.float64))
+    assert model.seen[0].dtype == torch.float32 and float(model.seen[0][0]) == T - 1
+
+
+def test_edm_sampler_clamps_the_sigma_range_to_the_denoisers_grid(oracle):
+    """edm's generate.py: sigma_min = max(sigma_min, net.sigma_min), sigma_max = min(sigma_max, net.sigma_max), then
+    net.round_sigma. With the defaults (0.002, 80) on the cosine grid (sigma_min 0.00643) an unclamped sampler rounds
+    its last sigmas to one repeated grid value: zero-length steps that still cost 2 NFE each."""
+    from difftui.engine.diffusion import GaussianDiffusion, edm_sampler, get_named_beta_schedule
+    chain = GaussianDiffusion(get_named_beta_schedule("cosine", 1000))
+    ab = torch.from_numpy(chain.alphas_cumprod)
+    fed = []
+
+    def eps(x, t):
+        fed.append(float(t[0]))
+        return oracle.eps(x, ab[t.long()])
+
+    den = DiscreteVPDenoiser(eps, chain.sigmas)
+    xT = x_T(4, 11) * 0.1
+    x, nfe = edm_sampler(den, xT, num_steps=18)                          # the defaults: sigma 0.002 .. 80
+    steps = edm_sigma_steps(18, max(0.002, den.sigma_min), min(80.0, den.sigma_max), round_sigma=den.round_sigma)
+    assert len(set(steps[:-1].tolist())) == 18                          # the clamped range: 18 distinct grid sigmas
+    assert nfe == 35 and len(fed) == 35
+    x_ref, _ = edm_sampler(den, xT, num_steps=18, sigma_min=den.sigma_min, sigma_max=80.0, round_sigma=den.round_sigma)
+    torch.testing.assert_close(x, x_ref, rtol=0, atol=0)
+    # Every Euler step moves: no sigma is fed twice in a row by a zero-length step.
+    assert all(a != b for a, b in zip(fed[::2], fed[2::2]))

@@ -183,3 +183,19 @@ def test_stream_flips_only_when_asked():
 def test_stream_refuses_a_batch_larger_than_the_data():
     with pytest.raises(DataError, match="fewer than the batch size"):
         BatchStream(_set(5), 8)
+
+
+def test_a_profile_vouches_for_its_own_cifar10_copy_file_by_file_and_the_rest_stay_published(tmp_path):
+    from difftui.engine.data import DataError, build_dataset
+    from engine_testkit import tiny_cifar10_md5
+    root = tmp_path / "data"
+    write_tiny_cifar10(root)
+    base = ["recipe.batch_size=4", f"dataset.root={root}"]
+    with pytest.raises(DataError, match=r"data_batch_1 fails its md5 check \(expected c99cafc152244af753f735de7"):
+        build_dataset(Catalog().resolve(dataset="cifar10", overrides=base, device="cpu").dataset)
+    vouched = Catalog().resolve(dataset="cifar10", overrides=[*base, tiny_cifar10_md5(root)], device="cpu").dataset
+    assert len(build_dataset(vouched)) == 20
+    # One file the profile does not name is still checked against the published checksums.
+    partial = {k: v for k, v in vouched.md5.items() if k != "test_batch"}
+    with pytest.raises(DataError, match=r"test_batch fails its md5 check"):
+        build_dataset(dataclasses.replace(vouched, md5=partial, split="test"))

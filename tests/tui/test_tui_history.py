@@ -141,11 +141,15 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
         assert [r["step"] for r in dash.query_one("#grid").index.rows] == [250, 500]
 
 
-async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path):
+async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monkeypatch):
     from difftui.engine.launch import launch
+    monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path / "cache"))          # no Inception weights: no FID
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("DIFFTUI_INCEPTION", raising=False)
     db = tmp_path / "runs.db"
     config = Catalog().resolve(overrides=["recipe.batch_size=8", "backbone.arch.model_channels=16",
-                                          "sampler.grid.steps=5", "sampler.sweep=[]", "recipe.log_every=5"],
+                                          "sampler.grid.steps=5", "sampler.sweep=[]", "recipe.log_every=5",
+                                          "recipe.diffusion_steps=50"],
                                max_steps=5, device="cpu")
     run_id = launch(db, config)
     try:
@@ -161,11 +165,21 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path):
             def panel_rows():
                 with Store(db) as store:
                     return store.samples_index(run_id, kind="panel")
-            await wait_for(pilot, panel_rows, 90, "the panel grid")
+
+            def job():
+                with Store(db) as store:
+                    jobs = store.jobs_for(run_id)
+                return jobs[-1] if jobs and jobs[-1]["status"] not in ("queued", "running") else None
+            # The evaluator runs in its own process; its progress and results are in runs.db.
+            await wait_for(pilot, job, 120, "the evaluator to finish")
             # The panel's evaluations join the metric grid: one chart per eval metric, a line per sampler.
             metrics = app.screen.query_one(MetricGrid)
             await wait_for(pilot, lambda: "eval:seconds" in metrics.charts, 30, "the eval chart")
             assert list(metrics.charts["eval:seconds"].series) == ["DDIM eta=0 N=5 linear"]
+        assert job()["status"] == "done" and "FID skipped" not in job()["message"]
         assert [r["sampler"] for r in panel_rows()] == ["DDIM eta=0 N=5 linear"]
+        with Store(db) as store:
+            (nll,) = [r for r in store.eval_results(run_id, kind="nll") if r["metric"] == "nll_bpd"]
+        assert nll["samples"] == 256                                     # the quick count, shown beside the number
     finally:
         kill_engines(db)

@@ -26,6 +26,7 @@ from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
 from difftui.tui.metric_series import CAPACITY, HIDDEN_METRICS, BucketSeries, as_value
 from difftui.tui.screens.base import PollingScreen
+from difftui.tui.widgets.eval_view import EvalView
 from difftui.tui.widgets.event_log import EventLog
 from difftui.tui.widgets.flops_panel import FLOPS_TOLERANCE, FlopsPanel
 from difftui.tui.widgets.gpu_panel import HISTORY, GpuPanel
@@ -143,6 +144,7 @@ class DashboardScreen(PollingScreen):
                 yield GridImage(id="grid")
                 yield GpuPanel(id="gpu")
                 yield EventLog(id="events")
+        yield EvalView(self.run_id, id="eval-view")               # hidden until `t` (issue 9)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -353,6 +355,10 @@ class DashboardScreen(PollingScreen):
 
     def action_evaluate_run(self) -> None:
         self.app.evaluate_run(self.run_id)
+
+    def action_toggle_evaluations(self) -> None:
+        """Swap the loss/GPU/grid panels for the evaluation view (its table, chart, curve and grids) and back."""
+        self.query_one("#dash-main").display = not self.query_one(EvalView).toggle()
 
     def action_back(self) -> None:
         focused = self.focused

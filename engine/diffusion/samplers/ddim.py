@@ -16,6 +16,7 @@ import torch
 
 from ..ocm import x0_variance_from_head
 from ..schedules import ddim_timesteps
+from .timesteps import time_dtype
 
 __all__ = ["ddim_sample", "ddim_sigma"]
 
@@ -52,7 +53,7 @@ def ddim_sample(
     nfe = 0
     for i, j in zip(reversed(seq), reversed(seq_next)):
         a_t, a_next = float(a_ext[i + 1]), float(a_ext[j + 1])
-        t = torch.full((B,), float(i), device=x.device, dtype=x.dtype)
+        t = torch.full((B,), float(i), device=x.device, dtype=time_dtype(x.dtype))
         out = model(x, t)
         nfe += 1
         eps, head = out[:, :C], (out[:, C:] if out.shape[1] == 2 * C else None)

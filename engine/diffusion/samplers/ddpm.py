@@ -14,6 +14,7 @@ import torch
 
 from ..gaussian import GaussianDiffusion
 from ..schedules import space_timesteps
+from .timesteps import time_dtype
 
 __all__ = ["ddpm_sample", "respaced"]
 
@@ -45,7 +46,7 @@ def ddpm_sample(
     nfe = 0
     for i in reversed(range(chain.num_timesteps)):
         t = torch.full((B,), i, device=x.device, dtype=torch.long)
-        out = model(x, chain.model_timesteps(t, x.dtype))
+        out = model(x, chain.model_timesteps(t, time_dtype(x.dtype)))
         nfe += 1
         p = chain.p_mean_variance(out, x, t, variance=variance, clip_denoised=clip_denoised)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

@@ -71,9 +71,20 @@ def edm_sampler(
     round_sigma: Callable[[torch.Tensor], torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """P3 Alg. 2 (Alg. 1 when S_churn = 0). Returns (x_0 in x_T's dtype, NFE)."""
+    """P3 Alg. 2 (Alg. 1 when S_churn = 0). Returns (x_0 in x_T's dtype, NFE).
+
+    A denoiser with a sigma range of its own (attributes `sigma_min`, `sigma_max`, e.g. `DiscreteVPDenoiser`) has
+    the requested range clamped to it, and its `round_sigma` is used when none is given (edm's generate.py): a
+    sigma below the grid would round to a repeated grid value, a zero-length step that still costs 2 NFE.
+    """
     if solver not in ("heun", "euler"):
         raise ValueError(f"unknown EDM solver '{solver}' (allowed: heun, euler)")
+    # Adjust noise levels based on what's supported by the network (playbook 5.3: sigma_min = max(sigma_lo, 0.002),
+    # sigma_max = min(sigma_hi, 80)).
+    sigma_min = max(sigma_min, float(getattr(denoise, "sigma_min", 0.0)))
+    sigma_max = min(sigma_max, float(getattr(denoise, "sigma_max", math.inf)))
+    if round_sigma is None:
+        round_sigma = getattr(denoise, "round_sigma", None)
     rnd = round_sigma if round_sigma is not None else (lambda s: s)
     t_steps = edm_sigma_steps(num_steps, sigma_min, sigma_max, rho, round_sigma=round_sigma, device=x_T.device)
     B = x_T.shape[0]

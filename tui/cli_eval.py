@@ -1,0 +1,194 @@
+"""`difftui eval` and `difftui report`: the playbook's evaluation protocol from the shell (playbook 5.5-5.8).
+
+`eval` starts the evaluator in its own process (`python -m difftui.engine eval ...`, own session) and follows its
+progress row in runs.db with a progress bar; Ctrl-C detaches (the evaluation goes on; `difftui show ID` lists its
+results). A live run evaluates its panel in its own engine (the "evaluate" command); its snapshots can be evaluated
+any time. Missing Inception weights are one line naming the file and where to put it, exit 2.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register", "eval_args"]
+
+POLL_S = 0.5
+
+
+def eval_args(*, fid: bool = False, samples: int | None = None, quick: bool = False, repeats: int = 1,
+              inception: Path | None = None, snapshot: int | None = None, curve: bool = False,
+              nll_images: int | None = None, device: str | None = None, batch: int | None = None) -> list[str]:
+    """The evaluator's options as an argv tail."""
+    args: list[str] = []
+    if fid:
+        args.append("--fid")
+    if quick:
+        args.append("--quick")
+    if curve:
+        args.append("--curve")
+    for flag, value in (("--samples", samples), ("--repeats", repeats if repeats != 1 else None),
+                        ("--inception", inception), ("--snapshot", snapshot), ("--nll-images", nll_images),
+                        ("--device", device), ("--batch", batch)):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def follow_job(out, store, job_id: int, proc, title: str) -> dict:
+    """A progress bar on the job row until the job ends (or its process is gone); returns the final row."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from difftui.engine.eval_jobs import job_finished
+    columns = [TextColumn(f"{title} [bold]{{task.fields[status]}}[/]"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[message]}")]
+    with Progress(*columns, console=out, transient=False, refresh_per_second=4) as progress:
+        task = progress.add_task("", total=None, status="queued", message="starting the evaluator")
+        while True:
+            job = store.get_job(job_id)
+            progress.update(task, completed=job["done"], total=job["total"] or None, status=job["status"],
+                            message=(job["message"] or "").splitlines()[0][:80] if job["message"] else "")
+            if job_finished(job):
+                return job
+            if proc.poll() is not None:
+                time.sleep(POLL_S)                  # its final write, then the reaper decides
+                store.reap_dead_jobs()
+                job = store.get_job(job_id)
+                if job_finished(job):
+                    return job
+            time.sleep(POLL_S)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `eval` and `report` to the CLI (cli.py calls this once)."""
+    from difftui.tui.cli import UserError, ctx_obj, fail, out, user_command
+
+    @app.command("eval")
+    @user_command
+    def eval_(
+        ctx: typer.Context,
+        run_id: int = typer.Argument(..., help="run id"),
+        fid: bool = typer.Option(False, "--fid", help="FID and improved precision/recall (k=3), playbook 5.5"),
+        samples: Optional[int] = typer.Option(None, "--samples", min=2,
+                                              help="generated images per FID (default 50,000)"),
+        quick: bool = typer.Option(False, "--quick", help="the recipe's quick count (10,000) instead of 50,000"),
+        repeats: int = typer.Option(1, "--repeats", min=1, help="compute FID K times; the minimum and the spread"),
+        inception: Optional[Path] = typer.Option(None, "--inception", help="Inception weights file for FID"),
+        snapshot: Optional[int] = typer.Option(None, "--snapshot", help="evaluate this snapshot step"),
+        curve: bool = typer.Option(False, "--curve", help="the few-step curve: FID and NLL at 5/10/15/20 steps"),
+        nll_images: Optional[int] = typer.Option(None, "--nll-images", min=1,
+                                                 help="held-out images for NLL (default: the whole test split)"),
+        batch: Optional[int] = typer.Option(None, "--batch", min=1, help="images per batch (default: the recipe's, at least 64)"),
+        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:K (default: the run's)"),
+        detach: bool = typer.Option(False, "--detach", help="start the evaluation and return at once"),
+    ) -> None:
+        """Evaluate a run: its sampler panel, held-out NLL, and with --fid / --curve FID and precision/recall."""
+        from difftui.engine.eval_jobs import spawn_evaluator
+        from difftui.engine.metrics.weights import InceptionWeightsMissing, locate_inception
+        c = ctx_obj(ctx)
+        with c.store() as store:
+            store.reap_dead_runs()
+            run = store.get_run(run_id)
+            if run is None:
+                raise UserError(f"no run {run_id} in {store.path}")
+            if snapshot is None and store.is_alive(run):
+                if fid or curve:
+                    raise UserError(f"run {run_id} is {run['status']}: FID evaluates weights on disk; pass --snapshot "
+                                    f"STEP (a snapshot of this run), or stop the run first")
+                # A live engine evaluates its panel between two steps, on its current EMA weights.
+                store.send_command(run_id, "evaluate")
+                out.print(f"evaluate requested for run {run_id}; results arrive as events and panel grids "
+                          f"(difftui show {run_id})")
+                return
+        if fid or curve:
+            try:
+                locate_inception(inception)         # an explicit path that is not there: one line now
+            except InceptionWeightsMissing as e:
+                raise UserError(str(e)) from None
+        args = eval_args(fid=fid, samples=samples, quick=quick, repeats=repeats,
+                         inception=inception.expanduser().resolve() if inception else None, snapshot=snapshot,
+                         curve=curve, nll_images=nll_images, device=device, batch=batch)
+        job_id, proc = spawn_evaluator(c.db, run_id, args)
+        log = Path(run["run_dir"]) / "eval.log"
+        if detach:
+            out.print(f"evaluation of run {run_id} started (job {job_id}, pid {proc.pid}); log {log}")
+            return
+        try:
+            with c.store() as store:
+                job = follow_job(out, store, job_id, proc, f"eval run {run_id}")
+        except KeyboardInterrupt:
+            out.print(f"detached from the evaluation of run {run_id} (job {job_id}); it goes on. Results: "
+                      f"difftui show {run_id}")
+            return
+        code = proc.wait()
+        if job["status"] == "done":
+            for line in (job["message"] or "").splitlines():
+                out.print(line, markup=False)
+            return
+        message = job["error"] or f"the evaluator ended with code {code}; see {log}"
+        fail(message, code=1 if code == 1 else 2)
+
+    @app.command("report")
+    @user_command
+    def report(
+        ctx: typer.Context,
+        run_id: int = typer.Argument(..., help="run id"),
+        output: Optional[Path] = typer.Option(None, "--out", "-o",
+                                              help="markdown file (default: runs/<id>/report/report.md)"),
+    ) -> None:
+        """Write a run's report: config with playbook sections, protocols, metric tables, loss curves, grids."""
+        from difftui.engine.report import write_report
+        c = ctx_obj(ctx)
+        if not c.db.exists():
+            raise UserError(f"{c.db}: no such run database")
+        path = write_report(c.db, run_id, output)
+        out.print(f"report of run {run_id}: {path}")
+
+
+def show_evaluations(out, c, run: dict) -> None:
+    """`difftui show`'s evaluation lines: the newest number of each kind with its protocol, the best snapshot,
+    and any evaluation still at work."""
+    with c.store() as store:
+        store.reap_dead_jobs()
+        rows = store.eval_results(run["id"])
+        jobs = store.jobs_for(run["id"], active=True)
+        best = store.get_run(run["id"]).get("best_snapshot")
+    for line in evaluation_lines(rows, best):
+        out.print(line, markup=False, soft_wrap=True)
+    for job in jobs:
+        out.print(f"  eval job  {job['id']} {job['status']}: {job['done']}/{job['total']} {job['message'] or ''}",
+                  markup=False, soft_wrap=True)
+
+
+def evaluation_lines(rows: list[dict], best_snapshot: int | None) -> list[str]:
+    """One line per evaluation kind (its newest result) plus the best snapshot, protocol beside every number."""
+    lines = []
+    latest: dict[str, dict] = {}
+    for r in rows:
+        if r["metric"] in ("fid", "nll_bpd") and r.get("kind") in ("fid", "nll"):
+            latest[r["kind"]] = r
+    if "fid" in latest:
+        r = latest["fid"]
+        same = {x["metric"]: x["value"] for x in rows if x.get("job_id") == r.get("job_id") and x["step"] == r["step"]
+                and x.get("snapshot") == r.get("snapshot") and x.get("kind") == "fid"}
+        quick = " quick" if r["protocol"].get("quick") else ""
+        rep = f" min of {r['repeats']}, spread {r['spread']:.3f}," if (r.get("repeats") or 1) > 1 else ""
+        where = f"snapshot {r['snapshot']}" if r.get("snapshot") is not None else f"step {r['step']}"
+        lines.append(f"  FID       {r['value']:.3f} ({rep} {r['samples']:,} samples{quick}, {r['sampler']}, NFE "
+                     f"{r['nfe']}, {where})  precision {same.get('precision', float('nan')):.3f}  recall "
+                     f"{same.get('recall', float('nan')):.3f}".replace("( ", "("))
+    if "nll" in latest:
+        r = latest["nll"]
+        lines.append(f"  NLL       {r['value']:.4f} bits/dim on {r['samples']:,} held-out images ({r['sampler']}, "
+                     f"step {r['step']})")
+    if best_snapshot is not None:
+        fid = [r for r in rows if r.get("snapshot") == best_snapshot and r["metric"] == "fid" and r.get("kind") == "fid"]
+        text = f"  best      snapshot {best_snapshot}"
+        if fid:
+            r = fid[-1]
+            text += (f": FID {r['value']:.3f} ({r['samples']:,} samples, {r['sampler']}, NFE {r['nfe']}; lowest FID "
+                     f"of the run's snapshots, playbook 5.6)")
+        lines.append(text)
+    return lines
