@@ -14,6 +14,7 @@ import torch
 
 from .gaussian import GaussianDiffusion
 from .losses import mean_flat
+from .samplers.timesteps import time_dtype
 
 __all__ = ["calc_bpd_loop"]
 
@@ -34,7 +35,7 @@ def calc_bpd_loop(
         t = torch.full((B,), i, device=x_start.device, dtype=torch.long)
         noise = torch.randn(x_start.shape, generator=generator, device=x_start.device, dtype=x_start.dtype)
         x_t = diffusion.q_sample(x_start, t, noise)
-        out = model(x_t, diffusion.model_timesteps(t, x_start.dtype))
+        out = model(x_t, diffusion.model_timesteps(t, time_dtype(x_start.dtype)))
         terms, pred_xstart = diffusion.vb_terms_bpd(out, x_start, x_t, t, variance=variance, clip_denoised=clip_denoised)
         vb.append(terms)
         xstart_mse.append(mean_flat((pred_xstart - x_start) ** 2))

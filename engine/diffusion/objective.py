@@ -33,6 +33,7 @@ from .samplers.covariance import covariance_sample
 from .samplers.ddim import ddim_sample
 from .samplers.ddpm import ddpm_sample, respaced
 from .samplers.edm import edm_sampler
+from .samplers.timesteps import time_dtype
 from .schedules import get_named_beta_schedule
 
 __all__ = ["Objective", "DDPMObjective", "EDMObjective", "build_objective", "sample", "inference_mode"]
@@ -49,11 +50,6 @@ def inference_mode(net):
     finally:
         for m, training in modes:
             m.training = training
-
-
-def _time_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Timesteps up to T-1 = 3999 are not exact in half precision; feed them as float32 then."""
-    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def _edm_kwargs(spec: SamplerSpec) -> dict:
@@ -151,7 +147,7 @@ class DDPMObjective(Objective):
         if self.variance == "ocm":
             x_t = x_t.detach().requires_grad_(True)
         with torch.enable_grad() if self.variance == "ocm" else contextlib.nullcontext():
-            model_output = net(x_t, d.model_timesteps(t, _time_dtype(x0.dtype)), y)
+            model_output = net(x_t, d.model_timesteps(t, time_dtype(x0.dtype)), y)
         if model_output.shape[1] != self.out_channels(C):
             raise ValueError(f"net returned {model_output.shape[1]} channels; objective expects {self.out_channels(C)}")
         eps, extra = d.split_output(model_output, C)
@@ -214,7 +210,7 @@ class DDPMObjective(Objective):
 
     def eps_model(self, net, dtype: torch.dtype, y=None):
         """net as a sampler callable model(x, t): inputs cast to the working dtype."""
-        return lambda x, t: net(x.to(dtype), t.to(_time_dtype(dtype)), y)
+        return lambda x, t: net(x.to(dtype), t.to(time_dtype(dtype)), y)
 
     def denoiser(self, net, dtype: torch.dtype, y=None) -> DiscreteVPDenoiser:
         """The eps model as an EDM denoiser on its own VP sigma grid (P3 App. C.3.1)."""

@@ -26,7 +26,7 @@ from difftui.engine.store import Store
 from difftui.tui.widgets.curve_view import CurveChart, CurveTable
 from difftui.tui.widgets.eval_chart import EvalChart
 from difftui.tui.widgets.eval_table import EvalTable
-from difftui.tui.widgets.grid_image import image_class
+from difftui.tui.graphics import preferred, widget_class
 
 __all__ = ["EvalView", "read_evaluations", "job_line"]
 
@@ -103,7 +103,7 @@ class EvalView(Vertical):
                 yield CurveTable(id="curve-table")
                 yield CurveChart(id="curve-chart")
                 yield Static("", id="curve-caption", markup=False)
-                yield image_class()(None, id="curve-picture")
+                yield widget_class(preferred())(None, id="curve-picture")
 
     def on_mount(self) -> None:
         self.border_title = "evaluations"
