@@ -107,7 +107,7 @@ def bench_engine(case: Case, device: str, compile_: bool, steps: int, warmup: in
     from difftui.engine.trainer import Trainer
     config = engine_config(case, device, compile_)
     real = data_module.build_dataset
-    data_module.build_dataset = lambda profile: synthetic_set(case)
+    data_module.build_dataset = lambda profile, progress=None: synthetic_set(case)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             torch._dynamo.reset()

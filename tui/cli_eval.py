@@ -69,19 +69,19 @@ def register(app: typer.Typer) -> None:
     @user_command
     def eval_(
         ctx: typer.Context,
-        run_id: int = typer.Argument(..., help="run id"),
+        run_id: int = typer.Argument(..., metavar="ID", help="run id"),
         fid: bool = typer.Option(False, "--fid", help="FID and improved precision/recall (k=3), playbook 5.5"),
-        samples: Optional[int] = typer.Option(None, "--samples", min=2,
+        samples: Optional[int] = typer.Option(None, "--samples", min=2, metavar="N",
                                               help="generated images per FID (default 50,000)"),
         quick: bool = typer.Option(False, "--quick", help="the recipe's quick count (10,000) instead of 50,000"),
-        repeats: int = typer.Option(1, "--repeats", min=1, help="compute FID K times; the minimum and the spread"),
-        inception: Optional[Path] = typer.Option(None, "--inception", help="Inception weights file for FID"),
-        snapshot: Optional[int] = typer.Option(None, "--snapshot", help="evaluate this snapshot step"),
+        repeats: int = typer.Option(1, "--repeats", min=1, metavar="K", help="compute FID K times; the minimum and the spread"),
+        inception: Optional[Path] = typer.Option(None, "--inception", metavar="PATH", help="Inception weights file for FID"),
+        snapshot: Optional[int] = typer.Option(None, "--snapshot", metavar="STEP", help="evaluate this snapshot step"),
         curve: bool = typer.Option(False, "--curve", help="the few-step curve: FID and NLL at 5/10/15/20 steps"),
-        nll_images: Optional[int] = typer.Option(None, "--nll-images", min=1,
+        nll_images: Optional[int] = typer.Option(None, "--nll-images", min=1, metavar="N",
                                                  help="held-out images for NLL (default: the whole test split)"),
-        batch: Optional[int] = typer.Option(None, "--batch", min=1, help="images per batch (default: the recipe's, at least 64)"),
-        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:K (default: the run's)"),
+        batch: Optional[int] = typer.Option(None, "--batch", min=1, metavar="N", help="images per batch (default: the recipe's, at least 64)"),
+        device: Optional[str] = typer.Option(None, "--device", metavar="DEVICE", help="auto | cpu | cuda | cuda:K (default: the run's)"),
         detach: bool = typer.Option(False, "--detach", help="start the evaluation and return at once"),
     ) -> None:
         """Evaluate a run: its sampler panel, held-out NLL, and with --fid / --curve FID and precision/recall."""
@@ -134,8 +134,8 @@ def register(app: typer.Typer) -> None:
     @user_command
     def report(
         ctx: typer.Context,
-        run_id: int = typer.Argument(..., help="run id"),
-        output: Optional[Path] = typer.Option(None, "--out", "-o",
+        run_id: int = typer.Argument(..., metavar="ID", help="run id"),
+        output: Optional[Path] = typer.Option(None, "--out", "-o", metavar="PATH",
                                               help="markdown file (default: runs/<id>/report/report.md)"),
     ) -> None:
         """Write a run's report: config with playbook sections, protocols, metric tables, loss curves, grids."""
@@ -150,8 +150,10 @@ def register(app: typer.Typer) -> None:
 def show_evaluations(out, c, run: dict) -> None:
     """`difftui show`'s evaluation lines: the newest number of each kind with its protocol, the best snapshot,
     and any evaluation still at work."""
-    with c.store() as store:
-        store.reap_dead_jobs()
+    from difftui.engine.store import open_for_reading
+    with open_for_reading(c.db) as store:                   # read-only where it must be (show said so already)
+        if not store.read_only:
+            store.reap_dead_jobs()
         rows = store.eval_results(run["id"])
         jobs = store.jobs_for(run["id"], active=True)
         best = store.get_run(run["id"]).get("best_snapshot")
