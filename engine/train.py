@@ -158,7 +158,11 @@ class TrainLoop:
         if self.owner is None:
             return
         try:
-            macs = t.macs_per_image()
+            # The tier cache first (the shipped tiers and data sets are measured once, engine/tier_figures.json);
+            # a network it does not hold is measured here on the meta device.
+            from difftui.engine.tier_cache import run_figures
+            cached = run_figures(t.config, measure=False)
+            macs = cached.macs if cached is not None else t.macs_per_image()
         except Exception as e:                      # a family the flop counter cannot trace: say so, go on
             self.event(f"FLOPs not measured ({one_line(e)})", "warning")
             return
