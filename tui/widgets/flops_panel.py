@@ -144,8 +144,11 @@ class FlopsPanel(Static):
         rows = self.rows() if self.run is not None else []
         key = tuple((label, value.plain, tuple(value.spans)) for label, value in rows)
         if key != self._shown or not rows:
+            # A layout pass (which redraws every widget of the screen) only when the panel's height can change:
+            # the figures of a running run change every second, their rows do not.
+            layout = self._shown is None or len(key) != len(self._shown)
             self._shown = key
-            self.update(self.render_panel(rows))
+            self.update(self.render_panel(rows), layout=layout)
 
     # -- the figures ----------------------------------------------------------------------------------------------
 

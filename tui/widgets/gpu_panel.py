@@ -112,8 +112,11 @@ class GpuPanel(VerticalScroll):
             text = self.render_panel()
             key = (text.plain, tuple(text.spans))
             if key != self._shown:
+                # The sparklines move every sample; the panel's height (its line count) rarely changes, and only
+                # then does it need a layout pass (which would redraw the whole screen).
+                layout = self._shown is None or self._shown[0].count("\n") != text.plain.count("\n")
                 self._shown = key
-                self.query_one("#gpu-text", Static).update(text)
+                self.query_one("#gpu-text", Static).update(text, layout=layout)
 
     # -- text -----------------------------------------------------------------------------------------------------
 
