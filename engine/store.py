@@ -185,7 +185,24 @@ def _v_eval_jobs(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN best_snapshot INTEGER")
 
 
-MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs]
+def _v_monotone_ids(db: sqlite_utils.Database) -> None:
+    """Row ids that never come back (AUTOINCREMENT) in the tables the front ends read incrementally (`WHERE id >
+    last_seen`): a resume deletes the rows logged after its checkpoint, and plain rowids would then be handed out
+    again below a reader's cursor, so its new rows would never be seen. Each table is rebuilt with the same columns
+    and indexes."""
+    for table in ("metrics", "samples", "evals"):
+        (create,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()
+        indexes = [r[0] for r in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+                                            " AND sql IS NOT NULL", [table]).fetchall()]
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_before_autoincrement")
+        db.execute(create.replace("id INTEGER PRIMARY KEY", "id INTEGER PRIMARY KEY AUTOINCREMENT", 1))
+        db.execute(f"INSERT INTO {table} SELECT * FROM {table}_before_autoincrement")
+        db.execute(f"DROP TABLE {table}_before_autoincrement")
+        for sql in indexes:
+            db.execute(sql)
+
+
+MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs, _v_monotone_ids]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

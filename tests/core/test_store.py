@@ -212,3 +212,19 @@ def test_nan_and_inf_are_stored_and_read_back_as_such_not_as_null(tmp_path):
         gpu = store.gpu_since(run_id)[0]
         assert math.isnan(gpu["util"]) and gpu["mem_used"] == 10.0 and gpu["error"] == "util: NotSupported"
         assert store.evals_for(run_id)[0]["value"] == -math.inf
+
+
+def test_rows_written_after_a_resume_truncates_are_above_every_readers_cursor(tmp_path):
+    """A resume deletes the rows logged after its checkpoint; row ids must not be handed out again below a reader's
+    `WHERE id > last_seen` cursor, or the dashboard would never see the resumed run's new rows (or grids)."""
+    with Store(tmp_path / "runs.db") as store:
+        run_id = store.create_run(_config(), name="a", total_steps=100)
+        now = time.time()
+        store.write_batch(run_id, metrics=[(s, 0.0, "L_simple", 1.0 / s, now) for s in range(10, 60, 10)])
+        grid = store.add_sample(run_id, step=50, kind="grid", sampler="ddim", nfe=5, png=b"png")
+        metric_cursor, sample_cursor = store.metric_cursor(run_id), grid
+        assert store.truncate_after(run_id, 0) == 5              # no checkpoint: the run starts again at step 0
+        store.write_batch(run_id, metrics=[(10, 0.0, "L_simple", 0.9, now)])
+        again = store.add_sample(run_id, step=10, kind="grid", sampler="ddim", nfe=5, png=b"png")
+        assert [(r["step"], r["value"]) for r in store.metrics_since(run_id, metric_cursor)] == [(10, 0.9)]
+        assert again > sample_cursor

@@ -247,9 +247,7 @@ class DashboardScreen(PollingScreen):
         self.latest.clear()
         self.evals = []
         self.query_one(MetricGrid).clear()
-        grid = self.query_one(GridImage)
-        grid.index.reset()
-        grid.refresh_caption()
+        self.query_one(GridImage).clear()
 
     # -- the grid scrubber and the full-size view -------------------------------------------------------------------
 

@@ -130,6 +130,14 @@ class GridImage(Vertical):
             self.query_one("#grid-caption", Static).update(caption, layout=False)
             self.query_one("#grid-source", Static).update(source, layout=False)
 
+    def clear(self) -> None:
+        """No grid (a run rewound to before its first grid): forget the index and the picture shown."""
+        self.index.reset()
+        self.shown_id = None
+        self.image = None
+        self.query_one("#grid-picture").image = None
+        self.refresh_caption()
+
     def show(self, sample_id: int, image: Any) -> None:
         """Display a decoded grid (PIL image); ignored when the scrubber has moved on to another one."""
         current = self.index.current
