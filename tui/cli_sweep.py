@@ -243,7 +243,6 @@ def start(
     detach: bool = typer.Option(False, "--detach", help="start the sweep and return at once"),
 ) -> None:
     """Start a sweep: one run per grid point, run by a detached supervisor as slots free up."""
-    from difftui.engine.data import check_available
     from difftui.engine.sweeps import RunSpec, Slots, launch_sweep, parse_values_option, plan_sweep
     c = base.ctx_obj(ctx)
     catalog = c.catalog()
@@ -253,8 +252,7 @@ def start(
                    max_steps=max_steps, device=device, off_tier=off_tier)
     slots = Slots.choose(device=device, gpus=_parse_gpus(gpus), runs_per_device=concurrency)
     plan = plan_sweep(catalog, grid_preset, spec, values=chosen, off_grid=off_grid, device=slots.member_device)
-    check_available(plan.members[0].config.dataset)
-    sweep_id, proc = launch_sweep(c.db, plan, slots, name=name)
+    sweep_id, proc = launch_sweep(c.db, plan, slots, name=name)       # the launch checks first (SweepError)
     base.out.print(f"sweep {sweep_id} started (supervisor pid {proc.pid}): {grid} (playbook {grid_preset.playbook}), "
                    f"{len(plan.members)} runs, {plan.total_steps:,} steps in all, {slots.describe()}")
     if detach:

@@ -125,7 +125,14 @@ def ensure_supervised(db_path: str | os.PathLike[str], sweep_id: int) -> subproc
 
 def launch_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots, *, name: str = ""
                  ) -> tuple[int, subprocess.Popen]:
-    """Create the sweep and start its supervisor; a start that fails marks the sweep crashed with its reason."""
+    """Create the sweep and start its supervisor; a start that fails marks the sweep crashed with its reason.
+
+    The launch checks of a new run come first (the device exists, the data files are there; engine/checks.py),
+    on the first member: its members share them, and a sweep that would fail creates nothing (SweepError)."""
+    from difftui.engine.checks import launch_checks
+    report = launch_checks(plan.members[0].config)
+    if not report.ok:
+        raise SweepError(report.errors[0])
     sweep_id = create_sweep(db_path, plan, slots, name=name)
     try:
         proc = start_supervisor(db_path, sweep_id)

@@ -42,6 +42,10 @@ def test_refusals_are_one_line(sweep_db):
                           "--gpus 0 with --device cpu")
     assert_one_line_error(invoke(db, "sweep", "start", "p1-dropout", "--set", "recipe.nope=1", "--device", "cpu"),
                           "recipe.nope")
+    import torch
+    if not torch.cuda.is_available():                                    # the launch checks of a new run
+        assert_one_line_error(invoke(db, "sweep", "start", "p1-dropout", *TINY, "--device", "cuda"),
+                              "device 'cuda' requested but")
     assert not db.exists() or not Store(db).list_sweeps()               # nothing was created by a refusal
     Store(db).close()
     assert_one_line_error(invoke(db, "sweep", "show", "7"), "no sweep 7")

@@ -273,15 +273,13 @@ class SweepSetupScreen(SweepStep):
     def launch_worker(self, request: SweepRequest) -> None:
         from difftui.engine.catalog import Catalog
         from difftui.engine.config import PresetError
-        from difftui.engine.data import DataError, check_available
         from difftui.engine.sweeps import SweepError, launch_sweep
         try:
             plan, slots = request.plan(Catalog(self.app.preset_dirs), self.grid, self.spec)
-            check_available(plan.members[0].config.dataset)
-        except (PresetError, SweepError, DataError) as e:
+            sweep_id, proc = launch_sweep(self.app.db_path, plan, slots)      # the launch checks first
+        except (PresetError, SweepError) as e:
             self.post_message(LaunchFailed(str(e)))
             return
-        sweep_id, proc = launch_sweep(self.app.db_path, plan, slots)
         self.app.track_supervisor(sweep_id, proc)
         self.post_message(SweepLaunched(sweep_id))
 
