@@ -87,7 +87,7 @@ class DifftuiGroup(TyperGroup):
 
 app = typer.Typer(
     name="difftui",
-    help="Launch, watch and resume diffusion-model training runs. With no command, opens the TUI. "
+    help="Launch, watch, sweep, evaluate and resume diffusion-model training runs. With no command, opens the TUI. "
          "--db and --presets may also follow the command.",
     invoke_without_command=True,
     no_args_is_help=False,
