@@ -238,10 +238,37 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable run database ({e})") from None
 
+    def _beside(self, kind: str) -> Path:
+        """runs/ or sweeps/ beside runs.db, <stem>-runs/ or <stem>-sweeps/ beside any other database file, so that two
+        databases in one directory never share a run's or a sweep's folder (each run and sweep records its folder, so
+        those created before this rule keep theirs)."""
+        path = self.path.resolve()
+        if path.name == "runs.db":
+            return path.parent / kind
+        return path.parent / (f"{path.stem}-{kind}" if path.suffix == ".db" else f"{path.name}-{kind}")
+
     @property
     def runs_root(self) -> Path:
-        """runs/<id>/ lives beside runs.db."""
-        return self.path.resolve().parent / "runs"
+        return self._beside("runs")
+
+    @property
+    def sweeps_root(self) -> Path:
+        return self._beside("sweeps")
+
+    @staticmethod
+    def _claim_folder(root: Path, item_id: int) -> Path:
+        """A new, empty folder <root>/<id>, or <root>/<id>.<k> where <id> is left from a database that was deleted or
+        replaced: its checkpoints or lock must neither be taken over by the new run or sweep nor be overwritten."""
+        root.mkdir(parents=True, exist_ok=True)
+        for k in range(1000):
+            folder = root / (str(item_id) if k == 0 else f"{item_id}.{k}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    return folder
+        raise StoreError(f"{root}: no free folder for {item_id} ({item_id}.1 ... {item_id}.999 are all taken)")
 
     def close(self) -> None:
         self.db.conn.close()
@@ -308,9 +335,8 @@ class Store:
                  config["sampler"]["name"], config["recipe"]["name"], int(bool(config["backbone"].get("off_tier"))),
                  sweep_id, parent_id, device, total_steps, now])
             run_id = int(cur.lastrowid)
-            run_dir = self.runs_root / str(run_id)
+            run_dir = self._claim_folder(self.runs_root, run_id)
             self.db.execute("UPDATE runs SET run_dir = ? WHERE id = ?", [str(run_dir), run_id])
-        run_dir.mkdir(parents=True, exist_ok=True)
         return run_id
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
@@ -526,11 +552,6 @@ class Store:
     # queue is a 'queued' run with no pid; the sweep's supervisor (difftui.engine.sweeps.supervisor) owns the sweep
     # through sweeps/<id>/lock, as an engine owns its run, and starts members as slots free up.
 
-    @property
-    def sweeps_root(self) -> Path:
-        """sweeps/<id>/ lives beside runs.db (the supervisor's lock and log)."""
-        return self.path.resolve().parent / "sweeps"
-
     def create_sweep(self, *, name: str, preset: str, base_config: dict[str, Any], grid: dict[str, Any],
                      spec: dict[str, Any], runs_per_device: int, devices: list[Any]) -> int:
         """A new sweep, status 'running' with no supervisor yet (the reaper leaves a sweep with no pid alone)."""
@@ -542,9 +563,8 @@ class Store:
                 [name, json.dumps(base_config), json.dumps(grid), now, "running", preset, json.dumps(spec),
                  runs_per_device, json.dumps(devices)])
             sweep_id = int(cur.lastrowid)
-            folder = self.sweeps_root / str(sweep_id)
+            folder = self._claim_folder(self.sweeps_root, sweep_id)
             self.db.execute("UPDATE sweeps SET sweep_dir = ? WHERE id = ?", [str(folder), sweep_id])
-        folder.mkdir(parents=True, exist_ok=True)
         return sweep_id
 
     def get_sweep(self, sweep_id: int) -> dict[str, Any] | None:

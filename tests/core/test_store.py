@@ -59,6 +59,29 @@ def test_run_lifecycle_and_run_dir_beside_database(tmp_path):
         assert store.get_run(run_id) is None and not (tmp_path / "runs" / str(run_id)).exists()
 
 
+def test_two_databases_in_one_directory_never_share_a_run_or_sweep_folder(tmp_path):
+    with Store(tmp_path / "runs.db") as a, Store(tmp_path / "other.db") as b:
+        ra, rb = a.create_run(_config(), name="a", total_steps=1), b.create_run(_config(), name="b", total_steps=1)
+        assert ra == rb == 1
+        assert a.get_run(ra)["run_dir"] == str(tmp_path / "runs" / "1")
+        assert b.get_run(rb)["run_dir"] == str(tmp_path / "other-runs" / "1")
+        kw = dict(preset="p1-dropout", base_config={}, grid={}, spec={}, runs_per_device=1, devices=["cpu"])
+        sa, sb = a.create_sweep(name="a", **kw), b.create_sweep(name="b", **kw)
+        assert a.get_sweep(sa)["sweep_dir"] != b.get_sweep(sb)["sweep_dir"]
+
+
+def test_a_folder_left_by_a_deleted_database_is_never_taken_over(tmp_path):
+    old = tmp_path / "runs" / "1" / "checkpoints"
+    old.mkdir(parents=True)
+    (old / "ckpt-0000500.pt").write_bytes(b"an old run's weights")
+    (tmp_path / "runs" / "2").mkdir()                           # empty: free to use
+    with Store(tmp_path / "runs.db") as store:
+        first, second = (store.create_run(_config(), name=n, total_steps=1) for n in "ab")
+        assert store.get_run(first)["run_dir"] == str(tmp_path / "runs" / "1.1")
+        assert store.get_run(second)["run_dir"] == str(tmp_path / "runs" / "2")
+    assert (old / "ckpt-0000500.pt").read_bytes() == b"an old run's weights"
+
+
 def test_write_batch_is_one_transaction_and_reads_are_incremental(tmp_path):
     with Store(tmp_path / "runs.db") as store:
         run_id = store.create_run(_config(), name="a", total_steps=100)
