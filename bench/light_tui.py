@@ -53,7 +53,7 @@ print(json.dumps(asyncio.run(main())))
 
 def review_screen(python: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DIFFTUI_CACHE_DIR": str(Path(tmp) / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, "DIFFTUI_CACHE": str(Path(tmp) / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
         out = subprocess.run([python, "-c", DRIVE], cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
         if out.returncode != 0:
             raise SystemExit(out.stderr[-2000:])
@@ -62,7 +62,7 @@ def review_screen(python: str) -> dict:
 
 def presets_backbones(python: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DIFFTUI_CACHE_DIR": str(Path(tmp) / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, "DIFFTUI_CACHE": str(Path(tmp) / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
         start = time.perf_counter()
         out = subprocess.run([python, "-c", "from difftui.tui.cli import main; main()", "presets", "backbones"],
                              cwd=tmp, env=env, capture_output=True, text=True, timeout=900)

@@ -12,7 +12,8 @@ The key is a sha256 of the source's contents (every file's name, size and mtime)
 channels, crop, split, held-out fraction and seed, labels) and the cache format version, so a changed file or a changed
 protocol builds a new cache and an unchanged one opens in milliseconds. The folder is written under a temporary name
 and renamed into place when complete (a killed build leaves no half cache; its temporary folder is removed by the next
-build). The cache root is `dataset.cache_dir`, else $DIFFTUI_DATA_CACHE, else ~/.cache/difftui/data.
+build). The cache root is `dataset.cache_dir`, else $DIFFTUI_DATA_CACHE, else data/ in
+difftui's cache (engine/user_dirs.py: $DIFFTUI_CACHE, $XDG_CACHE_HOME/difftui or ~/.cache/difftui).
 
 A file that does not decode is skipped and listed in meta.json (never fatal); the engine reports the count.
 Reading a cache back as an image set is mapped.py (this module stays torch-free for the decoding workers).
@@ -33,6 +34,7 @@ import numpy as np
 
 from difftui.engine.atomic import atomic_write_text
 from difftui.engine.config import DatasetProfile
+from difftui.engine.user_dirs import cache_root as user_cache_root
 
 from .errors import DataError
 
@@ -43,8 +45,8 @@ Progress = Callable[[int, int, str], None]          # progress(done, total, what
 
 
 def cache_root(profile: DatasetProfile) -> Path:
-    root = profile.cache_dir or os.environ.get("DIFFTUI_DATA_CACHE") or "~/.cache/difftui/data"
-    return Path(root).expanduser()
+    root = profile.cache_dir or os.environ.get("DIFFTUI_DATA_CACHE", "").strip()
+    return Path(root).expanduser() if root else user_cache_root() / "data"
 
 
 def protocol(profile: DatasetProfile) -> dict[str, Any]:

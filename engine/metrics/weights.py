@@ -2,7 +2,7 @@
 
 FID and precision/recall use torch-fidelity's InceptionV3 (the TensorFlow FID network, converted to PyTorch). Its
 weights are one file, `weights-inception-2015-12-05-6726825d.pth` (95 MB), published at `INCEPTION_URL`. The lookup
-order is: `--inception PATH`, then `$DIFFTUI_INCEPTION`, then the difftui cache (`$DIFFTUI_CACHE` or
+order is: `--inception PATH`, then `$DIFFTUI_INCEPTION`, then the difftui cache (`$DIFFTUI_CACHE`, `$XDG_CACHE_HOME/difftui` or
 ~/.cache/difftui, sub-folder `inception/`), then torch hub's checkpoint folder (where torch-fidelity's own download
 puts it). No path given and none found: one download to the difftui cache when the network allows (sha256 prefix
 checked); otherwise `InceptionWeightsMissing` says which file to put where.
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from difftui.engine.user_dirs import cache_root
 
 __all__ = ["INCEPTION_FILE", "INCEPTION_URL", "InceptionWeightsMissing", "cache_dir", "inception_candidates",
            "locate_inception", "missing_message", "download_inception"]
@@ -31,8 +33,8 @@ class InceptionWeightsMissing(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """difftui's cache: `$DIFFTUI_CACHE`, else ~/.cache/difftui (reference statistics and the Inception weights)."""
-    return Path(os.environ.get("DIFFTUI_CACHE") or Path.home() / ".cache" / "difftui").expanduser()
+    """difftui's cache (engine/user_dirs.py): reference statistics and the Inception weights live beneath it."""
+    return cache_root()
 
 
 def _torch_hub_file() -> Path:

@@ -181,7 +181,7 @@ def test_help_has_clean_metavars():
 
 def test_presets_backbones_prints_from_the_cache_without_measuring(monkeypatch, tmp_path):
     from difftui.engine import tier_cache
-    monkeypatch.setenv("DIFFTUI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path))
 
     def refuse(*a, **k):
         raise AssertionError("measured although every shipped tier is cached")

@@ -78,7 +78,7 @@ def test_the_device_probe_runs_once_without_torch_in_this_process():
 
 
 def test_review_facts_come_from_the_tier_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("DIFFTUI_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path))
     from difftui.engine.models.flops import measure_net
     from difftui.engine.tier_cache import run_key
     config = Catalog().resolve(max_steps=1000)

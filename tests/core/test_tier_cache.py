@@ -14,7 +14,7 @@ from difftui.engine.tier_cache import Figures, MeasureError, anchor_key, figures
 
 @pytest.fixture
 def user_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DIFFTUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache" / "tier_figures.json"
 
 

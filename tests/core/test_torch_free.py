@@ -16,7 +16,7 @@ TORCH_FREE = ["difftui.engine.schema", "difftui.engine.config", "difftui.engine.
 def run_python(code: str, tmp_path, timeout: float = 300) -> dict:
     env_code = textwrap.dedent(code)
     out = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True, timeout=timeout,
-                         cwd=tmp_path, env={**__import__("os").environ, "DIFFTUI_CACHE_DIR": str(tmp_path / "cache")})
+                         cwd=tmp_path, env={**__import__("os").environ, "DIFFTUI_CACHE": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
