@@ -211,6 +211,29 @@ async def test_nan_and_inf_are_shown_as_such_and_never_stop_the_charts(tmp_path)
         assert "L_simple last nan" in str(dash.query_one(StatusLine).render())
 
 
+async def test_a_streaming_run_redraws_charts_within_their_budget_and_a_key_redraws_at_once(prepared_db):
+    app = DifftuiApp(db_path=prepared_db)
+    async with app.run_test(size=SIZE) as pilot:
+        dash = await open_dashboard(app, pilot, 1)
+        metrics = dash.query_one(MetricGrid)
+        chart = metrics.charts["L_simple"]
+        plot = chart.query_one(ChartPlot)
+        await wait_for(pilot, lambda: plot.builds and plot.allowed == chart.version, 10, "the first canvas")
+        shown = sum(1 for p in dash.query(ChartPlot) if p.chart.display)
+        plot.cost = 0.004                                   # as measured on a 2-core laptop
+        assert plot.min_gap() == pytest.approx(max(1.0, min(shown * 0.004 / 0.02, 5.0)))
+        plot.cost = 1.0                                     # a very slow canvas: the gap is capped
+        assert plot.min_gap() == 5.0
+        plot._drawn_at = time.monotonic()                   # it has just drawn
+        builds, step = plot.builds, chart.series["L_simple"].last_step
+        assert metrics.add_rows([{"name": "L_simple", "step": step + 10, "value": 0.123}])
+        await pilot.pause(0.3)
+        assert plot.allowed < chart.version and plot.builds == builds      # new data waits for the budget
+        assert "last 0.123" in str(chart.query_one(".chart-legend").render())  # the legend does not
+        await pilot.press("plus")                           # a key: at once, with the newest data
+        await wait_for(pilot, lambda: plot.allowed == chart.version and plot.builds > builds, 5, "the redraw")
+
+
 async def test_gpu_panel_draws_each_readings_history_and_why_one_is_missing(tmp_path):
     db = make_dydit_db(tmp_path)
     app = DifftuiApp(db_path=db)

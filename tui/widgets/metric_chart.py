@@ -5,18 +5,21 @@ A chart draws the smoothed curve (TensorBoard's debiased EMA over the drawn poin
 means faintly behind it; its legend line says which value the header number is (the smoothed last point, exactly the
 chart's last point) beside the raw last value, the minimum and the maximum. Each chart reduces its bucketed series
 (metric_series.py) to two points per character column before plotext sees them, and builds its canvas only when its
-data, size or options changed. NaN and inf are gaps in the curve with a red `x` at the top of the chart and spelled
+data, size or options changed; while a run streams faster than its charts can cheaply follow, new data redraws each
+canvas at most as often as a CPU budget allows (CHART_CPU_BUDGET), and a key press redraws at once. NaN and inf are gaps in the curve with a red `x` at the top of the chart and spelled
 out in the legend; they never stop a chart from drawing.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
@@ -34,6 +37,12 @@ PALETTE = (((64, 200, 255), (40, 80, 100)), ((255, 120, 220), (100, 50, 90)), ((
 MARK = (255, 80, 80)
 REFERENCE = (150, 150, 150)
 Y_LABEL_COLUMNS = 8                    # what plotext's y tick labels take from the width
+# What the charts of a screen may spend, together, redrawing for new data (a fraction of one core; the TUI's whole
+# target is 5% while it watches a run, bench/tui.py): a canvas that costs c seconds to draw, one of K shown, redraws
+# for new data every max(MIN_REDRAW_S, K * c / CHART_CPU_BUDGET) seconds, and never less often than MAX_REDRAW_S. At
+# the default CPU run's pace (an interval every few seconds) this never holds a redraw back.
+CHART_CPU_BUDGET = 0.02
+MIN_REDRAW_S, MAX_REDRAW_S = 1.0, 5.0
 
 
 class Reference:
@@ -48,7 +57,8 @@ class Reference:
 
 class ChartPlot(PlotextPlot):
     """A plotext canvas that rebuilds only when its chart says something changed (plotext builds in Python: a few
-    milliseconds a chart, so a dashboard that rebuilt every chart on every frame would cost a core)."""
+    milliseconds a chart, so a dashboard that rebuilt every chart on every frame would cost a core), and for new data
+    no more often than the screen's chart budget allows."""
 
     def __init__(self, chart: "MetricChart", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -56,19 +66,56 @@ class ChartPlot(PlotextPlot):
         self._cache_key: tuple | None = None
         self._cache: Any = None
         self.builds = 0
+        self.allowed = 0                       # the chart version this canvas may draw (see request)
+        self.cost = 0.0                        # seconds per draw (plotext's build and the conversion to lines)
+        self._drawn_at = -math.inf
+        self._started: float | None = None
+        self._timer: Any = None
 
     def on_resize(self) -> None:
         # The legend's smoothed value is read from the points at this width: recompute it with the canvas.
         self.chart.update_legend()
 
+    def request(self, *, at_once: bool) -> None:
+        """The chart changed: redraw now (a key press, the first data) or when the budget allows (new data)."""
+        if self._timer is not None and not at_once:
+            return                             # a redraw is already due; it will draw the newest version
+        wait = 0.0 if at_once else self._drawn_at + self.min_gap() - time.monotonic()
+        if wait <= 0:
+            self._release()
+        else:
+            self._timer = self.set_timer(wait, self._release)
+
+    def min_gap(self) -> float:
+        shown = sum(1 for plot in self.screen.query(ChartPlot) if plot.chart.display) if self.is_attached else 1
+        return min(max(MIN_REDRAW_S, shown * self.cost / CHART_CPU_BUDGET), MAX_REDRAW_S)
+
+    def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.allowed = self.chart.version
+        self.refresh()
+
     def render(self):
-        key = (self.size.width, self.size.height, self.chart.version, self.app.theme)
+        if self._cache_key is None or self._cache_key[:2] != (self.size.width, self.size.height):
+            self.allowed = self.chart.version  # a first canvas or a new size is built anyway: with the newest data
+        key = (self.size.width, self.size.height, self.allowed, self.app.theme)
         if key != self._cache_key or self._cache is None:
+            self._started = time.perf_counter()
             self.chart.draw(self.plt, self.size.width)
             self._cache = super().render()
             self._cache_key = key
             self.builds += 1
         return self._cache
+
+    def render_lines(self, crop: Region):
+        lines = super().render_lines(crop)
+        if self._started is not None:          # a new canvas was built and converted: what did it cost?
+            spent = time.perf_counter() - self._started
+            self.cost = spent if self.cost == 0 else 0.7 * self.cost + 0.3 * spent
+            self._drawn_at, self._started = time.monotonic(), None
+        return lines
 
 
 class MetricChart(Vertical, can_focus=True):
@@ -114,8 +161,9 @@ class MetricChart(Vertical, can_focus=True):
     def watch_log_scale(self) -> None:
         self.changed()
 
-    def changed(self) -> None:
-        """Something drawn changed: new legend now, a new canvas at the next frame."""
+    def changed(self, *, at_once: bool = True) -> None:
+        """Something drawn changed: new legend now, a new canvas at the next frame (or, for new data of a streaming
+        run, as soon as the chart budget allows)."""
         self.version += 1
         title = self.title + ("  log" if self.log_scale else "")
         subtitle = f"EMA {self.smoothing:g}" if self.smoothing > 0 else "raw"
@@ -123,7 +171,7 @@ class MetricChart(Vertical, can_focus=True):
             self.border_title, self.border_subtitle = title, subtitle
         if self.is_mounted:
             self.update_legend()
-            self.query_one(ChartPlot).refresh()
+            self.query_one(ChartPlot).request(at_once=at_once)
 
     def update_legend(self) -> None:
         """A changed legend only, and without a layout pass (the line's size never changes): redrawing the whole
@@ -343,7 +391,7 @@ class MetricGrid(VerticalScroll):
                 return False
             touched.add(fam[0])
         for key in touched:
-            self.charts[key].changed()
+            self.charts[key].changed(at_once=False)
         return True
 
     def set_evals(self, rows: list[dict[str, Any]]) -> None:
