@@ -23,7 +23,7 @@ from difftui.tui.screens.history import HistoryScreen
 from difftui.tui.widgets.flops_panel import FlopsPanel, budget_verdict
 from difftui.tui.widgets.gpu_panel import GpuPanel
 from difftui.tui.widgets.grid_image import GridImage
-from difftui.tui.widgets.metric_chart import ChartPlot, MetricGrid
+from difftui.tui.widgets.metric_chart import ChartPlot, MetricChart, MetricGrid
 from difftui.tui.widgets.run_table import RunTable
 from difftui.tui.widgets.status_line import StatusLine
 
@@ -77,13 +77,17 @@ async def test_a_reopened_dashboard_follows_the_newest_grid_until_the_user_scrub
         await wait_for(pilot, lambda: grid.shown_id == newer and grid.index.live, 30, "live again")
 
 
+def loss_chart(dash: DashboardScreen) -> tuple[MetricGrid, MetricChart, ChartPlot]:
+    metrics = dash.query_one(MetricGrid)
+    chart = metrics.charts["L_simple"]
+    return metrics, chart, chart.query_one(ChartPlot)
+
+
 async def test_the_smoothed_value_in_a_charts_header_is_its_last_point(prepared_db):
     app = DifftuiApp(db_path=prepared_db)
     async with app.run_test(size=SIZE) as pilot:
         dash = await open_dashboard(app, pilot, 1)
-        metrics = dash.query_one(MetricGrid)
-        chart = metrics.charts["L_simple"]
-        plot = chart.query_one(ChartPlot)
+        metrics, chart, plot = loss_chart(dash)
         for keys, weight in (((), 0.6), (("plus",), 0.8), (("minus", "minus"), 0.3)):
             await pilot.press(*keys)
             await wait_for(pilot, lambda: plot._cache_key is not None and plot._cache_key[2] == chart.version, 10,
@@ -215,9 +219,7 @@ async def test_a_streaming_run_redraws_charts_within_their_budget_and_a_key_redr
     app = DifftuiApp(db_path=prepared_db)
     async with app.run_test(size=SIZE) as pilot:
         dash = await open_dashboard(app, pilot, 1)
-        metrics = dash.query_one(MetricGrid)
-        chart = metrics.charts["L_simple"]
-        plot = chart.query_one(ChartPlot)
+        metrics, chart, plot = loss_chart(dash)
         await wait_for(pilot, lambda: plot.builds and plot.allowed == chart.version, 10, "the first canvas")
         shown = sum(1 for p in dash.query(ChartPlot) if p.chart.display)
         plot.cost = 0.004                                   # as measured on a 2-core laptop
