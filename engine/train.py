@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import sys
 import time
 import traceback
@@ -422,6 +423,8 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
         message = one_line(e) if not isinstance(e, RunFailed) else f"RunFailed: {e}"
+        if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
+            message = f"DiskFull: disk full: cannot write {Path(db_path).resolve()} ({e})"
         if owner is not None:
             step = loop.trainer.step if loop is not None and restored else None
             try:
