@@ -202,7 +202,13 @@ def _v_monotone_ids(db: sqlite_utils.Database) -> None:
             db.execute(sql)
 
 
-MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs, _v_monotone_ids]
+def _v_sweep_threads(db: sqlite_utils.Database) -> None:
+    """The CPU threads each member of a CPU sweep gets, fixed when the sweep is created: a supervisor restarted from
+    another shell (another DIFFTUI_CPU_THREADS) keeps the split, and `sweep show` says what the members really got."""
+    db.execute("ALTER TABLE sweeps ADD COLUMN cpu_threads INTEGER")
+
+
+MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs, _v_monotone_ids, _v_sweep_threads]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -553,15 +559,16 @@ class Store:
     # through sweeps/<id>/lock, as an engine owns its run, and starts members as slots free up.
 
     def create_sweep(self, *, name: str, preset: str, base_config: dict[str, Any], grid: dict[str, Any],
-                     spec: dict[str, Any], runs_per_device: int, devices: list[Any]) -> int:
+                     spec: dict[str, Any], runs_per_device: int, devices: list[Any],
+                     cpu_threads: int | None = None) -> int:
         """A new sweep, status 'running' with no supervisor yet (the reaper leaves a sweep with no pid alone)."""
         now = time.time()
         with self.atomic():
             cur = self.db.execute(
-                "INSERT INTO sweeps (name, base_config, grid, created, status, preset, spec, runs_per_device, devices)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO sweeps (name, base_config, grid, created, status, preset, spec, runs_per_device, devices,"
+                " cpu_threads) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [name, json.dumps(base_config), json.dumps(grid), now, "running", preset, json.dumps(spec),
-                 runs_per_device, json.dumps(devices)])
+                 runs_per_device, json.dumps(devices), cpu_threads])
             sweep_id = int(cur.lastrowid)
             folder = self._claim_folder(self.sweeps_root, sweep_id)
             self.db.execute("UPDATE sweeps SET sweep_dir = ? WHERE id = ?", [str(folder), sweep_id])

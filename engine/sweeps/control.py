@@ -49,7 +49,8 @@ def _get(store: Store, sweep_id: int) -> dict[str, Any]:
 
 
 def sweep_slots(sweep: dict[str, Any]) -> Slots:
-    return Slots(tuple(json.loads(sweep["devices"] or '["cpu"]')), int(sweep["runs_per_device"] or 1))
+    return Slots(tuple(json.loads(sweep["devices"] or '["cpu"]')), int(sweep["runs_per_device"] or 1),
+                 threads=sweep.get("cpu_threads") or None)
 
 
 def sweep_grid(sweep: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,8 @@ def create_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots,
         sweep_id = store.create_sweep(name=name or plan.grid.name, preset=plan.grid.name,
                                       base_config=config_to_dict(base), grid=grid_record(plan),
                                       spec=dataclasses.replace(plan.spec, device=slots.member_device).to_dict(),
-                                      runs_per_device=slots.runs_per_device, devices=slots.to_list())
+                                      runs_per_device=slots.runs_per_device, devices=slots.to_list(),
+                                      cpu_threads=slots.cpu_threads() if slots.on_cpu else None)
         if not name:
             store.update_sweep(sweep_id, name=f"{plan.grid.name}-{sweep_id}")
     _add_members(db_path, sweep_id, [(m.axis_values, m.off_grid, m.config) for m in plan.members])

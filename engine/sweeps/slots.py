@@ -33,6 +33,7 @@ def visible_gpu_count() -> int:
 class Slots:
     devices: tuple[str, ...]                        # ("cpu",) or GPU indices ("0", "1")
     runs_per_device: int = 1
+    threads: int | None = None                      # CPU threads per member, as recorded with the sweep
 
     def __post_init__(self) -> None:
         if self.runs_per_device < 1:
@@ -57,8 +58,10 @@ class Slots:
         return self.devices[slot % len(self.devices)]
 
     def cpu_threads(self) -> int:
-        """Threads per member on the CPU: the cores split between the members at once, never more than
-        DIFFTUI_CPU_THREADS when it is set."""
+        """Threads per member on the CPU: the sweep's recorded split, else the cores split between the members at
+        once, never more than DIFFTUI_CPU_THREADS when it is set."""
+        if self.threads:
+            return self.threads
         share = max(1, cpu_cores() // self.count)
         cap = os.environ.get("DIFFTUI_CPU_THREADS", "").strip()
         return max(1, min(share, int(cap))) if cap.isdigit() else share

@@ -175,6 +175,21 @@ def test_slots_split_the_cpu_and_give_each_gpu_member_its_own_device(monkeypatch
         Slots.choose(device="cuda", gpu_count=0)
 
 
+def test_a_cpu_sweep_keeps_the_thread_split_it_was_created_with(monkeypatch, tmp_path):
+    from difftui.engine.store import Store
+    from difftui.engine.sweeps.control import sweep_slots
+    monkeypatch.setattr("difftui.engine.sweeps.slots.cpu_cores", lambda: 8)
+    monkeypatch.setenv("DIFFTUI_CPU_THREADS", "1")             # the shell that started the sweep
+    slots = Slots.choose(device="cpu", runs_per_device=2, gpu_count=0)
+    with Store(tmp_path / "runs.db") as store:
+        sweep_id = store.create_sweep(name="s", preset="p1-dropout", base_config={}, grid={}, spec={},
+                                      runs_per_device=2, devices=slots.to_list(), cpu_threads=slots.cpu_threads())
+        monkeypatch.delenv("DIFFTUI_CPU_THREADS")               # another shell: 8 cores // 2 would be 4
+        again = sweep_slots(store.get_sweep(sweep_id))
+    assert again.cpu_threads() == 1 and again.plan(0).env == {"DIFFTUI_CPU_THREADS": "1"}
+    assert again.describe().endswith("1 thread each")
+
+
 def test_makespan_fills_slots_in_queue_order():
     assert schedule_makespan([10, 10, 10], 2) == 20          # two at once, then the third
     assert schedule_makespan([30, 10, 10, 10], 2) == 30      # the short ones run beside the long one
