@@ -3,7 +3,8 @@
 `detect_graphics()` runs in a child process on a pseudo-terminal; this side plays the terminal: it reads the child's
 queries from the pty and answers each one with what xterm (as a VT340), kitty or a plain xterm answered when they
 were asked the same (tests/tui/data/terminal_answers.json), with the same window size in pixels. So the whole of
-textual-image's detection runs for real: its DA1 query, its kitty graphics query, its cell-size probe.
+textual-image's detection runs for real: its DA1 query, its kitty graphics query, its cell-size probe; and difftui's
+XTVERSION query when the terminal answered for kitty graphics (textual-image's placeholders need kitty 0.28+).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from difftui.tui import graphics
 kind = graphics.detect_graphics()
 from textual_image._terminal import get_cell_size
 cell = get_cell_size()
-sys.stdout.write("\nRESULT " + json.dumps({"kind": kind, "cell": [cell.width, cell.height]}) + "\n")
+sys.stdout.write("\nRESULT " + json.dumps({"kind": kind, "cell": [cell.width, cell.height],
+                                           "label": graphics.label("halfcell")}) + "\n")
 sys.stdout.flush()
 """
 
@@ -66,8 +68,9 @@ def play_terminal(recorded: dict, timeout: float = 60.0) -> tuple[dict, list[str
                 da1 = buffer.find("\x1b[c")
                 tgp = re.search(r"\x1b_G([^\x1b]*)\x1b\\", buffer)
                 cell = buffer.find("\x1b[16t")
+                version = buffer.find("\x1b[>0q")
                 found = [(i, name) for i, name in ((da1, "da1"), (tgp.start() if tgp else -1, "kitty"),
-                                                    (cell, "cell")) if i >= 0]
+                                                    (cell, "cell"), (version, "xtversion")) if i >= 0]
                 if not found:
                     break
                 i, name = min(found)
@@ -78,8 +81,10 @@ def play_terminal(recorded: dict, timeout: float = 60.0) -> tuple[dict, list[str
                     query_id = re.search(r"i=(\d+)", tgp.group(1)).group(1)
                     answer = re.sub(r"i=\d+", f"i={query_id}", recorded["kitty"])
                     buffer = buffer[tgp.end():]
-                else:
+                elif name == "cell":
                     answer, buffer = recorded["cell"], buffer[i + 5:]
+                else:
+                    answer, buffer = recorded["xtversion"], buffer[i + 6:]
                 if answer:
                     os.write(master, answer.encode("latin-1"))
             if "RESULT " in buffer and buffer.rstrip().endswith("}"):
@@ -98,8 +103,9 @@ def play_terminal(recorded: dict, timeout: float = 60.0) -> tuple[dict, list[str
 @pytest.mark.parametrize("terminal, kind, cell, queries", [
     # xterm as a VT340 lists feature 4 (sixel) in its DA1 answer: no kitty query follows.
     ("xterm-vt340", "sixel", [6, 13], ["da1"]),
-    # kitty has no sixel but answers the graphics query OK.
-    ("kitty", "kitty", [9, 20], ["da1", "kitty"]),
+    # kitty 0.26.5 has no sixel and answers the graphics query OK, but shows no Unicode placeholders (0.28+): asked
+    # its version, it gets half-blocks (checked by hand: its kitty graphics stayed blank in the grid panel).
+    ("kitty", "halfcell", [9, 20], ["da1", "kitty", "xtversion"]),
     # A plain xterm (a VT420 id) has neither: half-blocks, after both queries go unanswered or negative.
     ("xterm", "halfcell", [6, 13], ["da1", "kitty"]),
 ])
@@ -108,14 +114,27 @@ def test_detection_from_a_terminals_recorded_answers(terminal, kind, cell, queri
     assert result["kind"] == kind
     assert result["cell"] == cell                      # the window's pixel size over its cells (TIOCGWINSZ)
     assert seen == queries
+    if terminal == "kitty":
+        assert result["label"] == "half-blocks (kitty 0.26.5 < 0.28)"
+
+
+@pytest.mark.parametrize("version, kind", [("kitty(0.28.0)", "kitty"), ("kitty(0.35.2)", "kitty"),
+                                           ("kitty(0.27.1)", "halfcell"), ("", "kitty")])
+def test_a_kitty_that_shows_placeholders_keeps_kitty_graphics(version, kind):
+    # kitty's recorded answers with another version in its XTVERSION answer (not recorded: no newer kitty here);
+    # a terminal that does not answer XTVERSION at all keeps what the graphics query said.
+    recorded = {**ANSWERS["kitty"], "xtversion": f"\x1bP>|{version}\x1b\\" if version else ""}
+    result, seen = play_terminal(recorded)
+    assert result["kind"] == kind and seen == ["da1", "kitty", "xtversion"]
+    assert result["label"] == ("half-blocks" if kind == "kitty" else "half-blocks (kitty 0.27.1 < 0.28)")
 
 
 def test_cell_size_falls_back_to_the_terminals_answer_without_pixel_sizes():
     # A pty that reports no pixel size: textual-image asks with CSI 16 t, and kitty answers 20x9 cells.
     recorded = {**ANSWERS["kitty"], "winsize": [25, 88, 0, 0]}
     result, seen = play_terminal(recorded)
-    assert result == {"kind": "kitty", "cell": [9, 20]}
-    assert seen == ["da1", "kitty", "cell"]
+    assert (result["kind"], result["cell"]) == ("halfcell", [9, 20])
+    assert seen == ["da1", "kitty", "cell", "xtversion"]
 
 
 def test_the_cli_asks_the_terminal_before_the_app_runs(monkeypatch, tmp_path):

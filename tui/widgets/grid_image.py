@@ -78,7 +78,7 @@ def describe_grid(row: dict[str, Any] | None, renderer: str) -> Text:
         if row.get("nfe"):
             text.append(f"NFE {row['nfe']}")
             text.append(" · ", style="dim")
-    text.append(graphics.LABELS.get(renderer, renderer), style="dim")
+    text.append(graphics.label(renderer), style="dim")
     return text
 
 
