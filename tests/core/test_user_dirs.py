@@ -11,7 +11,8 @@ from difftui.engine.user_dirs import cache_root
 
 
 def _profile(**kw) -> DatasetProfile:
-    return DatasetProfile(name="x", description="", source="image_folder", resolution=8, channels=3, anchor="none", **kw)
+    return DatasetProfile(name="x", description="", source="image_folder", resolution=8, channels=3, anchor="none",
+                          **kw)
 
 
 def test_cache_root_is_difftui_cache_then_xdg_then_home(monkeypatch, tmp_path):

@@ -6,8 +6,9 @@ means faintly behind it; its legend line says which value the header number is (
 chart's last point) beside the raw last value, the minimum and the maximum. Each chart reduces its bucketed series
 (metric_series.py) to two points per character column before plotext sees them, and builds its canvas only when its
 data, size or options changed; while a run streams faster than its charts can cheaply follow, new data redraws each
-canvas at most as often as a CPU budget allows (CHART_CPU_BUDGET), and a key press redraws at once. NaN and inf are gaps in the curve with a red `x` at the top of the chart and spelled
-out in the legend; they never stop a chart from drawing.
+canvas at most as often as a CPU budget allows (CHART_CPU_BUDGET), and a key press redraws at once. NaN and inf are
+gaps in the curve with a red `x` at the top of the chart and spelled out in the legend; they never stop a chart from
+drawing.
 """
 
 from __future__ import annotations
