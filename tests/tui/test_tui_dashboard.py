@@ -5,6 +5,7 @@ the full-size grid, the renderer switch, help, and the history at 100x30."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -234,6 +235,19 @@ async def test_a_streaming_run_redraws_charts_within_their_budget_and_a_key_redr
         assert "last 0.123" in str(chart.query_one(".chart-legend").render())  # the legend does not
         await pilot.press("plus")                           # a key: at once, with the newest data
         await wait_for(pilot, lambda: plot.allowed == chart.version and plot.builds > builds, 5, "the redraw")
+
+
+async def test_quitting_while_the_dashboard_opens_ends_the_app_cleanly(prepared_db):
+    # q right after Enter: Textual takes the widgets down while the dashboard's mount and first poll are still being
+    # handled; those handlers must not query the missing widgets (a traceback at exit, seen in 1 of 4 test suites).
+    for ticks in range(10):
+        app = DifftuiApp(db_path=prepared_db)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+            app.open_dashboard(1)
+            for _ in range(ticks):
+                await asyncio.sleep(0)
+        assert app.return_code in (0, None)
 
 
 async def test_gpu_panel_draws_each_readings_history_and_why_one_is_missing(tmp_path):

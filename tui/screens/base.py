@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any, Callable
 
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-__all__ = ["DifftuiScreen", "PollingScreen", "one_line"]
+__all__ = ["DifftuiScreen", "PollingScreen", "one_line", "unless_closing"]
 
 
 def one_line(error: BaseException | None) -> str:
@@ -21,6 +23,18 @@ def one_line(error: BaseException | None) -> str:
     if not first:
         return name
     return first if name in ("PresetError", "RuntimeError", "StoreError", "ValueError", "Owned") else f"{name}: {first}"
+
+
+def unless_closing(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """For a handler that reads a screen's widgets when a worker's result or a mount arrives: skipped once the app
+    has begun to shut down (q pressed while a screen mounts or a poll is on its way), when Textual is taking the
+    widgets down and a query would end the app with a traceback instead of a clean exit."""
+    @functools.wraps(handler)
+    def guarded(self, *args: Any) -> Any:
+        if not self.app.is_running:
+            return None
+        return handler(self, *args)
+    return guarded
 
 
 class DifftuiScreen(Screen):
@@ -76,7 +90,7 @@ class PollingScreen(DifftuiScreen):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        if not self._polling:
+        if not self._polling and self.app.is_running:
             self._polling = True
             self.start_poll()
 

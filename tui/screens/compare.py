@@ -23,7 +23,7 @@ from textual.widgets import Footer, Static
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import CompareBatch, CompareGridsLoaded, ComparePolled
-from difftui.tui.screens.base import PollingScreen
+from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.widgets.member_table import LOSSES
 from difftui.tui.widgets.overlay_chart import OverlayChart
@@ -96,6 +96,7 @@ class CompareScreen(PollingScreen):
                     yield widget_class(preferred())(None, classes="compare-picture")
         yield Footer()
 
+    @unless_closing
     def on_mount(self) -> None:
         self.query_one("#compare-side").border_title = "metrics and config difference"
         self.refresh_now()
@@ -112,6 +113,7 @@ class CompareScreen(PollingScreen):
     def poll_compare(self, last_id: int) -> None:
         self.post_message(ComparePolled(read_compare(self.app.db_path, self.run_ids, last_id)))
 
+    @unless_closing
     def on_compare_polled(self, message: ComparePolled) -> None:
         self.polls += 1
         batch = message.batch
@@ -203,6 +205,7 @@ class CompareScreen(PollingScreen):
                 images[run_id] = (row, decode_png(store.sample_png(row["id"])) if row else None)
         self.post_message(CompareGridsLoaded(step, images))
 
+    @unless_closing
     def on_compare_grids_loaded(self, message: CompareGridsLoaded) -> None:
         if message.step != self.step:
             return

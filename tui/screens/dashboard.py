@@ -25,7 +25,7 @@ from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
 from difftui.tui.metric_series import CAPACITY, HIDDEN_METRICS, BucketSeries, as_value
-from difftui.tui.screens.base import PollingScreen
+from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.eval_view import EvalView
 from difftui.tui.widgets.event_log import EventLog
 from difftui.tui.widgets.flops_panel import FLOPS_TOLERANCE, FlopsPanel
@@ -147,6 +147,7 @@ class DashboardScreen(PollingScreen):
         yield EvalView(self.run_id, id="eval-view")               # hidden until `t` (issue 9)
         yield Footer()
 
+    @unless_closing
     def on_mount(self) -> None:
         self._mounted_at = time.perf_counter()
         self.query_one("#grid").border_title = "fixed-x_T grid"
@@ -172,6 +173,7 @@ class DashboardScreen(PollingScreen):
         self.post_message(RunPolled(read_batch(self.app.db_path, self.run_id, newest_grid=follow, full=full,
                                                **cursors)))
 
+    @unless_closing
     def on_run_polled(self, message: RunPolled) -> None:
         self.polls += 1
         batch = message.batch
@@ -272,6 +274,7 @@ class DashboardScreen(PollingScreen):
             image = decode_png(store.sample_png(sample_id))
         self.post_message(GridLoaded(sample_id, image))
 
+    @unless_closing
     def on_grid_loaded(self, message: GridLoaded) -> None:
         if message.image is not None:
             self.query_one(GridImage).show(message.sample_id, message.image)

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import RunsLoaded
-from difftui.tui.screens.base import PollingScreen
+from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.run_table import RunTable
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
@@ -85,6 +85,7 @@ class HistoryScreen(PollingScreen):
             runs = store.list_runs()
         self.post_message(RunsLoaded(runs))
 
+    @unless_closing
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
         self.query_one(RunTable).show_runs(message.runs)

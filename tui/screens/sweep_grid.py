@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from difftui.tui import bindings
 from difftui.tui.messages import GridsLoaded
-from difftui.tui.screens.base import DifftuiScreen, one_line
+from difftui.tui.screens.base import DifftuiScreen, one_line, unless_closing
 
 __all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb", "fmt_value"]
 
@@ -126,6 +126,7 @@ class SweepGridScreen(SweepStep):
             entries.append((name, grid, "", refusal))
         self.post_message(GridsLoaded(spec, entries))
 
+    @unless_closing
     def on_grids_loaded(self, message: GridsLoaded) -> None:
         self.spec = message.spec
         self.query_one("#breadcrumb", Static).update(sweep_breadcrumb(self.spec, "grid"))

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 from difftui.engine.store import open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import SweepsLoaded
-from difftui.tui.screens.base import PollingScreen
+from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
 __all__ = ["SweepListScreen"]
@@ -58,6 +58,7 @@ class SweepListScreen(PollingScreen):
             sweeps = store.list_sweeps()
         self.post_message(SweepsLoaded(sweeps))
 
+    @unless_closing
     def on_sweeps_loaded(self, message: SweepsLoaded) -> None:
         from difftui.engine.sweeps import sweep_slots
         self.loaded = True

@@ -23,7 +23,7 @@ from textual.widgets import Footer, Static
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
-from difftui.tui.screens.base import PollingScreen
+from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.axis_chart import AxisChart, AxisPoints
 from difftui.tui.widgets.member_table import LOSSES, MemberTable, sortable
 from difftui.tui.widgets.overlay_chart import OverlayChart
@@ -89,6 +89,7 @@ class SweepScreen(PollingScreen):
                 yield Static("", id="sweep-detail")
         yield Footer()
 
+    @unless_closing
     def on_mount(self) -> None:
         self.query_one("#members").border_title = "members"
         self.query_one("#sweep-detail").border_title = "member"
@@ -107,6 +108,7 @@ class SweepScreen(PollingScreen):
         self.app.reap_children()
         self.post_message(SweepPolled(read_sweep(self.app.db_path, self.sweep_id, last_id)))
 
+    @unless_closing
     def on_sweep_polled(self, message: SweepPolled) -> None:
         self.polls += 1
         batch = message.batch
@@ -310,6 +312,7 @@ class SweepScreen(PollingScreen):
             return
         self.post_message(SweepActionDone(text))
 
+    @unless_closing
     def on_sweep_action_done(self, message: SweepActionDone) -> None:
         error = message.text.startswith("error: ")
         self.notify(message.text.removeprefix("error: "), title="sweep", severity="error" if error else "information",
