@@ -21,6 +21,7 @@ import argparse
 import datetime
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from unittest import mock
@@ -44,14 +45,12 @@ CASES = {
 
 
 def feature_network(device: torch.device, inception: str | None):
-    """Inception-v3 (torch-fidelity) with the real weights when found, else the same architecture, random."""
+    """Inception-v3 (torch-fidelity) with the real weights when found, else the same architecture, random. A path
+    given that does not exist, or a weights file that does not load, stops the bench with its one line."""
     from difftui.engine.metrics.inception import load_inception
     from difftui.engine.metrics.weights import locate_inception
-    try:
-        if locate_inception(inception) is not None:
-            return load_inception(inception, device), "Inception-v3 (reference weights)"
-    except Exception:
-        pass
+    if locate_inception(inception) is not None:
+        return load_inception(inception, device), "Inception-v3 (reference weights)"
     from torch_fidelity import feature_extractor_inceptionv3 as fe
     with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}), \
             mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, s: None):
@@ -131,7 +130,11 @@ def main() -> None:
     images = args.images or (4096 if cuda else 256)
     batch = args.batch or (256 if cuda else 64)
     cases = args.cases or (list(CASES) if cuda else ["unet-demo", "ddpmpp-cifar10"])
-    feature_net, features = feature_network(device, args.inception)
+    from difftui.engine.metrics.weights import InceptionWeightsMissing
+    try:
+        feature_net, features = feature_network(device, args.inception)
+    except InceptionWeightsMissing as e:
+        sys.exit(f"bench/fid.py: {e}")
     spec = SamplerSpec(kind="ddim", steps=50)                   # playbook 5.0 / 5.6: DDIM eta = 0, N = 50
     rows = []
     for name in cases:

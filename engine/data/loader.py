@@ -28,7 +28,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .images import DataError, ImageSet
-from .stream import BatchStream
+from .stream import BatchStream, random_x_flip
 
 __all__ = ["CachedBatchLoader", "make_batch_source", "LOADER_MIN_ITEMS", "LOADER_MIN_RESOLUTION"]
 
@@ -141,8 +141,7 @@ class CachedBatchLoader:
             labels = labels.to(device, non_blocking=True)
         x = raw.float().div_(127.5).sub_(1.0) if raw.dtype == torch.uint8 else raw.float()    # as ImageSet
         if self.x_flip:
-            flip = (torch.rand(self.batch_size, generator=self.flip_gen) < 0.5)[self.lo:self.hi]
-            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
+            x = random_x_flip(x, self.flip_gen, self.batch_size, slice(self.lo, self.hi))
         return x, (labels if self.data.labels is not None else None)
 
     def __iter__(self):

@@ -18,7 +18,14 @@ from torch import Tensor
 
 from .images import DataError, ImageSet
 
-__all__ = ["BatchStream"]
+__all__ = ["BatchStream", "random_x_flip"]
+
+
+def random_x_flip(x: torch.Tensor, generator: torch.Generator, batch_size: int, part: slice) -> torch.Tensor:
+    """Each image of the global batch mirrored with probability 1/2: one draw of `batch_size` per batch from the
+    stream's own generator (so every rank, and a resume, draws the same), of which this rank's images take `part`."""
+    flip = (torch.rand(batch_size, generator=generator) < 0.5)[part].to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
 class BatchStream:
@@ -54,8 +61,7 @@ class BatchStream:
         self.position += self.batch_size
         x, y = self.data.batch(idx[self.shard])
         if self.x_flip:
-            flip = (torch.rand(self.batch_size, generator=self.flip_gen) < 0.5)[self.shard].to(x.device)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            x = random_x_flip(x, self.flip_gen, self.batch_size, self.shard)
         return x, y
 
     def __iter__(self):

@@ -8,7 +8,8 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
-from textual_plotext import PlotextPlot
+
+from difftui.tui.widgets.eval_chart import RecordsChart
 
 __all__ = ["CurveTable", "CurveChart"]
 
@@ -58,23 +59,10 @@ class CurveTable(DataTable):
         return self.records[self.cursor_row]
 
 
-class CurveChart(PlotextPlot):
+class CurveChart(RecordsChart):
     """FID against the number of steps, one line per covariance."""
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.records: list[dict[str, Any]] = []
-
-    def show_records(self, records: list[dict[str, Any]]) -> None:
-        self.records = records
-        self.replot()
-
-    def replot(self) -> None:
-        if not self.is_mounted:
-            return
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+    def draw(self, plt: Any) -> None:
         lines: dict[str, tuple[list[float], list[float]]] = {}
         for r in self.records:
             v = r.get("fid", math.nan)
@@ -90,7 +78,3 @@ class CurveChart(PlotextPlot):
                 order = sorted(range(len(xs)), key=xs.__getitem__)
                 plt.plot([xs[i] for i in order], [ys[i] for i in order], label=label, marker="dot")
             plt.xlabel("steps")
-        self.refresh()
-
-    def on_mount(self) -> None:
-        self.replot()

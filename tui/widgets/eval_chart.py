@@ -8,7 +8,7 @@ from typing import Any
 
 from textual_plotext import PlotextPlot
 
-__all__ = ["EvalChart", "chart_series"]
+__all__ = ["EvalChart", "RecordsChart", "chart_series"]
 
 
 def chart_series(records: list[dict[str, Any]]) -> tuple[str, dict[str, tuple[list[float], list[float]]]]:
@@ -29,7 +29,9 @@ def chart_series(records: list[dict[str, Any]]) -> tuple[str, dict[str, tuple[li
     return metric, series
 
 
-class EvalChart(PlotextPlot):
+class RecordsChart(PlotextPlot):
+    """A plotext chart of a list of evaluation records, redrawn whole when they change; subclasses say how (`draw`)."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.records: list[dict[str, Any]] = []
@@ -41,9 +43,20 @@ class EvalChart(PlotextPlot):
     def replot(self) -> None:
         if not self.is_mounted:
             return
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        self.plt.clear_data()
+        self.plt.clear_figure()
+        self.draw(self.plt)
+        self.refresh()
+
+    def draw(self, plt: Any) -> None:
+        raise NotImplementedError                   # each chart draws its own records
+
+    def on_mount(self) -> None:
+        self.replot()
+
+
+class EvalChart(RecordsChart):
+    def draw(self, plt: Any) -> None:
         metric, series = chart_series(self.records)
         if not series:
             plt.title("no FID or NLL yet - v evaluates")
@@ -52,7 +65,3 @@ class EvalChart(PlotextPlot):
             for label, (xs, ys) in series.items():
                 plt.plot(xs, ys, label=label[:40], marker="dot")
             plt.xlabel("step")
-        self.refresh()
-
-    def on_mount(self) -> None:
-        self.replot()
