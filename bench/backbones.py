@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from difftui.engine.catalog import Catalog
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.models import build_model, count_params, flops_loss
 from difftui.engine.models.flops import anchor_io
 

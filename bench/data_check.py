@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
 
-    from difftui.engine.catalog import Catalog
+    from difftui.engine.config.catalog import Catalog
     from difftui.engine.data.pool import default_workers
     from difftui.engine.data.quality import check_dataset
 

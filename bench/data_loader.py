@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("DIFFTUI_CPU_THREADS", "1")))
 
-    from difftui.engine.catalog import Catalog
+    from difftui.engine.config.catalog import Catalog
     from difftui.engine.data import BatchStream
     from difftui.engine.data.loader import CachedBatchLoader
     from difftui.engine.data.mapped import open_cached

@@ -1,5 +1,5 @@
 """The FID pipeline's throughput (playbook 5.5): generated images per second through the evaluator's own code path
-(engine/metrics/generate.py: seeded noise, the fixed sampler, uint8 RGB, the feature network, in batches on the
+(engine/eval/metrics/generate.py: seeded noise, the fixed sampler, uint8 RGB, the feature network, in batches on the
 device), and where the time goes:
 
     sampler s      the sampler's wall time (synchronised on CUDA)
@@ -28,10 +28,10 @@ from unittest import mock
 
 import torch
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import SamplerSpec
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import SamplerSpec
 from difftui.engine.diffusion import build_objective
-from difftui.engine.metrics.generate import generated_features, sync
+from difftui.engine.eval.metrics.generate import generated_features, sync
 from difftui.engine.models import build_model
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -47,8 +47,8 @@ CASES = {
 def feature_network(device: torch.device, inception: str | None):
     """Inception-v3 (torch-fidelity) with the real weights when found, else the same architecture, random. A path
     given that does not exist, or a weights file that does not load, stops the bench with its one line."""
-    from difftui.engine.metrics.inception import load_inception
-    from difftui.engine.metrics.weights import locate_inception
+    from difftui.engine.eval.metrics.inception import load_inception
+    from difftui.engine.eval.metrics.weights import locate_inception
     if locate_inception(inception) is not None:
         return load_inception(inception, device), "Inception-v3 (reference weights)"
     from torch_fidelity import feature_extractor_inceptionv3 as fe
@@ -130,7 +130,7 @@ def main() -> None:
     images = args.images or (4096 if cuda else 256)
     batch = args.batch or (256 if cuda else 64)
     cases = args.cases or (list(CASES) if cuda else ["unet-demo", "ddpmpp-cifar10"])
-    from difftui.engine.metrics.weights import InceptionWeightsMissing
+    from difftui.engine.eval.metrics.weights import InceptionWeightsMissing
     try:
         feature_net, features = feature_network(device, args.inception)
     except InceptionWeightsMissing as e:

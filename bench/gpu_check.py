@@ -24,7 +24,6 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -76,7 +75,7 @@ def sync(device: torch.device) -> None:
 # 1 and 4: the engine's own step.
 
 def engine_config(case: Case, device: str, compile_: bool):
-    from difftui.engine.catalog import Catalog
+    from difftui.engine.config.catalog import Catalog
     sets = [f"recipe.batch_size={case.batch}", f"dataset.resolution={case.resolution}",
             f"dataset.channels={case.channels}", f"recipe.compile={'true' if compile_ else 'false'}",
             "recipe.grid_every=1000000", "recipe.snapshot_every=1000000", *case.overrides]
@@ -104,7 +103,7 @@ def synthetic_set(case: Case):
 
 def bench_engine(case: Case, device: str, compile_: bool, steps: int, warmup: int) -> dict:
     import difftui.engine.data as data_module
-    from difftui.engine.trainer import Trainer
+    from difftui.engine.run.trainer import Trainer
     config = engine_config(case, device, compile_)
     real = data_module.build_dataset
     data_module.build_dataset = lambda profile, progress=None: synthetic_set(case)
@@ -152,9 +151,10 @@ SDPA_OPS = {"aten::_scaled_dot_product_flash_attention": "flash",
 
 
 def attention_kernels(case: Case, device: torch.device) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
     from difftui.engine.diffusion import build_objective
     from difftui.engine.models import build_model
-    from torch.profiler import ProfilerActivity, profile
     config = engine_config(case, str(device), False)
     out = build_objective(config.recipe).out_channels(case.channels)
     net = build_model(config.backbone, in_channels=case.channels, out_channels=out, resolution=case.resolution,
@@ -189,8 +189,8 @@ def attention_kernels(case: Case, device: torch.device) -> dict:
 # 3: a real engine run.
 
 def engine_run(device: str, seconds: float, dry: bool) -> dict:
-    from difftui.engine import launch
-    from difftui.engine.catalog import Catalog
+    from difftui.engine.config.catalog import Catalog
+    from difftui.engine.launch import runs as launch
     from difftui.engine.store import ACTIVE_STATUSES, Store
     sets = ["recipe.log_every=10", "recipe.grid_every=100", "recipe.snapshot_every=100"]
     if dry:

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import torch
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.distributed import World
-from difftui.engine.launch import create_run
-from difftui.engine.meter import Meter
-from difftui.engine.owner import RunOwner
-from difftui.engine.train import TrainLoop
-from difftui.engine.trainer import Trainer
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.launch.runs import create_run
+from difftui.engine.run.distributed import World
+from difftui.engine.run.loop import TrainLoop
+from difftui.engine.run.meter import Meter
+from difftui.engine.run.owner import RunOwner
+from difftui.engine.run.trainer import Trainer
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import Recipe, SamplerSpec
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import Recipe, SamplerSpec
 from difftui.engine.diffusion import build_objective
 from difftui.engine.models import build_model
 

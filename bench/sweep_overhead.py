@@ -25,8 +25,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.launch import launch
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.launch.runs import launch
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.engine.sweeps import RunSpec, Slots, launch_sweep, plan_sweep
 

@@ -126,8 +126,8 @@ WATCH_LOADS = {
 
 
 def watch(workdir: Path, watch_s: float, settle_s: float, load: str = "fast") -> dict:
-    from difftui.engine.catalog import Catalog
-    from difftui.engine.launch import launch, request_stop
+    from difftui.engine.config.catalog import Catalog
+    from difftui.engine.launch.runs import launch, request_stop
     from difftui.engine.store import Store
 
     db = workdir / f"watch-{load}.db"

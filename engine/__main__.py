@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import sys
 
-from difftui.engine import signals
+from difftui.engine.launch import signals
 
 if sys.argv[1:2] in (["train"], ["sweep"]):
     signals.install()                               # first: a stop signal during the imports below is not lost
 
-import argparse                                     # noqa: E402
+import argparse  # noqa: E402
 
 # Before torch loads libgomp: idle OpenMP threads sleep instead of spinning. On a small CPU shared with the TUI
 # (or with other runs) spinning threads starve each other; measured on 2 busy cores, 2 spinning threads ran the demo
@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train one run of a run database (resumes from its newest checkpoint)")
     train.add_argument("run_id", type=int)
     train.add_argument("--db", required=True, help="path to runs.db")
-    # Issue 11 item 7: parameter and MAC figures for the tier cache (difftui.engine.tier_cache), in this process.
+    # Issue 11 item 7: parameter and MAC figures for the tier cache (difftui.engine.config.tier_figures), in this process.
     measure = sub.add_parser("measure-tiers", help="measure backbone tiers' parameters and MACs into the tier cache")
     measure.add_argument("--keys", help="JSON list of networks to measure ('-': stdin); prints a JSON answer")
-    measure.add_argument("--shipped", action="store_true", help="regenerate the shipped engine/tier_figures.json")
+    measure.add_argument("--shipped", action="store_true", help="regenerate the shipped engine/config/tier_figures.json")
     measure.add_argument("--presets", action="append", help="extra preset directory (repeatable)")
     measure.add_argument("--force", action="store_true", help="measure again even when cached")
     sweep = sub.add_parser("sweep", help="supervise one sweep: start its queued members as slots free up")
@@ -42,16 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     add_eval_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "measure-tiers":
-        from difftui.engine.measure_tiers import main as measure_tiers
+        from difftui.engine.run.measure_tiers import main as measure_tiers
         return measure_tiers(args)
     if args.command == "train":
-        from difftui.engine.train import train_run
+        from difftui.engine.run.loop import train_run
         return train_run(args.db, args.run_id)
     if args.command == "sweep":
         from difftui.engine.sweeps.supervisor import supervise
         return supervise(args.db, args.sweep_id)
     if args.command == "eval":
-        from difftui.engine.evaluator import main as eval_main
+        from difftui.engine.eval.evaluator import main as eval_main
         return eval_main(args)
     return 2
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, BinaryIO
+from typing import BinaryIO, Callable
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
 

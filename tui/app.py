@@ -52,7 +52,7 @@ class DifftuiApp(App[None]):
         yield Static(f"opening {self.db_path} ...", id="splash", markup=False)
 
     def on_mount(self) -> None:
-        from difftui.engine.checks import start_probe
+        from difftui.engine.launch.checks import start_probe
         start_probe()                               # the device probe (a subprocess) runs while the user picks
         self.open_database()
 
@@ -159,8 +159,8 @@ class DifftuiApp(App[None]):
     def load_presets(self) -> None:
         """Read and validate every preset file of every kind (a malformed one is listed with its one-line error),
         and the user's remembered choices."""
-        from difftui.engine.catalog import Catalog, load_preset
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.catalog import Catalog, load_preset
+        from difftui.engine.config.model import PresetError
         from difftui.tui.prefs import load_choices
         from difftui.tui.screens.new_run import STEPS
         catalog = Catalog(self.preset_dirs)
@@ -232,7 +232,7 @@ class DifftuiApp(App[None]):
         """Turn run `run_id`'s config back into new-run options; the review screen opens with them filled in."""
         import json
 
-        from difftui.engine.catalog import Catalog
+        from difftui.engine.config.catalog import Catalog
         from difftui.engine.sweeps import RunSpec
         with Store(self.db_path) as store:
             run = store.get_run(run_id)
@@ -263,7 +263,7 @@ class DifftuiApp(App[None]):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def stop_run(self, run_id: int) -> None:
-        from difftui.engine.launch import request_stop
+        from difftui.engine.launch.runs import request_stop
         with Store(self.db_path) as store:
             run = store.get_run(run_id)
         if run is None or run["status"] not in ACTIVE_STATUSES:
@@ -275,7 +275,7 @@ class DifftuiApp(App[None]):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def resume_run(self, run_id: int) -> None:
-        from difftui.engine.launch import resume
+        from difftui.engine.launch.runs import resume
         proc = resume(self.db_path, run_id)          # RuntimeError (one line) while the run is alive
         self.track(run_id, proc)
         self.post_message(RunActionDone(run_id, "resume", f"run {run_id} resumed from its newest checkpoint"))
@@ -286,8 +286,8 @@ class DifftuiApp(App[None]):
         (`python -m difftui.engine eval`, own session, progress in runs.db; `t` on the dashboard shows it): the panel,
         the held-out NLL and, when the Inception weights are found, FID and precision/recall at the quick count.
         No torch in this process."""
-        from difftui.engine.eval_jobs import spawn_evaluator
-        from difftui.engine.metrics.weights import InceptionWeightsMissing, locate_inception
+        from difftui.engine.eval.jobs import spawn_evaluator
+        from difftui.engine.eval.metrics.weights import InceptionWeightsMissing, locate_inception
         with Store(self.db_path) as store:
             store.reap_dead_runs()
             run = store.get_run(run_id)
@@ -308,7 +308,7 @@ class DifftuiApp(App[None]):
         if found is not None:
             args.append("--fid")
         elif not note:
-            from difftui.engine.metrics.weights import missing_message
+            from difftui.engine.eval.metrics.weights import missing_message
             note = missing_message()
         job_id, proc = spawn_evaluator(self.db_path, run_id, args)
         self.track_job(job_id, proc)

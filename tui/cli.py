@@ -109,9 +109,9 @@ class UserError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from difftui.engine.config import PresetError
+    from difftui.engine.config.model import PresetError
     from difftui.engine.data import DataError
-    from difftui.engine.device import DeviceError
+    from difftui.engine.run.device import DeviceError
     from difftui.engine.store import StoreError
     return (UserError, PresetError, StoreError, DataError, DeviceError)
 
@@ -143,7 +143,7 @@ class Context:
         self.presets = presets
 
     def catalog(self):
-        from difftui.engine.catalog import Catalog
+        from difftui.engine.config.catalog import Catalog
         return Catalog(self.presets)
 
     def store(self, *, create: bool = False):
@@ -181,7 +181,8 @@ def root(
 @user_command
 def open_tui(c: Context) -> None:
     from difftui.tui.app import DifftuiApp
-    from difftui.tui.graphics import detect_graphics; detect_graphics()  # sixel/kitty: ask before Textual reads stdin
+    from difftui.tui.graphics import detect_graphics
+    detect_graphics()                               # sixel/kitty: ask before Textual reads stdin
     DifftuiApp(db_path=c.db, preset_dirs=c.presets).run()
 
 
@@ -217,6 +218,7 @@ def follow(c: Context, run_id: int, proc=None) -> int:
 
     Ctrl-C detaches (the engine runs in its own session and keeps going)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from difftui.engine.store import ACTIVE_STATUSES
     store = c.store()
     run = _get_run(store, run_id)
@@ -277,7 +279,7 @@ def _report_end(c: Context, run_id: int) -> int:
 
 def launch_plan(gpus: str | None, nproc_per_node: int | None, nnodes: int = 1, rdzv_endpoint: str | None = None):
     """--gpus / --nproc-per-node / --nnodes / --rdzv-endpoint -> a LaunchPlan (one line on a bad value)."""
-    from difftui.engine.launch import plan_from_options
+    from difftui.engine.launch.runs import plan_from_options
     try:
         return plan_from_options(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     except ValueError as e:
@@ -317,7 +319,7 @@ def run(
                                                 help="torchrun rendezvous on the machine of rank 0 (with --nnodes)"),
 ) -> None:
     """Start a training run (in its own process; closing the terminal does not stop it)."""
-    from difftui.engine.launch import create_run, start_run
+    from difftui.engine.launch.runs import create_run, start_run
     c = ctx_obj(ctx)
     plan = launch_plan(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     if plan.gpus is not None and device == "auto":
@@ -356,10 +358,10 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
     """Resolve a new run and run the launch checks (issue 11 item 6): a refusal raises before any run row exists;
     warnings go to stderr. `processes` share the recipe's (global) batch. Returns (config, whether the max steps
     are the device default)."""
-    from difftui.engine.checks import launch_checks, probe_devices
-    from difftui.engine.request import resolve_new_run
+    from difftui.engine.launch.checks import launch_checks, probe_devices
+    from difftui.engine.launch.request import resolve_new_run
     c.catalog().resolve(**choices)                  # a config error is refused at once, before torch loads
-    import difftui.engine.data                      # noqa: F401  (torch, once: the data check and the device probe)
+    import difftui.engine.data  # noqa: F401  (torch, once: the data check and the device probe)
     probe = probe_devices()
     config, defaulted = resolve_new_run(c.catalog(), probe=probe, **choices)
     report = launch_checks(config, probe=probe, check_data=_check_data_in_process)
@@ -459,7 +461,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     """A run's config, status, last metrics, grids and recent events."""
     import json
 
-    from difftui.engine.schema import parse_integer
+    from difftui.engine.config.schema import parse_integer
     try:
         events_n = parse_integer(events)
     except ValueError:
@@ -520,7 +522,7 @@ def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
                                                                                "before SIGKILL"),
          ) -> None:
     """Ask a run to checkpoint and stop."""
-    from difftui.engine.launch import force_stop, request_stop
+    from difftui.engine.launch.runs import force_stop, request_stop
     from difftui.engine.store import ACTIVE_STATUSES
     c = ctx_obj(ctx)
     with c.store() as store:
@@ -558,7 +560,7 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
                                                         help="resume with this many processes"),
            ) -> None:
     """Continue a stopped, crashed or failed run from its newest checkpoint."""
-    from difftui.engine import launch
+    from difftui.engine.launch import runs as launch
     c = ctx_obj(ctx)
     with c.store() as store:
         _get_run(store, run_id)
@@ -580,7 +582,7 @@ def presets(ctx: typer.Context,
             kind: Optional[str] = typer.Argument(None, metavar="KIND",
                                                  help="datasets | backbones | samplers | recipes | sweeps")) -> None:
     """List the presets (with measured parameters and GMACs for backbones)."""
-    from difftui.engine.catalog import KINDS
+    from difftui.engine.config.catalog import KINDS
     c = ctx_obj(ctx)
     kinds = list(KINDS)
     if kind is not None:
@@ -605,7 +607,7 @@ def presets(ctx: typer.Context,
 
 
 def _backbone_table(table: Table, files) -> None:
-    from difftui.engine.tier_cache import describe_tiers
+    from difftui.engine.config.tier_figures import describe_tiers
     table.title = ("backbones: params (M) and GMACs per forward at batch 1, measured beside the paper's; "
                    "lr from the tier rule 1e-4/sqrt(C/128) (playbook A.6) or the recipe's")
     short = {"paper anchor": "anchor", "not a paper anchor": "no anchor", "off-tier": "OFF-TIER"}
@@ -622,7 +624,7 @@ def _backbone_table(table: Table, files) -> None:
 
 def _steps_option(text: str | None) -> int | None:
     """--max-steps N: a whole number >= 1, written any way a number is (1e5, 2_000, 300)."""
-    from difftui.engine.schema import parse_integer
+    from difftui.engine.config.schema import parse_integer
     if text is None:
         return None
     try:
@@ -661,16 +663,19 @@ def delete(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
 
 # `difftui data check | card | prepare` (issue 10; tui/cli_data.py).
 from difftui.tui import cli_data  # noqa: E402
+
 cli_data.register(app)
 
 
 # Sweeps, compare and clone (issue 8) live in their own module.
 from difftui.tui import cli_sweep  # noqa: E402
+
 cli_sweep.register(app)
 
 
 # `difftui eval` and `difftui report` (tui/cli_eval.py), and their lines in `difftui show`.
-from difftui.tui.cli_eval import register as _register_eval, show_evaluations  # noqa: E402
+from difftui.tui.cli_eval import register as _register_eval  # noqa: E402
+from difftui.tui.cli_eval import show_evaluations
 
 _register_eval(app)
 

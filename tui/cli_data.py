@@ -22,7 +22,7 @@ __all__ = ["register", "resolve_dataset"]
 
 def resolve_dataset(catalog, name: str, sets: list[str]):
     """A dataset preset with `--set` overrides applied and validated (PresetError names the key)."""
-    from difftui.engine.config import DatasetProfile, apply_overrides, from_mapping, parse_override, to_dict
+    from difftui.engine.config.model import DatasetProfile, apply_overrides, from_mapping, parse_override, to_dict
     profile = catalog.get("datasets", name)
     parsed = []
     for text in sets:
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         from difftui.engine.data import build_pixels
-        from difftui.engine.device import resolve_device
+        from difftui.engine.run.device import resolve_device
         c = ctx_obj(ctx)
         profile = resolve_dataset(c.catalog(), dataset, set_ or [])
         if split not in ("train", "test"):

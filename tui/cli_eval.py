@@ -41,7 +41,8 @@ def eval_args(*, fid: bool = False, samples: int | None = None, quick: bool = Fa
 def follow_job(out, store, job_id: int, proc, title: str) -> dict:
     """A progress bar on the job row until the job ends (or its process is gone); returns the final row."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from difftui.engine.eval_jobs import job_finished
+
+    from difftui.engine.eval.jobs import job_finished
     columns = [TextColumn(f"{title} [bold]{{task.fields[status]}}[/]"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[message]}")]
     with Progress(*columns, console=out, transient=False, refresh_per_second=4) as progress:
@@ -85,8 +86,8 @@ def register(app: typer.Typer) -> None:
         detach: bool = typer.Option(False, "--detach", help="start the evaluation and return at once"),
     ) -> None:
         """Evaluate a run: its sampler panel, held-out NLL, and with --fid / --curve FID and precision/recall."""
-        from difftui.engine.eval_jobs import spawn_evaluator
-        from difftui.engine.metrics.weights import InceptionWeightsMissing, locate_inception
+        from difftui.engine.eval.jobs import spawn_evaluator
+        from difftui.engine.eval.metrics.weights import InceptionWeightsMissing, locate_inception
         c = ctx_obj(ctx)
         with c.store() as store:
             store.reap_dead_runs()
@@ -139,7 +140,7 @@ def register(app: typer.Typer) -> None:
                                               help="markdown file (default: runs/<id>/report/report.md)"),
     ) -> None:
         """Write a run's report: config with playbook sections, protocols, metric tables, loss curves, grids."""
-        from difftui.engine.report import write_report
+        from difftui.engine.eval.report import write_report
         c = ctx_obj(ctx)
         if not c.db.exists():
             raise UserError(f"{c.db}: no such run database")

@@ -24,7 +24,6 @@ from rich.table import Table
 from rich.text import Text
 
 
-
 class _Cli:
     """difftui.tui.cli, looked up when used: cli.py registers these commands at its end, so importing it here at
     module import would be circular (whichever of the two modules is imported first)."""
@@ -48,7 +47,7 @@ def sweep_command(fn: Callable) -> Callable:
     """The CLI's one-line user errors, plus the sweep ones (SweepError, Owned: another process owns it)."""
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from difftui.engine.ownership import Owned
+        from difftui.engine.launch.lock import Owned
         from difftui.engine.sweeps import SweepError
         try:
             return fn(*args, **kwargs)
@@ -164,7 +163,7 @@ def _member_table(summaries: list[Any]) -> Table:
     for col in header:
         table.add_column(col, justify="left" if col in ("status",) else "right", no_wrap=True)
     styles = {"failed": "red", "crashed": "red", "running": "green", "completed": "blue", "stopped": "cyan"}
-    for s, row in zip(summaries, rows):
+    for s, row in zip(summaries, rows, strict=False):
         table.add_row(*row, style=styles.get(s.run["status"], ""))
     return table
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 
 from .cache import Progress
 from .errors import DataError

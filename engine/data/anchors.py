@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from difftui.engine.config import BackboneTier, DatasetProfile
+from difftui.engine.config.model import BackboneTier, DatasetProfile
 
 __all__ = ["AnchorSuggestion", "nearest_anchor", "rank_backbones", "tier_group"]
 
@@ -58,8 +58,8 @@ def tier_group(tier: BackboneTier) -> str:
     """The tier's ladder name ('' for a tier that is not a paper anchor)."""
     if tier.anchor is None:
         return ""
-    from difftui.engine.config import PresetError
-    from difftui.engine.ladders import LADDERS, ladder_for
+    from difftui.engine.config.ladders import LADDERS, ladder_for
+    from difftui.engine.config.model import PresetError
     try:
         ladder = ladder_for(tier)
     except PresetError:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from difftui.engine.atomic import atomic_write_text
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 from difftui.engine.user_dirs import cache_root as user_cache_root
 
 from .errors import DataError

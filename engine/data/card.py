@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from difftui.engine.atomic import atomic_write_text
-from difftui.engine.config import DatasetProfile, Recipe, RunConfig
+from difftui.engine.config.model import DatasetProfile, Recipe, RunConfig
 
 from .anchors import nearest_anchor
 from .quality import SCALE_NOTE, cached_quality, quality_markdown, scale_tier

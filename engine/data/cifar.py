@@ -9,10 +9,14 @@ fails, `check_cifar10_md5` names the file and both checksums in one line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from .images import ImageSet
 
 __all__ = ["load_cifar10_set", "check_cifar10", "check_cifar10_md5", "cifar_root", "FOLDER", "CIFAR10_MD5"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 
 from .images import DataError, ImageSet
 from .split import split_indices

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 
 from .cache import CacheWriter, Progress, cache_dir_for
 from .decode import load_chunk
@@ -64,7 +64,7 @@ def class_of(names: list[str]) -> tuple[list[str], np.ndarray]:
     common = os.path.commonprefix([p[:-1] for p in parts])
     depth = len(common)
     tops = []
-    for n, p in zip(names, parts):
+    for n, p in zip(names, parts, strict=False):
         if len(p) <= depth + 1:
             raise DataError(f"labels: subfolders, but {n} is not inside a class folder")
         tops.append(p[depth])

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 
 from .cache import CacheWriter, Progress, cache_dir_for
-from .mapped import MappedImageSet, open_cached
 from .images import DataError, area_resize
+from .mapped import MappedImageSet, open_cached
 
 __all__ = ["load_imagenet64_set", "check_imagenet64", "imagenet64_files", "TRAIN_FILES", "VAL_FILE"]
 

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 
 from .cache import CacheWriter, Progress, cache_dir_for
-from .mapped import MappedImageSet, open_cached
 from .images import DataError, ImageSet
+from .mapped import MappedImageSet, open_cached
 
 __all__ = ["vae_dir", "check_vae", "load_vae", "encode_images", "load_latent_set", "latent_cache_dir",
            "LatentDecoder", "latent_decoder", "check_latents_available", "VAE_FILES", "ENCODE_BATCH"]

@@ -80,7 +80,7 @@ def near_pairs(hashes: np.ndarray, threshold: int = NEAR_DUP_BITS, other: np.nda
     bands = threshold + 1
     edges = np.linspace(0, 64, bands + 1).round().astype(int)
     found = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
         mask = np.uint64((1 << (hi - lo)) - 1)
         ka = (h >> np.uint64(lo)) & mask
         kb = ka if other is None else (g >> np.uint64(lo)) & mask

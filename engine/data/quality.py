@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from difftui.engine.atomic import atomic_write_text
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
 
 from .cache import Progress, cache_root
 from .decode import REASONS, Unreadable, decode
@@ -125,8 +124,9 @@ class _Items:
         self.classes: list[str] = []
         self.test_what = ""
         if self.kind == "files":
-            from .folder import FolderItems
             import dataclasses
+
+            from .folder import FolderItems
             train = FolderItems(dataclasses.replace(profile, split="train"))
             self.train_source, self.train_names = train.source, train.names
             self.labels, self.classes = train.labels, train.classes
@@ -150,6 +150,7 @@ class _Items:
     # Arrays are loaded on demand (the key of a cached table needs only the file stats).
     def load_arrays(self) -> None:
         import dataclasses
+
         from . import build_pixels
         p = self.profile
         train = build_pixels(dataclasses.replace(p, split="train", latents=False), self._progress)

@@ -18,9 +18,20 @@ from .ocm import hessian_vector_product, hutchinson_diag_hessian, ocm_target, ra
 from .oracle import GaussianOracle
 from .panel import evaluate_panel
 from .resample import LossSecondMomentResampler, UniformSampler
-from .samplers import (EDM_STOCHASTIC_GRID, EDM_STOCHASTIC_SETTINGS, FEW_STEP_COUNTS, covariance_sample,
-                       ddim_sample, ddpm_sample, edm_euler_sample, edm_heun_sample, edm_sampler, edm_sigma_steps,
-                       edm_stochastic_sample, respaced)
+from .samplers import (
+                       EDM_STOCHASTIC_GRID,
+                       EDM_STOCHASTIC_SETTINGS,
+                       FEW_STEP_COUNTS,
+                       covariance_sample,
+                       ddim_sample,
+                       ddpm_sample,
+                       edm_euler_sample,
+                       edm_heun_sample,
+                       edm_sampler,
+                       edm_sigma_steps,
+                       edm_stochastic_sample,
+                       respaced,
+)
 from .schedules import alphas_cumprod_from_betas, ddim_timesteps, get_named_beta_schedule, space_timesteps
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import SamplerSpec
+from ..config.model import SamplerSpec
 from ..models.dydit import flops_loss
 from .objective import Objective
 

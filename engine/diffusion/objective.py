@@ -22,7 +22,7 @@ import contextlib
 import torch
 from torch import nn
 
-from ..config import EDM_KINDS, Recipe, SamplerSpec, objective_error, output_channels, sampler_error
+from ..config.model import Recipe, SamplerSpec, objective_error, output_channels, sampler_error
 from .edm import DiscreteVPDenoiser, edm_denoise, edm_loss
 from .gaussian import GaussianDiffusion
 from .losses import mean_flat

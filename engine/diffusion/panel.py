@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from ..config import SamplerPanel, SamplerSpec
+from ..config.model import SamplerPanel, SamplerSpec
 from .objective import Objective
 
 __all__ = ["evaluate_panel", "panel_specs"]

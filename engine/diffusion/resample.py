@@ -73,7 +73,7 @@ class LossSecondMomentResampler(UniformSampler):
 
     def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         """Record per-sample losses (all ranks must call this with the gathered values; see gather_losses)."""
-        for ti, loss in zip(t.detach().cpu().tolist(), losses.detach().double().cpu().tolist()):
+        for ti, loss in zip(t.detach().cpu().tolist(), losses.detach().double().cpu().tolist(), strict=False):
             if self._loss_counts[ti] == self.history_per_term:
                 # Shift out the oldest loss term.
                 self._loss_history[ti, :-1] = self._loss_history[ti, 1:]
@@ -116,6 +116,6 @@ def gather_losses(t: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, 
     all_l = [torch.zeros_like(pad_l) for _ in sizes]
     dist.all_gather(all_t, pad_t)
     dist.all_gather(all_l, pad_l)
-    ts = torch.cat([x[: int(s.item())] for x, s in zip(all_t, sizes)])
-    ls = torch.cat([x[: int(s.item())] for x, s in zip(all_l, sizes)])
+    ts = torch.cat([x[: int(s.item())] for x, s in zip(all_t, sizes, strict=False)])
+    ls = torch.cat([x[: int(s.item())] for x, s in zip(all_l, sizes, strict=False)])
     return ts, ls

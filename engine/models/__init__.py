@@ -16,19 +16,18 @@ and frozen `nn.Parameter`s (buffers such as DiT's fixed sin-cos position table a
 multiply-accumulates of one forward at batch 1, i.e. half of what `torch.utils.flop_counter` reports as FLOPs
 (it counts 2 FLOPs per multiply-add), and they cover matmuls, convolutions and attention, not norms or activations.
 
-The arch classes, `ARCHS`, `parse_arch` and the tier ladders are torch-free (difftui.engine.archs and
-difftui.engine.ladders; the config model checks presets with them) and re-exported here. The TUI never measures in
-its own process: it reads the figures from difftui.engine.tier_cache.
+The arch classes, `ARCHS`, `parse_arch` and the tier ladders are torch-free (difftui.engine.config.archs and
+difftui.engine.config.ladders; the config model checks presets with them) and re-exported here. The TUI never measures in
+its own process: it reads the figures from difftui.engine.config.tier_figures.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from difftui.engine.archs import (ARCHS, ADMArch, DDPMppArch, DiTArch, DyDiTArch, NCSNppArch, UNetArch,
-                                  parse_arch)
-from difftui.engine.config import BackboneTier
-from difftui.engine.ladders import LADDERS, check_tier, tier_status
+from difftui.engine.config.archs import ARCHS, ADMArch, DDPMppArch, DiTArch, DyDiTArch, NCSNppArch, UNetArch, parse_arch
+from difftui.engine.config.ladders import LADDERS, check_tier, tier_status
+from difftui.engine.config.model import BackboneTier
 
 from .dit import DiT
 from .dydit import DyDiT, flops_loss

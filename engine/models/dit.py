@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.archs import DiTArch
+from difftui.engine.config.archs import DiTArch
 
 from .layers import timestep_embedding
 
@@ -163,7 +163,7 @@ class DiT(nn.Module):
     def __init__(self, arch: DiTArch, *, in_channels: int, out_channels: int, resolution: int,
                  num_classes: int = 0, dropout: float | None = None):
         super().__init__()
-        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.archs)
+        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.config.archs)
         if problem is not None:
             raise ValueError(problem)
         self.arch, self.resolution, self.num_classes = arch, resolution, num_classes

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.archs import DiTArch, DyDiTArch
+from difftui.engine.config.archs import DiTArch, DyDiTArch
 
 from .dit import DiT, DiTBlock, modulate
 
@@ -350,7 +350,7 @@ class DyDiT(DiT):
             indices = self._mask_cache.get(key)
             if indices is None:
                 indices = self._width_indices(t_emb[:1])
-            for block, (hi, gi) in zip(self.blocks, indices):
+            for block, (hi, gi) in zip(self.blocks, indices, strict=False):
                 h, (nh, ng, nt) = block.forward_sliced(h, c, hi, gi, self._force_on)
                 total = total + f.block(nh, ng, nt)
         else:

@@ -19,12 +19,13 @@ Initialisation follows P3: Xavier-uniform, the last conv of each branch scaled b
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.archs import DDPMppArch, NCSNppArch, SongUNetArch
+from difftui.engine.config.archs import DDPMppArch, NCSNppArch, SongUNetArch
 
 from .layers import FourierEmbedding, PositionalEmbedding, SpatialSelfAttention, group_norm
 
@@ -119,7 +120,7 @@ class SongUNet(nn.Module):
     def __init__(self, arch: SongUNetArch, *, in_channels: int, out_channels: int, resolution: int,
                  num_classes: int = 0, dropout: float | None = None):
         super().__init__()
-        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.archs)
+        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.config.archs)
         if problem is not None:
             raise ValueError(problem)
         self.arch, self.resolution, self.num_classes = arch, resolution, num_classes

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from difftui.engine.config import BackboneTier
-from difftui.engine.ladders import anchor_classes, anchor_io
+from difftui.engine.config.ladders import anchor_classes, anchor_io
+from difftui.engine.config.model import BackboneTier
 
 __all__ = ["count_params", "count_macs", "flop_counter", "measure_macs", "describe_tier", "anchor_io", "format_tier_table",
            "measure_net"]
@@ -90,7 +90,7 @@ def describe_tier(tier: BackboneTier, in_channels: int | None = None, out_channe
     params_err, gmacs_err (relative error vs the anchor, None without one), lr, lr_rule, note, arch (dict).
     Channels default to the anchor convention (`anchor_io`).
     """
-    from difftui.engine.tier_cache import tier_row
+    from difftui.engine.config.tier_figures import tier_row
 
     from . import build_model
     a_in, a_out = anchor_io(tier)
@@ -107,7 +107,7 @@ def describe_tier(tier: BackboneTier, in_channels: int | None = None, out_channe
 
 
 def measure_net(key) -> tuple[int, int]:
-    """(parameters, MACs) of the network a `difftui.engine.tier_cache.NetKey` names, built on the meta device."""
+    """(parameters, MACs) of the network a `difftui.engine.config.tier_figures.NetKey` names, built on the meta device."""
     from . import build_model
     tier = BackboneTier(name=key.family, description="measured network", family=key.family,
                         resolution=key.resolution, arch=key.to_json()["arch"])

@@ -10,7 +10,7 @@ ADM (P3 Table 8 / playbook A.5; Dhariwal & Nichol's network as EDM re-implements
 resampling inside the residual blocks (`resblock_updown`), 64 channels per head (6-9-12 heads at 32/16/8 for
 C=192) and a class embedding; its arch class is `ADMArch`, a subclass with those defaults.
 
-The arch classes (`UNetArch`, `ADMArch`) live in difftui.engine.archs (torch-free); they are re-exported here.
+The arch classes (`UNetArch`, `ADMArch`) live in difftui.engine.config.archs (torch-free); they are re-exported here.
 
 Conventions: `t` is a [B] float tensor (the DDPM timestep for P1, c_noise for ADM under EDM preconditioning),
 embedded sinusoidally to C channels, then an MLP C -> 4C -> 4C. Labels `y` are [B] long; `y=None` leaves the class
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.archs import ADMArch, UNetArch
+from difftui.engine.config.archs import ADMArch, UNetArch
 
 from .layers import SpatialSelfAttention, group_norm, scale_shift, timestep_embedding, zero_module
 
@@ -109,7 +109,7 @@ class UNet(nn.Module):
     def __init__(self, arch: UNetArch, *, in_channels: int, out_channels: int, resolution: int,
                  num_classes: int = 0, dropout: float | None = None):
         super().__init__()
-        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.archs)
+        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.config.archs)
         if problem is not None:
             raise ValueError(problem)
         levels = len(arch.channel_mult)

@@ -10,12 +10,23 @@ starts them as slots free up, and the stop / resume / retry / add / clone action
     compare.py     last and best metrics of several runs, and their config difference
 """
 
-from difftui.engine.sweeps.control import (add_value, clone_run, create_sweep, ensure_supervised, is_waiting,
-                                           launch_sweep, resume_sweep, retry_members, start_supervisor, stop_sweep,
-                                           sweep_grid, sweep_slots)
+from difftui.engine.sweeps.control import (
+                                           add_value,
+                                           clone_run,
+                                           create_sweep,
+                                           ensure_supervised,
+                                           is_waiting,
+                                           launch_sweep,
+                                           resume_sweep,
+                                           retry_members,
+                                           start_supervisor,
+                                           stop_sweep,
+                                           sweep_grid,
+                                           sweep_slots,
+)
 from difftui.engine.sweeps.errors import SweepError
 from difftui.engine.sweeps.estimate import Estimate, estimate_sweep
-from difftui.engine.sweeps.grid import Member, SweepPlan, member_label, parse_values_option, plan_sweep
+from difftui.engine.sweeps.plan import Member, SweepPlan, member_label, parse_values_option, plan_sweep
 from difftui.engine.sweeps.slots import Slots
 from difftui.engine.sweeps.spec import RunSpec, config_diff
 

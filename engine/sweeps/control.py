@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from difftui.engine.launch import create_run, request_stop
-from difftui.engine.ownership import Owned, holder, process_start_time
+from difftui.engine.launch.lock import Owned, holder, process_start_time
+from difftui.engine.launch.runs import create_run, request_stop
 from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError, sweep_lock_path
 from difftui.engine.sweeps.errors import SweepError
-from difftui.engine.sweeps.grid import (SweepPlan, format_value, grid_record, member_label, parse_value,
-                                        resolve_member)
+from difftui.engine.sweeps.plan import SweepPlan, format_value, grid_record, member_label, parse_value, resolve_member
 from difftui.engine.sweeps.slots import Slots
 from difftui.engine.sweeps.spec import RunSpec
 
@@ -64,7 +63,7 @@ def create_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots,
     """Insert the sweep and every member as a waiting run (nothing starts). Returns the sweep id."""
     if not plan.members:
         raise SweepError(f"grid '{plan.grid.name}': no member to run")
-    from difftui.engine.catalog import config_to_dict
+    from difftui.engine.config.catalog import config_to_dict
     base = plan.members[0].config
     with Store(db_path) as store:
         sweep_id = store.create_sweep(name=name or plan.grid.name, preset=plan.grid.name,
@@ -129,9 +128,9 @@ def launch_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots,
                  ) -> tuple[int, subprocess.Popen]:
     """Create the sweep and start its supervisor; a start that fails marks the sweep crashed with its reason.
 
-    The launch checks of a new run come first (the device exists, the data files are there; engine/checks.py),
+    The launch checks of a new run come first (the device exists, the data files are there; engine/launch/checks.py),
     on the first member: its members share them, and a sweep that would fail creates nothing (SweepError)."""
-    from difftui.engine.checks import launch_checks
+    from difftui.engine.launch.checks import launch_checks
     report = launch_checks(plan.members[0].config)
     if not report.ok:
         raise SweepError(report.errors[0])
@@ -240,7 +239,7 @@ def add_value(db_path: str | os.PathLike[str], catalog: Any, sweep_id: int, valu
         raise SweepError(f"sweep {sweep_id} has no axis {axis!r} (axes: {', '.join(axes)})")
     parsed = parse_value(value)
     grid = catalog.get("sweeps", grid_rec["preset"])
-    from difftui.engine.config import same_value
+    from difftui.engine.config.model import same_value
     if any(same_value(parsed, v) for v in axes[axis]):
         raise SweepError(f"sweep {sweep_id} already has {axis}={format_value(parsed)}")
     on_grid = any(same_value(parsed, v) for v in paper[axis])
@@ -253,7 +252,7 @@ def add_value(db_path: str | os.PathLike[str], catalog: Any, sweep_id: int, valu
     off = {k: list(v) for k, v in (grid_rec.get("off_grid") or {}).items()}
     new = []
     for point in itertools.product(*others.values()):
-        axis_values = {k: (parsed if k == axis else dict(zip(others, point))[k]) for k in axes}
+        axis_values = {k: (parsed if k == axis else dict(zip(others, point, strict=False))[k]) for k in axes}
         is_off = (not on_grid) or any(any(same_value(v, o) for o in off.get(k, ())) for k, v in axis_values.items())
         config = resolve_member(catalog, grid, spec, axis_values)          # validated before anything is created
         new.append((axis_values, is_off, config))
@@ -284,7 +283,7 @@ def clone_run(db_path: str | os.PathLike[str], catalog: Any, run_id: int, *, set
     """A new run with the config of run `run_id` (plus `sets`), recording its parent; started unless `start` is
     False. Returns (run id, process)."""
     from difftui.engine.data import check_available
-    from difftui.engine.launch import start_run
+    from difftui.engine.launch.runs import start_run
     with Store(db_path, create=False) as store:
         run = store.get_run(run_id)
         if run is None:

@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from difftui.engine.config import RunConfig
+from difftui.engine.config.model import RunConfig
 from difftui.engine.sweeps.slots import Slots
 
 __all__ = ["Estimate", "Throughput", "measured_throughput", "estimate_sweep", "schedule_makespan"]
@@ -52,7 +52,7 @@ def _signature(config: dict[str, Any]) -> str:
 
 
 def measured_throughput(store: Any, config: RunConfig, device_kind: str) -> Throughput:
-    from difftui.engine.catalog import config_to_dict
+    from difftui.engine.config.catalog import config_to_dict
     want = config_to_dict(config)
     what = f"{config.backbone.name} on {config.dataset.name} ({device_kind})"
     rates = []

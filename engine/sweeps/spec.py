@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from difftui.engine.config import PresetError, RunConfig, to_dict
+from difftui.engine.config.model import PresetError, RunConfig, to_dict
 
 __all__ = ["RunSpec", "yaml_value", "flatten", "config_diff", "PRESET_SECTIONS"]
 

@@ -27,9 +27,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from difftui.engine import signals
-from difftui.engine.launch import start_run
-from difftui.engine.ownership import Owned, OwnerLock, holder, process_start_time
+from difftui.engine.launch import signals
+from difftui.engine.launch.lock import Owned, OwnerLock, holder, process_start_time
+from difftui.engine.launch.runs import start_run
 from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError, run_lock_path
 from difftui.engine.sweeps.control import is_waiting, sweep_slots
 
@@ -106,7 +106,7 @@ class Supervisor:
                     return "completed"
             return None
         free = [s for s in range(self.slots.count) if s not in busy]
-        for slot, member in zip(free, waiting):
+        for slot, member in zip(free, waiting, strict=False):
             if not store.assign_slot(member["id"], slot):
                 continue                            # no longer waiting (stopped, retried, started elsewhere)
             try:

@@ -160,7 +160,7 @@ def test_off_tier_size_is_refused_naming_the_tiers_and_marked_when_forced(tmp_pa
                                  "--detach"),
                           "model_channels=160 is not a P1 tier (allowed: 64, 96, 128, 192)", "--off-tier")
     # With the explicit flag the config resolves and the run row carries the mark that `ls` shows (playbook 1.7).
-    from difftui.engine.catalog import Catalog, config_to_dict
+    from difftui.engine.config.catalog import Catalog, config_to_dict
     from difftui.engine.store import Store
     config = Catalog().resolve(backbone="unet-c64", overrides=["backbone.arch.model_channels=160"], off_tier=True)
     assert config.backbone.off_tier

@@ -21,7 +21,7 @@ TINY = ["--set", "recipe.batch_size=16", "--set", "backbone.arch.model_channels=
 
 
 def config_dict():
-    from difftui.engine.catalog import Catalog, config_to_dict
+    from difftui.engine.config.catalog import Catalog, config_to_dict
     return config_to_dict(Catalog().resolve(overrides=["recipe.batch_size=8"], max_steps=10))
 
 
@@ -145,7 +145,7 @@ def test_delete_refuses_a_live_run_and_asks_unless_yes(tmp_path):
     db = tmp_path / "runs.db"
     live = add_run(db, name="live")
     # A process holding the run's lock stands in for a live engine (a run is alive exactly while its lock is held).
-    code = ("import sys, time\nfrom difftui.engine.ownership import OwnerLock\n"
+    code = ("import sys, time\nfrom difftui.engine.launch.lock import OwnerLock\n"
             "OwnerLock(sys.argv[1]).acquire('run')\nprint('locked', flush=True)\ntime.sleep(120)\n")
     engine = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "runs" / str(live) / "lock")],
                               stdout=subprocess.PIPE, text=True)
@@ -180,7 +180,7 @@ def test_help_has_clean_metavars():
 
 
 def test_presets_backbones_prints_from_the_cache_without_measuring(monkeypatch, tmp_path):
-    from difftui.engine import tier_cache
+    from difftui.engine.config import tier_figures as tier_cache
     monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path))
 
     def refuse(*a, **k):

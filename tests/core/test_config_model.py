@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from difftui.engine.catalog import Catalog, config_from_dict, config_to_dict
-from difftui.engine.config import (PresetError, Recipe, RunConfig, SamplerSpec, from_mapping, objective_error,
-                                   run_config_from_dict, sampler_error)
-from difftui.engine.schema import parse_integer, parse_number
+from difftui.engine.config.catalog import Catalog, config_from_dict, config_to_dict
+from difftui.engine.config.model import (
+    PresetError,
+    Recipe,
+    RunConfig,
+    SamplerSpec,
+    from_mapping,
+    objective_error,
+    run_config_from_dict,
+    sampler_error,
+)
+from difftui.engine.config.schema import parse_integer, parse_number
 
 STORED = json.loads((Path(__file__).parent / "data" / "stored_configs_v0.json").read_text())
 

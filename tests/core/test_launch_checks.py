@@ -3,10 +3,17 @@ exists, asked by the CLI and the TUI alike."""
 
 import pytest
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.checks import (CPU_DEFAULT_STEPS, DeviceProbe, default_max_steps, describe_device, device_error,
-                                   launch_checks, probe_devices)
-from difftui.engine.request import LaunchRequest, resolve_new_run, review_facts
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.launch.checks import (
+    CPU_DEFAULT_STEPS,
+    DeviceProbe,
+    default_max_steps,
+    describe_device,
+    device_error,
+    launch_checks,
+    probe_devices,
+)
+from difftui.engine.launch.request import LaunchRequest, resolve_new_run, review_facts
 
 NO_GPU = DeviceProbe((), "2.14.1+cu130", "subprocess")
 ONE_GPU = DeviceProbe(("NVIDIA H100 80GB HBM3",), "2.14.1+cu130", "subprocess")
@@ -68,7 +75,7 @@ def test_launch_checks_refuse_a_missing_device_and_missing_data(tmp_path):
 def test_the_device_probe_runs_once_without_torch_in_this_process():
     import subprocess
     import sys
-    code = ("import sys; from difftui.engine.checks import probe_devices; a = probe_devices(); b = probe_devices(); "
+    code = ("import sys; from difftui.engine.launch.checks import probe_devices; a = probe_devices(); b = probe_devices(); "
             "print(a is b, a.source, 'torch' in sys.modules, a.torch_version)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     same, source, torch_loaded, version = out.stdout.split()
@@ -79,8 +86,8 @@ def test_the_device_probe_runs_once_without_torch_in_this_process():
 
 def test_review_facts_come_from_the_tier_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path))
+    from difftui.engine.config.tier_figures import run_key
     from difftui.engine.models.flops import measure_net
-    from difftui.engine.tier_cache import run_key
     config = Catalog().resolve(max_steps=1000)
     facts = review_facts(config, probe=NO_GPU, measure=False)           # unet-demo on the 8x8 digits: shipped
     assert (facts["params"], facts["macs"]) == measure_net(run_key(config))

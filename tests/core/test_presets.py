@@ -2,8 +2,8 @@
 
 import pytest
 
-from difftui.engine.catalog import KINDS, Catalog
-from difftui.engine.config import PresetError, Recipe, from_mapping
+from difftui.engine.config.catalog import KINDS, Catalog
+from difftui.engine.config.model import PresetError, Recipe, from_mapping
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "backbones"])

@@ -1,11 +1,11 @@
 """The run database: schema version, WAL, batched writes, incremental reads, commands, crash reaping."""
 
 import socket
-from pathlib import Path
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,7 +124,7 @@ def test_commands_are_taken_once_in_order(tmp_path):
 
 
 HOLD_LOCK = ("import sys, time\n"
-             "from difftui.engine.ownership import OwnerLock\n"
+             "from difftui.engine.launch.lock import OwnerLock\n"
              "OwnerLock(sys.argv[1]).acquire('run')\n"
              "print('locked', flush=True)\n"
              "time.sleep(60)\n")
@@ -162,7 +162,7 @@ def test_a_run_is_alive_exactly_while_its_lock_is_held_whatever_its_pid_and_hear
 
 
 def test_a_queued_run_lives_while_its_launched_process_does_and_a_never_started_one_waits(tmp_path):
-    from difftui.engine.ownership import process_start_time
+    from difftui.engine.launch.lock import process_start_time
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with Store(tmp_path / "runs.db") as store:

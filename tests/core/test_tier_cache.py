@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from difftui.engine import tier_cache
-from difftui.engine.catalog import Catalog
-from difftui.engine.tier_cache import Figures, MeasureError, anchor_key, figures, lookup, net_key, run_key
+from difftui.engine.config import tier_figures as tier_cache
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.tier_figures import MeasureError, anchor_key, figures, lookup, net_key, run_key
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def no_subprocess(monkeypatch):
 
 
 def test_every_shipped_tier_and_default_run_is_in_the_shipped_file(user_cache, monkeypatch):
-    from difftui.engine.measure_tiers import shipped_keys
+    from difftui.engine.run.measure_tiers import shipped_keys
     shipped = json.loads(tier_cache.shipped_path().read_text())
     assert shipped["convention"] == tier_cache.CONVENTION
     assert {k.id for k in shipped_keys()} == set(shipped["figures"])

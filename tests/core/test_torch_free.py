@@ -7,9 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-TORCH_FREE = ["difftui.engine.schema", "difftui.engine.config", "difftui.engine.archs", "difftui.engine.ladders",
-              "difftui.engine.catalog", "difftui.engine.checks", "difftui.engine.tier_cache",
-              "difftui.engine.request", "difftui.engine.store", "difftui.engine.launch", "difftui.tui.app",
+TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "difftui.engine.config.archs", "difftui.engine.config.ladders",
+              "difftui.engine.config.catalog", "difftui.engine.launch.checks", "difftui.engine.config.tier_figures",
+              "difftui.engine.launch.request", "difftui.engine.store", "difftui.engine.launch.runs", "difftui.tui.app",
               "difftui.tui.cli", "difftui.tui.screens.review", "difftui.tui.screens.new_run"]
 
 
@@ -26,8 +26,8 @@ def test_config_catalog_checks_and_tier_cache_import_no_torch(tmp_path):
         import importlib, json, sys
         for name in {TORCH_FREE!r}:
             importlib.import_module(name)
-        from difftui.engine.catalog import Catalog
-        from difftui.engine.tier_cache import describe_tiers
+        from difftui.engine.config.catalog import Catalog
+        from difftui.engine.config.tier_figures import describe_tiers
         config = Catalog().resolve(dataset="cifar10", backbone="dydit-s-2", recipe="p5-dydit-finetune")
         rows = describe_tiers([f.preset for f in Catalog().all("backbones")], measure=False)
         print(json.dumps({{"torch": "torch" in sys.modules, "rows": len(rows), "lam": config.recipe.flops_lambda}}))

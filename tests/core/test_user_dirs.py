@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from difftui.engine.config import DatasetProfile
+from difftui.engine.config.model import DatasetProfile
+from difftui.engine.config.tier_figures import user_cache_path
 from difftui.engine.data.cache import cache_root as data_cache_root
-from difftui.engine.metrics.reference import reference_path
-from difftui.engine.metrics.weights import inception_candidates
-from difftui.engine.tier_cache import user_cache_path
+from difftui.engine.eval.metrics.reference import reference_path
+from difftui.engine.eval.metrics.weights import inception_candidates
 from difftui.engine.user_dirs import cache_root
 
 

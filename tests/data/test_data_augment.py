@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import PresetError, SamplerSpec
-from difftui.engine.data.augment import AUGMENT_DIM, AugmentSpec, Augmenter, _warp, augment
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import PresetError, SamplerSpec
+from difftui.engine.data.augment import AUGMENT_DIM, Augmenter, AugmentSpec, _warp, augment
 from difftui.engine.diffusion import build_objective
 from difftui.engine.models.edm_nets import DDPMppArch, SongUNet
 

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import torch
-
 from datakit import png_bytes, smooth_image
-from difftui.engine.catalog import Catalog
+
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.data import MappedImageSet, build_dataset
 from difftui.engine.data.cache import CacheWriter
 

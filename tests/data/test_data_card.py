@@ -3,9 +3,9 @@
 import dataclasses
 
 import pytest
-
 from datakit import write_messy_folder
-from difftui.engine.catalog import Catalog
+
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.data.anchors import nearest_anchor, rank_backbones
 from difftui.engine.data.card import DATACARD_NAME, data_card, write_datacard
 from difftui.engine.data.quality import check_dataset

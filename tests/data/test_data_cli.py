@@ -3,9 +3,9 @@ every user error as one line on stderr with exit 2."""
 
 import json
 
+from datakit import MESSY, write_messy_folder
 from typer.testing import CliRunner
 
-from datakit import MESSY, write_messy_folder
 from difftui.tui.cli import app
 
 

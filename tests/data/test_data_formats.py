@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from datakit import png_bytes, smooth_image, write_imagenet64_npz, write_messy_folder, zip_folder
 from PIL import Image
 
-from datakit import png_bytes, smooth_image, write_imagenet64_npz, write_messy_folder, zip_folder
-from difftui.engine.catalog import Catalog
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.data import DataError, build_dataset, check_available
 
 

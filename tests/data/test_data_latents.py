@@ -9,16 +9,16 @@ import io
 import numpy as np
 import pytest
 import torch
+from datakit import png_bytes, smooth_image
 from PIL import Image
 
-from datakit import png_bytes, smooth_image
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import PresetError, SamplerSpec
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import PresetError, SamplerSpec
 from difftui.engine.data import DataError, MappedImageSet, build_dataset, check_available
 from difftui.engine.data.latents import latent_decoder
 from difftui.engine.diffusion import build_objective
-from difftui.engine.grids import grid_png
 from difftui.engine.models import build_model
+from difftui.engine.run.sample_grid import grid_png
 
 
 @pytest.fixture

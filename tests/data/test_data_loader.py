@@ -6,9 +6,9 @@ import inspect
 
 import pytest
 import torch
-
 from datakit import png_bytes, smooth_image
-from difftui.engine.catalog import Catalog
+
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.data import BatchStream, DataError, build_dataset
 from difftui.engine.data import loader as loader_module
 from difftui.engine.data.loader import CachedBatchLoader, make_batch_source
@@ -64,7 +64,7 @@ def test_ranks_take_contiguous_slices_of_every_global_batch(cached):
         ranks = [CachedBatchLoader(cached, 12, seed=2, x_flip=True, rank=r, world_size=3, num_workers=0)
                  for r in range(3)]
         for _ in range(8):
-            for s, r in zip(streams, ranks):
+            for s, r in zip(streams, ranks, strict=False):
                 assert torch.equal(s.next()[0], r.next()[0])
 
 

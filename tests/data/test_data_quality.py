@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
+from datakit import MESSY, jpeg_bytes, png_bytes, smooth_image, write_messy_folder, write_tiny_cifar10, zip_folder
 from PIL import Image
 
-from datakit import MESSY, jpeg_bytes, png_bytes, smooth_image, write_messy_folder, write_tiny_cifar10, zip_folder
-from difftui.engine.catalog import Catalog
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.data.jpeg import estimate_quality, ijg_tables
 from difftui.engine.data.phash import NEAR_DUP_BITS, hamming, near_pairs
 from difftui.engine.data.quality import check_dataset, quality_markdown, scale_tier
@@ -163,7 +163,7 @@ def test_near_pairs_finds_exactly_the_pairs_of_brute_force():
     hashes = np.unique(np.concatenate([base, base ^ np.array(flips, dtype=np.uint64)]))
     i, j = np.triu_indices(len(hashes), k=1)
     close = hamming(hashes[i], hashes[j]) <= NEAR_DUP_BITS
-    brute = {(a, b) for a, b in zip(i[close].tolist(), j[close].tolist())}
+    brute = {(a, b) for a, b in zip(i[close].tolist(), j[close].tolist(), strict=False)}
     assert len(brute) > 50
     assert {tuple(p) for p in near_pairs(hashes).tolist()} == brute
 

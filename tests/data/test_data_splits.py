@@ -4,9 +4,9 @@ import dataclasses
 
 import numpy as np
 import torch
-
 from datakit import png_bytes, smooth_image
-from difftui.engine.catalog import Catalog
+
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.data import build_dataset
 from difftui.engine.data.split import heldout_mask, split_indices
 
@@ -60,6 +60,7 @@ def test_cifar10_test_split_is_its_own_test_batch(tmp_path, monkeypatch):
     import hashlib
 
     from datakit import write_tiny_cifar10
+
     from difftui.engine.data import cifar
     write_tiny_cifar10(tmp_path, per_batch=3)
     folder = tmp_path / "cifar-10-batches-py"

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from difftui.engine.config import Recipe
-from difftui.engine.diffusion import (EDMObjective, GaussianOracle, build_objective, edm_denoise, edm_loss,
-                                      edm_precond_coefficients)
+from difftui.engine.config.model import Recipe
+from difftui.engine.diffusion import (
+    EDMObjective,
+    GaussianOracle,
+    build_objective,
+    edm_denoise,
+    edm_loss,
+    edm_precond_coefficients,
+)
 
 SHAPE = (1, 2, 2)
 

@@ -8,7 +8,6 @@ import torch
 
 from difftui.engine.diffusion import discretized_gaussian_log_likelihood, normal_kl
 
-
 SHAPE = (1, 2, 2)                  # the conftest oracle's shape
 
 

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from difftui.engine.config import Recipe, SamplerSpec
-from difftui.engine.diffusion import (GaussianDiffusion, GaussianOracle, build_objective, calc_bpd_loop,
-                                      get_named_beta_schedule, respaced)
+from difftui.engine.config.model import Recipe, SamplerSpec
+from difftui.engine.diffusion import (
+    GaussianDiffusion,
+    GaussianOracle,
+    build_objective,
+    calc_bpd_loop,
+    get_named_beta_schedule,
+    respaced,
+)
 
 SHAPE = (1, 2, 2)
 

@@ -10,10 +10,15 @@ import torch
 import yaml
 from torch import nn
 
-from difftui.engine.config import Recipe, SamplerSpec, from_mapping
-from difftui.engine.diffusion import (DDPMObjective, EDMObjective, GaussianDiffusion, LossSecondMomentResampler,
-                                      build_objective, get_named_beta_schedule)
-
+from difftui.engine.config.model import Recipe, SamplerSpec, from_mapping
+from difftui.engine.diffusion import (
+    DDPMObjective,
+    EDMObjective,
+    GaussianDiffusion,
+    LossSecondMomentResampler,
+    build_objective,
+    get_named_beta_schedule,
+)
 
 PRESETS = Path(__file__).resolve().parents[2] / "presets"
 
@@ -103,7 +108,7 @@ def test_hybrid_vlb_term_trains_only_the_variance():
                             variance="learned", hybrid_lambda=lam)
         out = torch.zeros(8, 2, 8, 8, dtype=torch.float64, requires_grad=True)
         torch.manual_seed(0)
-        obj(lambda x, t, y: out + 0.1 * x.repeat(1, 2, 1, 1), digits(8).double())["loss"].backward()
+        obj(lambda x, t, y, out=out: out + 0.1 * x.repeat(1, 2, 1, 1), digits(8).double())["loss"].backward()
         grads[lam] = out.grad.clone()
     torch.testing.assert_close(grads[0.0][:, :1], grads[1000.0][:, :1], rtol=0, atol=0)
     assert grads[0.0][:, 1:].abs().max() == 0 and grads[1000.0][:, 1:].abs().max() > 0
@@ -173,7 +178,7 @@ def test_tiny_model_trained_with_hybrid_keeps_variance_in_bounds():
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     data = digits(1024)
     first = None
-    for step in range(150):
+    for _ in range(150):
         terms = obj(net, data[torch.randint(0, len(data), (64,))])
         assert torch.isfinite(terms["L_vlb"]) and torch.isfinite(terms["loss"])
         first = first if first is not None else float(terms["L_simple"])

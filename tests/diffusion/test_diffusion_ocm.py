@@ -6,10 +6,19 @@ import pytest
 import torch
 from torch import nn
 
-from difftui.engine.config import Recipe, SamplerSpec
-from difftui.engine.diffusion import (GaussianDiffusion, GaussianOracle, build_objective, covariance_sample,
-                                      ddim_sample, get_named_beta_schedule, hutchinson_diag_hessian, ocm_target,
-                                      rademacher_like, respaced)
+from difftui.engine.config.model import Recipe, SamplerSpec
+from difftui.engine.diffusion import (
+    GaussianDiffusion,
+    GaussianOracle,
+    build_objective,
+    covariance_sample,
+    ddim_sample,
+    get_named_beta_schedule,
+    hutchinson_diag_hessian,
+    ocm_target,
+    rademacher_like,
+    respaced,
+)
 
 SHAPE = (1, 2, 2)
 

@@ -3,10 +3,15 @@
 import pytest
 import torch
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import Recipe
-from difftui.engine.diffusion import (EDM_STOCHASTIC_GRID, EDM_STOCHASTIC_SETTINGS, GaussianOracle, build_objective,
-                                      evaluate_panel)
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import Recipe
+from difftui.engine.diffusion import (
+    EDM_STOCHASTIC_GRID,
+    EDM_STOCHASTIC_SETTINGS,
+    GaussianOracle,
+    build_objective,
+    evaluate_panel,
+)
 
 SHAPE = (1, 2, 2)
 
@@ -61,7 +66,7 @@ def test_panel_rows_for_an_ocm_model(panels, oracle):
         assert r["error"] is None and r["nfe"] == r["steps"] and r["grid"].shape == x_T.shape
         assert r["grid"].abs().max() <= 1 and r["nll_bpd"] is not None and r["nll_bpd"] > 0
     again = evaluate_panel(obj, net, x_T, panels["covariance-ocm"], images=images)
-    for a, b in zip(rows, again):                                                     # reproducible rows
+    for a, b in zip(rows, again, strict=False):                                                     # reproducible rows
         torch.testing.assert_close(a["grid"], b["grid"], rtol=0, atol=0)
         assert a["nll_bpd"] == b["nll_bpd"]
     # Deterministic samplers have no chain likelihood.

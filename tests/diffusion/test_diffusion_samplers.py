@@ -3,11 +3,19 @@
 import pytest
 import torch
 
-from difftui.engine.config import SamplerSpec
-from difftui.engine.diffusion import (DDPMObjective, DiscreteVPDenoiser, EDMObjective, ddim_sample, ddim_timesteps,
-                                      ddpm_sample, edm_euler_sample, edm_heun_sample, edm_sigma_steps,
-                                      edm_stochastic_sample)
-
+from difftui.engine.config.model import SamplerSpec
+from difftui.engine.diffusion import (
+    DDPMObjective,
+    DiscreteVPDenoiser,
+    EDMObjective,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    edm_euler_sample,
+    edm_heun_sample,
+    edm_sigma_steps,
+    edm_stochastic_sample,
+)
 
 SHAPE = (1, 2, 2)                  # the conftest oracle's shape
 
@@ -38,9 +46,9 @@ def test_ddim_eta0_converges_to_the_transported_value(chain, oracle):
         assert nfe == N and x0.dtype == torch.float64
         start = ddim_timesteps(1000, N)[-1]
         errs.append(_err(x0, oracle.transport_vp(xT, chain.alphas_cumprod[start])))
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert all(b < a for a, b in zip(errs, errs[1:], strict=False)), errs
     # First order in the step (DDIM eta=0 is Euler in x/sqrt(a), sigma_bar): N * error settles to a constant.
-    scaled = [e * N for e, N in zip(errs, Ns)]
+    scaled = [e * N for e, N in zip(errs, Ns, strict=False)]
     assert 0.8 < scaled[2] / scaled[-1] < 1.25, errs
     assert errs[-1] < 6e-3
 
@@ -56,7 +64,7 @@ def test_ddim_matches_the_ddim_code_in_float64(chain):
         seq = ddim_timesteps(1000, 20, tau)
         ref_gen = torch.Generator().manual_seed(9)
         x = xT
-        for i, j in zip(reversed(seq), reversed([-1] + seq[:-1])):
+        for i, j in zip(reversed(seq), reversed([-1] + seq[:-1]), strict=False):
             a = (1 - torch.cat([torch.zeros(1, dtype=torch.float64), b])).cumprod(0)
             at, at_next = a[i + 1], a[j + 1]
             et = net(x, torch.full((8,), float(i), dtype=torch.float64))
@@ -222,8 +230,7 @@ class TimeRecorder:
 
 @pytest.mark.parametrize("dtype,T", [(torch.bfloat16, 1000), (torch.float16, 4000)])
 def test_samplers_feed_exact_timesteps_for_half_precision_x_T(dtype, T):
-    from difftui.engine.diffusion import (GaussianDiffusion, covariance_sample, get_named_beta_schedule,
-                                          space_timesteps)
+    from difftui.engine.diffusion import GaussianDiffusion, covariance_sample, get_named_beta_schedule, space_timesteps
     chain = GaussianDiffusion(get_named_beta_schedule("linear", T))
     xT = torch.randn(2, 1, 2, 2).to(dtype)
     for name, run, expected in (
@@ -267,4 +274,4 @@ def test_edm_sampler_clamps_the_sigma_range_to_the_denoisers_grid(oracle):
     x_ref, _ = edm_sampler(den, xT, num_steps=18, sigma_min=den.sigma_min, sigma_max=80.0, round_sigma=den.round_sigma)
     torch.testing.assert_close(x, x_ref, rtol=0, atol=0)
     # Every Euler step moves: no sigma is fed twice in a row by a zero-length step.
-    assert all(a != b for a, b in zip(fed[::2], fed[2::2]))
+    assert all(a != b for a, b in zip(fed[::2], fed[2::2], strict=False))

@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from difftui.engine.diffusion import (GaussianDiffusion, alphas_cumprod_from_betas, ddim_timesteps,
-                                      get_named_beta_schedule, space_timesteps)
+from difftui.engine.diffusion import (
+    GaussianDiffusion,
+    alphas_cumprod_from_betas,
+    ddim_timesteps,
+    get_named_beta_schedule,
+    space_timesteps,
+)
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])

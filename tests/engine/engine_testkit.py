@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from difftui.engine.catalog import Catalog
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.store import Store
 
 # A tiny U-Net (16 channels), batch 8, a 10-step DDIM grid: a CPU step takes milliseconds.

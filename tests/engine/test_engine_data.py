@@ -7,11 +7,11 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from engine_testkit import write_tiny_cifar10
 from PIL import Image
 
-from difftui.engine.catalog import Catalog
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.data import BatchStream, DataError, ImageSet, build_dataset, check_available
-from engine_testkit import write_tiny_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -186,8 +186,9 @@ def test_stream_refuses_a_batch_larger_than_the_data():
 
 
 def test_a_profile_vouches_for_its_own_cifar10_copy_file_by_file_and_the_rest_stay_published(tmp_path):
-    from difftui.engine.data import DataError, build_dataset
     from engine_testkit import tiny_cifar10_md5
+
+    from difftui.engine.data import DataError, build_dataset
     root = tmp_path / "data"
     write_tiny_cifar10(root)
     base = ["recipe.batch_size=4", f"dataset.root={root}"]

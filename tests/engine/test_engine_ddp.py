@@ -9,11 +9,11 @@ tolerance: the mean L_simple over the second half of training within 15%, every 
 
 import pytest
 import torch
-
-from difftui.engine import launch
-from difftui.engine.launch import LaunchPlan
-from difftui.engine.store import ACTIVE_STATUSES, Store
 from engine_testkit import tiny_config, wait_for
+
+from difftui.engine.launch import runs as launch
+from difftui.engine.launch.runs import LaunchPlan
+from difftui.engine.store import ACTIVE_STATUSES, Store
 
 pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 

@@ -1,12 +1,12 @@
 """DyDiT through the real engine: the FLOPs term, its logged ratio and target, and the complete-model warm-up."""
 
 import pytest
-
-from difftui.engine import launch
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import PresetError
-from difftui.engine.store import ACTIVE_STATUSES, Store
 from engine_testkit import wait_for
+
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import PresetError
+from difftui.engine.launch import runs as launch
+from difftui.engine.store import ACTIVE_STATUSES, Store
 
 # DyDiT-S/2 cut down to 2 blocks of width 48 on the 8x8 digits (an explicit off-tier run).
 TINY_DYDIT = ["recipe.batch_size=8", "sampler.grid.steps=4", "backbone.arch.depth=2", "backbone.arch.hidden_size=48",

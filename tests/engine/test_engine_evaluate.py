@@ -9,16 +9,16 @@ import subprocess
 import sys
 
 import pytest
+from engine_testkit import tiny_config, wait_for
 from typer.testing import CliRunner
 
-from difftui.engine import launch
-from difftui.engine.catalog import Catalog
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.diffusion.panel import panel_specs
-from difftui.engine.evaluator import eval_lock
-from difftui.engine.metrics.weights import INCEPTION_FILE, INCEPTION_URL
+from difftui.engine.eval.evaluator import eval_lock
+from difftui.engine.eval.metrics.weights import INCEPTION_FILE, INCEPTION_URL
+from difftui.engine.launch import runs as launch
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui.cli import app
-from engine_testkit import tiny_config, wait_for
 
 ENDED = lambda run: run["status"] not in ACTIVE_STATUSES
 PANEL = ("recipe.log_every=5", "recipe.grid_every=100000", "recipe.snapshot_every=100000",
@@ -135,8 +135,8 @@ def test_eval_without_a_checkpoint_is_one_line(tmp_path):
 
 
 def test_the_tui_side_of_evaluation_never_imports_torch():
-    code = ("import sys; import difftui.engine.eval_jobs, difftui.engine.metrics.weights, difftui.engine.eval_rows, "
-            "difftui.engine.report, difftui.tui.cli_eval; "
+    code = ("import sys; import difftui.engine.eval.jobs, difftui.engine.eval.metrics.weights, difftui.engine.eval.rows, "
+            "difftui.engine.eval.report, difftui.tui.cli_eval; "
             "bad = [m for m in ('torch', 'torch_fidelity') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

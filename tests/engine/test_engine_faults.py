@@ -3,21 +3,26 @@ front end renders its NaN; a truncated newest checkpoint resumes from the previo
 code is refused; temp files of interrupted writes are removed; a full disk is reported as such."""
 
 import errno
-import io
 import math
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from engine_testkit import tiny_config, wait_for
 from typer.testing import CliRunner
 
-from difftui.engine import checkpoint, launch
-from difftui.engine.checkpoint import (CheckpointError, DiskFull, list_checkpoints, load_checkpoint, load_newest,
-                                       save_checkpoint)
+from difftui.engine.launch import runs as launch
+from difftui.engine.run import checkpoint
+from difftui.engine.run.checkpoint import (
+    CheckpointError,
+    DiskFull,
+    list_checkpoints,
+    load_checkpoint,
+    load_newest,
+    save_checkpoint,
+)
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui.cli import app
-from engine_testkit import tiny_config, wait_for
 
 pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from difftui.engine import launch
-from difftui.engine.ownership import Owned
-from difftui.engine.store import ACTIVE_STATUSES, Store
 from engine_testkit import tiny_config, wait_for
+
+from difftui.engine.launch import runs as launch
+from difftui.engine.launch.lock import Owned
+from difftui.engine.store import ACTIVE_STATUSES, Store
 
 pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 

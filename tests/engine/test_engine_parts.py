@@ -12,17 +12,23 @@ import torch
 from PIL import Image
 from torch import nn
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, rng_state,
-                                       save_checkpoint, set_rng_state)
-from difftui.engine.device import DeviceError, describe_device, resolve_device
-from difftui.engine.distributed import World
-from difftui.engine.ema import EMA
-from difftui.engine.grids import fixed_noise, grid_png
-from difftui.engine.logbuffer import LogBuffer
-from difftui.engine.meter import Meter
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.run.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from difftui.engine.run.device import DeviceError, describe_device, resolve_device
+from difftui.engine.run.distributed import World
+from difftui.engine.run.ema import EMA
+from difftui.engine.run.logbuffer import LogBuffer
+from difftui.engine.run.meter import Meter
+from difftui.engine.run.sample_grid import fixed_noise, grid_png
+from difftui.engine.run.telemetry import GpuMonitor
 from difftui.engine.store import Store
-from difftui.engine.telemetry import GpuMonitor
 
 
 def recipe(**changes):
@@ -194,7 +200,7 @@ def test_gpu_monitor_without_a_gpu_is_calm():
 def test_the_launch_backends_build_argv_lists_for_one_process_torchrun_and_several_machines(tmp_path):
     import sys
 
-    from difftui.engine.launch import LaunchPlan, engine_argv, engine_env
+    from difftui.engine.launch.runs import LaunchPlan, engine_argv, engine_env
     db = tmp_path / "runs.db"
     tail = ["-m", "difftui.engine", "train", "7", "--db", str(db.resolve())]
     assert engine_argv(db, 7) == [sys.executable, *tail]

@@ -8,16 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 
+from difftui.engine.run.telemetry import GpuMonitor
 from difftui.engine.store import Store
-from difftui.engine.telemetry import GpuMonitor
 
 
 class NVMLError_NotSupported(Exception):
     pass
 
 
-def fake_pynvml(devices: dict[str, dict], fail: dict[str, str] = {}) -> types.ModuleType:
+def fake_pynvml(devices: dict[str, dict], fail: dict[str, str] | None = None) -> types.ModuleType:
     """devices: uuid -> {"index", "name", "util", "used", "total", "temp", "mw"}; fail: uuid -> reading that raises."""
+    fail = fail or {}
     nv = types.ModuleType("pynvml")
     nv.NVML_TEMPERATURE_GPU = 0
     nv.calls = []

@@ -7,12 +7,12 @@ import signal
 
 import pytest
 import torch
+from engine_testkit import tiny_config, wait_for
 from PIL import Image
 
-from difftui.engine import launch
-from difftui.engine.checkpoint import list_checkpoints
+from difftui.engine.launch import runs as launch
+from difftui.engine.run.checkpoint import list_checkpoints
 from difftui.engine.store import ACTIVE_STATUSES, Store
-from engine_testkit import tiny_config, wait_for
 
 ENDED = lambda run: run["status"] not in ACTIVE_STATUSES
 
@@ -148,7 +148,7 @@ def test_class_conditional_run_trains_with_labels_and_draws_a_labelled_grid(tmp_
 
 
 def test_class_conditional_on_unlabelled_data_is_refused(tmp_path):
-    from difftui.engine.catalog import Catalog
-    from difftui.engine.config import PresetError
+    from difftui.engine.config.catalog import Catalog
+    from difftui.engine.config.model import PresetError
     with pytest.raises(PresetError, match=r"dataset 'image-folder' has no class labels"):
         Catalog().resolve(dataset="image-folder", overrides=["recipe.class_conditional=true"])

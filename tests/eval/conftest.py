@@ -4,9 +4,9 @@ empty difftui cache for every test."""
 import os
 
 import pytest
+from eval_testkit import finished_run
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
-from eval_testkit import finished_run
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,7 @@ class StandInFeatureNet(FeatureExtractorBase):
 
 def finished_run(db: Path, *extra: str, steps: int = 10, dataset: str | None = None) -> int:
     """Train a tiny run to completion through the real engine; returns its id."""
-    from difftui.engine import launch
+    from difftui.engine.launch import runs as launch
     run_id = launch.launch(db, tiny_config(steps, *EVAL_RUN, *extra, dataset=dataset))
     run = wait_for(db, run_id, lambda r: r["status"] not in ("queued", "running", "stopping"))
     assert run["status"] == "completed", run

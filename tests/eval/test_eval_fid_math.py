@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from difftui.engine.metrics.fid import feature_statistics, frechet_distance, precision_recall, summarise
+from difftui.engine.eval.metrics.fid import feature_statistics, frechet_distance, precision_recall, summarise
 
 
 def test_frechet_distance_of_two_diagonal_gaussians_is_the_closed_form():

@@ -4,11 +4,11 @@ few-step curve (playbook 5.7-5.8): FID and NLL at 5/10/15/20 steps for each cova
 import pickle
 
 import numpy as np
-
-from difftui.engine.evaluator import CURVE_VARIANCES, EvalOptions, evaluate
-from difftui.engine.store import Store
 from engine_testkit import tiny_cifar10_md5
 from eval_testkit import StandInFeatureNet, finished_run, write_tiny_cifar10
+
+from difftui.engine.eval.evaluator import CURVE_VARIANCES, EvalOptions, evaluate
+from difftui.engine.store import Store
 
 
 def test_heldout_nll_uses_the_test_batch_that_training_never_saw(tmp_path):
@@ -33,8 +33,9 @@ def test_heldout_nll_uses_the_test_batch_that_training_never_saw(tmp_path):
 def test_a_heldout_split_that_repeats_training_images_is_flagged(tmp_path):
     """The held-out promise is checked image by image: digits' test split is the data helper's (issue 10); until it
     holds out images, the evaluator says the NLL is not a held-out number instead of passing it off as one."""
-    from difftui.engine.metrics.heldout import overlap
     import torch
+
+    from difftui.engine.eval.metrics.heldout import overlap
     train = torch.arange(24, dtype=torch.uint8).reshape(6, 1, 2, 2)
     assert overlap(train, train[2:4]) == 2 and overlap(train, train[2:4] + 100) == 0
 

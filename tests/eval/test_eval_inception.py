@@ -8,10 +8,15 @@ from unittest import mock
 import pytest
 import torch
 
-from difftui.engine.metrics import weights
-from difftui.engine.metrics.inception import load_inception, load_weights_safely
-from difftui.engine.metrics.weights import (INCEPTION_FILE, INCEPTION_URL, InceptionWeightsMissing, locate_inception,
-                                            missing_message)
+from difftui.engine.eval.metrics import weights
+from difftui.engine.eval.metrics.inception import load_inception, load_weights_safely
+from difftui.engine.eval.metrics.weights import (
+    INCEPTION_FILE,
+    INCEPTION_URL,
+    InceptionWeightsMissing,
+    locate_inception,
+    missing_message,
+)
 
 
 @pytest.fixture(autouse=True)

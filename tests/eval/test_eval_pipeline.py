@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pytest
 import torch
-
-from difftui.engine.evaluator import EvalError, EvalOptions, evaluate, selection_spec
-from difftui.engine.metrics.reference import reference_path
-from difftui.engine.store import Store
 from eval_testkit import StandInFeatureNet
+
+from difftui.engine.eval.evaluator import EvalError, EvalOptions, evaluate, selection_spec
+from difftui.engine.eval.metrics.reference import reference_path
+from difftui.engine.store import Store
 
 FID = dict(fid=True, panel=False, nll=False, samples=64, batch=32, device="cpu")
 
@@ -46,7 +46,8 @@ def test_fid_repeats_report_the_minimum_and_spread_with_the_protocol(digits_run)
 
 def fid_config(db, run_id):
     import json
-    from difftui.engine.catalog import config_from_dict
+
+    from difftui.engine.config.catalog import config_from_dict
     with Store(db) as store:
         return config_from_dict(json.loads(store.get_run(run_id)["config"]), "config")
 
@@ -101,7 +102,7 @@ def test_a_snapshot_that_does_not_exist_is_one_line(digits_run):
 
 
 def test_a_snapshot_of_another_network_is_one_line_naming_the_file(digits_run):
-    from difftui.engine import snapshots
+    from difftui.engine.run import snapshots
     db, run_id = digits_run
     with Store(db) as store:
         run_dir = store.get_run(run_id)["run_dir"]

@@ -5,15 +5,15 @@ import io
 import re
 import time
 
+from eval_testkit import tiny_config
 from PIL import Image
 from typer.testing import CliRunner
 
-from difftui.engine.catalog import config_to_dict
-from difftui.engine.grids import grid_png
-from difftui.engine.report import KNOB_SECTIONS, write_report
+from difftui.engine.config.catalog import config_to_dict
+from difftui.engine.eval.report import KNOB_SECTIONS, write_report
+from difftui.engine.run.sample_grid import grid_png
 from difftui.engine.store import Store
 from difftui.tui.cli import app
-from eval_testkit import tiny_config
 
 
 def make_run(db, tmp_path):

@@ -4,15 +4,15 @@ at the quick count with the fixed sampler, the lowest FID marked as the run's be
 
 import pytest
 import torch
+from eval_testkit import StandInFeatureNet
 from typer.testing import CliRunner
 
-from difftui.engine import snapshots
-from difftui.engine.checkpoint import latest_checkpoint, load_checkpoint
-from difftui.engine.evaluator import EvalOptions, evaluate
-from difftui.engine.metrics.weights import INCEPTION_FILE
+from difftui.engine.eval.evaluator import EvalOptions, evaluate
+from difftui.engine.eval.metrics.weights import INCEPTION_FILE
+from difftui.engine.run import snapshots
+from difftui.engine.run.checkpoint import latest_checkpoint, load_checkpoint
 from difftui.engine.store import Store
 from difftui.tui.cli import app
-from eval_testkit import StandInFeatureNet
 
 
 def test_a_snapshot_is_due_each_time_the_images_seen_cross_a_multiple_of_k_kimg(tmp_path):

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import BackboneTier
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import BackboneTier
 
 
 @pytest.fixture(scope="session")

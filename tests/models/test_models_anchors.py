@@ -61,7 +61,7 @@ def test_measured_macs_within_2_percent(tier, name):
 
 def test_unet_c128_macs_is_the_p1_39_billion():
     # playbook 2.1: about 39B per forward at 64x64; flop_counter FLOPs are 2 x MACs.
-    from difftui.engine.catalog import Catalog
+    from difftui.engine.config.catalog import Catalog
     t = Catalog().get("backbones", "unet-c128")
     macs = measure_macs(t, in_channels=3, out_channels=6, resolution=64)
     assert 39.0e9 < macs < 40.5e9

@@ -13,7 +13,7 @@ KW = dict(in_channels=4, out_channels=8, resolution=8, num_classes=10)          
 @pytest.fixture(scope="module")
 def pair():
     """A DiT-S/2 with non-trivial weights and a DyDiT-S/2 loaded from its state dict."""
-    from difftui.engine.catalog import Catalog
+    from difftui.engine.config.catalog import Catalog
     cat = Catalog()
     torch.manual_seed(0)
     dit = build_model(cat.get("backbones", "dit-s-2"), **KW)

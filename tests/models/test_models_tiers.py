@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.config import PresetError
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.model import PresetError
 from difftui.engine.models import ARCHS, build_model, check_tier, describe_tier, tier_status
 from difftui.engine.models.flops import format_tier_table
 

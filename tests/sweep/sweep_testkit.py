@@ -83,7 +83,7 @@ def grid_png(step: int, seed: int = 0, cells: int = 8, size: int = 8) -> bytes:
 
 
 def tiny_config_dict(steps: int = 20, *extra: str) -> dict:
-    from difftui.engine.catalog import Catalog, config_to_dict
+    from difftui.engine.config.catalog import Catalog, config_to_dict
     return config_to_dict(Catalog().resolve(overrides=[*TINY_SETS, *extra], max_steps=steps, device="cpu"))
 
 

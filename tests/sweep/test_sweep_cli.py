@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sweep_testkit import TINY_SETS, wait_until
 from typer.testing import CliRunner
 
 from difftui.engine.store import Store
 from difftui.tui.cli import app
-from sweep_testkit import TINY_SETS, wait_until
 
 pytestmark = pytest.mark.usefixtures("sweep_db")
 

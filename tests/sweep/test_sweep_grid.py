@@ -7,15 +7,15 @@ from __future__ import annotations
 import math
 
 import pytest
+from sweep_testkit import tiny_spec
 
-from difftui.engine.catalog import Catalog, config_to_dict
-from difftui.engine.config import PresetError, parse_override
+from difftui.engine.config.catalog import Catalog, config_to_dict
+from difftui.engine.config.model import PresetError, parse_override
 from difftui.engine.store import Store
 from difftui.engine.sweeps import RunSpec, Slots, config_diff, estimate_sweep, parse_values_option, plan_sweep
 from difftui.engine.sweeps.errors import SweepError
 from difftui.engine.sweeps.estimate import schedule_makespan
 from difftui.engine.sweeps.spec import yaml_value
-from sweep_testkit import tiny_spec
 
 CAT = Catalog()
 

@@ -6,6 +6,7 @@ snapshot waits until its workers have delivered."""
 from __future__ import annotations
 
 import pytest
+from sweep_testkit import make_sweep_db, no_blink, pilot_wait
 from textual.widgets import OptionList
 
 from difftui.tui.app import DifftuiApp
@@ -16,7 +17,6 @@ from difftui.tui.screens.sweep_list import SweepListScreen
 from difftui.tui.screens.sweep_setup import SweepSetupScreen
 from difftui.tui.screens.sweep_view import SweepScreen
 from difftui.tui.widgets.run_table import RunTable
-from sweep_testkit import make_sweep_db, no_blink, pilot_wait
 
 pytestmark = pytest.mark.usefixtures("tui_env")
 

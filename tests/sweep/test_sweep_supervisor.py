@@ -12,14 +12,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from difftui.engine.catalog import Catalog
-from difftui.engine.ownership import Owned
-from difftui.engine.store import ACTIVE_STATUSES, Store
-from difftui.engine.sweeps import (Slots, SweepError, add_value, launch_sweep, plan_sweep, resume_sweep,
-                                   retry_members, start_supervisor, stop_sweep)
-from difftui.engine.sweeps.control import supervisor_argv
 from sweep_testkit import engine_starts, launches, tiny_spec, wait_until
+
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.launch.lock import Owned
+from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.engine.sweeps import (
+    Slots,
+    SweepError,
+    add_value,
+    launch_sweep,
+    plan_sweep,
+    resume_sweep,
+    retry_members,
+    start_supervisor,
+    stop_sweep,
+)
+from difftui.engine.sweeps.control import supervisor_argv
 
 pytestmark = pytest.mark.usefixtures("sweep_db")
 
@@ -63,7 +72,7 @@ def test_three_dropout_members_at_concurrency_two_never_run_three_at_once(sweep_
         assert [m["status"] for m in members] == ["completed"] * 3
         assert [m["step"] for m in members] == [40] * 3
         assert max_overlap([(m["started"], m["ended"]) for m in members]) == 2
-        for member, dropout in zip(members, (0.1, 0.2, 0.3)):
+        for member, dropout in zip(members, (0.1, 0.2, 0.3), strict=False):
             assert json.loads(member["config"])["recipe"]["dropout"] == dropout
             on_disk = yaml.safe_load((Path(member["run_dir"]) / "config.yaml").read_text())
             assert on_disk["recipe"]["dropout"] == dropout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sweep_testkit import make_sweep_db, pilot_wait, tiny_config_dict, wait_until
 from textual.widgets import Checkbox, Input, OptionList
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
@@ -24,7 +25,6 @@ from difftui.tui.widgets.axis_chart import AxisChart
 from difftui.tui.widgets.member_table import MemberTable
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.run_table import RunTable
-from sweep_testkit import make_sweep_db, pilot_wait, tiny_config_dict, wait_until
 
 pytestmark = pytest.mark.usefixtures("sweep_db", "tui_env")
 

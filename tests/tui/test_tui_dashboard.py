@@ -12,7 +12,7 @@ import time
 import pytest
 from tui_helpers import FIXED_T, engine_log, grid_png, make_dydit_db, wait_for
 
-from difftui.engine.catalog import Catalog
+from difftui.engine.config.catalog import Catalog
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings, graphics
 from difftui.tui.app import DifftuiApp
@@ -155,7 +155,7 @@ def test_budget_verdict_says_by_how_much_and_waits_for_the_warmup():
 @pytest.mark.slow
 @pytest.mark.usefixtures("engine_hygiene")
 async def test_flops_panel_shows_a_real_dydit_runs_ratio_and_verdict(tmp_path):
-    from difftui.engine import launch
+    from difftui.engine.launch import runs as launch
     db = tmp_path / "runs.db"
     # DyDiT-S/2 cut to 2 blocks of width 48 on the 8x8 digits (an explicit off-tier run), lambda 0.3: the routers
     # start fully on, so ten steps are far above the budget.
@@ -243,7 +243,7 @@ async def test_quitting_while_the_dashboard_opens_ends_the_app_cleanly(prepared_
     for ticks in range(10):
         app = DifftuiApp(db_path=prepared_db)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+            await wait_for(pilot, lambda app=app: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
             app.open_dashboard(1)
             for _ in range(ticks):
                 await asyncio.sleep(0)

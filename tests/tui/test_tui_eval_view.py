@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tui_helpers import FIXED_T, grid_png, wait_for
 
-from difftui.engine.eval_rows import best_values, group_evaluations, table_records
+from difftui.engine.eval.rows import best_values, group_evaluations, table_records
 from difftui.engine.store import Store
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.dashboard import DashboardScreen

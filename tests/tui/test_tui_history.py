@@ -9,8 +9,8 @@ import time
 import pytest
 from tui_helpers import dead_pid, engine_log, kill_engines, run_status, wait_for
 
-from difftui.engine.catalog import Catalog
-from difftui.engine.launch import create_run
+from difftui.engine.config.catalog import Catalog
+from difftui.engine.launch.runs import create_run
 from difftui.engine.store import Store
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.confirm import ConfirmScreen
@@ -142,7 +142,7 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
 
 
 async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monkeypatch):
-    from difftui.engine.launch import launch
+    from difftui.engine.launch.runs import launch
     monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path / "cache"))          # no Inception weights: no FID
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("DIFFTUI_INCEPTION", raising=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from difftui.engine.store import Store
-from difftui.tui.metric_series import (BucketSeries, as_value, debiased_ema, family_of, format_value)
+from difftui.tui.metric_series import BucketSeries, as_value, debiased_ema, family_of, format_value
 
 
 def _config():
@@ -38,11 +38,11 @@ def test_sql_buckets_equal_the_same_rows_merged_one_by_one(store):
     other = store.create_run(_config(), name="b", total_steps=1)
     steps = sorted(rng.sample(range(1, 50_000), 3000))
     values = [rng.gauss(0, 1) for _ in steps]
-    _write(store, run, [(s, "L_simple", v) for s, v in zip(steps, values)])
+    _write(store, run, [(s, "L_simple", v) for s, v in zip(steps, values, strict=False)])
     _write(store, other, [(s, "L_simple", 100.0) for s in steps[:50]])          # another run's rows stay out
     width, rows = store.series_buckets(run, "L_simple", capacity=64)
     from_sql = BucketSeries.from_buckets(width, rows, None, capacity=64)
-    from_rows = BucketSeries.from_points(zip(steps, values), capacity=64)
+    from_rows = BucketSeries.from_points(zip(steps, values, strict=False), capacity=64)
     assert from_sql.width == from_rows.width == width
     assert width == 1024                                  # the smallest power of two with 49,999 // w < 64
     assert sorted(from_sql.buckets) == sorted(from_rows.buckets)
@@ -53,7 +53,7 @@ def test_sql_buckets_equal_the_same_rows_merged_one_by_one(store):
         assert b.total == pytest.approx(r.total, abs=1e-9) and b.step_total == r.step_total
     # Exact against numpy over the raw rows of one bucket.
     key = sorted(from_sql.buckets)[5]
-    inside = np.array([v for s, v in zip(steps, values) if s // width == key])
+    inside = np.array([v for s, v in zip(steps, values, strict=False) if s // width == key])
     assert from_sql.buckets[key].mean == pytest.approx(inside.mean())
     assert from_sql.buckets[key].lo == inside.min() and from_sql.buckets[key].hi == inside.max()
     assert from_sql.lo == min(values) and from_sql.hi == max(values)

@@ -43,7 +43,7 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             # No runs yet: the app opens on the new-run flow. The defaults are highlighted; Enter takes each.
             for kind, default in (("datasets", "digits"), ("backbones", "unet-demo"), ("samplers", "ddim"),
                                   ("recipes", "p1-default")):
-                await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen)
+                await wait_for(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
                                and app.screen.kind == kind and app.screen.entries, 30, f"the {kind} picker")
                 options = app.screen.query_one("#presets")
                 assert options.get_option_at_index(options.highlighted).id == default

@@ -170,7 +170,7 @@ async def test_the_last_choices_come_back_on_the_next_new_run(tmp_path, config_h
     async with app.run_test(size=SIZE) as pilot:
         for kind, remembered in (("datasets", "cifar10"), ("backbones", "unet-cifar10"), ("samplers", "ddim"),
                                  ("recipes", "p1-default")):
-            picker = await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen)
+            picker = await wait_for(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
                                     and app.screen.kind == kind and app.screen.loaded and app.screen, 60, kind)
             options = picker.query_one("#presets")
             assert options.get_option_at_index(options.highlighted).id == remembered

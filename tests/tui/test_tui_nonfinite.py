@@ -3,11 +3,12 @@ dashboard without an error, and are shown as nan/inf, never as blanks or zeros."
 
 import math
 
+from tui_helpers import FIXED_T, add_run, wait_for
+
 from difftui.engine.store import Store
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.dashboard import DashboardScreen
 from difftui.tui.screens.history import HistoryScreen
-from tui_helpers import FIXED_T, add_run, wait_for
 
 SIZE = (140, 36)
 

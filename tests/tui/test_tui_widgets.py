@@ -58,7 +58,7 @@ def test_spark_and_nfe_and_yaml():
 def test_measure_config_counts_the_run_network_and_names_the_device():
     import torch
 
-    from difftui.engine.catalog import Catalog
+    from difftui.engine.config.catalog import Catalog
     from difftui.engine.models import build_model, count_params
     from difftui.tui.screens.review import measure_config
     config = Catalog().resolve(overrides=["backbone.arch.model_channels=16"], device="cuda")

@@ -41,7 +41,7 @@ def config_dict(dataset="digits", backbone="unet-demo", sampler="ddim", recipe="
     """A resolved config as a plain dict, built from the real presets without importing torch-heavy code."""
     import yaml
 
-    from difftui.engine.catalog import builtin_dir
+    from difftui.engine.config.catalog import builtin_dir
     root = builtin_dir()
     out = {}
     for kind, name in (("dataset", dataset), ("backbone", backbone), ("sampler", sampler), ("recipe", recipe)):

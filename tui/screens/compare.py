@@ -22,9 +22,9 @@ from textual.widgets import Footer, Static
 
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
+from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.messages import CompareBatch, CompareGridsLoaded, ComparePolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
-from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.widgets.member_table import LOSSES
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.status_line import STATUS_STYLES

@@ -79,8 +79,8 @@ class DataCheckScreen(DifftuiScreen):
 
     @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
     def run_check(self, recheck: bool) -> None:
-        from difftui.engine.catalog import Catalog
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.catalog import Catalog
+        from difftui.engine.config.model import PresetError
         from difftui.engine.data import DataError
         from difftui.engine.data.quality import check_dataset, quality_markdown
         last = [0.0]

@@ -40,11 +40,11 @@ def screen_keys(screen: Screen) -> list[KeyHelp]:
         if app._keymap:
             resolved.apply_keymap(app._keymap)
         by_action: dict[str, list] = {}
-        for key, binding_list in resolved.key_to_bindings.items():
+        for binding_list in resolved.key_to_bindings.values():
             for binding in binding_list:
                 by_action.setdefault(binding.action, []).append(binding)
         entries = []
-        for action, found in by_action.items():
+        for found in by_action.values():
             if not found[0].description:
                 continue
             keys = " / ".join(dict.fromkeys(app.get_key_display(b) for b in found))

@@ -179,7 +179,7 @@ class PresetPickerScreen(NewRunStep):
 
     def presets_ready(self) -> None:
         """Fill the list from the app's presets (called on mount, or by the app when its read finishes)."""
-        from difftui.engine.catalog import DEFAULTS
+        from difftui.engine.config.catalog import DEFAULTS
         if self.loaded or not self.composed:
             return
         listed = self.app.preset_entries.get(self.kind, [])
@@ -188,7 +188,7 @@ class PresetPickerScreen(NewRunStep):
         self.entries = {name: (preset, error) for name, preset, error in listed}
         options = self.query_one("#presets", OptionList)
         options.clear_options()
-        for name, preset, error in listed:
+        for name, preset, _error in listed:
             label = Text(name) if preset is not None else Text(f"{name} (invalid)", style="red")
             if name in self.suggested:
                 label = Text.assemble(label, ("  * anchor", "bold green"))

@@ -2,9 +2,9 @@
 
 Every edit of batch size, max steps, `--set` overrides or the off-tier switch re-resolves the config in a worker
 (PresetError comes back as one line under the form, never a crash). The engine resolves the form
-(`difftui.engine.request.LaunchRequest`) and gives the facts (`review_facts`: parameters and MACs from the tier cache,
+(`difftui.engine.launch.request.LaunchRequest`) and gives the facts (`review_facts`: parameters and MACs from the tier cache,
 the device from the cached device probe) without importing torch into this process; launching runs the engine's
-launch checks first (`difftui.engine.checks.launch_checks`), so a launch that would fail creates no run.
+launch checks first (`difftui.engine.launch.checks.launch_checks`), so a launch that would fail creates no run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker
 
-from difftui.engine.request import LaunchRequest
+from difftui.engine.launch.request import LaunchRequest
 from difftui.tui import bindings
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
 from difftui.tui.screens.base import one_line
@@ -61,13 +61,13 @@ def config_yaml(data: dict[str, Any]) -> str:
 
 def grid_nfe(spec: Any) -> int:
     """Network evaluations per grid sample (the config model's rule, `sampler_nfe`; playbook 5.3)."""
-    from difftui.engine.config import sampler_nfe
+    from difftui.engine.config.model import sampler_nfe
     return sampler_nfe(spec.kind, spec.steps)
 
 
 def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
-    """The engine's review facts (difftui.engine.request.review_facts); `cache` is unused (the tier cache is)."""
-    from difftui.engine.request import review_facts
+    """The engine's review facts (difftui.engine.launch.request.review_facts); `cache` is unused (the tier cache is)."""
+    from difftui.engine.launch.request import review_facts
     return review_facts(config)
 
 
@@ -208,8 +208,8 @@ class ReviewScreen(NewRunStep):
 
     @work(thread=True, exclusive=True, group="resolve", exit_on_error=False)
     def resolve_config(self, generation: int, request: LaunchRequest) -> None:
-        from difftui.engine.catalog import config_to_dict
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.catalog import config_to_dict
+        from difftui.engine.config.model import PresetError
         try:
             config = request.resolve(self.app.preset_dirs)
             plan = request.plan()
@@ -221,7 +221,7 @@ class ReviewScreen(NewRunStep):
             return
         text = config_yaml(config_to_dict(config))
         self.post_message(ConfigResolved(generation, config, text))
-        from difftui.engine.request import review_facts
+        from difftui.engine.launch.request import review_facts
         try:
             facts = review_facts(config)
         except Exception as e:                  # a network that does not build: shown in the facts panel
@@ -320,9 +320,9 @@ class ReviewScreen(NewRunStep):
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def launch_run(self, request: LaunchRequest) -> None:
-        from difftui.engine.checks import launch_checks
-        from difftui.engine.config import PresetError
-        from difftui.engine.launch import create_run, start_run
+        from difftui.engine.config.model import PresetError
+        from difftui.engine.launch.checks import launch_checks
+        from difftui.engine.launch.runs import create_run, start_run
         try:
             config = request.resolve(self.app.preset_dirs)
             plan = request.plan()
@@ -346,7 +346,7 @@ class ReviewScreen(NewRunStep):
 
     def action_sweep_config(self) -> None:
         """Sweep this config: the grid picker, with this form's options as the base of every member."""
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.model import PresetError
         try:
             spec = self.request().spec()
         except PresetError as e:

@@ -9,8 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Static
 
-from difftui.tui.widgets.tickbox import TickBox
 from difftui.tui import bindings
+from difftui.tui.widgets.tickbox import TickBox
 
 __all__ = ["SweepAddScreen"]
 

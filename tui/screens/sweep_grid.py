@@ -96,8 +96,8 @@ class SweepGridScreen(SweepStep):
 
     @work(thread=True, exclusive=True, group="grids", exit_on_error=False)
     def load_grids(self, spec: Any, run_id: int | None) -> None:
-        from difftui.engine.catalog import Catalog, load_preset
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.catalog import Catalog, load_preset
+        from difftui.engine.config.model import PresetError
         from difftui.engine.store import Store
         from difftui.engine.sweeps import RunSpec, plan_sweep
         catalog = Catalog(self.app.preset_dirs)
@@ -134,7 +134,7 @@ class SweepGridScreen(SweepStep):
         options = self.query_one("#grids", OptionList)
         options.clear_options()
         first = None
-        for i, (name, grid, error, refusal) in enumerate(message.entries):
+        for i, (name, grid, _error, refusal) in enumerate(message.entries):
             if grid is None:
                 label = Text(f"{name} (invalid)", style="red")
             elif refusal:

@@ -22,12 +22,12 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionLis
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker
 
-from difftui.tui.widgets.tickbox import TickBox, TickList
 from difftui.tui import bindings
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
 from difftui.tui.screens.base import one_line
 from difftui.tui.screens.sweep_grid import SweepStep, fmt_value, sweep_breadcrumb
 from difftui.tui.widgets.status_line import format_eta
+from difftui.tui.widgets.tickbox import TickBox, TickList
 
 __all__ = ["SweepSetupScreen", "SweepRequest"]
 
@@ -44,7 +44,7 @@ class SweepRequest:
     gpus: str
 
     def slots(self, device: str) -> Any:
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.model import PresetError
         from difftui.engine.sweeps import Slots
         text = self.per_device.strip()
         if not text.isdigit() or int(text) < 1:
@@ -58,7 +58,7 @@ class SweepRequest:
         return Slots.choose(device=device, gpus=gpus, runs_per_device=int(text))
 
     def plan(self, catalog: Any, grid: Any, spec: Any) -> tuple[Any, Any]:
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.model import PresetError
         from difftui.engine.sweeps import plan_sweep
         empty = [axis for axis, values in self.values if not values]
         if empty:
@@ -122,7 +122,7 @@ class SweepSetupScreen(SweepStep):
 
     @staticmethod
     def _same(a: Any, b: Any) -> bool:
-        from difftui.engine.config import same_value
+        from difftui.engine.config.model import same_value
         return same_value(a, b)
 
     # -- the form -> a plan, in a worker --------------------------------------------------------------------------
@@ -152,8 +152,8 @@ class SweepSetupScreen(SweepStep):
 
     @work(thread=True, exclusive=True, group="sweep-plan", exit_on_error=False)
     def plan_worker(self, generation: int, request: SweepRequest) -> None:
-        from difftui.engine.catalog import Catalog
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.catalog import Catalog
+        from difftui.engine.config.model import PresetError
         from difftui.engine.store import Store
         from difftui.engine.sweeps import SweepError, estimate_sweep
         try:
@@ -184,8 +184,8 @@ class SweepSetupScreen(SweepStep):
 
     @on(Input.Submitted, "#sweep-value")
     def _add_value(self, event: Input.Submitted) -> None:
-        from difftui.engine.config import PresetError
-        from difftui.engine.sweeps.grid import parse_value
+        from difftui.engine.config.model import PresetError
+        from difftui.engine.sweeps.plan import parse_value
         text = event.value.strip()
         if not text:
             return
@@ -271,8 +271,8 @@ class SweepSetupScreen(SweepStep):
 
     @work(thread=True, exclusive=True, group="sweep-launch", exit_on_error=False)
     def launch_worker(self, request: SweepRequest) -> None:
-        from difftui.engine.catalog import Catalog
-        from difftui.engine.config import PresetError
+        from difftui.engine.config.catalog import Catalog
+        from difftui.engine.config.model import PresetError
         from difftui.engine.sweeps import SweepError, launch_sweep
         try:
             plan, slots = request.plan(Catalog(self.app.preset_dirs), self.grid, self.spec)

@@ -293,9 +293,9 @@ class SweepScreen(PollingScreen):
     @work(thread=True, group="sweep-action", exit_on_error=False)
     def sweep_action(self, action: str, *, run_id: int | None = None, value: str = "", off_grid: bool = False
                      ) -> None:
-        from difftui.engine.catalog import Catalog
-        from difftui.engine.config import PresetError
-        from difftui.engine.ownership import Owned
+        from difftui.engine.config.catalog import Catalog
+        from difftui.engine.config.model import PresetError
+        from difftui.engine.launch.lock import Owned
         from difftui.engine.sweeps import SweepError, add_value, resume_sweep, retry_members, stop_sweep
         db = self.app.db_path
         try:

@@ -38,7 +38,7 @@ class AxisPoints:
 
 
 def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
-    pairs = sorted((x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y))
+    pairs = sorted((x, y) for x, y in zip(xs, ys, strict=False) if y is not None and math.isfinite(y))
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from difftui.engine.eval_rows import best_values
+from difftui.engine.eval.rows import best_values
 
 __all__ = ["EvalTable", "COLUMNS", "record_cells"]
 

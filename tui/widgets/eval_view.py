@@ -21,12 +21,12 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
-from difftui.engine.eval_rows import curve_records, group_evaluations, table_records
+from difftui.engine.eval.rows import curve_records, group_evaluations, table_records
 from difftui.engine.store import Store
+from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.widgets.curve_view import CurveChart, CurveTable
 from difftui.tui.widgets.eval_chart import EvalChart
 from difftui.tui.widgets.eval_table import EvalTable
-from difftui.tui.graphics import preferred, widget_class
 
 __all__ = ["EvalView", "read_evaluations", "job_line"]
 

@@ -22,7 +22,7 @@ from difftui.tui.metric_series import as_value
 __all__ = ["GpuPanel", "spark", "squeeze", "HISTORY"]
 
 BARS = "▁▂▃▄▅▆▇█"
-HISTORY = 300                          # rows kept per GPU: 10 minutes at the engine's 2 s (engine/train.py)
+HISTORY = 300                          # rows kept per GPU: 10 minutes at the engine's 2 s (engine/run/loop.py)
 METRICS = ("util", "mem", "temperature", "power")
 
 
@@ -54,7 +54,7 @@ def squeeze(values: list[float], width: int) -> list[float]:
 
 
 def _gib(mib: float) -> str:
-    """The engine stores memory in MiB (engine/telemetry.py)."""
+    """The engine stores memory in MiB (engine/run/telemetry.py)."""
     return f"{mib / 1024:.1f}"
 
 

@@ -48,7 +48,7 @@ class Column:
 
 def _axis_text(summary: Any, key: str, off_grid: dict[str, list[Any]]) -> Text:
     """The member's value on one axis; a value off the paper's grid is marked with a yellow '*'."""
-    from difftui.engine.config import same_value
+    from difftui.engine.config.model import same_value
     v = summary.axis_values.get(key)
     text = Text("-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)))
     if summary.run.get("off_grid") and any(same_value(v, o) for o in off_grid.get(key, ())):
@@ -116,17 +116,17 @@ class MemberTable(DataTable):
             ordered = ([s for s in ordered if sortable(sort_col.value(s))[0] != 2]
                        + [s for s in ordered if sortable(sort_col.value(s))[0] == 2])
         rows = [[c.cell(s) for c in cols] for s in ordered]
-        keyed = [(s.run["id"], *map(str, row)) for s, row in zip(ordered, rows)]
+        keyed = [(s.run["id"], *map(str, row)) for s, row in zip(ordered, rows, strict=False)]
         labels = [self._label(c) for c in cols]
         if keyed == self._shown and labels == [str(c.label) for c in self.ordered_columns]:
             return
         selected = self.selected_run_id
         self._shown = keyed
         self.clear(columns=True)
-        for c, label in zip(cols, labels):
+        for c, label in zip(cols, labels, strict=False):
             self.add_column(label, key=c.key, width=c.width)
         self.columns_now = cols
-        for s, row in zip(ordered, rows):
+        for s, row in zip(ordered, rows, strict=False):
             self.add_row(*row, key=str(s.run["id"]))
         if selected is not None and str(selected) in self.rows:
             self.move_cursor(row=self.get_row_index(str(selected)), animate=False)

@@ -25,8 +25,17 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from difftui.tui.metric_series import (DEFAULT_SMOOTHING, BucketSeries, Point, as_value, debiased_ema,
-                                       eval_family, family_of, family_order, format_value)
+from difftui.tui.metric_series import (
+    DEFAULT_SMOOTHING,
+    BucketSeries,
+    Point,
+    as_value,
+    debiased_ema,
+    eval_family,
+    family_of,
+    family_order,
+    format_value,
+)
 
 __all__ = ["MetricChart", "MetricGrid", "ChartPlot", "Reference", "SMOOTHING_STEPS"]
 
@@ -309,7 +318,7 @@ def _segments(xs: list[float], ys: list[float], log: bool) -> Iterable[tuple[lis
     """Runs of drawable points: a NaN / inf (or a value <= 0 on a log axis) ends a run, so it shows as a gap."""
     run_x: list[float] = []
     run_y: list[float] = []
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=False):
         if math.isfinite(y) and (not log or y > 0):
             run_x.append(x)
             run_y.append(y)

@@ -44,7 +44,7 @@ def downsample_minmax(xs: Sequence[float], ys: Sequence[float], buckets: int) ->
     edges = np.linspace(0, n, buckets + 1).astype(int)
     out_x: list[float] = []
     out_y: list[float] = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
         if hi <= lo:
             continue
         seg = y[lo:hi]
@@ -141,7 +141,7 @@ class OverlayChart(PlotextPlot):
             xs = data[0] if self.x == "step" else data[1]
             ys = debiased_ema(data[2], SMOOTHING) if self.smoothing else data[2]
             if self.log_scale:
-                keep = [(a, b) for a, b in zip(xs, ys) if b > 0]
+                keep = [(a, b) for a, b in zip(xs, ys, strict=False) if b > 0]
                 xs, ys = [k[0] for k in keep], [k[1] for k in keep]
             out[run_id] = downsample_minmax(xs, ys, width // 2)
         return out

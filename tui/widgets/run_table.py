@@ -71,13 +71,13 @@ class RunTable(DataTable):
             self.query_text = query
         visible = [r for r in self.runs if run_matches(r, self.query_text)]
         rows = [_row(r, r["id"] in self.marked) for r in visible]
-        keyed = [(r["id"], *map(str, row)) for r, row in zip(visible, rows)]
+        keyed = [(r["id"], *map(str, row)) for r, row in zip(visible, rows, strict=False)]
         if keyed == self._shown:
             return
         selected = self.selected_run_id
         self._shown = keyed
         self.clear()
-        for run, row in zip(visible, rows):
+        for run, row in zip(visible, rows, strict=False):
             self.add_row(*row, key=str(run["id"]))
         if selected is not None and str(selected) in self.rows:
             self.move_cursor(row=self.get_row_index(str(selected)), animate=False)

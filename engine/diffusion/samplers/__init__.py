@@ -7,8 +7,15 @@ EDM samplers take denoise(x, sigma) -> D(x; sigma).
 from .covariance import FEW_STEP_COUNTS, HEURISTIC_VARIANCES, covariance_sample
 from .ddim import ddim_sample, ddim_sigma
 from .ddpm import ddpm_sample, respaced
-from .edm import (EDM_STOCHASTIC_GRID, EDM_STOCHASTIC_SETTINGS, edm_euler_sample, edm_heun_sample, edm_sampler,
-                  edm_sigma_steps, edm_stochastic_sample)
+from .edm import (
+                  EDM_STOCHASTIC_GRID,
+                  EDM_STOCHASTIC_SETTINGS,
+                  edm_euler_sample,
+                  edm_heun_sample,
+                  edm_sampler,
+                  edm_sigma_steps,
+                  edm_stochastic_sample,
+)
 
 __all__ = [
     "ddpm_sample", "respaced",

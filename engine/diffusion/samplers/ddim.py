@@ -51,7 +51,7 @@ def ddim_sample(
     B, C = x_T.shape[0], x_T.shape[1]
     x = x_T
     nfe = 0
-    for i, j in zip(reversed(seq), reversed(seq_next)):
+    for i, j in zip(reversed(seq), reversed(seq_next), strict=False):
         a_t, a_next = float(a_ext[i + 1]), float(a_ext[j + 1])
         t = torch.full((B,), float(i), device=x.device, dtype=time_dtype(x.dtype))
         out = model(x, t)

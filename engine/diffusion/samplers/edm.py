@@ -98,7 +98,7 @@ def edm_sampler(
 
     # Main sampling loop.
     x_next = x_T.to(torch.float64) * t_steps[0]
-    for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
+    for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:], strict=False)):
         x_cur = x_next
 
         # Increase noise temporarily.

@@ -1,0 +1,450 @@
+"""One run's training: `python -m difftui.engine train RUN_ID --db PATH`, alone or as one rank of torchrun.
+
+    owner   RunOwner (rank 0)     the lock, the heartbeat thread, commands, every runs.db write, the status
+    trainer Trainer (every rank)  model, optimizer, EMA, objective, batch stream, one step
+    loop    TrainLoop             the cadence: log every `log_every` steps, a grid every `grid_every`, a checkpoint
+                                  every `snapshot_every`, commands and stop requests, non-finite steps
+
+Every rank runs the same loop; decisions that change the cadence (stop, snapshot now) are taken together at the
+logging steps (one small all-reduce), so the ranks always agree. Only rank 0 writes: metrics in batched transactions
+about once a second, grids, checkpoints (the others wait at a barrier around each). A failure sets status failed
+with one line `Type: message`; the traceback goes to runs/<id>/engine.log (this process's stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from difftui.engine.config.catalog import config_from_dict
+from difftui.engine.launch import signals
+from difftui.engine.launch.lock import Owned
+from difftui.engine.run.checkpoint import (
+    REQUIRED_KEYS,
+    CheckpointError,
+    load_checkpoint,
+    load_newest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from difftui.engine.run.distributed import World, init_world
+from difftui.engine.run.meter import Clock, Interval, Meter
+from difftui.engine.run.sample_grid import grid_png
+from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
+from difftui.engine.store import StoreError
+
+__all__ = ["TrainLoop", "RunFailed", "train_run", "peak_tflops"]
+
+EXIT_OWNED = 3                                      # another engine owns the run: this one touched nothing
+
+
+class RunFailed(RuntimeError):
+    """The run cannot go on (diverged, non-finite weights, no loadable checkpoint); one line."""
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# Dense tensor-core peaks (TFLOP/s) by card and precision, for MFU; a card not listed gets no MFU.
+PEAK_TFLOPS = {
+    "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 66.9},
+    "H100 80GB HBM3": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 66.9},      # SXM
+    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.2},
+    "H100 NVL": {"bf16": 835.0, "fp16": 835.0, "tf32": 417.5, "fp32": 60.0},
+    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
+    "L40S": {"bf16": 362.0, "fp16": 362.0, "tf32": 183.0, "fp32": 91.6},
+    "RTX 4090": {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6},
+}
+
+
+def peak_tflops(device_name: str, precision: str, tf32: bool) -> float | None:
+    key = precision if precision in ("bf16", "fp16") else ("tf32" if tf32 else "fp32")
+    for card, peaks in PEAK_TFLOPS.items():
+        if card in device_name:
+            return peaks[key]
+    return None
+
+
+@dataclass
+class Control:
+    """What all ranks decide together at a logging step."""
+    stop: bool = False
+    snapshot: bool = False
+    grid: bool = False
+    evaluate: bool = False
+
+
+#----------------------------------------------------------------------------
+# The loop.
+
+class TrainLoop:
+    def __init__(self, trainer: Trainer, owner, world: World):
+        self.trainer = trainer
+        self.owner = owner                          # RunOwner on rank 0, None elsewhere
+        self.world = world
+        self.recipe = trainer.recipe
+        self.meter = Meter(trainer.device)
+        self.clock = Clock()
+        self.last_ckpt_step = -1
+        self.flops_per_image: float | None = None   # training FLOPs of one image (3 x the forward's 2 x MACs)
+        self.peak: float | None = None
+        self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
+        self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
+
+    # -- rank 0 helpers -----------------------------------------------------------------------------------------
+
+    def event(self, message: str, level: str = "info") -> None:
+        if self.owner is not None:
+            self.owner.event(message, level)
+
+    def flush(self, **fields: Any) -> None:
+        if self.owner is not None:
+            self.owner.flush(self.trainer.step, self.trainer.kimg, **fields)
+
+    # -- start ---------------------------------------------------------------------------------------------------
+
+    def restore(self) -> int:
+        """Continue from the newest checkpoint that loads (every rank the same one); drop rows logged after it."""
+        t, world = self.trainer, self.world
+        path, state = None, None
+        if world.main:
+            def bad(p: Path, reason: str) -> None:
+                self.event(f"{reason}; set aside as {p.name}.bad, trying the previous checkpoint", "warning")
+            try:
+                found = load_newest(t.run_dir / "checkpoints", map_location=t.device, on_bad=bad)
+            except CheckpointError as e:
+                path = e                            # tell the other ranks, then fail (the run keeps its step)
+            else:
+                if found is not None:
+                    path, state = found
+        path = world.broadcast(str(path) if isinstance(path, Path) else path)
+        if isinstance(path, CheckpointError):
+            raise RunFailed(str(path))
+        if path is None:
+            if world.main:
+                dropped = self.owner.store.truncate_after(self.owner.run_id, 0)
+                if dropped:
+                    self.event("no checkpoint to resume from; restarted from step 0", "warning")
+            return 0
+        if state is None:
+            state = load_checkpoint(path, map_location=t.device, required=REQUIRED_KEYS)
+        t.load_state_dict(state)
+        ranks = state.get("ranks")
+        if ranks is not None and len(ranks) == world.size:
+            set_rng_state(ranks[world.rank]["rng"])
+            self.meter.load_state_dict(ranks[world.rank]["meter"])
+            if t.augmenter is not None and ranks[world.rank].get("augmenter"):
+                t.augmenter.load_state_dict(ranks[world.rank]["augmenter"])
+        elif ranks is None and "rng" in state and world.size == 1:          # the first release's layout
+            set_rng_state(state["rng"])
+            self.meter.load_state_dict(state["log"])
+        else:
+            t.reseed()
+            self.event(f"checkpoint written by {len(ranks or [None])} process(es), resumed on {world.size}: RNG "
+                       f"streams re-seeded, the data position and global batch kept", "warning")
+        self.last_ckpt_step = t.step
+        if world.main:
+            self.owner.store.truncate_after(self.owner.run_id, t.step)
+            self.event(f"resumed from step {t.step} ({Path(path).name})")
+        return t.step
+
+    def measure_flops(self) -> None:
+        """GFLOPs of one forward (logged once) and the card's peak for MFU (CUDA); rank 0 only."""
+        t = self.trainer
+        if self.owner is None:
+            return
+        try:
+            # The tier cache first (the shipped tiers and data sets are measured once, engine/config/tier_figures.json);
+            # a network it does not hold is measured here on the meta device.
+            from difftui.engine.config.tier_figures import run_figures
+            cached = run_figures(t.config, measure=False)
+            macs = cached.macs if cached is not None else t.macs_per_image()
+        except Exception as e:                      # a family the flop counter cannot trace: say so, go on
+            self.event(f"FLOPs not measured ({one_line(e)})", "warning")
+            return
+        self.flops_per_image = 3 * 2 * macs          # forward + backward (2 x forward), 2 FLOPs per multiply-add
+        self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
+        if t.device.type == "cuda":
+            self.peak = peak_tflops(torch.cuda.get_device_name(t.device), t.precision, self.recipe.tf32)
+
+    # -- the cadence ----------------------------------------------------------------------------------------------
+
+    def control(self) -> Control:
+        """Stop / snapshot / grid / evaluate, agreed by all ranks (rank 0 reads the commands; a stop signal on any
+        rank stops them all)."""
+        flags = [signals.received() is not None, False, False, False]
+        if self.owner is not None:
+            flags[0] = flags[0] or self.owner.stop_requested.is_set()
+            self.pending += self.owner.commands()
+            for name in self.pending:
+                if name in ("snapshot", "grid", "evaluate"):
+                    flags[("snapshot", "grid", "evaluate").index(name) + 1] = True
+                else:
+                    self.event(f"unknown command '{name}' ignored", "warning")
+            self.pending = []
+        if self.world.distributed:
+            vec = torch.tensor(flags, dtype=torch.int32, device=self.trainer.device)
+            flags = [bool(v) for v in self.world.all_reduce_(vec, "max").tolist()]
+        return Control(*flags)
+
+    def stop_now(self) -> bool:
+        """A stop seen between two logging steps (one process only; with several, stops wait for the next
+        logging step, where all ranks decide together)."""
+        if self.world.distributed:
+            return False
+        return signals.received() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+
+    def log_interval(self, interval: Interval, seconds: float, steps: int) -> None:
+        """Queue the interval's values (rank 0), then fail the run if the non-finite steps ran too long (every rank
+        sees the same reduced interval, so every rank stops at the same step)."""
+        t, r = self.trainer, self.recipe
+        if self.owner is not None:
+            values = dict(interval.means)
+            values["lr"] = t.learning_rate()
+            values.update(t.objective.constants())
+            if interval.skipped:
+                values["skipped_steps"] = float(interval.skipped)
+                terms = ", ".join(interval.nonfinite_terms) or "grad_norm"
+                self.event(f"{interval.skipped} of {interval.steps} steps up to step {t.step} skipped: {terms} not "
+                           f"finite", "warning")
+            if seconds > 0 and steps:
+                ips = steps * r.batch_size / seconds
+                values["img_per_s"] = ips
+                if self.flops_per_image is not None:
+                    values["tflops"] = ips * self.flops_per_image / 1e12
+                    if self.peak is not None:
+                        values["mfu"] = values["tflops"] / self.peak
+            self.owner.log.add_metrics(t.step, t.kimg, values)
+        if interval.streak >= r.max_nonfinite_steps:
+            terms = ", ".join(interval.nonfinite_terms) or "the loss"
+            raise RunFailed(f"{terms} not finite for {interval.streak} steps in a row (up to step {t.step}; limit "
+                            f"recipe.max_nonfinite_steps = {r.max_nonfinite_steps}); the newest checkpoint is finite. "
+                            f"Lower recipe.lr, or try recipe.precision=fp32 (playbook 4.3)")
+
+    def checkpoint(self) -> None:
+        """Every rank: gather the per-rank RNG and partial-interval states; rank 0 checks the weights are finite and
+        writes the file; a barrier on either side."""
+        t, world = self.trainer, self.world
+        world.barrier()
+        ranks = world.gather({"rng": rng_state(), "meter": self.meter.state_dict(), "checksum": t.weights_checksum(),
+                              "augmenter": t.augmenter.state_dict() if t.augmenter is not None else {}})
+        if world.main:
+            sums = [r.pop("checksum") for r in ranks]
+            if max(abs(c - sums[0]) for c in sums) > 1e-5 * (abs(sums[0]) + 1.0):
+                raise RunFailed(f"the ranks' weights differ at step {t.step} (checksums {sums}): gradients were not "
+                                f"averaged the same way on every rank")
+            if not t.weights_finite():
+                raise RunFailed(f"the weights are not finite at step {t.step}: not checkpointed (the newest "
+                                f"checkpoint, step {self.last_ckpt_step}, is finite). Lower recipe.lr")
+            # Flush first: the metrics up to this step are in runs.db before the checkpoint that claims them exists,
+            # so a crash between the two can only leave rows that a resume truncates, never a gap.
+            self.flush()
+            state = t.state_dict(self.owner.config_data)
+            state["ranks"] = ranks
+            save_checkpoint(t.run_dir / "checkpoints", t.step, state, keep=self.recipe.keep_snapshots)
+            self.event(f"checkpoint at step {t.step}")
+        world.barrier()
+        self.last_ckpt_step = t.step
+        self.clock.restart()
+
+    def draw_grid(self) -> None:
+        t = self.trainer
+        if self.world.main:
+            images, nfe = t.sample_grid()
+            self.owner.record_grid(t.step, grid_png(images), self.trainer.config.sampler.grid.describe(), nfe)
+            self.event(f"grid at step {t.step}")
+        self.clock.restart()
+
+    def evaluate_panel(self) -> None:
+        """The run's sampler panel on the current EMA weights (rank 0), between two steps; NLL on held-out images
+        (the data set's test split, which training never sees)."""
+        from difftui.engine.diffusion import evaluate_panel
+        from difftui.engine.eval.panel import NLL_IMAGES, panel_images, record_panel
+        t = self.trainer
+        if self.world.main:
+            images = labels = None
+            if t.decoder is None:                  # a latent data set's chain likelihood is not an image NLL
+                images, labels = panel_images(t.config.dataset, NLL_IMAGES,
+                                              seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
+                images = images.to(t.device)
+                labels = labels.to(t.device) if t.num_classes and labels is not None else None
+            rows = evaluate_panel(t.objective, t.ema.net, t.x_T, t.config.sampler, images=images,
+                                  seed=self.recipe.seed, y=t.grid_labels, image_labels=labels)
+            decode = t.decoder.decode if t.decoder is not None else None
+            for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir,
+                                     len(images) if images is not None else 0, decode=decode):
+                self.event(line)
+        self.clock.restart()
+
+    def maybe_snapshot(self) -> None:
+        """Rank 0: EMA weights every `recipe.snapshot_kimg` (kept, never rotated; playbook 5.6), and, when the
+        recipe asks, their evaluation in a process of its own (training does not wait for it)."""
+        from difftui.engine.run import snapshots
+        t, r = self.trainer, self.recipe
+        path = snapshots.maybe_write(t.run_dir, t.step, r.batch_size, t.ema.net, r.snapshot_kimg)
+        if path is None:
+            return
+        self.event(f"snapshot at step {t.step} ({t.kimg:,.0f} kimg): {path.name}")
+        if r.snapshot_eval:
+            try:
+                job_id, proc = snapshots.start_evaluation(self.owner.db_path, self.owner.run_id)
+            except Exception as e:                  # an evaluation that cannot start never stops training
+                self.event(f"snapshot evaluation not started: {one_line(e)}", "warning")
+            else:
+                self.evaluators.append(proc)
+                self.event(f"snapshot evaluation started (job {job_id}, pid {proc.pid})")
+        self.evaluators = [p for p in self.evaluators if p.poll() is None]      # reap the finished ones
+        self.clock.restart()
+
+    def run(self) -> str:
+        """Train to total_steps (or until a stop); returns the final status."""
+        t, r, world = self.trainer, self.recipe, self.world
+        total = r.total_steps
+        start_step = t.step
+        self.measure_flops()
+        self.flush()
+        stop = self.stop_now() or signals.received() is not None
+        first = True
+        if t.compiled and t.step < total:
+            self.event("torch.compile: compiling the network during the first steps")
+        self.clock.restart()
+        while t.step < total and not stop:
+            result = t.train_step()
+            self.meter.accumulate(result.terms, result.ok)
+            self.clock.tick()
+            if first:
+                first = False
+                if t.compiled:
+                    t.sync()
+                    self.event(f"torch.compile: compiled in {time.monotonic() - self.clock.start:.1f} s "
+                               f"(not counted in img/s)")
+                    self.clock.restart()
+            control = Control()
+            if t.step % r.log_every == 0:
+                control = self.control()
+                interval = self.meter.close(world)              # the interval's host sync
+                seconds, steps = self.clock.lap()
+                self.log_interval(interval, seconds, steps)
+            if t.step % r.grid_every == 0 or control.grid:
+                self.draw_grid()
+            if self.owner is not None and r.snapshot_kimg > 0:
+                self.maybe_snapshot()
+            if control.evaluate:
+                self.evaluate_panel()
+            if t.step % r.snapshot_every == 0 or control.snapshot:
+                self.checkpoint()
+            if self.owner is not None and self.owner.log.due():
+                self.flush()
+            stop = control.stop or self.stop_now()
+        if stop and t.step == start_step:
+            self.event("stopped before training started" + (f" ({signals.describe(signals.received())})"
+                                                            if signals.received() else ""))
+            return "stopped"
+        if stop and t.step < total:
+            if self.last_ckpt_step != t.step:
+                self.checkpoint()
+            self.event(f"stopped at step {t.step}" + (f" ({signals.describe(signals.received())})"
+                                                      if signals.received() else ""))
+            return "stopped"
+        if t.last_grid_step != t.step:
+            self.draw_grid()
+        if self.last_ckpt_step != t.step:
+            self.checkpoint()
+        self.event(f"completed at step {t.step}")
+        return "completed"
+
+
+#----------------------------------------------------------------------------
+# The process entry point.
+
+def _log(message: str) -> None:
+    print(f"--- {message}", file=sys.stderr, flush=True)
+
+
+def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
+    """Train run `run_id` of `db_path` in this process (one rank of it under torchrun); returns the exit code:
+    0 completed or stopped, 1 failed, 2 no such run or database, 3 the run is owned by another engine."""
+    from difftui.engine.run.owner import RunOwner
+    try:
+        world = init_world()
+    except Exception as e:
+        print(f"difftui engine: cannot join the process group ({one_line(e)})", file=sys.stderr)
+        return 1
+    owner: RunOwner | None = None
+    loop: TrainLoop | None = None
+    restored = False                                # until then, a failure keeps the run's recorded step
+    code = 0
+    try:
+        if world.main:
+            try:
+                owner = RunOwner(db_path, run_id)
+            except Owned as e:
+                print(f"difftui engine: {e}; this engine exits without touching it", file=sys.stderr)
+                code = EXIT_OWNED
+            except StoreError as e:
+                print(f"difftui engine: {e}", file=sys.stderr)
+                code = 2
+        config_data = world.broadcast(owner.config_data if owner is not None else None)
+        if config_data is None:
+            return code or EXIT_OWNED
+        if owner is not None:
+            _log(f"engine pid {os.getpid()} run {run_id}"
+                 + (f" rank 0 of {world.size}" if world.distributed else "")
+                 + f" at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        config = config_from_dict(config_data, f"run {run_id} config")
+        run_dir = owner.run_dir if owner is not None else None
+        run_dir = Path(world.broadcast(str(run_dir) if run_dir is not None else None))
+        trainer = Trainer(config, run_dir, world, event=owner.event if owner is not None else lambda *a, **k: None)
+        trainer.setup()
+        loop = TrainLoop(trainer, owner, world)
+        if owner is not None:
+            from difftui.engine.data.card import DATACARD_NAME, write_datacard
+            from difftui.engine.run.telemetry import cuda_uuids
+            if not (owner.run_dir / DATACARD_NAME).exists():
+                write_datacard(owner.run_dir, config)   # playbook 1.5: the data card travels with every run
+            owner.store.update_run(run_id, device=str(trainer.device) if not world.distributed
+                                   else f"{trainer.device.type} x{world.size}")
+            if trainer.device.type == "cuda":
+                used = range(world.local_size) if world.distributed else [trainer.device.index]
+                owner.event("GPU monitor: " + owner.watch_gpus(cuda_uuids(used)))
+        loop.restore()
+        restored = True
+        status = loop.run()
+        if owner is not None:
+            owner.finish(status, trainer.step, trainer.kimg)
+            _log(f"{status} at step {trainer.step}")
+        return 0
+    except BaseException as e:
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+        message = one_line(e) if not isinstance(e, RunFailed) else f"RunFailed: {e}"
+        if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
+            message = f"DiskFull: disk full: cannot write {Path(db_path).resolve()} ({e})"
+        if owner is not None:
+            step = loop.trainer.step if loop is not None and restored else None
+            try:
+                owner.event(f"failed: {message}", "error")
+                if step is None:
+                    run = owner.store.get_run(run_id)
+                    owner.finish("failed", run["step"], run["kimg"], error=message)
+                else:
+                    owner.finish("failed", step, loop.trainer.kimg, error=message)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+                owner.store.set_status(run_id, "failed", error=message)
+        return 1
+    finally:
+        if owner is not None:
+            owner.close()
+        world.close()

@@ -1,0 +1,129 @@
+"""The run owner: the one part of an engine (rank 0) that holds the run's lock and writes runs.db.
+
+    lock        runs/<id>/lock, taken before the first write and held until the process exits (engine.ownership):
+                the run is alive exactly while it is held; a second engine for the run is refused with one line
+    heartbeat   a thread with its own connection that beats every couple of seconds however long a step, a compile
+                or a checkpoint takes, writes the GPU samples of the devices the run uses, and takes the commands
+                (stop is seen at once; the others wait for the loop)
+    writes      metrics, events, grids and the run's status, batched by `LogBuffer` in the loop's thread
+    status      running -> completed | stopped | failed (one line `Type: message`); an engine that dies without
+                one is marked crashed by `Store.reap_dead_runs` once its lock is gone
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from difftui.engine.launch.lock import OwnerLock, process_start_time
+from difftui.engine.run.checkpoint import remove_stale_temps
+from difftui.engine.run.logbuffer import LogBuffer
+from difftui.engine.run.sample_grid import save_grid_file
+from difftui.engine.run.telemetry import GpuMonitor
+from difftui.engine.store import Store, StoreError
+
+__all__ = ["RunOwner", "BEAT_EVERY_S"]
+
+BEAT_EVERY_S = 2.0                                  # heartbeat and GPU sample period
+
+
+class RunOwner:
+    def __init__(self, db_path: str | os.PathLike[str], run_id: int):
+        self.db_path = Path(db_path)
+        self.run_id = run_id
+        self.store = Store(db_path, create=False)
+        run = self.store.get_run(run_id)
+        if run is None:
+            self.store.close()
+            raise StoreError(f"{db_path}: no run {run_id}")
+        self.run_dir = Path(run["run_dir"])
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock = OwnerLock(self.run_dir / "lock").acquire(f"run {run_id}")
+        except BaseException:
+            self.store.close()
+            raise
+        self.config_data: dict[str, Any] = json.loads(run["config"])
+        self.started = run["started"] or time.time()
+        self.log = LogBuffer(self.store, run_id)
+        for path in remove_stale_temps(self.run_dir / "checkpoints"):
+            self.log.event(f"removed {path.name}, the temp file of a checkpoint write that never finished", "warning")
+        pid = os.getpid()
+        self.store.update_run(run_id, status="running", pid=pid, pid_start=process_start_time(pid),
+                              host=socket.gethostname(), heartbeat=time.time(), started=self.started, error=None,
+                              ended=None)
+        self.stop_requested = threading.Event()
+        self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._gpus = GpuMonitor()
+        self._quit = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"run-{run_id}-heartbeat", daemon=True)
+        self._thread.start()
+
+    #------------------------------------------------------------------------
+    # The heartbeat thread.
+
+    def watch_gpus(self, uuids: list[str]) -> str:
+        """Sample these GPUs (NVML UUIDs) from now on; returns the monitor's status line."""
+        monitor = GpuMonitor(uuids)
+        old, self._gpus = self._gpus, monitor
+        old.close()
+        return monitor.status
+
+    def _beat(self) -> None:
+        with Store(self.db_path, create=False) as store:
+            while not self._quit.is_set():
+                try:
+                    rows = self._gpus.sample() if self._gpus.available else []
+                    store.write_batch(self.run_id, gpu=rows, run_fields={"heartbeat": time.time()})
+                    for cmd in store.take_commands(self.run_id):
+                        if cmd["command"] == "stop":
+                            self.stop_requested.set()
+                        else:
+                            self._commands.put(cmd["command"])
+                except Exception as e:              # a locked or full disk: say so in engine.log, keep beating
+                    print(f"--- heartbeat: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+                self._quit.wait(BEAT_EVERY_S)
+
+    def commands(self) -> list[str]:
+        """Commands other than stop received since the last call (snapshot, grid, evaluate)."""
+        out = []
+        while True:
+            try:
+                out.append(self._commands.get_nowait())
+            except queue.Empty:
+                return out
+
+    #------------------------------------------------------------------------
+    # Writes.
+
+    def event(self, message: str, level: str = "info") -> None:
+        self.log.event(message, level)
+
+    def flush(self, step: int, kimg: float, **run_fields: Any) -> None:
+        self.log.flush(step, kimg, **run_fields)
+
+    def record_grid(self, step: int, png: bytes, sampler: str, nfe: int) -> int:
+        path = save_grid_file(self.run_dir, step, png)
+        return self.store.add_sample(self.run_id, step=step, kind="grid", sampler=sampler, nfe=nfe, png=png,
+                                     path=str(path))
+
+    def finish(self, status: str, step: int, kimg: float, error: str | None = None) -> None:
+        """The final status, with everything still queued, in one transaction."""
+        fields: dict[str, Any] = {"status": status, "ended": time.time()}
+        if error is not None:
+            fields["error"] = error
+        self.log.flush(step, kimg, **fields)
+
+    def close(self) -> None:
+        self._quit.set()
+        self._thread.join(timeout=10)
+        self._gpus.close()
+        self.store.close()
+        self.lock.release()
