@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from difftui.engine.store import Store
-from difftui.tui.cli import app, hoist_global_options, json_safe
+from difftui.tui.cli import app
+from difftui.tui.cli.common import json_safe
+from difftui.tui.cli.root import hoist_global_options
 
 pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 

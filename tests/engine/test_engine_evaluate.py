@@ -136,7 +136,7 @@ def test_eval_without_a_checkpoint_is_one_line(tmp_path):
 
 def test_the_tui_side_of_evaluation_never_imports_torch():
     code = ("import sys; import difftui.engine.eval.jobs, difftui.engine.eval.metrics.weights, difftui.engine.eval.rows, "
-            "difftui.engine.eval.report, difftui.tui.cli_eval; "
+            "difftui.engine.eval.report, difftui.tui.cli.eval; "
             "bad = [m for m in ('torch', 'torch_fidelity') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -140,8 +140,9 @@ def test_cell_size_falls_back_to_the_terminals_answer_without_pixel_sizes():
 def test_the_cli_asks_the_terminal_before_the_app_runs(monkeypatch, tmp_path):
     """Once Textual runs, its input thread takes the terminal's answers (and reads `ESC [ ? 63;4 c` as keys, the `[`
     among them scrubbing the grid back): `open_tui` must have asked before `App.run`."""
-    from difftui.tui import cli, graphics
+    from difftui.tui import graphics
     from difftui.tui.app import DifftuiApp
+    from difftui.tui.cli import common, root
 
     monkeypatch.setattr(graphics, "_detected", None)
     seen = {}
@@ -150,5 +151,5 @@ def test_the_cli_asks_the_terminal_before_the_app_runs(monkeypatch, tmp_path):
         seen["detected at run"] = graphics.detected()
 
     monkeypatch.setattr(DifftuiApp, "run", fake_run)
-    cli.open_tui(cli.Context(tmp_path / "runs.db", []))
+    root.open_tui(common.Context(tmp_path / "runs.db", []))
     assert seen["detected at run"] in ("sixel", "kitty", "halfcell", "unicode")

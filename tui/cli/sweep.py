@@ -23,17 +23,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-
-class _Cli:
-    """difftui.tui.cli, looked up when used: cli.py registers these commands at its end, so importing it here at
-    module import would be circular (whichever of the two modules is imported first)."""
-
-    def __getattr__(self, name: str) -> Any:
-        from difftui.tui import cli
-        return getattr(cli, name)
-
-
-base = _Cli()
+from difftui.tui.cli.common import UserError, ctx_obj, fail, fmt_time, out, user_errors
+from difftui.tui.cli.follow import follow
 
 __all__ = ["register", "sweep_app", "member_rows", "sweep_header", "run_marks", "show_lines"]
 
@@ -53,8 +44,8 @@ def sweep_command(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except (*base._user_errors(), SweepError, Owned) as e:
-            base.fail(str(e))
+        except (*user_errors(), SweepError, Owned) as e:
+            fail(str(e))
     return wrapper
 
 
@@ -72,7 +63,7 @@ def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(g) for g in text.split(",") if g.strip())
     except ValueError:
-        raise base.UserError(f"--gpus {text!r}: expected GPU indices such as 0,1") from None
+        raise UserError(f"--gpus {text!r}: expected GPU indices such as 0,1") from None
 
 
 def run_marks(run: dict[str, Any]) -> str:
@@ -192,7 +183,7 @@ def follow_sweep(c: Any, sweep_id: int) -> int:
     """Redraw the member table until the sweep ends; Ctrl-C detaches (the supervisor and members keep going)."""
     from rich.live import Live
     try:
-        with Live(console=base.out, refresh_per_second=2, transient=False) as live:
+        with Live(console=out, refresh_per_second=2, transient=False) as live:
             while True:
                 sweep, alive, summaries = _read_sweep(c.db, sweep_id)
                 live.update(_render(sweep, alive, summaries))
@@ -200,11 +191,11 @@ def follow_sweep(c: Any, sweep_id: int) -> int:
                     break
                 time.sleep(FOLLOW_S)
     except KeyboardInterrupt:
-        base.out.print(f"detached from sweep {sweep_id}; it keeps running. Watch: difftui sweep show {sweep_id}   "
+        out.print(f"detached from sweep {sweep_id}; it keeps running. Watch: difftui sweep show {sweep_id}   "
                        f"Stop: difftui sweep stop {sweep_id}")
         return 0
     bad = [s.run["id"] for s in summaries if s.run["status"] in ("failed", "crashed")]
-    base.out.print(f"sweep {sweep_id} {sweep['status']}: " + ", ".join(
+    out.print(f"sweep {sweep_id} {sweep['status']}: " + ", ".join(
         f"{n} {st}" for st, n in _counts(summaries).items()))
     return 1 if bad else 0
 
@@ -243,7 +234,7 @@ def start(
 ) -> None:
     """Start a sweep: one run per grid point, run by a detached supervisor as slots free up."""
     from difftui.engine.sweeps import RunSpec, Slots, launch_sweep, parse_values_option, plan_sweep
-    c = base.ctx_obj(ctx)
+    c = ctx_obj(ctx)
     catalog = c.catalog()
     grid_preset = catalog.get("sweeps", grid)
     chosen = parse_values_option(grid_preset, values or [])
@@ -252,10 +243,10 @@ def start(
     slots = Slots.choose(device=device, gpus=_parse_gpus(gpus), runs_per_device=concurrency)
     plan = plan_sweep(catalog, grid_preset, spec, values=chosen, off_grid=off_grid, device=slots.member_device)
     sweep_id, proc = launch_sweep(c.db, plan, slots, name=name)       # the launch checks first (SweepError)
-    base.out.print(f"sweep {sweep_id} started (supervisor pid {proc.pid}): {grid} (playbook {grid_preset.playbook}), "
+    out.print(f"sweep {sweep_id} started (supervisor pid {proc.pid}): {grid} (playbook {grid_preset.playbook}), "
                    f"{len(plan.members)} runs, {plan.total_steps:,} steps in all, {slots.describe()}")
     if detach:
-        base.out.print(f"watch: difftui sweep show {sweep_id}   stop: difftui sweep stop {sweep_id}")
+        out.print(f"watch: difftui sweep show {sweep_id}   stop: difftui sweep stop {sweep_id}")
         return
     raise typer.Exit(follow_sweep(c, sweep_id))
 
@@ -266,16 +257,16 @@ def list_sweeps(ctx: typer.Context) -> None:
     """List sweeps with their members' statuses (a sweep whose supervisor died is marked crashed first)."""
     from difftui.engine.store import Store
     from difftui.engine.sweeps import sweep_slots
-    c = base.ctx_obj(ctx)
+    c = ctx_obj(ctx)
     if not c.db.exists():
-        base.out.print(f"no sweeps yet ({c.db} does not exist)")
+        out.print(f"no sweeps yet ({c.db} does not exist)")
         return
     with Store(c.db, create=False) as store:
         store.reap_dead_runs()
         store.reap_dead_sweeps()
         sweeps = store.list_sweeps()
     if not sweeps:
-        base.out.print("no sweeps")
+        out.print("no sweeps")
         return
     table = Table(box=None, pad_edge=False)
     for col in ("id", "name", "status", "grid", "members", "slots", "created"):
@@ -283,17 +274,17 @@ def list_sweeps(ctx: typer.Context) -> None:
     for s in sweeps:
         counts = ", ".join(f"{n} {st}" for st, n in sorted(s["counts"].items()))
         table.add_row(str(s["id"]), s["name"], s["status"], s["preset"] or "", counts or "none",
-                      sweep_slots(s).short(), base._fmt_time(s["created"]))
-    base.out.print(table)
+                      sweep_slots(s).short(), fmt_time(s["created"]))
+    out.print(table)
 
 
 @sweep_app.command("show")
 @sweep_command
 def show_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """A sweep's grid, slots and supervisor, and its member table (axis values, status, step, last/best losses)."""
-    c = base.ctx_obj(ctx)
+    c = ctx_obj(ctx)
     sweep, alive, summaries = _read_sweep(c.db, sweep_id)
-    base.out.print(_render(sweep, alive, summaries))
+    out.print(_render(sweep, alive, summaries))
 
 
 @sweep_app.command("stop")
@@ -301,7 +292,7 @@ def show_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="swe
 def stop_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """Hold the queue; every running member checkpoints and stops."""
     from difftui.engine.sweeps import stop_sweep as stop
-    base.out.print(stop(base.ctx_obj(ctx).db, sweep_id))
+    out.print(stop(ctx_obj(ctx).db, sweep_id))
 
 
 @sweep_app.command("resume")
@@ -309,7 +300,7 @@ def stop_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="swe
 def resume_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """Release the queue, queue stopped and crashed members again, restart the supervisor if it died."""
     from difftui.engine.sweeps import resume_sweep as resume
-    base.out.print(resume(base.ctx_obj(ctx).db, sweep_id))
+    out.print(resume(ctx_obj(ctx).db, sweep_id))
 
 
 @sweep_app.command("retry")
@@ -319,7 +310,7 @@ def retry_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sw
                                                                              "member too)")) -> None:
     """Run failed and crashed members again (from their newest checkpoint, or afresh without one)."""
     from difftui.engine.sweeps import retry_members
-    base.out.print(retry_members(base.ctx_obj(ctx).db, sweep_id, run or None))
+    out.print(retry_members(ctx_obj(ctx).db, sweep_id, run or None))
 
 
 @sweep_app.command("add")
@@ -330,8 +321,8 @@ def add_to_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="s
                  off_grid: bool = typer.Option(False, "--off-grid", help="allow a value off the paper's grid")) -> None:
     """Add a value to a sweep (one new member per point of the other axes); a running sweep picks it up."""
     from difftui.engine.sweeps import add_value
-    c = base.ctx_obj(ctx)
-    base.out.print(add_value(c.db, c.catalog(), sweep_id, value, axis=axis, off_grid=off_grid))
+    c = ctx_obj(ctx)
+    out.print(add_value(c.db, c.catalog(), sweep_id, value, axis=axis, off_grid=off_grid))
 
 
 #----------------------------------------------------------------------------
@@ -340,9 +331,9 @@ def add_to_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="s
 def compare(ctx: typer.Context, run_ids: list[int] = typer.Argument(..., help="two or more run ids")) -> None:
     """Runs side by side: last and best losses, NLL, FLOPs ratio, and only the config keys that differ."""
     from difftui.engine.sweeps.compare import compare_runs
-    c = base.ctx_obj(ctx)
+    c = ctx_obj(ctx)
     if len(run_ids) < 2:
-        raise base.UserError("compare needs at least two run ids")
+        raise UserError("compare needs at least two run ids")
     summaries, diff = compare_runs(c.db, run_ids)
     header, rows = member_rows(summaries)
     table = Table(box=None, pad_edge=False, title="metrics", title_justify="left")
@@ -353,10 +344,10 @@ def compare(ctx: typer.Context, run_ids: list[int] = typer.Argument(..., help="t
     for i, col in enumerate(header[1:], start=1):
         label = col if col != "best" else f"{header[i - 1].replace(' last', '')} best"
         table.add_row(label, *[row[i] for row in rows])
-    base.out.print(table)
-    base.out.print()
+    out.print(table)
+    out.print()
     if not diff:
-        base.out.print("configs: identical")
+        out.print("configs: identical")
         return
     keys = Table(box=None, pad_edge=False, title=f"config difference ({len(diff)} keys)", title_justify="left")
     keys.add_column("key", no_wrap=True)
@@ -364,7 +355,7 @@ def compare(ctx: typer.Context, run_ids: list[int] = typer.Argument(..., help="t
         keys.add_column(f"run {s.run['id']}", justify="right")
     for key, values in diff:
         keys.add_row(key, *["-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values])
-    base.out.print(keys)
+    out.print(keys)
 
 
 def clone(
@@ -378,14 +369,14 @@ def clone(
 ) -> None:
     """Start a new run with another run's config (plus --set changes); it records the run it was cloned from."""
     from difftui.engine.sweeps import clone_run
-    c = base.ctx_obj(ctx)
+    c = ctx_obj(ctx)
     new_id, proc = clone_run(c.db, c.catalog(), run_id, sets=set_ or [], max_steps=max_steps, device=device,
                              name=name)
-    base.out.print(f"run {new_id} started (pid {proc.pid}), cloned from run {run_id}"
+    out.print(f"run {new_id} started (pid {proc.pid}), cloned from run {run_id}"
                    + (f" with {' '.join(set_)}" if set_ else ""))
     if detach:
         return
-    raise typer.Exit(base.follow(c, new_id, proc))
+    raise typer.Exit(follow(c, new_id, proc))
 
 
 def register(app: typer.Typer) -> None:

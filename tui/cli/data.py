@@ -6,7 +6,7 @@
 
 `--set` takes dataset keys, with or without the `dataset.` prefix (`--set root=/data/ffhq` or
 `--set dataset.root=/data/ffhq`). Progress goes to stderr, the result to stdout; user errors are one line and exit 2.
-`register(app)` adds the `data` group to the main CLI (tui/cli.py calls it once).
+`register(app)` adds the `data` group to the main CLI (tui/cli/root.py calls it once).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
 import typer
+
+from difftui.tui.cli.common import ctx_obj, err, out, user_command
 
 __all__ = ["register", "resolve_dataset"]
 
@@ -48,7 +50,6 @@ def progress_bar(console) -> Iterator[Any]:
 
 def register(app: typer.Typer) -> None:
     """Add `difftui data check | card | prepare` to the main CLI."""
-    from difftui.tui.cli import ctx_obj, err, out, user_command
 
     data = typer.Typer(help="Check, describe and prepare data sets (playbook chapter 1).", no_args_is_help=True)
     app.add_typer(data, name="data")

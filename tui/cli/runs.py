@@ -1,295 +1,41 @@
-"""The headless CLI (typer): `difftui` opens the TUI; `run`, `ls`, `show`, `stop`, `resume`, `delete`, `presets` work
-over SSH.
+"""The run commands of the headless CLI: `run`, `ls`, `show`, `stop`, `resume`, `presets`, `delete`.
 
-Every user error (a malformed preset, a bad --set, an unknown run, missing data files, an unusable database, a
-launch check that fails) prints one line `difftui: error: ...` to stderr and exits 2, never a traceback. A followed
-run that fails exits 1. `--db` and `--presets` may come before or after the command; numbers may be written
-1e5 / 2e-4 / 1_000 wherever one is expected; `ls` and `show` print JSON with `--json`, and never wrap a word when
-piped; a runs.db in a folder this user cannot write is listed and shown read-only.
+Numbers may be written 1e5 / 2e-4 / 1_000 wherever one is expected; `ls` and `show` print JSON with `--json`, and
+never wrap a word when piped; a runs.db in a folder this user cannot write is listed and shown read-only.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
 
-__all__ = ["app", "main"]
-
-GLOBAL_OPTIONS = ("--db", "--presets")          # accepted before or after the command
-
-
-def hoist_global_options(args: list[str], commands: Any) -> list[str]:
-    """Move `--db X` / `--db=X` / `--presets X` given after the command name to the front, where the root reads them
-    (so `difftui ls --db x` works as `difftui --db x ls`). Stops at `--`."""
-    i = 0
-    while i < len(args) and args[i] not in commands:
-        i += 2 if args[i] in GLOBAL_OPTIONS else 1
-    if i >= len(args):
-        return list(args)
-    head, rest, moved = list(args[: i + 1]), [], []
-    j = i + 1
-    while j < len(args):
-        a = args[j]
-        if a == "--":
-            rest += args[j:]
-            break
-        if a in GLOBAL_OPTIONS and j + 1 < len(args):
-            moved += [a, args[j + 1]]
-            j += 2
-            continue
-        if any(a.startswith(o + "=") for o in GLOBAL_OPTIONS):
-            moved.append(a)
-        else:
-            rest.append(a)
-        j += 1
-    return moved + head + rest
-
-
-def _clean_metavars(command: Any) -> None:
-    """No `<bool>` beside a flag (the help option included); other options name their metavar explicitly."""
-    for param in getattr(command, "params", []):
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-        if getattr(param, "param_type_name", "") == "argument" and param.metavar:
-            param.display_type_rich = lambda ctx: None      # the metavar (ID, KIND) already names it
-    get_help_option = command.get_help_option
-
-    def help_option(ctx: Any) -> Any:
-        option = get_help_option(ctx)
-        if option is not None and option.metavar is None:
-            option.metavar = ""
-        return option
-
-    command.get_help_option = help_option
-
-
-class DifftuiGroup(TyperGroup):
-    """The root command: global options after the command too, and clean metavars on every command."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for command in [self, *self.commands.values()]:
-            _clean_metavars(command)
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args, self.commands))
-
-
-app = typer.Typer(
-    name="difftui",
-    help="Launch, watch, sweep, evaluate and resume diffusion-model training runs. With no command, opens the TUI. "
-         "--db and --presets may also follow the command.",
-    invoke_without_command=True,
-    no_args_is_help=False,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    cls=DifftuiGroup,
+from difftui.tui.cli import sweep as sweep_lines
+from difftui.tui.cli.common import (
+    KIND_ALIASES,
+    POLL_S,
+    Context,
+    UserError,
+    console,
+    ctx_obj,
+    fmt_time,
+    get_run,
+    launch_plan,
+    out,
+    print_json,
+    print_table,
+    steps_option,
+    user_command,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-KIND_ALIASES = {"dataset": "datasets", "backbone": "backbones", "sampler": "samplers", "recipe": "recipes",
-                "sweep": "sweeps"}
-LOSS_NAMES = ("L_simple", "L_hybrid", "L_vlb", "L_edm", "L_ocm", "loss")
-POLL_S = 0.5
+from difftui.tui.cli.eval import show_evaluations
+from difftui.tui.cli.follow import follow
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit 2."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from difftui.engine.config.model import PresetError
-    from difftui.engine.data import DataError
-    from difftui.engine.run.device import DeviceError
-    from difftui.engine.store import StoreError
-    return (UserError, PresetError, StoreError, DataError, DeviceError)
-
-
-def fail(message: str, code: int = 2) -> None:
-    print(f"difftui: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
-    raise typer.Exit(code)
-
-
-def user_command(fn: Callable) -> Callable:
-    """Turn the known user errors into one line on stderr and exit code 2."""
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except _user_errors() as e:
-            fail(str(e))
-    return wrapper
-
-
-#----------------------------------------------------------------------------
-# Global options.
-
-class Context:
-    def __init__(self, db: Path, presets: list[Path]):
-        self.db = db
-        self.presets = presets
-
-    def catalog(self):
-        from difftui.engine.config.catalog import Catalog
-        return Catalog(self.presets)
-
-    def store(self, *, create: bool = False):
-        from difftui.engine.store import Store
-        return Store(self.db, create=create)
-
-    def reading_store(self):
-        """The store for `ls` / `show`: read-only (said in one line on stderr) when this user cannot write it."""
-        from difftui.engine.store import open_for_reading
-        store = open_for_reading(self.db)
-        if store.read_only:
-            print(f"difftui: note: {self.db} is read-only here (its folder or file cannot be written); showing it "
-                  f"as it is, without marking dead runs crashed", file=sys.stderr, flush=True)
-        return store
-
-
-def ctx_obj(ctx: typer.Context) -> Context:
-    return ctx.obj
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    db: Optional[Path] = typer.Option(None, "--db", metavar="PATH",
-                                      help="run database (default: $DIFFTUI_DB, else ./runs.db)"),
-    presets: Optional[list[Path]] = typer.Option(None, "--presets", metavar="DIR",
-                                                 help="extra preset directory (repeatable)"),
-) -> None:
-    from difftui.engine.store import default_db_path
-    ctx.obj = Context((db or default_db_path()).expanduser(), list(presets or []))
-    if ctx.invoked_subcommand is None:
-        open_tui(ctx.obj)
-
-
-@user_command
-def open_tui(c: Context) -> None:
-    from difftui.tui.app import DifftuiApp
-    from difftui.tui.graphics import detect_graphics
-    detect_graphics()                               # sixel/kitty: ask before Textual reads stdin
-    DifftuiApp(db_path=c.db, preset_dirs=c.presets).run()
-
-
-#----------------------------------------------------------------------------
-# Helpers.
-
-def _get_run(store, run_id: int) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    if run is None:
-        raise UserError(f"no run {run_id} in {store.path}")
-    return run
-
-
-def _fmt_loss(values: dict[str, float]) -> str:
-    parts = [f"{n} {values[n]:.4g}" for n in LOSS_NAMES if n in values]
-    return "  ".join(parts)
-
-
-def _fmt_time(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _batch_size(run: dict[str, Any]) -> int:
-    import json
-    try:
-        return int(json.loads(run["config"])["recipe"]["batch_size"])
-    except (KeyError, ValueError, TypeError):
-        return 0
-
-
-def follow(c: Context, run_id: int, proc=None) -> int:
-    """Show a progress bar and the latest losses until the run ends; returns the CLI exit code.
-
-    Ctrl-C detaches (the engine runs in its own session and keeps going)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from difftui.engine.store import ACTIVE_STATUSES
-    store = c.store()
-    run = _get_run(store, run_id)
-    batch = _batch_size(run)
-    columns = [TextColumn("run {task.fields[run]} [bold]{task.fields[status]}[/]"), BarColumn(),
-               TextColumn("{task.completed}/{task.total} steps"), TextColumn("{task.fields[ips]}"),
-               TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(), TextColumn("{task.fields[loss]}")]
-    try:
-        with Progress(*columns, console=out, transient=False, refresh_per_second=4) as progress:
-            task = progress.add_task("", total=run["total_steps"] or 1, completed=run["step"], run=run_id,
-                                     status=run["status"], ips="", eta="-", loss="")
-            while True:
-                run = _get_run(store, run_id)
-                values = store.latest_values(run_id)
-                ips = values.get("img_per_s")
-                remaining = (run["total_steps"] or 0) - run["step"]
-                eta = "-"
-                if ips and batch and remaining > 0:
-                    eta = time.strftime("%H:%M:%S", time.gmtime(remaining * batch / ips))
-                progress.update(task, completed=run["step"], total=run["total_steps"] or 1, status=run["status"],
-                                ips=f"{ips:.0f} img/s" if ips else "", eta=eta, loss=_fmt_loss(values))
-                if run["status"] not in ACTIVE_STATUSES:
-                    break
-                if proc is not None and proc.poll() is not None:
-                    # The process is gone; give its last write a moment, then let the reaper decide.
-                    time.sleep(POLL_S)
-                    if _get_run(store, run_id)["status"] in ACTIVE_STATUSES:
-                        store.reap_dead_runs()
-                    continue
-                time.sleep(POLL_S)
-    except KeyboardInterrupt:
-        out.print(f"detached from run {run_id}; it keeps running. Watch: difftui show {run_id}   "
-                  f"Stop: difftui stop {run_id}")
-        return 0
-    finally:
-        store.close()
-    return _report_end(c, run_id)
-
-
-def _report_end(c: Context, run_id: int) -> int:
-    with c.store() as store:
-        run = _get_run(store, run_id)
-        grids = store.samples_index(run_id, "grid")
-        values = store.latest_values(run_id)
-    status = run["status"]
-    line = f"run {run_id} {status} at step {run['step']}/{run['total_steps']}"
-    if values:
-        line += f"  {_fmt_loss(values)}"
-    out.print(line)
-    if grids and grids[-1]["path"]:
-        out.print(f"latest grid: {grids[-1]['path']}")
-    if status in ("failed", "crashed"):
-        print(f"difftui: run {run_id} {status}: {run['error'] or 'see ' + str(Path(run['run_dir']) / 'engine.log')}",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def launch_plan(gpus: str | None, nproc_per_node: int | None, nnodes: int = 1, rdzv_endpoint: str | None = None):
-    """--gpus / --nproc-per-node / --nnodes / --rdzv-endpoint -> a LaunchPlan (one line on a bad value)."""
-    from difftui.engine.launch.runs import plan_from_options
-    try:
-        return plan_from_options(gpus, nproc_per_node, nnodes, rdzv_endpoint)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
-
-#----------------------------------------------------------------------------
-# Commands.
-
-@app.command()
 @user_command
 def run(
     ctx: typer.Context,
@@ -326,7 +72,7 @@ def run(
         device = "cuda"                             # GPUs were named: never fall back to the CPU silently
     config, defaulted = _resolve_launch(c, processes=plan.nproc_per_node * plan.nnodes, dataset=dataset,
                                         backbone=backbone, sampler=sampler, recipe=recipe, overrides=set_ or [],
-                                        max_steps=_steps_option(max_steps), device=device, off_tier=off_tier,
+                                        max_steps=steps_option(max_steps), device=device, off_tier=off_tier,
                                         name=name)
     run_id = create_run(c.db, config, plan=plan)
     proc = start_run(c.db, run_id, plan)
@@ -375,46 +121,10 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
     return config, defaulted
 
 
-def _console() -> Console:
-    """stdout as rich sees it: a terminal gets its width; a pipe or a file gets lines that never wrap."""
-    tty = sys.stdout.isatty()
-    return Console(highlight=False, width=None if tty else 1_000_000, soft_wrap=not tty)
-
-
-def _print_table(console: Console, table: Table) -> None:
-    """A table on a terminal as rich draws it; piped, the same lines without trailing blanks."""
-    if console.is_terminal:
-        console.print(table)
-        return
-    with console.capture() as captured:
-        console.print(table)
-    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
-    sys.stdout.flush()
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and infinities as the strings "NaN", "Infinity", "-Infinity", so that the output is valid JSON."""
-    import math
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def _print_json(value: Any) -> None:
-    import json
-    sys.stdout.write(json.dumps(json_safe(value), allow_nan=False, indent=2) + "\n")
-    sys.stdout.flush()
-
-
 RUN_FIELDS = ("id", "name", "status", "dataset", "backbone", "sampler", "recipe", "off_tier", "step", "total_steps",
               "kimg", "device", "pid", "host", "created", "started", "ended", "error", "run_dir")
 
 
-@app.command("ls")
 @user_command
 def list_runs(ctx: typer.Context,
               status: Optional[str] = typer.Option(None, "--status", metavar="STATUS",
@@ -424,7 +134,7 @@ def list_runs(ctx: typer.Context,
     c = ctx_obj(ctx)
     if not c.db.exists():
         if as_json:
-            _print_json([])
+            print_json([])
             return
         out.print(f"no runs yet ({c.db} does not exist)", markup=False)
         return
@@ -432,12 +142,12 @@ def list_runs(ctx: typer.Context,
         store.reap_dead_runs()
         runs = store.list_runs(status=status)
     if as_json:
-        _print_json([{**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "last_loss": r["last_loss"]}
+        print_json([{**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "last_loss": r["last_loss"]}
                      for r in runs])
         return
-    console = _console()
+    table_out = console()
     if not runs:
-        console.print("no runs")
+        table_out.print("no runs")
         return
     table = Table(box=None, pad_edge=False)
     for col in ("id", "name", "status", "dataset", "backbone", "sampler", "step", "last loss", "device"):
@@ -445,14 +155,13 @@ def list_runs(ctx: typer.Context,
                          overflow="fold", no_wrap=col in ("id", "status", "step"))
     for r in runs:
         backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
-        cells = (str(r["id"]), r["name"] + cli_sweep.run_marks(r), r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
+        cells = (str(r["id"]), r["name"] + sweep_lines.run_marks(r), r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
                  f"{r['step']}/{r['total_steps']}", f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-",
                  r["device"] or "")
         table.add_row(*(Text(str(cell)) for cell in cells))
-    _print_table(console, table)
+    print_table(table_out, table)
 
 
-@app.command()
 @user_command
 def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
          events: str = typer.Option("10", "--events", metavar="N", help="how many recent events to show"),
@@ -469,18 +178,18 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     c = ctx_obj(ctx)
     with c.reading_store() as store:
         store.reap_dead_runs()
-        r = _get_run(store, run_id)
+        r = get_run(store, run_id)
         values = store.latest_values(run_id)
         grids = store.samples_index(run_id, "grid")
         evs = store.events_since(run_id)[-events_n:] if events_n > 0 else []
     cfg = json.loads(r["config"])
     if as_json:
-        _print_json({**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "config": cfg,
+        print_json({**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "config": cfg,
                      "last": values, "grids": [{k: g[k] for k in ("step", "sampler", "nfe", "path", "time")}
                                                for g in grids],
                      "events": [{k: e[k] for k in ("time", "level", "message")} for e in evs]})
         return
-    out = _console()
+    out = console()
     rec, ds, bb, sp = cfg["recipe"], cfg["dataset"], cfg["backbone"], cfg["sampler"]
     out.print(Text.assemble(Text(f"run {r['id']}", style="bold"), f"  {r['name']}  ",
                             Text(r["status"], style="bold")))
@@ -491,13 +200,13 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
               f"  recipe    {rec['name']}: {rec['loss']} loss, {rec['schedule']} schedule, T={rec['diffusion_steps']},"
               f" batch {rec['batch_size']}, lr {rec['lr']:g}, EMA {rec['ema_decay']}",
               f"  device    {r['device'] or cfg.get('device', '-')}   pid {r['pid'] or '-'} on {r['host'] or '-'}"
-              + (f", started {_fmt_time(r['pid_start'])}" if r.get("pid_start") else ""),
+              + (f", started {fmt_time(r['pid_start'])}" if r.get("pid_start") else ""),
               f"  progress  step {r['step']}/{r['total_steps']}  kimg {r['kimg']:.1f}",
-              f"  times     created {_fmt_time(r['created'])}  started {_fmt_time(r['started'])}"
-              f"  ended {_fmt_time(r['ended'])}"]
+              f"  times     created {fmt_time(r['created'])}  started {fmt_time(r['started'])}"
+              f"  ended {fmt_time(r['ended'])}"]
     if r["error"]:
         lines.append(f"  error     {r['error']}")
-    lines += cli_sweep.show_lines(r)
+    lines += sweep_lines.show_lines(r)
     if values:
         lines.append("  last      " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
     lines.append(f"  run dir   {r['run_dir']}")
@@ -509,10 +218,9 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     if evs:
         out.print("  events", markup=False)
         for e in evs:
-            out.print(f"    {_fmt_time(e['time'])}  {e['level']:<7} {e['message']}", markup=False)
+            out.print(f"    {fmt_time(e['time'])}  {e['level']:<7} {e['message']}", markup=False)
 
 
-@app.command()
 @user_command
 def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
          wait: bool = typer.Option(False, "--wait", help="wait until the engine has checkpointed and exited"),
@@ -527,7 +235,7 @@ def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     c = ctx_obj(ctx)
     with c.store() as store:
         store.reap_dead_runs()
-        _get_run(store, run_id)
+        get_run(store, run_id)
     if force:
         try:
             out.print(force_stop(c.db, run_id, grace_s=grace))
@@ -541,14 +249,13 @@ def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     out.print(f"stop requested for run {run_id}; it checkpoints, then exits")
     if wait:
         with c.store() as store:
-            while _get_run(store, run_id)["status"] in ACTIVE_STATUSES:
+            while get_run(store, run_id)["status"] in ACTIVE_STATUSES:
                 time.sleep(POLL_S)
                 store.reap_dead_runs()
-            r = _get_run(store, run_id)
+            r = get_run(store, run_id)
         out.print(f"run {run_id} {r['status']} at step {r['step']}")
 
 
-@app.command()
 @user_command
 def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
            detach: bool = typer.Option(False, "--detach", help="start the engine and return at once"),
@@ -563,8 +270,8 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
     from difftui.engine.launch import runs as launch
     c = ctx_obj(ctx)
     with c.store() as store:
-        _get_run(store, run_id)
-    total = _steps_option(max_steps)
+        get_run(store, run_id)
+    total = steps_option(max_steps)
     plan = launch_plan(gpus, nproc_per_node) if gpus is not None or nproc_per_node is not None else None
     try:
         proc = launch.resume(c.db, run_id, total_steps=total, plan=plan)
@@ -576,7 +283,6 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
     raise typer.Exit(follow(c, run_id, proc))
 
 
-@app.command()
 @user_command
 def presets(ctx: typer.Context,
             kind: Optional[str] = typer.Argument(None, metavar="KIND",
@@ -591,7 +297,7 @@ def presets(ctx: typer.Context,
             raise UserError(f"unknown preset kind '{kind}' (kinds: {', '.join(KINDS)})")
         kinds = [k]
     catalog = c.catalog()
-    out = _console()                                    # piped: one line per preset, never folded
+    out = console()                                    # piped: one line per preset, never folded
     for k in kinds:
         files = catalog.all(k)
         table = Table(title=k, title_justify="left", box=None, pad_edge=False)
@@ -602,7 +308,7 @@ def presets(ctx: typer.Context,
             table.add_column("description")
             for f in files:
                 table.add_row(f.name, f.preset.description)
-        _print_table(out, table)
+        print_table(out, table)
         out.print()
 
 
@@ -622,21 +328,6 @@ def _backbone_table(table: Table, files) -> None:
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
 
 
-def _steps_option(text: str | None) -> int | None:
-    """--max-steps N: a whole number >= 1, written any way a number is (1e5, 2_000, 300)."""
-    from difftui.engine.config.schema import parse_integer
-    if text is None:
-        return None
-    try:
-        steps = parse_integer(text)
-    except ValueError:
-        raise UserError(f"--max-steps: expected a whole number, got {text!r}") from None
-    if steps < 1:
-        raise UserError(f"--max-steps: expected >= 1, got {steps}")
-    return steps
-
-
-@app.command()
 @user_command
 def delete(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", help="run id"),
            yes: bool = typer.Option(False, "--yes", "-y", help="delete without asking (for scripts)")) -> None:
@@ -645,7 +336,7 @@ def delete(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
     c = ctx_obj(ctx)
     with c.store() as store:
         store.reap_dead_runs()
-        run = _get_run(store, run_id)
+        run = get_run(store, run_id)
         if store.is_alive(run):
             raise UserError(f"run {run_id} is {run['status']} (pid {run['pid']}); stop it first: "
                             f"difftui stop {run_id} --wait")
@@ -661,29 +352,14 @@ def delete(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
     out.print(f"run {run_id} deleted")
 
 
-# `difftui data check | card | prepare` (issue 10; tui/cli_data.py).
-from difftui.tui import cli_data  # noqa: E402
-
-cli_data.register(app)
 
 
-# Sweeps, compare and clone (issue 8) live in their own module.
-from difftui.tui import cli_sweep  # noqa: E402
-
-cli_sweep.register(app)
-
-
-# `difftui eval` and `difftui report` (tui/cli_eval.py), and their lines in `difftui show`.
-from difftui.tui.cli_eval import register as _register_eval  # noqa: E402
-from difftui.tui.cli_eval import show_evaluations
-
-_register_eval(app)
-
-
-def main() -> None:
-    """Console-script entry point (`difftui = difftui.tui.cli:main`)."""
-    app()
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    """Add the run commands to difftui's CLI, in the order `difftui --help` lists them."""
+    app.command("run")(run)
+    app.command("ls")(list_runs)
+    app.command("show")(show)
+    app.command("stop")(stop)
+    app.command("resume")(resume)
+    app.command("presets")(presets)
+    app.command("delete")(delete)

@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from difftui.tui.cli.common import UserError, ctx_obj, fail, out, user_command
+
 __all__ = ["register", "eval_args"]
 
 POLL_S = 0.5
@@ -63,8 +65,7 @@ def follow_job(out, store, job_id: int, proc, title: str) -> dict:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `eval` and `report` to the CLI (cli.py calls this once)."""
-    from difftui.tui.cli import UserError, ctx_obj, fail, out, user_command
+    """Add `eval` and `report` to the CLI (root.py calls this once)."""
 
     @app.command("eval")
     @user_command

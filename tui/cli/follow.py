@@ -1,0 +1,85 @@
+"""Following a run from the shell: a progress bar with the latest losses until the run ends (`run`, `resume`,
+`sweep` and `clone` without --detach). Ctrl-C detaches; the engine runs in its own session and keeps going."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from difftui.tui.cli.common import POLL_S, Context, fmt_loss, get_run, out
+
+
+def _batch_size(run: dict[str, Any]) -> int:
+    import json
+    try:
+        return int(json.loads(run["config"])["recipe"]["batch_size"])
+    except (KeyError, ValueError, TypeError):
+        return 0
+
+
+def follow(c: Context, run_id: int, proc=None) -> int:
+    """Show a progress bar and the latest losses until the run ends; returns the CLI exit code.
+
+    Ctrl-C detaches (the engine runs in its own session and keeps going)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from difftui.engine.store import ACTIVE_STATUSES
+    store = c.store()
+    run = get_run(store, run_id)
+    batch = _batch_size(run)
+    columns = [TextColumn("run {task.fields[run]} [bold]{task.fields[status]}[/]"), BarColumn(),
+               TextColumn("{task.completed}/{task.total} steps"), TextColumn("{task.fields[ips]}"),
+               TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(), TextColumn("{task.fields[loss]}")]
+    try:
+        with Progress(*columns, console=out, transient=False, refresh_per_second=4) as progress:
+            task = progress.add_task("", total=run["total_steps"] or 1, completed=run["step"], run=run_id,
+                                     status=run["status"], ips="", eta="-", loss="")
+            while True:
+                run = get_run(store, run_id)
+                values = store.latest_values(run_id)
+                ips = values.get("img_per_s")
+                remaining = (run["total_steps"] or 0) - run["step"]
+                eta = "-"
+                if ips and batch and remaining > 0:
+                    eta = time.strftime("%H:%M:%S", time.gmtime(remaining * batch / ips))
+                progress.update(task, completed=run["step"], total=run["total_steps"] or 1, status=run["status"],
+                                ips=f"{ips:.0f} img/s" if ips else "", eta=eta, loss=fmt_loss(values))
+                if run["status"] not in ACTIVE_STATUSES:
+                    break
+                if proc is not None and proc.poll() is not None:
+                    # The process is gone; give its last write a moment, then let the reaper decide.
+                    time.sleep(POLL_S)
+                    if get_run(store, run_id)["status"] in ACTIVE_STATUSES:
+                        store.reap_dead_runs()
+                    continue
+                time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        out.print(f"detached from run {run_id}; it keeps running. Watch: difftui show {run_id}   "
+                  f"Stop: difftui stop {run_id}")
+        return 0
+    finally:
+        store.close()
+    return report_end(c, run_id)
+
+
+def report_end(c: Context, run_id: int) -> int:
+    with c.store() as store:
+        run = get_run(store, run_id)
+        grids = store.samples_index(run_id, "grid")
+        values = store.latest_values(run_id)
+    status = run["status"]
+    line = f"run {run_id} {status} at step {run['step']}/{run['total_steps']}"
+    if values:
+        line += f"  {fmt_loss(values)}"
+    out.print(line)
+    if grids and grids[-1]["path"]:
+        out.print(f"latest grid: {grids[-1]['path']}")
+    if status in ("failed", "crashed"):
+        print(f"difftui: run {run_id} {status}: {run['error'] or 'see ' + str(Path(run['run_dir']) / 'engine.log')}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
