@@ -199,7 +199,7 @@ def engine_run(device: str, seconds: float, dry: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "runs.db"
         config = Catalog().resolve(overrides=sets, max_steps=1_000_000, device=device)
-        run_id = launch.launch(db, config)
+        run_id = launch.new_run(db, config).run_id
         t0 = time.monotonic()
         deadline = t0 + seconds + 120
         with Store(db) as store:

@@ -26,7 +26,7 @@ from datetime import date
 from pathlib import Path
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.launch.runs import launch
+from difftui.engine.launch.runs import new_run
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.engine.sweeps import RunSpec, Slots, launch_sweep, plan_sweep
 
@@ -45,9 +45,9 @@ def one_round(db: Path, spec: RunSpec, slots: Slots, sweep_first: bool) -> dict:
     config = plan.members[0].config                 # the very same config for the lone run
     if sweep_first:
         sweep_id, sup = launch_sweep(db, plan, slots)
-        alone = launch(db, config)
+        alone = new_run(db, config).run_id
     else:
-        alone = launch(db, config)
+        alone = new_run(db, config).run_id
         sweep_id, sup = launch_sweep(db, plan, slots)
     start = time.monotonic()
     while True:

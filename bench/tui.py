@@ -127,14 +127,14 @@ WATCH_LOADS = {
 
 def watch(workdir: Path, watch_s: float, settle_s: float, load: str = "fast") -> dict:
     from difftui.engine.config.catalog import Catalog
-    from difftui.engine.launch.runs import launch, request_stop
+    from difftui.engine.launch.runs import new_run, request_stop
     from difftui.engine.store import Store
 
     db = workdir / f"watch-{load}.db"
     env = {**os.environ, "DIFFTUI_CPU_THREADS": "1", "TERM": "xterm-256color", "COLORTERM": "truecolor"}
     os.environ["DIFFTUI_CPU_THREADS"] = "1"
     config = Catalog().resolve(overrides=WATCH_LOADS[load], max_steps=1_000_000, device="cpu", name="bench-watch")
-    run_id = launch(db, config)
+    run_id = new_run(db, config).run_id
     out: dict = {}
     term = None
     try:

@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.engine.store import Store
 from difftui.tui import bindings
 from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone
 from difftui.tui.screens.base import one_line
@@ -36,7 +36,8 @@ class DifftuiApp(App[None]):
         # Absolute now: the engines we spawn and every worker must agree on the file whatever the cwd becomes.
         self.db_path = Path(db_path).expanduser().absolute()
         self.preset_dirs = [Path(p).expanduser() for p in preset_dirs]
-        self.processes: dict[int, subprocess.Popen] = {}       # engines this app started (reaped, never killed)
+        # Engines (by run id) and evaluators (("eval", job id)) this app started: reaped, never killed.
+        self.processes: dict[int | tuple[str, int], subprocess.Popen] = {}
         self.supervisors: dict[int, subprocess.Popen] = {}     # sweep supervisors this app started (same)
         self.sub_title = str(self.db_path)
         # The new-run flow's presets (kind -> [(name, preset or None, error)]), read once per flow, and the user's
@@ -61,9 +62,10 @@ class DifftuiApp(App[None]):
     @work(thread=True, exclusive=True, group="open-db", exit_on_error=False)
     def open_database(self) -> None:
         """Create runs.db when it is missing, reap runs whose engine died, count the runs."""
+        from difftui.engine.launch import liveness
         from difftui.engine.store import open_for_reading
         with (open_for_reading(self.db_path) if self.db_path.exists() else Store(self.db_path)) as store:
-            store.reap_dead_runs()
+            liveness.reap(store)
             count = len(store.list_runs())
             read_only = store.read_only
         if read_only:
@@ -249,36 +251,42 @@ class DifftuiApp(App[None]):
 
     # -- run actions: the engine's launch API, called from workers ------------------------------------------------
 
-    def track(self, run_id: int, proc: subprocess.Popen) -> None:
-        self.processes[run_id] = proc
+    def track(self, key: int | tuple[str, int], proc: subprocess.Popen) -> None:
+        """An engine (by run id) or an evaluator (("eval", job id)) this app started: reaped, never killed."""
+        self.processes[key] = proc
 
     def reap_children(self) -> None:
         """Collect the exit status of engines this app started, so none lingers as a zombie (never kills)."""
-        for run_id, proc in list(self.processes.items()):
+        for key, proc in list(self.processes.items()):
             if proc.poll() is not None:
-                self.processes.pop(run_id, None)
+                self.processes.pop(key, None)
         for sweep_id, proc in list(self.supervisors.items()):
             if proc.poll() is not None:
                 self.supervisors.pop(sweep_id, None)
 
+    # Each action is the engine's use case (difftui.engine.launch.runs, difftui.engine.eval.start), the same call the
+    # CLI makes; its Outcome is shown as it is, and a refusal (LaunchError, one line) as a warning.
+
+    def _run_action(self, run_id: int, action: str, call, *, hint: str = "") -> None:
+        from difftui.engine.launch.outcome import LaunchError
+        try:
+            outcome = call()
+        except LaunchError as e:
+            self.post_message(RunActionDone(run_id, action, one_line(e), refused=True))
+            return
+        if outcome.proc is not None:
+            self.track(("eval", outcome.job_id) if outcome.job_id is not None else run_id, outcome.proc)
+        self.post_message(RunActionDone(run_id, action, outcome.message + (hint if outcome.proc else "")))
+
     @work(thread=True, group="run-action", exit_on_error=False)
     def stop_run(self, run_id: int) -> None:
         from difftui.engine.launch.runs import request_stop
-        with Store(self.db_path) as store:
-            run = store.get_run(run_id)
-        if run is None or run["status"] not in ACTIVE_STATUSES:
-            status = run["status"] if run else "deleted"
-            self.post_message(RunActionDone(run_id, "stop", f"run {run_id} is not running ({status})"))
-            return
-        request_stop(self.db_path, run_id)
-        self.post_message(RunActionDone(run_id, "stop", f"stop requested for run {run_id}"))
+        self._run_action(run_id, "stop", lambda: request_stop(self.db_path, run_id))
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def resume_run(self, run_id: int) -> None:
         from difftui.engine.launch.runs import resume
-        proc = resume(self.db_path, run_id)          # RuntimeError (one line) while the run is alive
-        self.track(run_id, proc)
-        self.post_message(RunActionDone(run_id, "resume", f"run {run_id} resumed from its newest checkpoint"))
+        self._run_action(run_id, "resume", lambda: resume(self.db_path, run_id))
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def evaluate_run(self, run_id: int) -> None:
@@ -286,56 +294,18 @@ class DifftuiApp(App[None]):
         (`python -m difftui.engine eval`, own session, progress in runs.db; `t` on the dashboard shows it): the panel,
         the held-out NLL and, when the Inception weights are found, FID and precision/recall at the quick count.
         No torch in this process."""
-        from difftui.engine.eval.jobs import spawn_evaluator
-        from difftui.engine.eval.metrics.weights import InceptionWeightsMissing, locate_inception
-        with Store(self.db_path) as store:
-            store.reap_dead_runs()
-            run = store.get_run(run_id)
-            if run is not None and store.is_alive(run):
-                store.send_command(run_id, "evaluate")
-                self.post_message(RunActionDone(run_id, "evaluate", f"evaluate requested for run {run_id}"))
-                return
-            busy = [j for j in store.jobs_for(run_id, active=True)]
-        if busy:
-            self.post_message(RunActionDone(run_id, "evaluate", f"run {run_id} is already being evaluated "
-                                            f"(job {busy[-1]['id']}); t shows its progress"))
-            return
-        args, note = ["--quick"], ""
-        try:
-            found = locate_inception()
-        except InceptionWeightsMissing as e:
-            found, note = None, str(e)
-        if found is not None:
-            args.append("--fid")
-        elif not note:
-            from difftui.engine.eval.metrics.weights import missing_message
-            note = missing_message()
-        job_id, proc = spawn_evaluator(self.db_path, run_id, args)
-        self.track_job(job_id, proc)
-        text = f"evaluating run {run_id} (job {job_id}); t shows its progress"
-        if note:
-            text += f". FID skipped: {note}"
-        self.post_message(RunActionDone(run_id, "evaluate", text))
-
-    def track_job(self, job_id: int, proc: subprocess.Popen) -> None:
-        """Evaluator processes this app started: reaped with the engines by `reap_children`, never killed."""
-        self.processes[("eval", job_id)] = proc  # type: ignore[index]
+        from difftui.engine.eval.start import EvalRequest, start_evaluation
+        request = EvalRequest(quick=True, fid_if_found=True)
+        self._run_action(run_id, "evaluate", lambda: start_evaluation(self.db_path, run_id, request),
+                         hint=" (t on the dashboard shows its progress)")
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def delete_run(self, run_id: int) -> None:
-        with Store(self.db_path) as store:
-            store.reap_dead_runs()
-            run = store.get_run(run_id)
-            if run is None:
-                return
-            if run["status"] in ACTIVE_STATUSES:
-                self.post_message(RunActionDone(run_id, "delete", f"run {run_id} is {run['status']}: stop it first"))
-                return
-            store.delete_run(run_id)
-        self.post_message(RunActionDone(run_id, "delete", f"run {run_id} deleted"))
+        from difftui.engine.launch.runs import delete_run
+        self._run_action(run_id, "delete", lambda: delete_run(self.db_path, run_id))
 
     def on_run_action_done(self, message: RunActionDone) -> None:
-        self.notify(message.text, title=message.action)
+        self.notify(message.text, title=message.action, severity="warning" if message.refused else "information")
         refresh = getattr(self.screen, "refresh_now", None)
         if refresh is not None:
             refresh()

@@ -156,13 +156,14 @@ class GridLoaded(Message):
 
 
 class RunActionDone(Message):
-    """stop / resume / delete finished: a line for the user."""
+    """stop / resume / evaluate / delete finished: a line for the user (`refused`: the engine said no)."""
 
-    def __init__(self, run_id: int, action: str, text: str) -> None:
+    def __init__(self, run_id: int, action: str, text: str, *, refused: bool = False) -> None:
         super().__init__()
         self.run_id = run_id
         self.action = action
         self.text = text
+        self.refused = refused
 
 
 #----------------------------------------------------------------------------

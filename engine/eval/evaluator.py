@@ -43,6 +43,8 @@ from difftui.engine.eval.protocol import (
     Evaluation,
     selection_spec,
 )
+from difftui.engine.launch import liveness
+from difftui.engine.launch.lock import process_start_time
 from difftui.engine.store import Store, StoreError
 
 __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "CURVE_VARIANCES", "EvalError", "EvalBusy", "EvalOptions",
@@ -122,7 +124,7 @@ class Progress:
 
 def _load_run(store: Store, run_id: int) -> tuple[dict[str, Any], RunConfig]:
     from difftui.engine.config.catalog import config_from_dict
-    store.reap_dead_runs()
+    liveness.reap_dead_runs(store)
     run = store.get_run(run_id)
     if run is None:
         raise EvalError(f"{store.path}: no run {run_id}")
@@ -142,10 +144,11 @@ def evaluate(db_path: str | os.PathLike[str], run_id: int, opts: EvalOptions, *,
         run, config = _load_run(store, run_id)
         if job_id is None:
             job_id = store.create_job(run_id, "eval", dataclasses.asdict(opts))
-        store.claim_job(job_id, pid=os.getpid(), message="starting")
+        store.claim_job(job_id, pid=os.getpid(), pid_start=process_start_time(os.getpid()),
+                        message="starting")
         progress = Progress(store, job_id)
         try:
-            if opts.snapshot is None and not opts.pending_snapshots and store.is_alive(run):
+            if opts.snapshot is None and not opts.pending_snapshots and liveness.run_alive(run):
                 raise EvalError(f"run {run_id} is {run['status']}: its engine evaluates its panel (difftui eval "
                                 f"{run_id} sends the command); evaluate one of its snapshots with --snapshot STEP")
             with eval_lock(Path(run["run_dir"]), run_id):

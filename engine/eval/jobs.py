@@ -2,9 +2,11 @@
 
 An evaluation runs as `python -m difftui.engine eval RUN_ID --db PATH --job JOB_ID [...]`, started from an argv list
 with stdin from /dev/null, stdout and stderr appended to runs/<id>/eval.log, in its own session (closing the terminal
-or the TUI does not stop it), exactly as launch.py starts engines. The spawner creates the job row first (status
-queued, with the pid), so a front end can follow it at once; the evaluator claims it, reports done/total and a
-message as it goes, and ends it with a status and, on failure, one line.
+or the TUI does not stop it), as the launch backends start engines. The spawner creates the job row first (status
+queued, then its pid), so a front end can follow it at once; the evaluator claims it, reports done/total and a
+message as it goes, and ends it with a status and, on failure, one line. An evaluator that dies without a final
+status is reaped as failed (difftui.engine.launch.liveness). What to evaluate, and whether to spawn at all, is the
+evaluate use case's call (eval/start.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from difftui.engine.launch.lock import process_start_time
 from difftui.engine.store import Store, StoreError
 
 __all__ = ["EVAL_EXIT_USER_ERROR", "eval_argv", "spawn_evaluator", "job_finished"]
@@ -42,9 +45,7 @@ def spawn_evaluator(db_path: str | os.PathLike[str], run_id: int, args: list[str
             proc = subprocess.Popen(eval_argv(db_path, run_id, job_id, args), stdin=devnull, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=folder, start_new_session=True, close_fds=True)
         # The pid at once, so that a process that dies while importing torch is reaped as failed, not followed forever.
-        with store.atomic():
-            store.db.execute("UPDATE jobs SET pid = ?, host = ? WHERE id = ? AND pid IS NULL",
-                             [proc.pid, socket.gethostname(), job_id])
+        store.record_job_pid(job_id, pid=proc.pid, pid_start=process_start_time(proc.pid), host=socket.gethostname())
     return job_id, proc
 
 

@@ -20,12 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from difftui.engine.launch.outcome import LaunchError
+
 __all__ = ["Owned", "Holder", "OwnerLock", "holder", "process_start_time", "pid_alive"]
 
 ACQUIRE_RETRY_S = 2.0                               # how long a new owner retries a lock that a probe holds briefly
 
 
-class Owned(RuntimeError):
+class Owned(LaunchError):
     """The lock is held by another live process; the message is one line naming it."""
 
 

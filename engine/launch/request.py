@@ -50,12 +50,12 @@ class LaunchRequest:
     gpus: str = ""                                  # e.g. "0,1": one process per GPU through torchrun (DDP)
 
     def plan(self) -> Any:
-        """How the run is launched (engine.launch.LaunchPlan); PresetError (one line) for a bad GPUs field."""
-        from difftui.engine.launch.runs import plan_from_options
+        """How the run is launched (launch/plan.py's LaunchPlan); PresetError (one line) for a bad GPUs field."""
+        from difftui.engine.launch.plan import plan_from_options
         try:
-            return plan_from_options(self.gpus or None)
+            return plan_from_options(self.gpus or None, option="GPUs")
         except ValueError as e:
-            raise PresetError(str(e).replace("--gpus", "GPUs")) from None
+            raise PresetError(str(e)) from None
 
     def resolve(self, preset_dirs: list, *, cwd: str | os.PathLike[str] | None = None,
                 probe: DeviceProbe | None = None) -> RunConfig:

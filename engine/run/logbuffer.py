@@ -41,10 +41,12 @@ class LogBuffer:
     def due(self) -> bool:
         return self.clock() - self.last_flush >= self.flush_every_s
 
-    def flush(self, step: int, kimg: float, **run_fields: Any) -> None:
-        """One transaction: queued metrics, GPU rows and events, plus heartbeat, step and kimg."""
+    def flush(self, step: int, kimg: float, *, final: tuple[str, str | None] | None = None,
+              **run_fields: Any) -> None:
+        """One transaction: queued metrics, GPU rows and events, plus heartbeat, step and kimg; with `final`
+        (status, error) the run ends in that same transaction (Store.finish_run)."""
         fields = {"step": step, "kimg": kimg, "heartbeat": time.time(), **run_fields}
         self.store.write_batch(self.run_id, metrics=self.metrics, gpu=self.gpu, events=self.events,
-                               run_fields=fields)
+                               run_fields=fields, final=final)
         self.metrics, self.gpu, self.events = [], [], []
         self.last_flush = self.clock()

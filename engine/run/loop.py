@@ -442,7 +442,7 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
                     owner.finish("failed", step, loop.trainer.kimg, error=message)
             except Exception:
                 traceback.print_exc(file=sys.stderr)
-                owner.store.set_status(run_id, "failed", error=message)
+                owner.store.finish_run(run_id, "failed", error=message)
         return 1
     finally:
         if owner is not None:

@@ -7,7 +7,7 @@
                 (stop is seen at once; the others wait for the loop)
     writes      metrics, events, grids and the run's status, batched by `LogBuffer` in the loop's thread
     status      running -> completed | stopped | failed (one line `Type: message`); an engine that dies without
-                one is marked crashed by `Store.reap_dead_runs` once its lock is gone
+                one is marked crashed by the reaper (difftui.engine.launch.liveness) once its lock is gone
 """
 
 from __future__ import annotations
@@ -56,9 +56,8 @@ class RunOwner:
         for path in remove_stale_temps(self.run_dir / "checkpoints"):
             self.log.event(f"removed {path.name}, the temp file of a checkpoint write that never finished", "warning")
         pid = os.getpid()
-        self.store.update_run(run_id, status="running", pid=pid, pid_start=process_start_time(pid),
-                              host=socket.gethostname(), heartbeat=time.time(), started=self.started, error=None,
-                              ended=None)
+        self.store.mark_running(run_id, pid=pid, pid_start=process_start_time(pid), host=socket.gethostname(),
+                                started=self.started)
         self.stop_requested = threading.Event()
         self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._gpus = GpuMonitor()
@@ -115,11 +114,8 @@ class RunOwner:
                                      path=str(path))
 
     def finish(self, status: str, step: int, kimg: float, error: str | None = None) -> None:
-        """The final status, with everything still queued, in one transaction."""
-        fields: dict[str, Any] = {"status": status, "ended": time.time()}
-        if error is not None:
-            fields["error"] = error
-        self.log.flush(step, kimg, **fields)
+        """The final status (completed, stopped or failed), with everything still queued, in one transaction."""
+        self.log.flush(step, kimg, final=(status, error))
 
     def close(self) -> None:
         self._quit.set()

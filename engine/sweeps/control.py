@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from difftui.engine.launch import liveness
+from difftui.engine.launch.liveness import is_waiting
 from difftui.engine.launch.lock import Owned, holder, process_start_time
+from difftui.engine.launch.outcome import LaunchError
 from difftui.engine.launch.runs import create_run, request_stop
-from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError, sweep_lock_path
+from difftui.engine.store import ACTIVE_STATUSES, SWEEP_STATUSES, Store, StoreError, sweep_lock_path
 from difftui.engine.sweeps.errors import SweepError
 from difftui.engine.sweeps.plan import SweepPlan, format_value, grid_record, member_label, parse_value, resolve_member
 from difftui.engine.sweeps.slots import Slots
@@ -33,11 +36,6 @@ from difftui.engine.sweeps.spec import RunSpec
 __all__ = ["create_sweep", "start_supervisor", "ensure_supervised", "launch_sweep", "stop_sweep", "resume_sweep",
            "retry_members", "add_value", "sweep_slots", "sweep_grid", "supervisor_argv", "clone_run",
            "is_waiting"]
-
-
-def is_waiting(run: dict[str, Any]) -> bool:
-    """A member in the queue: queued and never started (no pid)."""
-    return run["status"] == "queued" and not run["pid"]
 
 
 def _get(store: Store, sweep_id: int) -> dict[str, Any]:
@@ -98,7 +96,7 @@ def start_supervisor(db_path: str | os.PathLike[str], sweep_id: int) -> subproce
     with Store(db_path, create=False) as store:
         with store.atomic():
             sweep = _get(store, sweep_id)
-            if store.is_sweep_alive(sweep):
+            if liveness.sweep_alive(sweep):
                 owner = holder(sweep_lock_path(sweep))
                 who = owner.describe() if owner else f"starting as pid {sweep['pid']}"
                 raise Owned(f"sweep {sweep_id} is already supervised ({who})")
@@ -139,7 +137,7 @@ def launch_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots,
         proc = start_supervisor(db_path, sweep_id)
     except Exception as e:
         with Store(db_path) as store:
-            store.update_sweep(sweep_id, status="crashed", error=f"supervisor did not start: {e}", ended=time.time())
+            store.end_sweep(sweep_id, "crashed", error=f"supervisor did not start: {e}")
         raise
     return sweep_id, proc
 
@@ -150,21 +148,22 @@ def launch_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots,
 def stop_sweep(db_path: str | os.PathLike[str], sweep_id: int) -> str:
     """Hold the queue and ask every running member to checkpoint and stop. Returns one line."""
     with Store(db_path, create=False) as store:
-        store.reap_dead_runs()
-        store.reap_dead_sweeps()
+        liveness.reap_dead_runs(store)
+        liveness.reap_dead_sweeps(store)
         sweep = _get(store, sweep_id)
         members = store.sweep_members(sweep_id)
-        running = [m for m in members if m["status"] in ACTIVE_STATUSES and not is_waiting(m) and store.is_alive(m)]
+        running = [m for m in members if not is_waiting(m) and liveness.run_alive(m)]
         waiting = [m for m in members if is_waiting(m)]
         if sweep["status"] in ("stopped", "completed") and not running:
             raise SweepError(f"sweep {sweep_id} is not running ({sweep['status']})")
-        supervised = store.is_sweep_alive(sweep)
-        store.update_sweep(sweep_id, status="stopping" if supervised else "stopped",
-                           **({} if supervised else {"ended": time.time()}))
+        if liveness.sweep_alive(sweep):
+            store.mark_sweep_stopping(sweep_id)
+        else:
+            store.end_sweep(sweep_id, "stopped", only_from=SWEEP_STATUSES)
     for m in running:
         try:
             request_stop(db_path, m["id"])
-        except RuntimeError:
+        except LaunchError:
             pass                                    # it ended meanwhile
     return (f"sweep {sweep_id}: stop requested for {len(running)} running member(s); {len(waiting)} waiting "
             f"member(s) held (sweep resume {sweep_id} continues)")
@@ -174,8 +173,8 @@ def resume_sweep(db_path: str | os.PathLike[str], sweep_id: int) -> str:
     """Release the queue, put stopped and crashed members back in it, and make sure a supervisor runs. A member
     that is still training is left alone (its engine owns it); nothing is started twice."""
     with Store(db_path, create=False) as store:
-        store.reap_dead_runs()
-        store.reap_dead_sweeps()
+        liveness.reap_dead_runs(store)
+        liveness.reap_dead_sweeps(store)
         sweep = _get(store, sweep_id)
         if sweep["status"] == "stopping":
             raise SweepError(f"sweep {sweep_id} is still stopping (members are checkpointing); resume it once it "
@@ -184,7 +183,7 @@ def resume_sweep(db_path: str | os.PathLike[str], sweep_id: int) -> str:
         members = store.sweep_members(sweep_id)
         left = [m for m in members if m["status"] in ACTIVE_STATUSES]
         if not left:
-            store.update_sweep(sweep_id, status="completed", ended=sweep["ended"] or time.time())
+            store.end_sweep(sweep_id, "completed", only_from=SWEEP_STATUSES)
             raise SweepError(f"sweep {sweep_id} has nothing left to run (sweep retry {sweep_id} re-runs failed "
                              f"members)")
     proc = ensure_supervised(db_path, sweep_id)
@@ -198,8 +197,8 @@ def retry_members(db_path: str | os.PathLike[str], sweep_id: int, run_ids: Itera
     """Queue failed and crashed members again (or the given members, stopped ones too): each resumes from its
     newest checkpoint, or starts afresh where it has none. Starts a supervisor when none runs."""
     with Store(db_path, create=False) as store:
-        store.reap_dead_runs()
-        store.reap_dead_sweeps()
+        liveness.reap_dead_runs(store)
+        liveness.reap_dead_sweeps(store)
         sweep = _get(store, sweep_id)
         if sweep["status"] == "stopping":
             raise SweepError(f"sweep {sweep_id} is stopping; retry once it has stopped")
@@ -226,7 +225,7 @@ def add_value(db_path: str | os.PathLike[str], catalog: Any, sweep_id: int, valu
     """Add a value to one axis of a sweep: new members for it with every chosen value of the other axes, queued.
     An off-grid value needs `off_grid`. A running sweep picks them up; a stopped one holds them."""
     with Store(db_path, create=False) as store:
-        store.reap_dead_sweeps()
+        liveness.reap_dead_sweeps(store)
         sweep = _get(store, sweep_id)
     grid_rec = sweep_grid(sweep)
     paper: dict[str, list[Any]] = grid_rec["paper"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from difftui.engine.launch.runs import LaunchPlan
+from difftui.engine.launch.plan import LaunchPlan
 from difftui.engine.sweeps.errors import SweepError
 
 __all__ = ["Slots", "cpu_cores", "visible_gpu_count"]

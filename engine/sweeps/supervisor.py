@@ -27,11 +27,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from difftui.engine.launch import signals
-from difftui.engine.launch.lock import Owned, OwnerLock, holder, process_start_time
+from difftui.engine.launch import liveness, signals
+from difftui.engine.launch.liveness import is_waiting
+from difftui.engine.launch.lock import Owned, OwnerLock, process_start_time
 from difftui.engine.launch.runs import start_run
-from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError, run_lock_path
-from difftui.engine.sweeps.control import is_waiting, sweep_slots
+from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError
+from difftui.engine.sweeps.control import sweep_slots
 
 __all__ = ["supervise", "POLL_S", "occupied_slots"]
 
@@ -46,10 +47,7 @@ def _occupies(run: dict[str, Any]) -> bool:
     """Started and not finished: active in runs.db, or its engine is still exiting (it holds its run lock)."""
     if is_waiting(run):
         return False
-    if run["status"] in ACTIVE_STATUSES:
-        return True
-    lock = run_lock_path(run)
-    return lock is not None and holder(lock) is not None
+    return run["status"] in ACTIVE_STATUSES or liveness.holds_lock(run)
 
 
 def occupied_slots(members: list[dict[str, Any]], slot_count: int) -> set[int]:
@@ -83,7 +81,7 @@ class Supervisor:
         """One look at the sweep; returns the final status when the supervisor's work is done."""
         store = self.store
         self.reap_children()
-        store.reap_dead_runs()
+        liveness.reap_dead_runs(store)
         sweep = store.get_sweep(self.sweep_id)
         if sweep is None:
             return "deleted"
@@ -93,7 +91,7 @@ class Supervisor:
         busy = occupied_slots(members, self.slots.count)
         if sweep["status"] == "stopping":
             if not busy:
-                store.update_sweep(self.sweep_id, status="stopped", ended=time.time())
+                store.end_sweep(self.sweep_id, "stopped")
                 return "stopped"
             return None
         waiting = [m for m in members if is_waiting(m)]
@@ -101,8 +99,7 @@ class Supervisor:
             with store.atomic():                    # an `add` that lands now is seen by this check
                 members = store.sweep_members(self.sweep_id)
                 if not any(is_waiting(m) for m in members) and not occupied_slots(members, self.slots.count):
-                    store.db.execute("UPDATE sweeps SET status = 'completed', ended = ? WHERE id = ? AND status ="
-                                     " 'running'", [time.time(), self.sweep_id])
+                    store.end_sweep(self.sweep_id, "completed", only_from=("running",))
                     return "completed"
             return None
         free = [s for s in range(self.slots.count) if s not in busy]
@@ -116,8 +113,9 @@ class Supervisor:
                 continue
             except Exception as e:                  # the engine could not be spawned: that member fails alone
                 message = f"sweep {self.sweep_id} could not start it: {type(e).__name__}: {e}"
-                store.set_status(member["id"], "failed", error=message)
-                store.add_event(member["id"], "error", message)
+                with store.atomic():
+                    store.finish_run(member["id"], "failed", error=message)
+                    store.add_event(member["id"], "error", message)
                 _log(f"run {member['id']}: {message}")
                 continue
             self.children.append(proc)
@@ -155,9 +153,8 @@ def supervise(db_path: str | os.PathLike[str], sweep_id: int, poll_s: float = PO
         status = sup.run()
         if status == "signal":
             why = signals.describe(signals.received())
-            store.update_sweep(sweep_id, status="crashed", ended=time.time(),
-                               error=f"supervisor stopped by {why}; started members train on (sweep resume "
-                                     f"restarts it)")
+            store.end_sweep(sweep_id, "crashed", error=f"supervisor stopped by {why}; started members train on "
+                                                       f"(sweep resume restarts it)")
             _log(f"stopped by {why}")
             return 0
         _log(f"sweep {sweep_id} {status}")
@@ -166,7 +163,7 @@ def supervise(db_path: str | os.PathLike[str], sweep_id: int, poll_s: float = PO
         traceback.print_exc(file=sys.stderr)
         message = " ".join(f"{type(e).__name__}: {e}".split())
         try:
-            store.update_sweep(sweep_id, status="crashed", error=f"supervisor failed: {message}", ended=time.time())
+            store.end_sweep(sweep_id, "crashed", error=f"supervisor failed: {message}")
         except Exception:
             traceback.print_exc(file=sys.stderr)
         return 1

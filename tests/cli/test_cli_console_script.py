@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from difftui.engine.launch import liveness
 from difftui.engine.store import Store
 
 DIFFTUI = str(Path(sys.executable).with_name("difftui"))
@@ -68,7 +69,7 @@ def test_ctrl_c_detaches_and_the_run_keeps_going(tmp_path, env):
     assert "detached from run 1; it keeps running" in out
     time.sleep(1.5)
     with Store(db, create=False) as store:
-        assert store.reap_dead_runs() == []
+        assert liveness.reap_dead_runs(store) == []
         before = store.get_run(1)
     assert before["status"] == "running"
     stopped = difftui("stop", 1, "--wait", env=env)

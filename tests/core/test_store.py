@@ -1,11 +1,10 @@
-"""The run database: schema version, WAL, batched writes, incremental reads, commands, crash reaping."""
+"""The run database: schema version, WAL, batched writes, incremental reads, commands, the guarded status
+transitions (liveness and reaping: test_liveness.py)."""
 
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -53,7 +52,7 @@ def test_run_lifecycle_and_run_dir_beside_database(tmp_path):
         assert run["run_dir"] == str(tmp_path / "runs" / str(run_id))
         assert (tmp_path / "runs" / str(run_id)).is_dir()
         assert store.run_config(run_id) == _config()
-        store.set_status(run_id, "completed")
+        store.finish_run(run_id, "completed")
         assert store.get_run(run_id)["ended"] is not None
         store.delete_run(run_id)
         assert store.get_run(run_id) is None and not (tmp_path / "runs" / str(run_id)).exists()
@@ -123,66 +122,58 @@ def test_commands_are_taken_once_in_order(tmp_path):
         assert store.take_commands(run_id) == []
 
 
-HOLD_LOCK = ("import sys, time\n"
-             "from difftui.engine.launch.lock import OwnerLock\n"
-             "OwnerLock(sys.argv[1]).acquire('run')\n"
-             "print('locked', flush=True)\n"
-             "time.sleep(60)\n")
+def test_each_status_transition_is_one_guarded_statement(tmp_path):
+    """runs.py's status machine: a transition that lost a race changes nothing (and says so)."""
+    with Store(tmp_path / "runs.db") as store:
+        run_id = store.create_run(_config(), name="a", total_steps=100)
+        assert not store.mark_stopping(run_id)                          # only a running run becomes stopping
+        store.claim_for_launch(run_id, pid=123, pid_start=1.5, host="h", launch="{}")
+        run = store.get_run(run_id)
+        assert (run["status"], run["pid"], run["pid_start"], run["host"]) == ("queued", 123, 1.5, "h")
+        store.mark_running(run_id, pid=124, pid_start=2.5, host="h", started=10.0)
+        run = store.get_run(run_id)
+        assert (run["status"], run["pid"], run["started"], run["error"]) == ("running", 124, 10.0, None)
+        assert run["heartbeat"] is not None
+        assert store.mark_stopping(run_id) and not store.mark_stopping(run_id)
+        events = len(store.events_since(run_id))
+        assert store.finish_run(run_id, "stopped")
+        # The engine's final word came first: a late reaper or a second ending changes nothing, logs nothing.
+        assert not store.mark_crashed(run_id, "engine process ended without a final status")
+        assert not store.finish_run(run_id, "completed")
+        run = store.get_run(run_id)
+        assert run["status"] == "stopped" and run["error"] is None and len(store.events_since(run_id)) == events
+        with pytest.raises(ValueError, match="'crashed' is not one of completed, stopped, failed"):
+            store.finish_run(run_id, "crashed")
+        # The engine's last batch and its final status are one transaction.
+        other = store.create_run(_config(), name="b", total_steps=100)
+        store.mark_running(other, pid=1, pid_start=None, host="h", started=1.0)
+        store.write_batch(other, metrics=[(5, 0.0, "L_simple", 0.5, 1.0)], run_fields={"step": 5},
+                          final=("failed", "RunFailed: loss is not finite"))
+        run = store.get_run(other)
+        assert (run["status"], run["step"], run["error"]) == ("failed", 5, "RunFailed: loss is not finite")
+        assert store.series(other, "L_simple") == [(5, 0.5)]
+        third = store.create_run(_config(), name="c", total_steps=100)
+        store.mark_running(third, pid=1, pid_start=None, host="h", started=1.0)
+        assert store.mark_crashed(third, "killed with SIGKILL", event="gone")
+        run = store.get_run(third)
+        assert run["status"] == "crashed" and run["error"] == "killed with SIGKILL" and run["ended"] is not None
+        assert store.events_since(third)[-1]["message"] == "gone"
 
 
-def hold_lock(path):
-    """A process that owns `path` (as an engine owns runs/<id>/lock) until it is killed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
-
-
-def test_a_run_is_alive_exactly_while_its_lock_is_held_whatever_its_pid_and_heartbeat(tmp_path):
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        with Store(tmp_path / "runs.db") as store:
-            host = socket.gethostname()
-            owned = store.create_run(_config(), name="owned", total_steps=10)
-            orphan = store.create_run(_config(), name="orphan", total_steps=10)
-            owner = hold_lock(Path(store.get_run(owned)["run_dir"]) / "lock")
-            # The owner's heartbeat is an hour old (a slow step, a suspend): alive all the same.
-            store.update_run(owned, status="running", pid=owner.pid, host=host, heartbeat=time.time() - 3600)
-            # A live pid that does not hold the lock does not own the run.
-            store.update_run(orphan, status="running", pid=live.pid, host=host, heartbeat=time.time())
-            assert store.reap_dead_runs() == [orphan]
-            assert store.get_run(owned)["status"] == "running"
-            assert "crashed" in store.events_since(orphan)[-1]["message"]
-            owner.kill()                            # kill -9: the kernel drops the lock
-            owner.wait()
-            assert store.reap_dead_runs() == [owned]
-            assert store.get_run(owned)["status"] == "crashed"
-    finally:
-        live.kill()
-        live.wait()
-
-
-def test_a_queued_run_lives_while_its_launched_process_does_and_a_never_started_one_waits(tmp_path):
-    from difftui.engine.launch.lock import process_start_time
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        with Store(tmp_path / "runs.db") as store:
-            host = socket.gethostname()
-            starting = store.create_run(_config(), name="starting", total_steps=10)
-            reused = store.create_run(_config(), name="reused-pid", total_steps=10)
-            waiting = store.create_run(_config(), name="waiting", total_steps=10)
-            store.update_run(starting, status="queued", pid=live.pid, pid_start=process_start_time(live.pid),
-                             host=host)
-            # The same pid with another start time is another process (the launched one is gone, its pid reused).
-            store.update_run(reused, status="queued", pid=live.pid, pid_start=process_start_time(live.pid) - 100,
-                             host=host)
-            assert store.reap_dead_runs() == [reused]
-            assert store.get_run(waiting)["status"] == "queued"         # no pid: never started, not dead
-            live.kill()
-            live.wait()
-            assert store.reap_dead_runs() == [starting]
-    finally:
-        live.kill()
-        live.wait()
+def test_a_sweep_ends_only_from_the_statuses_its_caller_names_and_a_reaper_only_its_own_supervisor(tmp_path):
+    with Store(tmp_path / "runs.db") as store:
+        sweep_id = store.create_sweep(name="s", preset="p1-dropout", base_config={}, grid={}, spec={},
+                                      runs_per_device=1, devices=["cpu"])
+        store.claim_sweep(sweep_id, pid=55, pid_start=None, host="h")
+        assert not store.end_sweep(sweep_id, "crashed", supervisor_pid=66)    # a newer supervisor claimed it
+        assert store.mark_sweep_stopping(sweep_id) and not store.mark_sweep_stopping(sweep_id)
+        assert not store.end_sweep(sweep_id, "completed", only_from=("running",))
+        assert store.end_sweep(sweep_id, "stopped", supervisor_pid=55)
+        ended = store.get_sweep(sweep_id)["ended"]
+        assert store.get_sweep(sweep_id)["status"] == "stopped" and ended is not None
+        assert not store.end_sweep(sweep_id, "crashed")                       # only from running or stopping
+        assert store.end_sweep(sweep_id, "completed", only_from=("stopped",))
+        assert store.get_sweep(sweep_id)["ended"] == ended                    # it had ended already
 
 
 def test_concurrent_writer_and_reader_processes_do_not_block(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from engine_testkit import tiny_config, wait_for
 
 from difftui.engine.launch import runs as launch
-from difftui.engine.launch.runs import LaunchPlan
+from difftui.engine.launch.plan import LaunchPlan
 from difftui.engine.store import ACTIVE_STATUSES, Store
 
 pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
@@ -30,9 +30,9 @@ def series(db, run_id, name="L_simple"):
 
 def test_two_process_run_matches_one_process_writes_once_and_resumes_exactly(tmp_path):
     db = tmp_path / "runs.db"
-    one = launch.launch(db, tiny_config(STEPS, *EXTRA))
-    two = launch.launch(db, tiny_config(STEPS, *EXTRA), plan=TWO)
-    stopped = launch.launch(db, tiny_config(STEPS, *EXTRA), plan=TWO)
+    one = launch.new_run(db, tiny_config(STEPS, *EXTRA)).run_id
+    two = launch.new_run(db, tiny_config(STEPS, *EXTRA), plan=TWO).run_id
+    stopped = launch.new_run(db, tiny_config(STEPS, *EXTRA), plan=TWO).run_id
     wait_for(db, stopped, lambda r: r["step"] >= 25, timeout=300)
     launch.request_stop(db, stopped)
     run = wait_for(db, stopped, ENDED, timeout=300)

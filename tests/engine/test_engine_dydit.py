@@ -26,7 +26,7 @@ def test_dydit_run_logs_flops_ratio_and_target_and_keeps_the_complete_loss_durin
     config = Catalog().resolve(backbone="dydit-s-2", overrides=[*TINY_DYDIT, "recipe.flops_lambda=0.5",
                                                                 "backbone.arch.warmup_steps=5"],
                                off_tier=True, max_steps=15, device="cpu")
-    run_id = launch.launch(db, config)
+    run_id = launch.new_run(db, config).run_id
     run = wait_for(db, run_id, lambda r: r["status"] not in ACTIVE_STATUSES)
     assert run["status"] == "completed", run["error"]
     assert run["off_tier"] == 1

@@ -36,7 +36,7 @@ def trained(tmp_path_factory):
     db = tmp_path_factory.mktemp("evaluate") / "runs.db"
     try:
         panel = Catalog().get("samplers", "covariance-heuristic")       # ancestral few-step chains: each has an NLL
-        run_id = launch.launch(db, dataclasses.replace(tiny_config(10, *PANEL), sampler=panel))
+        run_id = launch.new_run(db, dataclasses.replace(tiny_config(10, *PANEL), sampler=panel)).run_id
         assert wait_for(db, run_id, ENDED)["status"] == "completed"
     finally:
         os.environ.pop("DIFFTUI_CPU_THREADS") if old is None else os.environ.update(DIFFTUI_CPU_THREADS=old)
@@ -108,7 +108,7 @@ def test_one_evaluation_at_a_time_per_run(finished):
 
 def test_a_live_engine_obeys_the_evaluate_command(tmp_path):
     db = tmp_path / "runs.db"
-    run_id = launch.launch(db, tiny_config(100_000, *PANEL, "sampler.sweep=[]"))
+    run_id = launch.new_run(db, tiny_config(100_000, *PANEL, "sampler.sweep=[]")).run_id
     wait_for(db, run_id, lambda r: r["status"] == "running" and r["step"] >= 5)
     result = CliRunner().invoke(app, ["--db", str(db), "eval", str(run_id)])
     assert result.exit_code == 0 and "evaluate requested" in result.stdout
@@ -128,7 +128,7 @@ def test_eval_without_a_checkpoint_is_one_line(tmp_path):
     db = tmp_path / "runs.db"
     run_id = launch.create_run(db, tiny_config(10))
     with Store(db) as store:
-        store.set_status(run_id, "stopped")
+        store.finish_run(run_id, "stopped")
     result = CliRunner().invoke(app, ["--db", str(db), "eval", str(run_id)])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"difftui: error: run {run_id} has no checkpoint yet to evaluate"

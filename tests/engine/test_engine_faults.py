@@ -34,7 +34,7 @@ def test_a_diverging_run_fails_cleanly_with_a_finite_newest_checkpoint_and_rende
     # An absurd learning rate: the loss overflows within a few steps and stays non-finite.
     config = tiny_config(200, "recipe.lr=1000000.0", "recipe.log_every=5", "recipe.snapshot_every=7",
                          "recipe.grid_every=100000", "recipe.max_nonfinite_steps=5")
-    run_id = launch.launch(db, config)
+    run_id = launch.new_run(db, config).run_id
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "failed"
     assert run["error"].startswith("RunFailed: ") and "not finite for" in run["error"]
@@ -61,7 +61,7 @@ def test_a_diverging_run_fails_cleanly_with_a_finite_newest_checkpoint_and_rende
     listed = runner.invoke(app, ["--db", str(db), "ls"])
     assert listed.exit_code == 0 and "nan" in listed.stdout
     # Resuming it fails again the same clean way, from its finite checkpoint (never from a NaN state).
-    proc = launch.resume(db, run_id)
+    proc = launch.resume(db, run_id).proc
     assert proc.wait(timeout=120) == 1
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "failed" and "not finite for" in run["error"]
@@ -71,13 +71,13 @@ def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one_naming_the_
     db = tmp_path / "runs.db"
     config = tiny_config(30, "recipe.log_every=5", "recipe.snapshot_every=10", "recipe.grid_every=100000",
                          "recipe.keep_snapshots=5")
-    run_id = launch.launch(db, config)
+    run_id = launch.new_run(db, config).run_id
     assert wait_for(db, run_id, ENDED)["status"] == "completed"
     folder = tmp_path / "runs" / str(run_id) / "checkpoints"
     newest = folder / "ckpt-0000030.pt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])     # a write cut short
     (folder / ".ckpt-0000030.pt.abcd.tmp").write_bytes(b"\0" * 1000)         # an interrupted write's temp file
-    proc = launch.resume(db, run_id, total_steps=40)
+    proc = launch.resume(db, run_id, total_steps=40).proc
     assert proc.wait(timeout=120) == 0
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "completed" and run["step"] == 40

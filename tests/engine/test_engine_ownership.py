@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from engine_testkit import tiny_config, wait_for
 
+from difftui.engine.launch import liveness
 from difftui.engine.launch import runs as launch
 from difftui.engine.launch.lock import Owned
 from difftui.engine.store import ACTIVE_STATUSES, Store
@@ -54,7 +55,7 @@ def test_two_resumes_at_the_same_moment_give_one_engine_and_one_refusal(tmp_path
 
 def test_a_second_engine_started_by_hand_is_refused_and_touches_nothing(tmp_path):
     db = tmp_path / "runs.db"
-    run_id = launch.launch(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000"))
+    run_id = launch.new_run(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000")).run_id
     try:
         first = wait_for(db, run_id, lambda r: r["status"] == "running" and r["step"] > 0)
         second = subprocess.run([sys.executable, "-m", "difftui.engine", "train", str(run_id), "--db", str(db)],
@@ -73,14 +74,14 @@ def test_a_run_frozen_longer_than_the_heartbeat_timeout_stays_alive_and_unreaped
     """SIGSTOP freezes the engine (as a very slow step, a compile or a suspended laptop would, from outside): its
     heartbeat goes stale, yet it holds its lock, so it is alive, not reaped, and a resume is refused."""
     db = tmp_path / "runs.db"
-    run_id = launch.launch(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000"))
+    run_id = launch.new_run(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000")).run_id
     run = wait_for(db, run_id, lambda r: r["status"] == "running" and r["step"] > 0)
     os.kill(run["pid"], signal.SIGSTOP)
     try:
         with Store(db) as store:
             store.update_run(run_id, heartbeat=time.time() - 3600)     # far beyond any heartbeat timeout
-            assert store.reap_dead_runs() == []
-            assert store.is_alive(store.get_run(run_id))
+            assert liveness.reap_dead_runs(store) == []
+            assert liveness.run_alive(store.get_run(run_id))
         with pytest.raises(Owned, match=f"run {run_id} is still running"):
             launch.resume(db, run_id)
     finally:
@@ -92,23 +93,23 @@ def test_a_run_frozen_longer_than_the_heartbeat_timeout_stays_alive_and_unreaped
 
 def test_stop_force_stops_a_live_engine_with_sigterm_and_kills_a_frozen_one(tmp_path):
     db = tmp_path / "runs.db"
-    a = launch.launch(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000"))
+    a = launch.new_run(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000")).run_id
     wait_for(db, a, lambda r: r["status"] == "running" and r["step"] > 0)
-    line = launch.force_stop(db, a, grace_s=60)
+    line = launch.force_stop(db, a, grace_s=60).message
     assert line.startswith(f"run {a} stopped at step") and line.endswith("after SIGTERM")
     with Store(db) as store:
         events = [e["message"] for e in store.events_since(a)]
     assert any(e.startswith("stopped at step") and e.endswith("(SIGTERM)") for e in events)
 
-    b = launch.launch(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000"))
+    b = launch.new_run(db, tiny_config(100_000, *QUIET, "recipe.snapshot_every=100000")).run_id
     run = wait_for(db, b, lambda r: r["status"] == "running" and r["step"] > 0)
     os.kill(run["pid"], signal.SIGSTOP)                 # it cannot answer SIGTERM: SIGKILL after the grace period
-    line = launch.force_stop(db, b, grace_s=2)
+    line = launch.force_stop(db, b, grace_s=2).message
     assert line == f"run {b} killed with SIGKILL after 2 s (stop --force)"
     with Store(db) as store:
         run = store.get_run(b)
         assert run["status"] == "crashed" and run["error"] == "killed with SIGKILL after 2 s (stop --force)"
-        assert not store.is_alive(run)
+        assert not liveness.run_alive(run)
 
 
 def test_a_stop_signal_during_start_up_is_not_lost(tmp_path):

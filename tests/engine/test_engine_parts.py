@@ -200,7 +200,8 @@ def test_gpu_monitor_without_a_gpu_is_calm():
 def test_the_launch_backends_build_argv_lists_for_one_process_torchrun_and_several_machines(tmp_path):
     import sys
 
-    from difftui.engine.launch.runs import LaunchPlan, engine_argv, engine_env
+    from difftui.engine.launch.backends import engine_argv, engine_env
+    from difftui.engine.launch.plan import LaunchPlan
     db = tmp_path / "runs.db"
     tail = ["-m", "difftui.engine", "train", "7", "--db", str(db.resolve())]
     assert engine_argv(db, 7) == [sys.executable, *tail]

@@ -10,6 +10,7 @@ import torch
 from engine_testkit import tiny_config, wait_for
 from PIL import Image
 
+from difftui.engine.launch import liveness
 from difftui.engine.launch import runs as launch
 from difftui.engine.run.checkpoint import list_checkpoints
 from difftui.engine.store import ACTIVE_STATUSES, Store
@@ -28,7 +29,7 @@ def metric_steps(db, run_id, name="L_simple"):
 def test_a_run_completes_with_losses_a_grid_and_a_checkpoint(tmp_path):
     db = tmp_path / "runs.db"
     config = tiny_config(30, "recipe.log_every=5", "recipe.grid_every=15", "recipe.snapshot_every=20")
-    run_id = launch.launch(db, config)
+    run_id = launch.new_run(db, config).run_id
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "completed", run["error"]
     assert run["step"] == 30 and run["device"] == "cpu" and run["kimg"] == pytest.approx(30 * 8 / 1000)
@@ -56,8 +57,8 @@ def test_stop_then_resume_continues_the_same_loss_curve(tmp_path):
     steps = 200
     extra = ("recipe.log_every=4", "recipe.grid_every=100000", "recipe.snapshot_every=100000")
     # The reference: the same run, uninterrupted.
-    ref = launch.launch(db, tiny_config(steps, *extra))
-    run_id = launch.launch(db, tiny_config(steps, *extra))
+    ref = launch.new_run(db, tiny_config(steps, *extra)).run_id
+    run_id = launch.new_run(db, tiny_config(steps, *extra)).run_id
     wait_for(db, run_id, lambda r: r["step"] >= 9, poll=0.02)
     launch.request_stop(db, run_id)               # taken at the next flush, at whatever step that is
     run = wait_for(db, run_id, ENDED)
@@ -66,7 +67,7 @@ def test_stop_then_resume_continues_the_same_loss_curve(tmp_path):
     assert 0 < stopped_at < steps
     ckpts = list_checkpoints(tmp_path / "runs" / str(run_id) / "checkpoints")
     assert ckpts[-1][0] == stopped_at
-    proc = launch.resume(db, run_id)
+    proc = launch.resume(db, run_id).proc
     assert proc.wait(timeout=180) == 0
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "completed" and run["step"] == steps
@@ -90,14 +91,14 @@ def test_kill_9_leaves_a_crashed_intact_resumable_run(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
     with Store(db) as store:
-        assert store.reap_dead_runs() == [run_id]
+        assert liveness.reap_dead_runs(store) == [run_id]
         run = store.get_run(run_id)
         assert run["status"] == "crashed"
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     crashed_at = run["step"]
     last_ckpt = list_checkpoints(ckpt_dir)[-1][0]
     assert last_ckpt <= crashed_at
-    proc = launch.resume(db, run_id, total_steps=last_ckpt + 20)     # a reachable end this time
+    proc = launch.resume(db, run_id, total_steps=last_ckpt + 20).proc     # a reachable end this time
     assert proc.wait(timeout=180) == 0
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "completed" and run["step"] == last_ckpt + 20
@@ -110,7 +111,7 @@ def test_kill_9_leaves_a_crashed_intact_resumable_run(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA failure")
 def test_cuda_without_cuda_fails_with_one_line(tmp_path):
     db = tmp_path / "runs.db"
-    run_id = launch.launch(db, tiny_config(5, device="cuda"))
+    run_id = launch.new_run(db, tiny_config(5, device="cuda")).run_id
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "failed"
     assert run["error"].startswith("DeviceError: device 'cuda' requested but CUDA is not available")
@@ -137,7 +138,7 @@ def test_class_conditional_run_trains_with_labels_and_draws_a_labelled_grid(tmp_
     db = tmp_path / "runs.db"
     config = tiny_config(10, "recipe.class_conditional=true", "recipe.log_every=5", "recipe.grid_every=10",
                          "recipe.snapshot_every=10")
-    run_id = launch.launch(db, config)
+    run_id = launch.new_run(db, config).run_id
     run = wait_for(db, run_id, ENDED)
     assert run["status"] == "completed", run["error"]
     ckpt = list_checkpoints(tmp_path / "runs" / str(run_id) / "checkpoints")[-1][1]

@@ -52,7 +52,7 @@ class StandInFeatureNet(FeatureExtractorBase):
 def finished_run(db: Path, *extra: str, steps: int = 10, dataset: str | None = None) -> int:
     """Train a tiny run to completion through the real engine; returns its id."""
     from difftui.engine.launch import runs as launch
-    run_id = launch.launch(db, tiny_config(steps, *EVAL_RUN, *extra, dataset=dataset))
+    run_id = launch.new_run(db, tiny_config(steps, *EVAL_RUN, *extra, dataset=dataset)).run_id
     run = wait_for(db, run_id, lambda r: r["status"] not in ("queued", "running", "stopping"))
     assert run["status"] == "completed", run
     return run_id

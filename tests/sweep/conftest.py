@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from difftui.engine.launch import liveness
 from difftui.engine.store import Store
 
 
@@ -17,7 +18,7 @@ def stop_leftover_supervisors(db: Path) -> None:
     if not Path(db).exists():
         return
     with Store(db, create=False) as store:
-        pids = [s["pid"] for s in store.list_sweeps() if s["pid"] and store.is_sweep_alive(s)]
+        pids = [s["pid"] for s in store.list_sweeps() if s["pid"] and liveness.sweep_alive(s)]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -13,8 +13,8 @@ import sys
 
 import sqlite_utils
 
-from difftui.engine import store as store_module
-from difftui.engine.store import SCHEMA_VERSION, Store
+from difftui.engine.launch import liveness
+from difftui.engine.store import SCHEMA_VERSION, Store, migrations
 
 
 def _config(dataset="digits"):
@@ -27,8 +27,8 @@ def test_a_database_of_todays_release_opens_and_migrates_unchanged(tmp_path):
     # The schema of the release before sweeps: the v1 and v2 migrations only, written with its INSERTs.
     conn = sqlite3.connect(db, isolation_level=None)
     old = sqlite_utils.Database(conn)
-    store_module._v1(old)
-    store_module._v2_ownership(old)
+    migrations._v1(old)
+    migrations._v2_ownership(old)
     conn.execute("PRAGMA user_version = 2")
     conn.execute("INSERT INTO runs (name, status, config, dataset, backbone, sampler, recipe, off_tier, device, step,"
                  " total_steps, created, run_dir, pid_start, launch) VALUES ('old', 'completed', ?, 'digits',"
@@ -88,7 +88,7 @@ def test_a_sweep_whose_supervisor_is_gone_is_reaped_by_what_is_left(tmp_path):
         finished = store.create_run(_config(), name="d", total_steps=10, sweep_id=done)
         store.update_run(finished, status="completed")
         store.update_sweep(stopping, status="stopping")
-        assert sorted(store.reap_dead_sweeps()) == sorted([waiting, done, stopping])
+        assert sorted(liveness.reap_dead_sweeps(store)) == sorted([waiting, done, stopping])
         assert store.get_sweep(waiting)["status"] == "crashed"
         assert "supervisor process is gone" in store.get_sweep(waiting)["error"]
         assert store.get_sweep(done)["status"] == "completed"

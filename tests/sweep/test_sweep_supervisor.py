@@ -15,6 +15,7 @@ import yaml
 from sweep_testkit import engine_starts, launches, tiny_spec, wait_until
 
 from difftui.engine.config.catalog import Catalog
+from difftui.engine.launch import liveness
 from difftui.engine.launch.lock import Owned
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.engine.sweeps import (
@@ -99,7 +100,7 @@ def test_kill_9_of_the_supervisor_leaves_members_training_and_resume_finishes_th
     wait_until(db, lambda s: s.get_run(first["id"])["step"] > first["step"] + 10 or
                s.get_run(first["id"])["status"] == "completed", what="the orphaned member to keep training")
     with Store(db) as store:
-        assert store.reap_dead_sweeps() == [sweep_id]
+        assert liveness.reap_dead_sweeps(store) == [sweep_id]
         sweep = store.get_sweep(sweep_id)
         assert sweep["status"] == "crashed" and "supervisor process is gone" in sweep["error"]
         waiting = [m for m in store.sweep_members(sweep_id) if m["status"] == "queued" and not m["pid"]]

@@ -163,7 +163,7 @@ async def test_flops_panel_shows_a_real_dydit_runs_ratio_and_verdict(tmp_path):
         "recipe.batch_size=8", "sampler.grid.steps=2", "backbone.arch.depth=2", "backbone.arch.hidden_size=48",
         "recipe.log_every=5", "recipe.grid_every=10", "recipe.snapshot_every=100000", "recipe.flops_lambda=0.3",
         "sampler.sweep=[]"], off_tier=True, max_steps=10, device="cpu")
-    run_id = launch.launch(db, config)
+    run_id = launch.new_run(db, config).run_id
     deadline = time.monotonic() + 180
     while True:
         with Store(db) as store:

@@ -142,7 +142,7 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
 
 
 async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monkeypatch):
-    from difftui.engine.launch.runs import launch
+    from difftui.engine.launch.runs import new_run
     monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path / "cache"))          # no Inception weights: no FID
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("DIFFTUI_INCEPTION", raising=False)
@@ -151,7 +151,7 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monk
                                           "sampler.grid.steps=5", "sampler.sweep=[]", "recipe.log_every=5",
                                           "recipe.diffusion_steps=50"],
                                max_steps=5, device="cpu")
-    run_id = launch(db, config)
+    run_id = new_run(db, config).run_id
     try:
         app = DifftuiApp(db_path=db)
         async with app.run_test(size=SIZE) as pilot:

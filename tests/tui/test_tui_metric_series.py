@@ -140,7 +140,7 @@ def _plan(store: Store, sql: str, params) -> str:
 def test_series_reads_use_the_covering_index(store):
     run = store.create_run(_config(), name="a", total_steps=1)
     _write(store, run, [(s, "L_simple", 0.1) for s in range(1, 50)])
-    from difftui.engine import store as store_module
+    from difftui.engine.store import series as store_module
     plan = _plan(store, f"SELECT step / 4 AS b, COUNT(*), MIN(value) FROM metrics WHERE run_id = ? AND name = ?"
                         f" AND +id <= ? AND {store_module._FINITE} GROUP BY b", [run, "L_simple", 10**9])
     assert "COVERING INDEX metrics_series" in plan

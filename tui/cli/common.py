@@ -33,9 +33,10 @@ class UserError(Exception):
 def user_errors() -> tuple[type[BaseException], ...]:
     from difftui.engine.config.model import PresetError
     from difftui.engine.data import DataError
+    from difftui.engine.launch.outcome import LaunchError
     from difftui.engine.run.device import DeviceError
     from difftui.engine.store import StoreError
-    return (UserError, PresetError, StoreError, DataError, DeviceError)
+    return (UserError, PresetError, StoreError, DataError, DeviceError, LaunchError)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -101,7 +102,7 @@ def fmt_time(ts: float | None) -> str:
 
 def launch_plan(gpus: str | None, nproc_per_node: int | None, nnodes: int = 1, rdzv_endpoint: str | None = None):
     """--gpus / --nproc-per-node / --nnodes / --rdzv-endpoint -> a LaunchPlan (one line on a bad value)."""
-    from difftui.engine.launch.runs import plan_from_options
+    from difftui.engine.launch.plan import plan_from_options
     try:
         return plan_from_options(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     except ValueError as e:

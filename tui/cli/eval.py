@@ -8,6 +8,7 @@ any time. Missing Inception weights are one line naming the file and where to pu
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Optional
@@ -16,28 +17,9 @@ import typer
 
 from difftui.tui.cli.common import UserError, ctx_obj, fail, out, user_command
 
-__all__ = ["register", "eval_args"]
+__all__ = ["register"]
 
 POLL_S = 0.5
-
-
-def eval_args(*, fid: bool = False, samples: int | None = None, quick: bool = False, repeats: int = 1,
-              inception: Path | None = None, snapshot: int | None = None, curve: bool = False,
-              nll_images: int | None = None, device: str | None = None, batch: int | None = None) -> list[str]:
-    """The evaluator's options as an argv tail."""
-    args: list[str] = []
-    if fid:
-        args.append("--fid")
-    if quick:
-        args.append("--quick")
-    if curve:
-        args.append("--curve")
-    for flag, value in (("--samples", samples), ("--repeats", repeats if repeats != 1 else None),
-                        ("--inception", inception), ("--snapshot", snapshot), ("--nll-images", nll_images),
-                        ("--device", device), ("--batch", batch)):
-        if value is not None:
-            args += [flag, str(value)]
-    return args
 
 
 def follow_job(out, store, job_id: int, proc, title: str) -> dict:
@@ -45,6 +27,7 @@ def follow_job(out, store, job_id: int, proc, title: str) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from difftui.engine.eval.jobs import job_finished
+    from difftui.engine.launch.liveness import reap_dead_jobs
     columns = [TextColumn(f"{title} [bold]{{task.fields[status]}}[/]"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[message]}")]
     with Progress(*columns, console=out, transient=False, refresh_per_second=4) as progress:
@@ -57,7 +40,7 @@ def follow_job(out, store, job_id: int, proc, title: str) -> dict:
                 return job
             if proc.poll() is not None:
                 time.sleep(POLL_S)                  # its final write, then the reaper decides
-                store.reap_dead_jobs()
+                reap_dead_jobs(store)
                 job = store.get_job(job_id)
                 if job_finished(job):
                     return job
@@ -87,39 +70,20 @@ def register(app: typer.Typer) -> None:
         detach: bool = typer.Option(False, "--detach", help="start the evaluation and return at once"),
     ) -> None:
         """Evaluate a run: its sampler panel, held-out NLL, and with --fid / --curve FID and precision/recall."""
-        from difftui.engine.eval.jobs import spawn_evaluator
-        from difftui.engine.eval.metrics.weights import InceptionWeightsMissing, locate_inception
+        from difftui.engine.eval.jobs import EVAL_EXIT_USER_ERROR
+        from difftui.engine.eval.start import EvalRequest, start_evaluation
         c = ctx_obj(ctx)
-        with c.store() as store:
-            store.reap_dead_runs()
-            run = store.get_run(run_id)
-            if run is None:
-                raise UserError(f"no run {run_id} in {store.path}")
-            if snapshot is None and store.is_alive(run):
-                if fid or curve:
-                    raise UserError(f"run {run_id} is {run['status']}: FID evaluates weights on disk; pass --snapshot "
-                                    f"STEP (a snapshot of this run), or stop the run first")
-                # A live engine evaluates its panel between two steps, on its current EMA weights.
-                store.send_command(run_id, "evaluate")
-                out.print(f"evaluate requested for run {run_id}; results arrive as events and panel grids "
-                          f"(difftui show {run_id})")
-                return
-        if fid or curve:
-            try:
-                locate_inception(inception)         # an explicit path that is not there: one line now
-            except InceptionWeightsMissing as e:
-                raise UserError(str(e)) from None
-        args = eval_args(fid=fid, samples=samples, quick=quick, repeats=repeats,
-                         inception=inception.expanduser().resolve() if inception else None, snapshot=snapshot,
-                         curve=curve, nll_images=nll_images, device=device, batch=batch)
-        job_id, proc = spawn_evaluator(c.db, run_id, args)
-        log = Path(run["run_dir"]) / "eval.log"
-        if detach:
-            out.print(f"evaluation of run {run_id} started (job {job_id}, pid {proc.pid}); log {log}")
+        request = EvalRequest(fid=fid, curve=curve, quick=quick, samples=samples, repeats=repeats, inception=inception,
+                              snapshot=snapshot, nll_images=nll_images, device=device, batch=batch)
+        started = start_evaluation(c.db, run_id, request)          # LaunchError: one line, exit 2
+        if started.proc is None or detach:
+            out.print(started.message, markup=False)
             return
+        job_id, proc = started.job_id, started.proc
         try:
             with c.store() as store:
                 job = follow_job(out, store, job_id, proc, f"eval run {run_id}")
+                log = Path(store.require_run(run_id)["run_dir"]) / "eval.log"
         except KeyboardInterrupt:
             out.print(f"detached from the evaluation of run {run_id} (job {job_id}); it goes on. Results: "
                       f"difftui show {run_id}")
@@ -130,7 +94,9 @@ def register(app: typer.Typer) -> None:
                 out.print(line, markup=False)
             return
         message = job["error"] or f"the evaluator ended with code {code}; see {log}"
-        fail(message, code=1 if code == 1 else 2)
+        if code < 0:
+            message += f" (exit: {signal.Signals(-code).name})"
+        fail(message, code=2 if code == EVAL_EXIT_USER_ERROR else 1)
 
     @app.command("report")
     @user_command
@@ -154,8 +120,6 @@ def show_evaluations(out, c, run: dict) -> None:
     and any evaluation still at work."""
     from difftui.engine.store import open_for_reading
     with open_for_reading(c.db) as store:                   # read-only where it must be (show said so already)
-        if not store.read_only:
-            store.reap_dead_jobs()
         rows = store.eval_results(run["id"])
         jobs = store.jobs_for(run["id"], active=True)
         best = store.get_run(run["id"]).get("best_snapshot")

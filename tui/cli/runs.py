@@ -65,17 +65,17 @@ def run(
                                                 help="torchrun rendezvous on the machine of rank 0 (with --nnodes)"),
 ) -> None:
     """Start a training run (in its own process; closing the terminal does not stop it)."""
-    from difftui.engine.launch.runs import create_run, start_run
+    from difftui.engine.launch.runs import new_run
     c = ctx_obj(ctx)
     plan = launch_plan(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     if plan.gpus is not None and device == "auto":
         device = "cuda"                             # GPUs were named: never fall back to the CPU silently
-    config, defaulted = _resolve_launch(c, processes=plan.nproc_per_node * plan.nnodes, dataset=dataset,
+    config, defaulted = _resolve_launch(c, processes=plan.processes, dataset=dataset,
                                         backbone=backbone, sampler=sampler, recipe=recipe, overrides=set_ or [],
                                         max_steps=steps_option(max_steps), device=device, off_tier=off_tier,
                                         name=name)
-    run_id = create_run(c.db, config, plan=plan)
-    proc = start_run(c.db, run_id, plan)
+    started = new_run(c.db, config, plan=plan)
+    run_id, proc = started.run_id, started.proc
     steps = f"{config.recipe.total_steps} steps" + (" (the CPU default; --max-steps N for more)" if defaulted else "")
     out.print(f"run {run_id} started (pid {proc.pid}): {config.dataset.name} / {config.backbone.name} / "
               f"{config.sampler.name} / {config.recipe.name}, {steps}, device {config.device}, {plan.describe()}; "
@@ -138,8 +138,9 @@ def list_runs(ctx: typer.Context,
             return
         out.print(f"no runs yet ({c.db} does not exist)", markup=False)
         return
+    from difftui.engine.launch import liveness
     with c.reading_store() as store:
-        store.reap_dead_runs()
+        liveness.reap_dead_runs(store)
         runs = store.list_runs(status=status)
     if as_json:
         print_json([{**{k: r[k] for k in RUN_FIELDS}, "off_tier": bool(r["off_tier"]), "last_loss": r["last_loss"]}
@@ -175,9 +176,10 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
         events_n = parse_integer(events)
     except ValueError:
         raise UserError(f"--events: expected a whole number, got {events!r}") from None
+    from difftui.engine.launch import liveness
     c = ctx_obj(ctx)
     with c.reading_store() as store:
-        store.reap_dead_runs()
+        liveness.reap(store)
         r = get_run(store, run_id)
         values = store.latest_values(run_id)
         grids = store.samples_index(run_id, "grid")
@@ -230,28 +232,19 @@ def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
                                                                                "before SIGKILL"),
          ) -> None:
     """Ask a run to checkpoint and stop."""
+    from difftui.engine.launch import liveness
     from difftui.engine.launch.runs import force_stop, request_stop
     from difftui.engine.store import ACTIVE_STATUSES
     c = ctx_obj(ctx)
-    with c.store() as store:
-        store.reap_dead_runs()
-        get_run(store, run_id)
     if force:
-        try:
-            out.print(force_stop(c.db, run_id, grace_s=grace))
-        except RuntimeError as e:
-            raise UserError(str(e)) from None
+        out.print(force_stop(c.db, run_id, grace_s=grace).message)
         return
-    try:
-        request_stop(c.db, run_id)
-    except RuntimeError as e:
-        raise UserError(str(e)) from None
-    out.print(f"stop requested for run {run_id}; it checkpoints, then exits")
+    out.print(request_stop(c.db, run_id).message)
     if wait:
         with c.store() as store:
             while get_run(store, run_id)["status"] in ACTIVE_STATUSES:
                 time.sleep(POLL_S)
-                store.reap_dead_runs()
+                liveness.reap_dead_runs(store)
             r = get_run(store, run_id)
         out.print(f"run {run_id} {r['status']} at step {r['step']}")
 
@@ -269,15 +262,11 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
     """Continue a stopped, crashed or failed run from its newest checkpoint."""
     from difftui.engine.launch import runs as launch
     c = ctx_obj(ctx)
-    with c.store() as store:
-        get_run(store, run_id)
     total = steps_option(max_steps)
     plan = launch_plan(gpus, nproc_per_node) if gpus is not None or nproc_per_node is not None else None
-    try:
-        proc = launch.resume(c.db, run_id, total_steps=total, plan=plan)
-    except RuntimeError as e:
-        raise UserError(str(e)) from None
-    out.print(f"run {run_id} resuming (pid {proc.pid})")
+    resumed = launch.resume(c.db, run_id, total_steps=total, plan=plan)
+    proc = resumed.proc
+    out.print(resumed.message)
     if detach:
         return
     raise typer.Exit(follow(c, run_id, proc))
@@ -333,23 +322,18 @@ def delete(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
            yes: bool = typer.Option(False, "--yes", "-y", help="delete without asking (for scripts)")) -> None:
     """Delete a run: its row, metrics, grids, evaluations and events, and its runs/<id>/ folder. Refused while its
     engine is alive."""
+    from difftui.engine.launch.runs import check_delete, delete_run
     c = ctx_obj(ctx)
-    with c.store() as store:
-        store.reap_dead_runs()
-        run = get_run(store, run_id)
-        if store.is_alive(run):
-            raise UserError(f"run {run_id} is {run['status']} (pid {run['pid']}); stop it first: "
-                            f"difftui stop {run_id} --wait")
-        if not yes:
-            if not sys.stdin.isatty():
-                raise UserError(f"delete run {run_id}: not asking without a terminal; pass --yes to delete it")
-            question = (f"delete run {run_id} ({run['name']}, {run['status']}, step {run['step']}) "
-                        f"and {run['run_dir']}?")
-            if not typer.confirm(question, default=False):
-                out.print(f"run {run_id} kept")
-                return
-        store.delete_run(run_id)
-    out.print(f"run {run_id} deleted")
+    run = check_delete(c.db, run_id)                # the engine's rule, before asking (LaunchError: one line)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"delete run {run_id}: not asking without a terminal; pass --yes to delete it")
+        question = (f"delete run {run_id} ({run['name']}, {run['status']}, step {run['step']}) "
+                    f"and {run['run_dir']}?")
+        if not typer.confirm(question, default=False):
+            out.print(f"run {run_id} kept")
+            return
+    out.print(delete_run(c.db, run_id).message)
 
 
 

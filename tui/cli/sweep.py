@@ -57,15 +57,6 @@ def _num(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(g) for g in text.split(",") if g.strip())
-    except ValueError:
-        raise UserError(f"--gpus {text!r}: expected GPU indices such as 0,1") from None
-
-
 def run_marks(run: dict[str, Any]) -> str:
     """What `ls` adds to a run's name: its sweep and an off-grid mark."""
     marks = []
@@ -160,17 +151,18 @@ def _member_table(summaries: list[Any]) -> Table:
 
 
 def _read_sweep(db: Path, sweep_id: int) -> tuple[dict[str, Any], bool, list[Any]]:
+    from difftui.engine.launch import liveness
     from difftui.engine.store import Store
     from difftui.engine.sweeps import SweepError
     from difftui.engine.sweeps.compare import summarise_runs
     with Store(db, create=False) as store:
-        store.reap_dead_runs()
-        store.reap_dead_sweeps()
+        liveness.reap_dead_runs(store)
+        liveness.reap_dead_sweeps(store)
         sweep = store.get_sweep(sweep_id)
         if sweep is None:
             raise SweepError(f"no sweep {sweep_id} in {db}")
         summaries = summarise_runs(store, store.sweep_members(sweep_id))
-        alive = store.is_sweep_alive(sweep)
+        alive = liveness.sweep_alive(sweep)
     return sweep, alive, summaries
 
 
@@ -233,6 +225,7 @@ def start(
     detach: bool = typer.Option(False, "--detach", help="start the sweep and return at once"),
 ) -> None:
     """Start a sweep: one run per grid point, run by a detached supervisor as slots free up."""
+    from difftui.engine.launch.plan import parse_gpus
     from difftui.engine.sweeps import RunSpec, Slots, launch_sweep, parse_values_option, plan_sweep
     c = ctx_obj(ctx)
     catalog = c.catalog()
@@ -240,7 +233,11 @@ def start(
     chosen = parse_values_option(grid_preset, values or [])
     spec = RunSpec(dataset=dataset, backbone=backbone, sampler=sampler, recipe=recipe, overrides=tuple(set_ or ()),
                    max_steps=max_steps, device=device, off_tier=off_tier)
-    slots = Slots.choose(device=device, gpus=_parse_gpus(gpus), runs_per_device=concurrency)
+    try:
+        chosen_gpus = parse_gpus(gpus)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    slots = Slots.choose(device=device, gpus=chosen_gpus, runs_per_device=concurrency)
     plan = plan_sweep(catalog, grid_preset, spec, values=chosen, off_grid=off_grid, device=slots.member_device)
     sweep_id, proc = launch_sweep(c.db, plan, slots, name=name)       # the launch checks first (SweepError)
     out.print(f"sweep {sweep_id} started (supervisor pid {proc.pid}): {grid} (playbook {grid_preset.playbook}), "
@@ -255,6 +252,7 @@ def start(
 @sweep_command
 def list_sweeps(ctx: typer.Context) -> None:
     """List sweeps with their members' statuses (a sweep whose supervisor died is marked crashed first)."""
+    from difftui.engine.launch import liveness
     from difftui.engine.store import Store
     from difftui.engine.sweeps import sweep_slots
     c = ctx_obj(ctx)
@@ -262,8 +260,8 @@ def list_sweeps(ctx: typer.Context) -> None:
         out.print(f"no sweeps yet ({c.db} does not exist)")
         return
     with Store(c.db, create=False) as store:
-        store.reap_dead_runs()
-        store.reap_dead_sweeps()
+        liveness.reap_dead_runs(store)
+        liveness.reap_dead_sweeps(store)
         sweeps = store.list_sweeps()
     if not sweeps:
         out.print("no sweeps")

@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
+from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.graphics import preferred, widget_class
@@ -39,7 +40,7 @@ def read_compare(db_path: Path, run_ids: list[int], last_id: int = 0) -> Compare
     from difftui.engine.sweeps import config_diff
     from difftui.engine.sweeps.compare import summarise_runs
     with open_for_reading(db_path) as store:
-        store.reap_dead_runs()
+        liveness.reap_dead_runs(store)
         runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
         batch = CompareBatch(summaries=summarise_runs(store, runs),
                              diff=config_diff([json.loads(r["config"]) for r in runs]), last_id=last_id)

@@ -21,6 +21,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
 
+from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
@@ -75,7 +76,7 @@ def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: in
     with open_for_reading(db_path) as store:
         run = store.get_run(run_id)
         if run is not None and run["status"] in ACTIVE_STATUSES:
-            store.reap_dead_runs()                  # the engine died: show crashed, not running forever
+            liveness.reap_dead_runs(store)          # the engine died: show crashed, not running forever
             run = store.get_run(run_id)
         batch = RunBatch(run=run, last_metric=last_metric, last_gpu=last_gpu, last_event=last_event,
                          last_sample=last_sample, last_eval=last_eval)
@@ -349,10 +350,7 @@ class DashboardScreen(PollingScreen):
         self.app.stop_run(self.run_id)
 
     def action_resume_run(self) -> None:
-        if self.run is not None and self.run["status"] in ACTIVE_STATUSES:
-            self.notify(f"run {self.run_id} is {self.run['status']}", severity="warning")
-            return
-        self.app.resume_run(self.run_id)
+        self.app.resume_run(self.run_id)            # the engine refuses a live run (one line)
 
     def action_evaluate_run(self) -> None:
         self.app.evaluate_run(self.run_id)

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
-from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
+from difftui.engine.store import open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import RunsLoaded
 from difftui.tui.screens.base import PollingScreen, unless_closing
@@ -79,10 +79,14 @@ class HistoryScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="history-poll", exit_on_error=False)
     def poll_runs(self) -> None:
+        from difftui.engine.launch import liveness
+        from difftui.engine.launch.runs import delete_refusal
         self.app.reap_children()
         with open_for_reading(self.app.db_path) as store:
-            store.reap_dead_runs()
+            liveness.reap(store)
             runs = store.list_runs()
+            for run in runs:                        # the engine's delete rule, asked here, off the UI thread
+                run["delete_refused"] = delete_refusal(store, run)
         self.post_message(RunsLoaded(runs))
 
     @unless_closing
@@ -151,12 +155,8 @@ class HistoryScreen(PollingScreen):
 
     def action_resume_run(self) -> None:
         run = self._selected()
-        if run is None:
-            return
-        if run["status"] in ACTIVE_STATUSES:
-            self.notify(f"run {run['id']} is {run['status']}", severity="warning")
-            return
-        self.app.resume_run(run["id"])
+        if run is not None:
+            self.app.resume_run(run["id"])          # the engine refuses a live run (one line)
 
     def action_stop_run(self) -> None:
         run = self._selected()
@@ -168,8 +168,8 @@ class HistoryScreen(PollingScreen):
         run = self._selected()
         if run is None:
             return
-        if run["status"] in ACTIVE_STATUSES:
-            self.notify(f"run {run['id']} is {run['status']}: stop it first", severity="warning")
+        if run.get("delete_refused"):              # the engine's rule (launch.runs.delete_refusal), from the poll
+            self.notify(run["delete_refused"], title="delete", severity="warning")
             return
 
         def done(yes: bool | None) -> None:

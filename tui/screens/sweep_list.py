@@ -11,6 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Static
 
+from difftui.engine.launch import liveness
 from difftui.engine.store import open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import SweepsLoaded
@@ -53,8 +54,8 @@ class SweepListScreen(PollingScreen):
     @work(thread=True, exclusive=True, group="sweep-list-poll", exit_on_error=False)
     def poll_sweeps(self) -> None:
         with open_for_reading(self.app.db_path) as store:
-            store.reap_dead_runs()
-            store.reap_dead_sweeps()
+            liveness.reap_dead_runs(store)
+            liveness.reap_dead_sweeps(store)
             sweeps = store.list_sweeps()
         self.post_message(SweepsLoaded(sweeps))
 

@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
+from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
@@ -40,13 +41,13 @@ def read_sweep(db_path: Path, sweep_id: int, last_id: int = 0) -> SweepBatch:
     """Everything the view needs about one sweep, and the metric rows of its members since row `last_id`."""
     from difftui.engine.sweeps.compare import summarise_runs
     with open_for_reading(db_path) as store:
-        store.reap_dead_runs()
-        store.reap_dead_sweeps()
+        liveness.reap_dead_runs(store)
+        liveness.reap_dead_sweeps(store)
         sweep = store.get_sweep(sweep_id)
         if sweep is None:
             return SweepBatch(sweep=None, last_id=last_id)
         members = store.sweep_members(sweep_id)
-        batch = SweepBatch(sweep=sweep, alive=store.is_sweep_alive(sweep), summaries=summarise_runs(store, members),
+        batch = SweepBatch(sweep=sweep, alive=liveness.sweep_alive(sweep), summaries=summarise_runs(store, members),
                            last_id=last_id)
         batch.rows = store.metrics_since_many([m["id"] for m in members], CURVE_NAMES, last_id)
         if batch.rows:

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from difftui.engine.eval.rows import curve_records, group_evaluations, table_records
+from difftui.engine.launch import liveness
 from difftui.engine.store import Store
 from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.widgets.curve_view import CurveChart, CurveTable
@@ -36,7 +37,7 @@ POLL_S = 1.0
 def read_evaluations(db_path: Path, run_id: int) -> dict[str, Any]:
     """Everything the view shows, read in one Store (in the calling worker thread)."""
     with Store(db_path) as store:
-        store.reap_dead_jobs()
+        liveness.reap_dead_jobs(store)
         run = store.get_run(run_id)
         rows = store.eval_results(run_id)
         jobs = store.jobs_for(run_id)[-3:]

@@ -1,0 +1,103 @@
+"""The evaluate use case (playbook 5.5-5.8): the one engine call the TUI's `v` and the CLI's `difftui eval` make.
+
+    a live run, no snapshot asked      its engine evaluates its panel between two steps (the "evaluate" command);
+                                       FID is refused: it evaluates weights on disk (pass a snapshot, or stop the run)
+    any other run                      the evaluator process (`python -m difftui.engine eval`, eval/jobs.py), unless
+                                       one is already at work on this run
+    FID asked                          an explicit Inception path that is not there is refused now, in one line
+    FID if found (the TUI's key)       FID at the quick count when the Inception weights are found, else skipped
+                                       with a note saying where to put them
+
+Returns an `Outcome` (one line, and the evaluator's process and job), or raises `LaunchError` (one line). No torch
+here: the TUI and the CLI call it in their own light process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from difftui.engine.eval.jobs import spawn_evaluator
+from difftui.engine.eval.metrics.weights import InceptionWeightsMissing, locate_inception, missing_message
+from difftui.engine.launch import liveness
+from difftui.engine.launch.outcome import LaunchError, Outcome
+from difftui.engine.store import Store
+
+__all__ = ["EvalRequest", "start_evaluation"]
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What to evaluate (the evaluator's options, `python -m difftui.engine eval --help`)."""
+    fid: bool = False                               # FID and improved precision/recall (k=3), playbook 5.5
+    fid_if_found: bool = False                      # FID only when the Inception weights are found (else a note)
+    curve: bool = False                             # the few-step curve: FID and NLL at 5/10/15/20 steps
+    quick: bool = False                             # the recipe's quick count (10,000) instead of 50,000
+    samples: int | None = None
+    repeats: int = 1
+    inception: Path | None = None
+    snapshot: int | None = None
+    nll_images: int | None = None
+    device: str | None = None
+    batch: int | None = None
+
+    @property
+    def needs_fid(self) -> bool:
+        return self.fid or self.curve
+
+    def argv(self, *, fid: bool | None = None) -> list[str]:
+        """The evaluator's options as an argv tail (`fid` overrides whether --fid is passed)."""
+        args: list[str] = []
+        if self.fid if fid is None else fid:
+            args.append("--fid")
+        if self.quick:
+            args.append("--quick")
+        if self.curve:
+            args.append("--curve")
+        inception = Path(self.inception).expanduser().resolve() if self.inception else None
+        for flag, value in (("--samples", self.samples), ("--repeats", self.repeats if self.repeats != 1 else None),
+                            ("--inception", inception), ("--snapshot", self.snapshot),
+                            ("--nll-images", self.nll_images), ("--device", self.device), ("--batch", self.batch)):
+            if value is not None:
+                args += [flag, str(value)]
+        return args
+
+
+def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: EvalRequest = EvalRequest()
+                     ) -> Outcome:
+    """Evaluate run `run_id` as the module docstring says. The evaluator runs on after this returns."""
+    with Store(db_path, create=False) as store:
+        liveness.reap_dead_runs(store)
+        liveness.reap_dead_jobs(store)
+        run = store.get_run(run_id)
+        if run is None:
+            raise LaunchError(f"no run {run_id} in {store.path}")
+        if request.snapshot is None and liveness.run_alive(run):
+            if request.needs_fid:
+                raise LaunchError(f"run {run_id} is {run['status']}: FID evaluates weights on disk; pass --snapshot "
+                                  f"STEP (a snapshot of this run), or stop the run first")
+            store.send_command(run_id, "evaluate")        # a live engine evaluates its panel between two steps
+            return Outcome(run_id, f"evaluate requested for run {run_id}; its engine evaluates the panel between two "
+                                   f"steps (results arrive as events and panel grids)")
+        busy = store.jobs_for(run_id, active=True)
+        if busy:
+            raise LaunchError(f"run {run_id} is already being evaluated (job {busy[-1]['id']}, "
+                              f"{busy[-1]['status']}); one evaluation at a time per run")
+    fid, note = request.needs_fid, ""
+    if request.needs_fid:
+        try:
+            locate_inception(request.inception)      # an explicit path that is not there: one line now
+        except InceptionWeightsMissing as e:
+            raise LaunchError(str(e)) from None
+    elif request.fid_if_found:
+        try:
+            fid = locate_inception(request.inception) is not None
+            note = "" if fid else missing_message()
+        except InceptionWeightsMissing as e:
+            note = str(e)
+    job_id, proc = spawn_evaluator(db_path, run_id, request.argv(fid=fid))
+    message = f"evaluating run {run_id} (job {job_id}, pid {proc.pid}); log {Path(run['run_dir']) / 'eval.log'}"
+    if note:
+        message += f". FID skipped: {note}"
+    return Outcome(run_id, message, proc=proc, job_id=job_id)

@@ -1,0 +1,181 @@
+"""Who is alive: runs, sweeps and evaluator jobs, and the reaping of the dead ones (DESIGN.md, process model).
+
+The one home of the liveness rule; the TUI, the CLI, the sweeps and the launcher all ask here, and the store only runs
+the statements (`mark_crashed`, `end_sweep`, `fail_dead_job`).
+
+    run     alive exactly while its engine holds runs/<id>/lock (difftui.engine.launch.lock): a slow step, a compile
+            or a suspended laptop never makes it dead, and kill -9 always does. Before the engine has taken the lock
+            (it is importing torch), a 'queued' run lives while the process its launcher started does (pid and start
+            time, recorded by the launcher's claim). A queued run with no pid waits to be started (e.g. in a sweep's
+            queue): neither alive nor dead. A run owned on another host, whose lock this machine cannot see, lives
+            while its heartbeat is younger than HEARTBEAT_TIMEOUT_S.
+    sweep   alive while its supervisor holds sweeps/<id>/lock, or, before it has taken it, while the launched
+            process lives (pid and start time). Supervised on another host: alive (its lock cannot be seen here).
+    job     alive while its evaluator process lives (pid and start time; this host). A job with no pid yet lives
+            HEARTBEAT_TIMEOUT_S after its creation (the spawner records the pid at once). Another host: alive.
+
+Reaping marks the dead: runs crashed, sweeps stopped / completed / crashed, jobs failed, each with one line saying why.
+A read-only store (a runs.db this user cannot write) is never reaped.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from difftui.engine.launch.lock import Holder, holder, pid_alive
+from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store, run_lock_path, sweep_lock_path
+
+__all__ = ["HEARTBEAT_TIMEOUT_S", "run_alive", "run_owner", "describe_owner", "local_owner_pid", "holds_lock",
+           "is_waiting", "sweep_alive", "job_alive", "reap_dead_runs", "reap_dead_sweeps", "reap_dead_jobs", "reap",
+           "RUN_GONE", "JOB_GONE"]
+
+HEARTBEAT_TIMEOUT_S = 60.0          # only for a process on another host, whose lock or pid this machine cannot see
+RUN_GONE = "engine process ended without a final status"
+JOB_GONE = "evaluator process ended without a final status"
+
+
+def _here(host: str | None) -> bool:
+    return host in (None, "", socket.gethostname())
+
+
+#----------------------------------------------------------------------------
+# Runs.
+
+def is_waiting(run: dict[str, Any]) -> bool:
+    """Queued and never started (no pid): waiting to be started, e.g. a member in a sweep's queue."""
+    return run["status"] == "queued" and not run["pid"]
+
+
+def run_owner(run: dict[str, Any]) -> Holder | None:
+    """The process that holds the run's lock now (None when nobody does)."""
+    lock = run_lock_path(run)
+    return holder(lock) if lock is not None else None
+
+
+def holds_lock(run: dict[str, Any]) -> bool:
+    """An engine still holds the run's lock, whatever the run's status says (e.g. it is exiting)."""
+    return run_owner(run) is not None
+
+
+def run_alive(run: dict[str, Any], *, now: float | None = None) -> bool:
+    """The run rule of the module docstring."""
+    if run["status"] not in ACTIVE_STATUSES:
+        return False
+    if not _here(run["host"]):
+        beat = run["heartbeat"] or run["created"]
+        return (time.time() if now is None else now) - beat < HEARTBEAT_TIMEOUT_S
+    if holds_lock(run):
+        return True
+    if run["status"] == "queued":
+        return pid_alive(run["pid"], run.get("pid_start"))
+    return False
+
+
+def describe_owner(run: dict[str, Any]) -> str:
+    """Who keeps a live run: "pid 123 on host, since ...", or the launched process that has not taken the lock yet."""
+    owner = run_owner(run)
+    if owner is not None:
+        return owner.describe()
+    if not _here(run["host"]):
+        return f"pid {run['pid']} on {run['host']}"
+    return f"starting as pid {run['pid']}"
+
+
+def local_owner_pid(run: dict[str, Any]) -> int | None:
+    """The pid to signal for a live run owned on this host: the lock holder, else the launched process."""
+    owner = run_owner(run)
+    if owner is not None and owner.pid and owner.host == socket.gethostname():
+        return owner.pid
+    if run["pid"] and run["host"] == socket.gethostname() and pid_alive(run["pid"], run.get("pid_start")):
+        return run["pid"]
+    return None
+
+
+def reap_dead_runs(store: Store) -> list[int]:
+    """Mark active runs whose engine is gone as crashed; return their ids (none in a read-only store)."""
+    if store.read_only:
+        return []
+    dead = [run["id"] for run in store.active_runs() if not is_waiting(run) and not run_alive(run)]
+    return [run_id for run_id in dead
+            if store.mark_crashed(run_id, RUN_GONE, event="engine process is gone; run marked crashed (resume with r)")]
+
+
+#----------------------------------------------------------------------------
+# Sweeps.
+
+def sweep_alive(sweep: dict[str, Any]) -> bool:
+    """The sweep rule of the module docstring."""
+    if sweep["status"] not in ACTIVE_SWEEP_STATUSES:
+        return False
+    if not _here(sweep.get("host")):
+        return True
+    lock = sweep_lock_path(sweep)
+    if lock is not None and holder(lock) is not None:
+        return True
+    return pid_alive(sweep.get("pid"), sweep.get("pid_start"))
+
+
+def reap_dead_sweeps(store: Store) -> list[int]:
+    """Sweeps marked running or stopping whose supervisor is gone: 'stopped' when it was stopping, 'completed' when
+    nothing is left to do, otherwise 'crashed' (its started members train on; `sweep resume` restarts the
+    supervisor). Returns their ids."""
+    if store.read_only:
+        return []
+    reaped = []
+    for sweep in store.supervised_sweeps():
+        if sweep_alive(sweep):
+            continue
+        left = [m for m in store.sweep_members(sweep["id"]) if m["status"] in ACTIVE_STATUSES]
+        if sweep["status"] == "stopping":
+            status, error = "stopped", None
+        elif not left:
+            status, error = "completed", None
+        else:
+            status = "crashed"
+            error = "the sweep's supervisor process is gone; started members train on (sweep resume restarts it)"
+        if store.end_sweep(sweep["id"], status, error=error, supervisor_pid=sweep["pid"]):
+            reaped.append(sweep["id"])
+    return reaped
+
+
+#----------------------------------------------------------------------------
+# Evaluator jobs.
+
+def job_alive(job: dict[str, Any], *, now: float | None = None) -> bool:
+    """The job rule of the module docstring."""
+    if job["status"] not in ("queued", "running"):
+        return False
+    if not _here(job["host"]):
+        return True
+    if job["pid"]:
+        return pid_alive(job["pid"], job.get("pid_start"))
+    return (time.time() if now is None else now) - job["created"] < HEARTBEAT_TIMEOUT_S
+
+
+def _job_gone_reason(store: Store, job: dict[str, Any]) -> str:
+    run = store.get_run(job["run_id"])
+    log = Path(run["run_dir"]) / "eval.log" if run and run.get("run_dir") else "the run's eval.log"
+    if not job["pid"]:
+        return f"the evaluator never started (no process within {HEARTBEAT_TIMEOUT_S:.0f} s); see {log}"
+    return f"{JOB_GONE} (pid {job['pid']}, killed or crashed); see {log}"
+
+
+def reap_dead_jobs(store: Store) -> list[int]:
+    """Mark queued or running jobs whose evaluator is gone as failed, with one line saying so; return their ids."""
+    if store.read_only:
+        return []
+    now = time.time()
+    return [job["id"] for job in store.active_jobs()
+            if not job_alive(job, now=now) and store.fail_dead_job(job["id"], _job_gone_reason(store, job))]
+
+
+#----------------------------------------------------------------------------
+
+def reap(store: Store) -> None:
+    """Reap dead runs, sweeps and evaluator jobs (what a front end does before it shows or changes anything)."""
+    reap_dead_runs(store)
+    reap_dead_sweeps(store)
+    reap_dead_jobs(store)

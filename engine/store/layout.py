@@ -1,0 +1,67 @@
+"""The run-folder layout: where a run's and a sweep's files live beside runs.db, and their lock files.
+
+    runs.db                      the database
+    runs/<id>/                   a run: lock, config.yaml, x_T.pt, checkpoints/, grids/, engine.log, eval.log
+    sweeps/<id>/                 a sweep: lock, supervisor.log
+    <stem>-runs/, <stem>-sweeps/ the same beside a database with another name (other.db -> other-runs/)
+
+Each run and sweep records its folder (`runs.run_dir`, `sweeps.sweep_dir`) when it is created, so a folder chosen by
+an earlier rule is kept. A new folder is always empty: `claim_folder` never takes over what a deleted or replaced
+database left behind (its checkpoints or lock).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["runs_root", "sweeps_root", "claim_folder", "run_lock_path", "sweep_lock_path", "FolderTaken"]
+
+MAX_SUFFIX = 1000                                   # <id>.1 ... <id>.999 before giving up
+
+
+class FolderTaken(RuntimeError):
+    """No free folder for a new run or sweep (the store turns it into a StoreError naming the file)."""
+
+
+def _beside(db_path: Path, kind: str) -> Path:
+    """runs/ or sweeps/ beside runs.db, <stem>-runs/ or <stem>-sweeps/ beside any other database file, so that two
+    databases in one directory never share a run's or a sweep's folder."""
+    path = Path(db_path).resolve()
+    if path.name == "runs.db":
+        return path.parent / kind
+    return path.parent / (f"{path.stem}-{kind}" if path.suffix == ".db" else f"{path.name}-{kind}")
+
+
+def runs_root(db_path: Path) -> Path:
+    return _beside(db_path, "runs")
+
+
+def sweeps_root(db_path: Path) -> Path:
+    return _beside(db_path, "sweeps")
+
+
+def claim_folder(root: Path, item_id: int) -> Path:
+    """A new, empty folder <root>/<id>, or <root>/<id>.<k> where <id> is left from a database that was deleted or
+    replaced: its checkpoints or lock must neither be taken over by the new run or sweep nor be overwritten."""
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(MAX_SUFFIX):
+        folder = root / (str(item_id) if k == 0 else f"{item_id}.{k}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            if folder.is_dir() and not any(folder.iterdir()):
+                return folder
+    raise FolderTaken(f"{root}: no free folder for {item_id} ({item_id}.1 ... {item_id}.{MAX_SUFFIX - 1} are all "
+                      f"taken)")
+
+
+def run_lock_path(run: dict[str, Any]) -> Path | None:
+    """runs/<id>/lock: held by the run's engine for its whole life (difftui.engine.launch.lock)."""
+    return Path(run["run_dir"]) / "lock" if run.get("run_dir") else None
+
+
+def sweep_lock_path(sweep: dict[str, Any]) -> Path | None:
+    """sweeps/<id>/lock: held by the sweep's supervisor for its whole life (difftui.engine.launch.lock)."""
+    return Path(sweep["sweep_dir"]) / "lock" if sweep.get("sweep_dir") else None

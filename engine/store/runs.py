@@ -1,0 +1,185 @@
+"""The `runs` table and its status machine, and the `commands` a front end sends a live engine.
+
+Every status change is one named method here, and its UPDATE carries the guard that keeps it right when two
+processes race (a launcher and a reaper, a stop and the engine's own final write):
+
+    create_run          -> queued                         a new run, no process yet (a sweep member waits like this)
+    claim_for_launch    -> queued, with pid               the launcher's claim, in the transaction that spawned it
+    mark_running        -> running                        the engine, once it holds runs/<id>/lock (the lock guards)
+    mark_stopping       running -> stopping               a stop was asked (a queued engine takes the command later)
+    finish_run          queued|running|stopping -> completed | stopped | failed     the engine's final word
+    mark_crashed        queued|running|stopping -> crashed, with a reason and an event    its engine is gone
+    requeue_members     stopped|crashed|failed -> queued, no pid (sweeps.py)
+
+Which runs are alive, and so which are crashed, is decided in difftui.engine.launch.liveness; only the SQL is here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from difftui.engine.store.connection import StoreError, decode_rows
+from difftui.engine.store.layout import FolderTaken, claim_folder
+
+__all__ = ["RunsTable", "RUN_STATUSES", "ACTIVE_STATUSES", "FINAL_STATUSES"]
+
+RUN_STATUSES = ("queued", "running", "stopping", "completed", "stopped", "failed", "crashed")
+ACTIVE_STATUSES = ("queued", "running", "stopping")
+FINAL_STATUSES = ("completed", "stopped", "failed")            # what an engine says when it ends
+_ACTIVE_SQL = "('queued', 'running', 'stopping')"
+
+
+class RunsTable:
+    """Runs and commands (a mixin of `Store`; needs `atomic`, `_rows`, `db` and `runs_root` from the connection)."""
+
+    #------------------------------------------------------------------------
+    # Reads.
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM runs WHERE id = ?", [run_id])
+        return rows[0] if rows else None
+
+    def require_run(self, run_id: int) -> dict[str, Any]:
+        """The run's row; StoreError "<db>: no run N" when there is none."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise StoreError(f"{self.path}: no run {run_id}")
+        return run
+
+    def run_config(self, run_id: int) -> dict[str, Any]:
+        return json.loads(self.require_run(run_id)["config"])
+
+    def list_runs(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Every run, newest first, with its last L_simple (or EDM loss) value."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        return decode_rows(self._rows(
+            f"""SELECT r.*,
+                 (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.name IN ('L_simple', 'L_edm')
+                  ORDER BY m.id DESC LIMIT 1) AS last_loss
+               FROM runs r {where} ORDER BY r.id DESC""", params), "last_loss")
+
+    def active_runs(self) -> list[dict[str, Any]]:
+        """Runs whose status says a process works on them or will (queued, running, stopping)."""
+        return self._rows(f"SELECT * FROM runs WHERE status IN {_ACTIVE_SQL} ORDER BY id")
+
+    #------------------------------------------------------------------------
+    # Writes that are not a status change.
+
+    def create_run(self, config: dict[str, Any], *, name: str, total_steps: int, device: str = "",
+                   sweep_id: int | None = None, parent_id: int | None = None) -> int:
+        """A new run, 'queued' with no process, and its folder (layout.py). Returns its id."""
+        now = time.time()
+        with self.atomic():
+            cur = self.db.execute(
+                "INSERT INTO runs (name, status, config, dataset, backbone, sampler, recipe, off_tier, sweep_id,"
+                " parent_id, device, total_steps, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [name, "queued", json.dumps(config), config["dataset"]["name"], config["backbone"]["name"],
+                 config["sampler"]["name"], config["recipe"]["name"], int(bool(config["backbone"].get("off_tier"))),
+                 sweep_id, parent_id, device, total_steps, now])
+            run_id = int(cur.lastrowid)
+            try:
+                run_dir = claim_folder(self.runs_root, run_id)
+            except FolderTaken as e:
+                raise StoreError(str(e)) from None
+            self.db.execute("UPDATE runs SET run_dir = ? WHERE id = ?", [str(run_dir), run_id])
+        return run_id
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        """Set columns of a run (its name, launch plan, device, config, best snapshot ...). A status change goes
+        through the named transitions below (tests/core/test_no_sql_outside_store.py checks the engine and the TUI)."""
+        if not fields:
+            return
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.atomic():
+            self.db.execute(f"UPDATE runs SET {cols} WHERE id = ?", [*fields.values(), run_id])
+
+    def set_total_steps(self, run_id: int, config: dict[str, Any], total_steps: int) -> None:
+        """A new end for a run (resume --max-steps): its stored config and its total steps together."""
+        self.update_run(run_id, config=json.dumps(config), total_steps=total_steps)
+
+    def delete_run(self, run_id: int) -> None:
+        """The run's rows in every table, then its folder. Whether it may be deleted is the caller's rule
+        (difftui.engine.launch.runs.delete_refusal); `delete_run_rows` is the part that belongs in its transaction."""
+        run = self.get_run(run_id)
+        self.delete_run_rows(run_id)
+        if run and run["run_dir"] and Path(run["run_dir"]).is_dir():
+            shutil.rmtree(run["run_dir"], ignore_errors=True)
+
+    def delete_run_rows(self, run_id: int) -> None:
+        with self.atomic():
+            for table in ("metrics", "gpu", "samples", "evals", "events", "commands", "jobs"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            self.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+    #------------------------------------------------------------------------
+    # Status transitions (the table in the module docstring).
+
+    def claim_for_launch(self, run_id: int, *, pid: int, pid_start: float | None, host: str, launch: str) -> None:
+        """The launcher's claim, made in the same transaction as its liveness check and the spawn
+        (launch.runs.start_run), so that two launchers racing for one run give one engine: queued, owned by the
+        launched process until the engine takes the lock."""
+        with self.atomic():
+            self.db.execute("UPDATE runs SET status = 'queued', pid = ?, pid_start = ?, host = ?, launch = ?,"
+                            " error = NULL, ended = NULL WHERE id = ?", [pid, pid_start, host, launch, run_id])
+
+    def mark_running(self, run_id: int, *, pid: int, pid_start: float | None, host: str, started: float) -> None:
+        """The engine owns the run (it holds runs/<id>/lock, which is the guard: no other process can be here)."""
+        with self.atomic():
+            self.db.execute("UPDATE runs SET status = 'running', pid = ?, pid_start = ?, host = ?, heartbeat = ?,"
+                            " started = ?, error = NULL, ended = NULL WHERE id = ?",
+                            [pid, pid_start, host, time.time(), started, run_id])
+
+    def mark_stopping(self, run_id: int) -> bool:
+        """running -> stopping. Never overwrites a final status; a queued engine has no heartbeat yet and takes the
+        stop command as soon as it owns the run. Returns whether the status changed."""
+        with self.atomic():
+            cur = self.db.execute("UPDATE runs SET status = 'stopping' WHERE id = ? AND status = 'running'", [run_id])
+        return cur.rowcount == 1
+
+    def finish_run(self, run_id: int, status: str, *, error: str | None = None) -> bool:
+        """An active run ends: completed, stopped or failed (with its one-line error). Returns whether it changed."""
+        with self.atomic():
+            return self._finish(run_id, status, error) == 1
+
+    def _finish(self, run_id: int, status: str, error: str | None) -> int:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"finish_run: {status!r} is not one of {', '.join(FINAL_STATUSES)}")
+        cur = self.db.execute(f"UPDATE runs SET status = ?, ended = ?, error = COALESCE(?, error) WHERE id = ?"
+                              f" AND status IN {_ACTIVE_SQL}", [status, time.time(), error, run_id])
+        return cur.rowcount
+
+    def mark_crashed(self, run_id: int, reason: str, *, event: str | None = None, keep_error: bool = True) -> bool:
+        """An active run whose engine is gone -> crashed, with `reason` as its error (an earlier error is kept when
+        `keep_error`) and `event` (default: the reason) in its log, in one transaction. Returns whether it changed:
+        False when the run had already ended (its engine's final word came first)."""
+        with self.atomic():
+            error = "COALESCE(error, ?)" if keep_error else "?"
+            cur = self.db.execute(f"UPDATE runs SET status = 'crashed', ended = ?, error = {error} WHERE id = ?"
+                                  f" AND status IN {_ACTIVE_SQL}", [time.time(), reason, run_id])
+            if cur.rowcount:
+                self._event(run_id, "error", event or reason)
+        return cur.rowcount == 1
+
+    #------------------------------------------------------------------------
+    # Commands (TUI/CLI -> engine).
+
+    def send_command(self, run_id: int, command: str, args: dict[str, Any] | None = None) -> int:
+        with self.atomic():
+            cur = self.db.execute("INSERT INTO commands (run_id, time, command, args) VALUES (?,?,?,?)",
+                                  [run_id, time.time(), command, json.dumps(args or {})])
+        return int(cur.lastrowid)
+
+    def take_commands(self, run_id: int) -> list[dict[str, Any]]:
+        """Pending commands for a run, oldest first, marked done in the same transaction."""
+        with self.atomic():
+            rows = self._rows("SELECT * FROM commands WHERE run_id = ? AND done IS NULL ORDER BY id", [run_id])
+            if rows:
+                self.db.execute("UPDATE commands SET done = ? WHERE run_id = ? AND done IS NULL",
+                                [time.time(), run_id])
+        for r in rows:
+            r["args"] = json.loads(r["args"] or "{}")
+        return rows
