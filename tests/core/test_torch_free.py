@@ -9,7 +9,9 @@ import textwrap
 
 TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "difftui.engine.config.archs", "difftui.engine.config.ladders",
               "difftui.engine.config.catalog", "difftui.engine.launch.checks", "difftui.engine.config.tier_figures",
-              "difftui.engine.launch.request", "difftui.engine.store", "difftui.engine.launch.runs", "difftui.tui.app",
+              "difftui.engine.launch.request", "difftui.engine.store", "difftui.engine.launch.runs",
+              "difftui.engine.launch.plan", "difftui.engine.launch.backends", "difftui.engine.launch.liveness",
+              "difftui.engine.eval.start", "difftui.tui.app",
               "difftui.tui.cli", "difftui.tui.screens.review", "difftui.tui.screens.new_run"]
 
 

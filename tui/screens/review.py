@@ -322,7 +322,7 @@ class ReviewScreen(NewRunStep):
     def launch_run(self, request: LaunchRequest) -> None:
         from difftui.engine.config.model import PresetError
         from difftui.engine.launch.checks import launch_checks
-        from difftui.engine.launch.runs import create_run, start_run
+        from difftui.engine.launch.runs import new_run
         try:
             config = request.resolve(self.app.preset_dirs)
             plan = request.plan()
@@ -338,11 +338,10 @@ class ReviewScreen(NewRunStep):
             return
         for warning in report.warnings:
             self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=8)
-        run_id = create_run(self.app.db_path, config, parent_id=self.clone_of, plan=plan)
-        proc = start_run(self.app.db_path, run_id, plan)
-        self.app.track(run_id, proc)
+        started = new_run(self.app.db_path, config, plan=plan, parent_id=self.clone_of)   # the CLI's `run` call
+        self.app.track(started.run_id, started.proc)
         remember(request)
-        self.post_message(RunLaunched(run_id))
+        self.post_message(RunLaunched(started.run_id))
 
     def action_sweep_config(self) -> None:
         """Sweep this config: the grid picker, with this form's options as the base of every member."""

@@ -49,12 +49,11 @@ class SweepRequest:
         text = self.per_device.strip()
         if not text.isdigit() or int(text) < 1:
             raise PresetError(f"runs at once per device: expected a whole number >= 1, got {text!r}")
-        gpus = None
-        if self.gpus.strip():
-            try:
-                gpus = tuple(int(g) for g in self.gpus.replace(" ", "").split(",") if g)
-            except ValueError:
-                raise PresetError(f"GPUs: expected indices such as 0,1, got {self.gpus.strip()!r}") from None
+        from difftui.engine.launch.plan import parse_gpus
+        try:
+            gpus = parse_gpus(self.gpus, option="GPUs")
+        except ValueError as e:
+            raise PresetError(str(e)) from None
         return Slots.choose(device=device, gpus=gpus, runs_per_device=int(text))
 
     def plan(self, catalog: Any, grid: Any, spec: Any) -> tuple[Any, Any]:
