@@ -100,3 +100,43 @@ def test_job_line_says_what_the_newest_job_did():
     failed = {"id": 7, "status": "failed", "error": "Inception weights for FID not found at X", "ended": FIXED_T,
               "done": 0, "total": 0, "message": None}
     assert str(job_line([failed])) == "eval job 7 failed: Inception weights for FID not found at X"
+
+
+async def test_the_view_shows_an_evaluation_at_work_and_then_its_evaluator_gone(prepared_db):
+    """Issue 16 item 3: a running job with a live evaluator is shown as running (the job reaper used to raise a
+    NameError here, shown as the view's error), and once the evaluator is killed the view says it failed, in one line."""
+    import socket
+    import subprocess
+    import sys
+
+    from difftui.engine.launch.lock import process_start_time
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with Store(prepared_db) as store:
+            job = store.create_job(1, "eval", {})
+            store.claim_job(job, pid=live.pid, pid_start=process_start_time(live.pid), host=socket.gethostname(),
+                            message="starting")
+            store.report_progress(job, 3, 12, "FID: repeat 1/1, 640/10,000 images")
+        app = DifftuiApp(db_path=prepared_db)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: len(app.screen_stack) > 1, 30, "the history screen")
+            app.open_dashboard(1)
+            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+                                  and app.screen, 30, "the dashboard")
+            view = dash.query_one(EvalView)
+            await pilot.press("t")
+            await wait_for(pilot, lambda: view.polls >= 2, 30, "two polls of the evaluation view")
+            jobs = str(view.query_one("#eval-jobs").render())
+            assert jobs.startswith(f"eval job {job} running") and "3/12 (25%)" in jobs
+            assert [n.message for n in app._notifications if n.severity == "error"] == []
+            live.kill()                                 # kill -9: the next poll reaps it
+            live.wait()
+            await wait_for(pilot, lambda: "failed" in str(view.query_one("#eval-jobs").render()), 30,
+                           "the killed evaluator's job to read failed")
+            jobs = str(view.query_one("#eval-jobs").render())
+            assert jobs.startswith(f"eval job {job} failed: evaluator process ended without a final status "
+                                   f"(pid {live.pid}, killed or crashed)")
+            assert [n.message for n in app._notifications if n.severity == "error"] == []
+    finally:
+        live.kill()
+        live.wait()
