@@ -22,7 +22,8 @@ def one_line(error: BaseException | None) -> str:
     name = type(error).__name__
     if not first:
         return name
-    return first if name in ("PresetError", "RuntimeError", "StoreError", "ValueError", "Owned") else f"{name}: {first}"
+    known = ("PresetError", "RuntimeError", "StoreError", "ValueError", "Owned", "LaunchError")
+    return first if name in known else f"{name}: {first}"
 
 
 def unless_closing(handler: Callable[..., Any]) -> Callable[..., Any]:
