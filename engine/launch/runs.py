@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from difftui.engine.launch.lock import Owned, process_start_time
 from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.launch.plan import LaunchPlan
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store
+from difftui.engine.store.layout import remove_run_folder
 
 __all__ = ["Owned", "LaunchError", "Outcome", "create_run", "start_run", "new_run", "resume", "request_stop",
            "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
@@ -232,7 +232,5 @@ def delete_run(db_path: str | os.PathLike[str], run_id: int) -> Outcome:
             if refusal:
                 raise LaunchError(refusal)
             store.delete_run_rows(run_id)
-    folder = Path(run["run_dir"]) if run["run_dir"] else None
-    if folder is not None and folder.is_dir():
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_run_folder(run)
     return Outcome(run_id, f"run {run_id} deleted")

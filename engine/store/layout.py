@@ -12,10 +12,12 @@ database left behind (its checkpoints or lock).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["runs_root", "sweeps_root", "claim_folder", "run_lock_path", "sweep_lock_path", "FolderTaken"]
+__all__ = ["runs_root", "sweeps_root", "claim_folder", "run_lock_path", "sweep_lock_path", "remove_run_folder",
+           "FolderTaken"]
 
 MAX_SUFFIX = 1000                                   # <id>.1 ... <id>.999 before giving up
 
@@ -65,3 +67,9 @@ def run_lock_path(run: dict[str, Any]) -> Path | None:
 def sweep_lock_path(sweep: dict[str, Any]) -> Path | None:
     """sweeps/<id>/lock: held by the sweep's supervisor for its whole life (difftui.engine.launch.lock)."""
     return Path(sweep["sweep_dir"]) / "lock" if sweep.get("sweep_dir") else None
+
+
+def remove_run_folder(run: dict[str, Any]) -> None:
+    """Delete runs/<id>/ with everything in it (once the run's rows are gone; a folder already gone is fine)."""
+    if run.get("run_dir") and Path(run["run_dir"]).is_dir():
+        shutil.rmtree(run["run_dir"], ignore_errors=True)

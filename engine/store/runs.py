@@ -17,13 +17,11 @@ Which runs are alive, and so which are crashed, is decided in difftui.engine.lau
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from difftui.engine.store.connection import StoreError, decode_rows
-from difftui.engine.store.layout import FolderTaken, claim_folder
+from difftui.engine.store.layout import FolderTaken, claim_folder, remove_run_folder
 
 __all__ = ["RunsTable", "RUN_STATUSES", "ACTIVE_STATUSES", "FINAL_STATUSES"]
 
@@ -106,8 +104,8 @@ class RunsTable:
         (difftui.engine.launch.runs.delete_refusal); `delete_run_rows` is the part that belongs in its transaction."""
         run = self.get_run(run_id)
         self.delete_run_rows(run_id)
-        if run and run["run_dir"] and Path(run["run_dir"]).is_dir():
-            shutil.rmtree(run["run_dir"], ignore_errors=True)
+        if run is not None:
+            remove_run_folder(run)
 
     def delete_run_rows(self, run_id: int) -> None:
         with self.atomic():
