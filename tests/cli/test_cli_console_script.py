@@ -75,3 +75,31 @@ def test_ctrl_c_detaches_and_the_run_keeps_going(tmp_path, env):
     stopped = difftui("stop", 1, "--wait", env=env)
     assert stopped.returncode == 0, stopped.stderr
     assert "run 1 stopped at step" in stopped.stdout
+
+
+def test_a_followed_run_whose_engine_is_killed_ends_as_crashed_with_one_line(tmp_path, env):
+    """kill -9 of the engine under `difftui run` (followed): the follower reaps it (the liveness rule) and exits 1
+    with one line, never a traceback and never 'running' forever."""
+    db = tmp_path / "runs.db"
+    Store(db).close()
+    proc = subprocess.Popen([DIFFTUI, "run", *TINY, "--max-steps", "100000", "--device", "cpu"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with Store(db, create=False) as store:
+                run = store.get_run(1)
+            if run and run["status"] == "running" and run["step"] > 0:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        os.kill(run["pid"], signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, (out, err)
+    assert "Traceback" not in out + err
+    assert err.strip().splitlines() == ["difftui: run 1 crashed: engine process ended without a final status"]
+    with Store(db, create=False) as store:
+        assert store.get_run(1)["status"] == "crashed"

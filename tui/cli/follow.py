@@ -25,6 +25,7 @@ def follow(c: Context, run_id: int, proc=None) -> int:
     Ctrl-C detaches (the engine runs in its own session and keeps going)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from difftui.engine.launch.liveness import reap_dead_runs
     from difftui.engine.store import ACTIVE_STATUSES
     store = c.store()
     run = get_run(store, run_id)
@@ -52,7 +53,7 @@ def follow(c: Context, run_id: int, proc=None) -> int:
                     # The process is gone; give its last write a moment, then let the reaper decide.
                     time.sleep(POLL_S)
                     if get_run(store, run_id)["status"] in ACTIVE_STATUSES:
-                        store.reap_dead_runs()
+                        reap_dead_runs(store)
                     continue
                 time.sleep(POLL_S)
     except KeyboardInterrupt:
