@@ -52,7 +52,7 @@ class DifftuiApp(App[None]):
         yield Static(f"opening {self.db_path} ...", id="splash", markup=False)
 
     def on_mount(self) -> None:
-        from difftui.engine.launch.checks import start_probe
+        from difftui.engine.launch.devices import start_probe
         start_probe()                               # the device probe (a subprocess) runs while the user picks
         self.open_database()
 

@@ -16,7 +16,8 @@ from typing import Any
 from difftui.engine.config.ladders import tier_status
 from difftui.engine.config.model import PresetError, RunConfig
 from difftui.engine.config.schema import parse_integer
-from difftui.engine.launch.checks import DeviceProbe, default_max_steps, describe_device, device_error, probe_devices
+from difftui.engine.launch.checks import default_max_steps
+from difftui.engine.launch.devices import DeviceProbe, describe_device, device_error, probe_devices
 
 __all__ = ["LaunchRequest", "resolve_new_run", "review_facts"]
 

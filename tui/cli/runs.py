@@ -104,7 +104,9 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
     """Resolve a new run and run the launch checks (issue 11 item 6): a refusal raises before any run row exists;
     warnings go to stderr. `processes` share the recipe's (global) batch. Returns (config, whether the max steps
     are the device default)."""
-    from difftui.engine.launch.checks import launch_checks, probe_devices
+    from difftui.engine.config.batch import batch_split_error
+    from difftui.engine.launch.checks import launch_checks
+    from difftui.engine.launch.devices import probe_devices
     from difftui.engine.launch.request import resolve_new_run
     c.catalog().resolve(**choices)                  # a config error is refused at once, before torch loads
     import difftui.engine.data  # noqa: F401  (torch, once: the data check and the device probe)
@@ -113,9 +115,8 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
     report = launch_checks(config, probe=probe, check_data=_check_data_in_process)
     if not report.ok:
         raise UserError(report.errors[0])
-    if config.recipe.batch_size % processes:
-        raise UserError(f"recipe.batch_size {config.recipe.batch_size} does not split over {processes} processes "
-                        f"(the recipe's batch is the global batch)")
+    if (problem := batch_split_error(config.recipe.batch_size, processes)) is not None:
+        raise UserError(problem)
     for warning in report.warnings:
         print(f"difftui: warning: {warning}", file=sys.stderr, flush=True)
     return config, defaulted

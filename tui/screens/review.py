@@ -71,6 +71,19 @@ def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
     return review_facts(config)
 
 
+def resolve_request(request: LaunchRequest, preset_dirs: list) -> tuple[Any, Any]:
+    """The form's RunConfig and LaunchPlan, refused (PresetError, one line) when they do not compose or the batch
+    does not split over the plan's processes (engine/config/batch.py, the CLI's and the engine's rule too)."""
+    from difftui.engine.config.batch import batch_split_error
+    from difftui.engine.config.model import PresetError
+    config = request.resolve(preset_dirs)
+    plan = request.plan()
+    problem = batch_split_error(config.recipe.batch_size, plan.nproc_per_node * plan.nnodes)
+    if problem is not None:
+        raise PresetError(problem)
+    return config, plan
+
+
 def remember(request: LaunchRequest) -> None:
     """Keep this launch's presets and form for the next new run (tui/prefs.py); a file that cannot be written
     only costs the convenience."""
@@ -211,11 +224,7 @@ class ReviewScreen(NewRunStep):
         from difftui.engine.config.catalog import config_to_dict
         from difftui.engine.config.model import PresetError
         try:
-            config = request.resolve(self.app.preset_dirs)
-            plan = request.plan()
-            if config.recipe.batch_size % plan.nproc_per_node:
-                raise PresetError(f"batch size {config.recipe.batch_size} does not split over {plan.nproc_per_node} "
-                                  f"GPUs (the recipe's batch is the global batch)")
+            config, _ = resolve_request(request, self.app.preset_dirs)
         except PresetError as e:
             self.post_message(ConfigRejected(generation, one_line(e)))
             return
@@ -324,11 +333,7 @@ class ReviewScreen(NewRunStep):
         from difftui.engine.launch.checks import launch_checks
         from difftui.engine.launch.runs import create_run, start_run
         try:
-            config = request.resolve(self.app.preset_dirs)
-            plan = request.plan()
-            if config.recipe.batch_size % plan.nproc_per_node:
-                raise PresetError(f"batch size {config.recipe.batch_size} does not split over {plan.nproc_per_node} "
-                                  f"GPUs (the recipe's batch is the global batch)")
+            config, plan = resolve_request(request, self.app.preset_dirs)
         except PresetError as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
