@@ -19,9 +19,9 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone
-from difftui.tui.screens.base import one_line
 
 __all__ = ["DifftuiApp"]
 

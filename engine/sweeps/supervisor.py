@@ -32,6 +32,7 @@ from difftui.engine.launch.lock import Owned, OwnerLock, holder, process_start_t
 from difftui.engine.launch.runs import start_run
 from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError, run_lock_path
 from difftui.engine.sweeps.control import is_waiting, sweep_slots
+from difftui.engine.text import one_line
 
 __all__ = ["supervise", "POLL_S", "occupied_slots"]
 
@@ -164,7 +165,7 @@ def supervise(db_path: str | os.PathLike[str], sweep_id: int, poll_s: float = PO
         return 0
     except BaseException as e:
         traceback.print_exc(file=sys.stderr)
-        message = " ".join(f"{type(e).__name__}: {e}".split())
+        message = one_line(e, named=True)
         try:
             store.update_sweep(sweep_id, status="crashed", error=f"supervisor failed: {message}", ended=time.time())
         except Exception:

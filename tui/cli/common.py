@@ -38,8 +38,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, PresetError, StoreError, DataError, DeviceError)
 
 
-def fail(message: str, code: int = 2) -> None:
-    print(f"difftui: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+def fail(error: BaseException | str, code: int = 2) -> None:
+    """Print `difftui: error: <one line>` (engine/text.py's rule, the TUI's too) on stderr and exit with `code`."""
+    from difftui.engine.text import error_line
+    print(error_line(error), file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
 
@@ -52,7 +54,7 @@ def user_command(fn: Callable) -> Callable:
         except typer.Exit:
             raise
         except user_errors() as e:
-            fail(str(e))
+            fail(e)
     return wrapper
 
 

@@ -45,7 +45,7 @@ def sweep_command(fn: Callable) -> Callable:
         except typer.Exit:
             raise
         except (*user_errors(), SweepError, Owned) as e:
-            fail(str(e))
+            fail(e)
     return wrapper
 
 

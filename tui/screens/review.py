@@ -23,9 +23,9 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker
 
 from difftui.engine.launch.request import LaunchRequest
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
-from difftui.tui.screens.base import one_line
 from difftui.tui.screens.new_run import NewRunStep
 from difftui.tui.widgets.tickbox import TickBox
 

@@ -18,9 +18,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import GridsLoaded
-from difftui.tui.screens.base import DifftuiScreen, one_line, unless_closing
+from difftui.tui.screens.base import DifftuiScreen, unless_closing
 
 __all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb", "fmt_value"]
 
@@ -114,14 +115,12 @@ class SweepGridScreen(SweepStep):
             try:
                 grid = load_preset("sweeps", path)
             except PresetError as e:
-                entries.append((name, None, str(e), None))
+                entries.append((name, None, one_line(e), None))
                 continue
             try:
                 plan_sweep(catalog, grid, spec)
                 refusal = None
-            except PresetError as e:
-                refusal = str(e)
-            except Exception as e:                  # a member that does not even build: say so for this grid only
+            except Exception as e:                  # PresetError, or a member that does not even build: this grid only
                 refusal = one_line(e)
             entries.append((name, grid, "", refusal))
         self.post_message(GridsLoaded(spec, entries))

@@ -22,9 +22,9 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionLis
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker
 
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
-from difftui.tui.screens.base import one_line
 from difftui.tui.screens.sweep_grid import SweepStep, fmt_value, sweep_breadcrumb
 from difftui.tui.widgets.status_line import format_eta
 from difftui.tui.widgets.tickbox import TickBox, TickList
@@ -159,7 +159,7 @@ class SweepSetupScreen(SweepStep):
         try:
             plan, slots = request.plan(Catalog(self.app.preset_dirs), self.grid, self.spec)
         except (PresetError, SweepError) as e:
-            self.post_message(SweepPlanRejected(generation, str(e)))
+            self.post_message(SweepPlanRejected(generation, one_line(e)))
             return
         with Store(self.app.db_path) as store:
             estimate = estimate_sweep(store, [m.config for m in plan.members], slots)
@@ -201,7 +201,7 @@ class SweepSetupScreen(SweepStep):
         try:
             value = parse_value(text)
         except PresetError as e:
-            self._show_error(str(e))
+            self._show_error(one_line(e))
             return
         if any(a == axis and self._same(v, value) for a, v, _c in self.choices):
             self._show_error(f"{axis}={fmt_value(value)} is already in the list")
@@ -278,7 +278,7 @@ class SweepSetupScreen(SweepStep):
             plan, slots = request.plan(Catalog(self.app.preset_dirs), self.grid, self.spec)
             sweep_id, proc = launch_sweep(self.app.db_path, plan, slots)      # the launch checks first
         except (PresetError, SweepError) as e:
-            self.post_message(LaunchFailed(str(e)))
+            self.post_message(LaunchFailed(one_line(e)))
             return
         self.app.track_supervisor(sweep_id, proc)
         self.post_message(SweepLaunched(sweep_id))

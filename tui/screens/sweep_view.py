@@ -21,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
@@ -308,7 +309,7 @@ class SweepScreen(PollingScreen):
             else:
                 text = add_value(db, Catalog(self.app.preset_dirs), self.sweep_id, value, off_grid=off_grid)
         except (SweepError, PresetError, Owned) as e:
-            self.post_message(SweepActionDone(f"error: {e}"))
+            self.post_message(SweepActionDone(f"error: {one_line(e)}"))
             return
         self.post_message(SweepActionDone(text))
 
