@@ -93,7 +93,8 @@ def get_run(store, run_id: int) -> dict[str, Any]:
 
 
 def fmt_loss(values: dict[str, float]) -> str:
-    parts = [f"{n} {values[n]:.4g}" for n in LOSS_NAMES if n in values]
+    from difftui.engine.numbers import format_number
+    parts = [f"{n} {format_number(values[n])}" for n in LOSS_NAMES if n in values]
     return "  ".join(parts)
 
 

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from difftui.engine.numbers import format_number, format_setting
 from difftui.tui.cli import sweep as sweep_lines
 from difftui.tui.cli.common import (
     KIND_ALIASES,
@@ -157,7 +158,7 @@ def list_runs(ctx: typer.Context,
     for r in runs:
         backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
         cells = (str(r["id"]), r["name"] + sweep_lines.run_marks(r), r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
-                 f"{r['step']}/{r['total_steps']}", f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-",
+                 f"{r['step']}/{r['total_steps']}", format_number(r["last_loss"]),
                  r["device"] or "")
         table.add_row(*(Text(str(cell)) for cell in cells))
     print_table(table_out, table)
@@ -199,7 +200,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     grid = sp["grid"]
     lines += [f"  sampler   {sp['name']} (grid: {grid['kind']} N={grid['steps']} eta={grid['eta']})",
               f"  recipe    {rec['name']}: {rec['loss']} loss, {rec['schedule']} schedule, T={rec['diffusion_steps']},"
-              f" batch {rec['batch_size']}, lr {rec['lr']:g}, EMA {rec['ema_decay']}",
+              f" batch {rec['batch_size']}, lr {format_setting(rec['lr'])}, EMA {rec['ema_decay']}",
               f"  device    {r['device'] or cfg.get('device', '-')}   pid {r['pid'] or '-'} on {r['host'] or '-'}"
               + (f", started {fmt_time(r['pid_start'])}" if r.get("pid_start") else ""),
               f"  progress  step {r['step']}/{r['total_steps']}  kimg {r['kimg']:.1f}",
@@ -209,7 +210,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
         lines.append(f"  error     {r['error']}")
     lines += sweep_lines.show_lines(r)
     if values:
-        lines.append("  last      " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
+        lines.append("  last      " + "  ".join(f"{k} {format_number(v)}" for k, v in sorted(values.items())))
     lines.append(f"  run dir   {r['run_dir']}")
     if grids:
         lines.append(f"  grids     {len(grids)}; latest step {grids[-1]['step']}: {grids[-1]['path']}")
@@ -323,9 +324,9 @@ def _backbone_table(table: Table, files) -> None:
     # Issue 11 item 7: the figures come from the tier cache (shipped, then ~/.cache/difftui); a tier not cached yet
     # is measured once, in a subprocess.
     for d in describe_tiers([f.preset for f in files]):
-        lr = f"{d['lr']:.3g}" if d["lr"] is not None else "recipe"
+        lr = format_number(d["lr"], 3) if d["lr"] is not None else "recipe"
         table.add_row(d["name"], str(d["resolution"]), short.get(d["status"], d["status"]), f"{d['params_m']:.2f}",
-                      f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", f"{d['gmacs']:.3g}",
+                      f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", format_number(d["gmacs"], 3),
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
 
 

@@ -13,7 +13,6 @@ a failed or crashed member exits 1.
 from __future__ import annotations
 
 import json
-import math
 import time
 from functools import wraps
 from pathlib import Path
@@ -23,6 +22,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from difftui.engine.numbers import format_number, format_setting
 from difftui.tui.cli.common import UserError, ctx_obj, fail, fmt_time, out, user_errors
 from difftui.tui.cli.follow import follow
 
@@ -47,14 +47,6 @@ def sweep_command(fn: Callable) -> Callable:
         except (*user_errors(), SweepError, Owned) as e:
             fail(e)
     return wrapper
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)                           # nan, inf: data, shown as such
-    return f"{value:.4g}"
 
 
 def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
@@ -115,17 +107,17 @@ def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
         axis_cells = []
         for a in axes:
             v = values.get(a)
-            axis_cells.append("-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)))
+            axis_cells.append(format_setting(v))
         if r.get("off_grid"):
             axis_cells[-1:] = [f"{axis_cells[-1]} (off-grid)"] if axis_cells else []
         status = r["status"] + (" (waiting)" if r["status"] == "queued" and not r["pid"] else "")
         row = [str(r["id"]), *axis_cells, status, f"{r['step']}/{r['total_steps']}"]
         for n in losses:
-            row += [_num(s.last.get(n)), _num(s.best.get(n))]
+            row += [format_number(s.last.get(n)), format_number(s.best.get(n))]
         if nll:
-            row.append(_num(s.nll[1]) if s.nll else "-")
+            row.append(format_number(s.nll[1]) if s.nll else "-")
         if flops:
-            row.append(_num(s.last.get("flops_ratio")))
+            row.append(format_number(s.last.get("flops_ratio")))
         rows.append(row)
     return header, rows
 
@@ -133,7 +125,7 @@ def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
 def sweep_header(sweep: dict[str, Any], alive: bool) -> list[str]:
     from difftui.engine.sweeps import RunSpec, sweep_grid, sweep_slots
     grid = sweep_grid(sweep)
-    axes = "  ".join(f"{k} in {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}}}"
+    axes = "  ".join(f"{k} in {{{', '.join(format_setting(v) for v in vs)}}}"
                      for k, vs in grid["axes"].items())
     off = grid.get("off_grid") or {}
     supervisor = (f"pid {sweep['pid']} on {sweep['host']}" if alive else "not running")
@@ -354,7 +346,7 @@ def compare(ctx: typer.Context, run_ids: list[int] = typer.Argument(..., help="t
     for s in summaries:
         keys.add_column(f"run {s.run['id']}", justify="right")
     for key, values in diff:
-        keys.add_row(key, *["-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values])
+        keys.add_row(key, *[format_setting(v) for v in values])
     out.print(keys)
 
 

@@ -23,6 +23,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker
 
 from difftui.engine.launch.request import LaunchRequest
+from difftui.engine.numbers import format_number
 from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
@@ -293,13 +294,13 @@ class ReviewScreen(NewRunStep):
             table.add_row("parameters", params)
             gmacs = facts["macs"] / 1e9
             nfe = grid_nfe(config.sampler.grid)
-            table.add_row("GMACs/forward", f"{gmacs:.4g}  (= {2 * gmacs:.4g} GFLOPs, batch 1)")
-            table.add_row("GMACs/sample", f"{gmacs * nfe:.4g}  (grid sampler, NFE {nfe})")
+            table.add_row("GMACs/forward", f"{format_number(gmacs)}  (= {format_number(2 * gmacs)} GFLOPs, batch 1)")
+            table.add_row("GMACs/sample", f"{format_number(gmacs * nfe)}  (grid sampler, NFE {nfe})")
             tier = facts["tier"]
             table.add_row("tier", Text(tier, style="bold yellow" if "off" in tier else ""))
         lr = config.learning_rate
         rule = ("P1 rule 1e-4/sqrt(C/128)" if config.backbone.lr_rule == "p1_sqrt" else "recipe")
-        table.add_row("learning rate", f"{lr:.3g}  ({rule})")
+        table.add_row("learning rate", f"{format_number(lr, 3)}  ({rule})")
         r = config.recipe
         table.add_row("training", f"{r.total_steps:,} steps x batch {r.batch_size} = "
                                   f"{r.total_steps * r.batch_size / 1e3:,.1f} kimg")

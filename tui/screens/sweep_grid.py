@@ -18,16 +18,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from difftui.engine.numbers import format_setting
 from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import GridsLoaded
 from difftui.tui.screens.base import DifftuiScreen, unless_closing
 
-__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb", "fmt_value"]
-
-
-def fmt_value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb"]
 
 
 def sweep_breadcrumb(spec: Any, here: str, grid: str | None = None) -> Text:
@@ -53,7 +50,7 @@ def grid_detail(name: str, grid: Any, error: str, refusal: str | None) -> Table 
     table.add_row("playbook", grid.playbook)
     n = 1
     for key, values in grid.axes.items():
-        table.add_row(key, ", ".join(fmt_value(v) for v in values))
+        table.add_row(key, ", ".join(format_setting(v) for v in values))
         n *= len(values)
     table.add_row("runs", f"{n} (the cartesian product of the axes)")
     table.add_row("applies to", grid.applies_to.describe())
