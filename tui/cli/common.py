@@ -31,11 +31,15 @@ class UserError(Exception):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a command reports as one line and exit 2 (the sweep ones too: SweepError, and Owned when another
+    process owns the run or sweep)."""
     from difftui.engine.config.model import PresetError
     from difftui.engine.data import DataError
+    from difftui.engine.launch.lock import Owned
     from difftui.engine.run.device import DeviceError
     from difftui.engine.store import StoreError
-    return (UserError, PresetError, StoreError, DataError, DeviceError)
+    from difftui.engine.sweeps import SweepError
+    return (UserError, PresetError, StoreError, DataError, DeviceError, SweepError, Owned)
 
 
 def fail(error: BaseException | str, code: int = 2) -> None:

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import json
 import time
-from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from difftui.engine.numbers import format_number, format_setting
-from difftui.tui.cli.common import UserError, ctx_obj, fail, fmt_time, out, user_errors
+from difftui.tui.cli.common import UserError, ctx_obj, fmt_time, out, user_command
 from difftui.tui.cli.follow import follow
 
 __all__ = ["register", "sweep_app", "member_rows", "sweep_header", "run_marks", "show_lines"]
@@ -32,21 +31,6 @@ sweep_app = typer.Typer(help="Sweep a grid preset (playbook 1.8, 4.5, A.2): star
                         no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 LOSSES = ("L_simple", "L_vlb", "L_hybrid", "L_edm")
 FOLLOW_S = 1.0
-
-
-def sweep_command(fn: Callable) -> Callable:
-    """The CLI's one-line user errors, plus the sweep ones (SweepError, Owned: another process owns it)."""
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from difftui.engine.launch.lock import Owned
-        from difftui.engine.sweeps import SweepError
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except (*user_errors(), SweepError, Owned) as e:
-            fail(e)
-    return wrapper
 
 
 def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
@@ -203,7 +187,7 @@ def _counts(summaries: list[Any]) -> dict[str, int]:
 # sweep commands.
 
 @sweep_app.command("start")
-@sweep_command
+@user_command
 def start(
     ctx: typer.Context,
     grid: str = typer.Argument(..., help="grid preset (difftui presets sweeps), e.g. p1-dropout"),
@@ -244,7 +228,7 @@ def start(
 
 
 @sweep_app.command("ls")
-@sweep_command
+@user_command
 def list_sweeps(ctx: typer.Context) -> None:
     """List sweeps with their members' statuses (a sweep whose supervisor died is marked crashed first)."""
     from difftui.engine.store import Store
@@ -271,7 +255,7 @@ def list_sweeps(ctx: typer.Context) -> None:
 
 
 @sweep_app.command("show")
-@sweep_command
+@user_command
 def show_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """A sweep's grid, slots and supervisor, and its member table (axis values, status, step, last/best losses)."""
     c = ctx_obj(ctx)
@@ -280,7 +264,7 @@ def show_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="swe
 
 
 @sweep_app.command("stop")
-@sweep_command
+@user_command
 def stop_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """Hold the queue; every running member checkpoints and stops."""
     from difftui.engine.sweeps import stop_sweep as stop
@@ -288,7 +272,7 @@ def stop_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="swe
 
 
 @sweep_app.command("resume")
-@sweep_command
+@user_command
 def resume_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """Release the queue, queue stopped and crashed members again, restart the supervisor if it died."""
     from difftui.engine.sweeps import resume_sweep as resume
@@ -296,7 +280,7 @@ def resume_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="s
 
 
 @sweep_app.command("retry")
-@sweep_command
+@user_command
 def retry_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id"),
                 run: Optional[list[int]] = typer.Option(None, "--run", help="only this member (repeatable; a stopped "
                                                                              "member too)")) -> None:
@@ -306,7 +290,7 @@ def retry_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sw
 
 
 @sweep_app.command("add")
-@sweep_command
+@user_command
 def add_to_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id"),
                  value: str = typer.Argument(..., help="the new value, e.g. 0.4"),
                  axis: Optional[str] = typer.Option(None, "--axis", help="which axis (when the grid has several)"),
@@ -374,5 +358,5 @@ def clone(
 def register(app: typer.Typer) -> None:
     """Add `sweep ...`, `compare` and `clone` to difftui's CLI."""
     app.add_typer(sweep_app, name="sweep")
-    app.command("compare")(sweep_command(compare))
-    app.command("clone")(sweep_command(clone))
+    app.command("compare")(user_command(compare))
+    app.command("clone")(user_command(clone))
