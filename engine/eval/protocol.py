@@ -217,7 +217,8 @@ class Evaluation:
             def on_batch(d, total):
                 step_units = math.ceil(d / self.batch) - done[0]
                 done[0] += step_units
-                self.progress.advance(step_units, f"reference statistics: {format_number(d)}/{format_number(total)} real images")
+                self.progress.advance(step_units, f"reference statistics: {format_number(d)}/{format_number(total)} "
+                                                  f"real images")
 
             self.progress.say(f"reference statistics of {format_number(len(images))} training images")
             self._reference = reference_statistics(images, net, batch=self.batch, on_batch=on_batch)
@@ -257,7 +258,8 @@ class Evaluation:
         for r in range(repeats):
             # Repeat r draws its own images: seed (opts.seed, r); the same seed reproduces the same images.
             def on_batch(d, total, r=r):
-                self.progress.advance(1, f"{label}: repeat {r + 1}/{repeats}, {format_number(d)}/{format_number(total)} images")
+                self.progress.advance(1, f"{label}: repeat {r + 1}/{repeats}, {format_number(d)}/"
+                                         f"{format_number(total)} images")
             feats, timing = generated_features(self.objective, net, spec, samples, shape=self.shape, decode=self.decode,
                                                feature_net=feature_net, device=self.device, batch=self.batch,
                                                seed=self.opts.seed * 1_000 + r + 1, num_classes=self.num_classes,
@@ -291,8 +293,9 @@ class Evaluation:
             head += f" (min of {p['repeats']}, spread {format_metric('spread', m['spread'])})"
         return (f"{head}  precision {format_metric('precision', m['precision'])}  recall "
                 f"{format_metric('recall', m['recall'])}  |  {format_number(p['samples'])} samples"
-                f"{' (quick)' if quick else ''}, {p['sampler']}, NFE {p['nfe']}, vs {format_number(p['reference']['images'])} "
-                f"training images, {p['feature_net']}; {format_number(m['images_per_s'])} img/s")
+                f"{' (quick)' if quick else ''}, {p['sampler']}, NFE {p['nfe']}, vs "
+                f"{format_number(p['reference']['images'])} training images, {p['feature_net']}; "
+                f"{format_number(m['images_per_s'])} img/s")
 
     def task_panel(self, net, step: int, snapshot: int | None, source: str) -> None:
         from difftui.engine.diffusion import evaluate_panel
@@ -333,7 +336,8 @@ class Evaluation:
         start = time.perf_counter()
         bpd = heldout_nll(self.objective, net, images, labels, device=self.device, batch=self.batch,
                           seed=self.opts.seed,
-                          on_batch=lambda d, n: self.progress.advance(1, f"held-out NLL: {format_number(d)}/{format_number(n)}"))
+                          on_batch=lambda d, n: self.progress.advance(
+                              1, f"held-out NLL: {format_number(d)}/{format_number(n)}"))
         seconds = time.perf_counter() - start
         protocol = {"source": source, "heldout": facts, "chain": label, "device": str(self.device)}
         common = self.common(step, label, T, "nll", snapshot, protocol)
@@ -462,8 +466,9 @@ class Evaluation:
                 net, _, source = self.load_weights(step)
                 fid = self.task_fid(net, step, step, source)
                 best = self.store.update_best_snapshot(self.run_id)
-                self.store.add_event(self.run_id, "info", f"snapshot {step}: FID {format_metric('fid', fid)} at {format_number(samples)} "
-                                     f"samples{' (quick)' if quick else ''}; best snapshot: {best}")
+                self.store.add_event(self.run_id, "info", f"snapshot {step}: FID {format_metric('fid', fid)} at "
+                                     f"{format_number(samples)} samples{' (quick)' if quick else ''}; best snapshot: "
+                                     f"{best}")
                 del net
         return self.lines
 

@@ -131,8 +131,9 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
         md += [f"- FID and improved precision/recall (k = {p.get('pr_k', 3)}) with `{p.get('feature_net')}` "
                f"features; real side: the {p.get('reference', {}).get('images')} training images, no x-flips "
                f"(playbook 5.5)",
-               f"- fixed sampler `{p.get('sampler')}`, NFE {p.get('nfe')}, EMA weights; {format_number(p.get('samples'))} "
-               f"generated images{' (the quick count)' if p.get('quick') else ''}, {p.get('repeats')} repeat(s): the "
+               f"- fixed sampler `{p.get('sampler')}`, NFE {p.get('nfe')}, EMA weights; "
+               f"{format_number(p.get('samples'))} generated images{' (the quick count)' if p.get('quick') else ''}, "
+               f"{p.get('repeats')} repeat(s): the "
                f"minimum FID is reported with the spread (playbook 5.5); precision/recall: "
                f"{p.get('pr_summary', 'mean over repeats')} on {p.get('pr_real')} real images",
                f"- selection rule: {p.get('selection', 'lowest FID at a fixed deterministic sampler and NFE')}; "
@@ -162,8 +163,9 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     if panel:
         md += ["", "Sampler panel (playbook 5.1-5.4, 5.8):", ""]
         md += _table(["step", "sampler", "NFE", "seconds", "NLL (bits/dim)", "NLL images"],
-                     [[str(g["step"]), g["sampler"] or "-", format_setting(g["nfe"]), format_metric("seconds", g.get("seconds")),
-                       format_metric("nll_bpd", g.get("nll_bpd")), format_number(g.get("nll_images"))] for g in panel])
+                     [[str(g["step"]), g["sampler"] or "-", format_setting(g["nfe"]),
+                       format_metric("seconds", g.get("seconds")), format_metric("nll_bpd", g.get("nll_bpd")),
+                       format_number(g.get("nll_images"))] for g in panel])
     md.append("")
 
     # 6. The few-step curve.
@@ -172,8 +174,8 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
         md += ["## Few-step curve (playbook 5.7-5.8)", ""]
         md += _table(["step", "covariance", "steps", "NFE", "FID", "NLL (bits/dim)", "samples", "grid"],
                      [[str(g["step"]), g["protocol"].get("variance", "-"), str(g["protocol"].get("steps", "-")),
-                       format_setting(g["nfe"]), format_metric("fid", g.get("fid")), format_metric("nll_bpd", g.get("nll_bpd")),
-                       format_number(g["samples"]),
+                       format_setting(g["nfe"]), format_metric("fid", g.get("fid")),
+                       format_metric("nll_bpd", g.get("nll_bpd")), format_number(g["samples"]),
                        _copy(g["protocol"].get("grid"), out_dir, "curve")] for g in curve])
         by_var: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
         newest = max(g["step"] for g in curve)
@@ -221,7 +223,8 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     if panels:
         newest = max(p["step"] for p in panels)
         md += [f"Panel grids at step {newest}, all from the same x_T (playbook 5.2):", ""]
-        md += _table(["sampler", "NFE", "grid"], [[p["sampler"], format_setting(p["nfe"]), _copy(p["path"], out_dir, "panel")]
+        md += _table(["sampler", "NFE", "grid"], [[p["sampler"], format_setting(p["nfe"]),
+                                                   _copy(p["path"], out_dir, "panel")]
                                                   for p in panels if p["step"] == newest])
     if not grids and not panels:
         md.append("No grid yet.")

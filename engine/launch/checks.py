@@ -43,7 +43,8 @@ CPU_DEFAULT_STEPS = 1000
 _DATA_CODE = ("import json, sys; from difftui.engine.config.model import DatasetProfile; "
               "from difftui.engine.config.model import from_mapping; from difftui.engine.data import check_available; "
               "p = from_mapping(DatasetProfile, json.load(sys.stdin), 'dataset')\n"
-              "try:\n    check_available(p)\nexcept Exception as e:\n    from difftui.engine.text import one_line; print(one_line(e))")
+              "from difftui.engine.text import one_line\n"
+              "try:\n    check_available(p)\nexcept Exception as e:\n    print(one_line(e))")
 
 
 def data_error(profile: DatasetProfile, *, timeout: float = PROBE_TIMEOUT_S) -> str | None:

@@ -31,7 +31,8 @@ class Throughput:
     def describe(self) -> str:
         if self.img_per_s is None:
             return f"unknown: no earlier run of {self.what} in runs.db"
-        return f"{format_number(self.img_per_s)} img/s (median of {self.runs} earlier run{'s' * (self.runs != 1)} of {self.what})"
+        return (f"{format_number(self.img_per_s)} img/s (median of {self.runs} earlier run{'s' * (self.runs != 1)} of "
+                f"{self.what})")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ class OutOfMemoryError(RuntimeError):
 
 
 @pytest.mark.parametrize("error, line", [
-    (PresetError("recipe 'p1':\n  key 'lr':   expected a number,\tgot 'x'"), "recipe 'p1': key 'lr': expected a number, got 'x'"),
+    (PresetError("recipe 'p1':\n  key 'lr':   expected a number,\tgot 'x'"),
+     "recipe 'p1': key 'lr': expected a number, got 'x'"),
     (StoreError("no run 7 in runs.db"), "no run 7 in runs.db"),                 # difftui's own: written for the user
     (RuntimeError("run 3 is not running (status completed)"), "run 3 is not running (status completed)"),
     (ValueError("--gpus: a GPU is named twice (0,0)"), "--gpus: a GPU is named twice (0,0)"),

@@ -183,18 +183,19 @@ def evaluation_lines(rows: list[dict], best_snapshot: int | None) -> list[str]:
             else ""
         where = f"snapshot {r['snapshot']}" if r.get("snapshot") is not None else f"step {r['step']}"
         lines.append(f"  FID       {format_metric('fid', r['value'])} ({rep} {r['samples']:,} samples{quick}, "
-                     f"{r['sampler']}, NFE {r['nfe']}, {where})  precision {format_metric('precision', same.get('precision'))}"
-                     f"  recall {format_metric('recall', same.get('recall'))}".replace("( ", "("))
+                     f"{r['sampler']}, NFE {r['nfe']}, {where})  precision "
+                     f"{format_metric('precision', same.get('precision'))}  recall "
+                     f"{format_metric('recall', same.get('recall'))}".replace("( ", "("))
     if "nll" in latest:
         r = latest["nll"]
-        lines.append(f"  NLL       {format_metric('nll_bpd', r['value'])} bits/dim on {r['samples']:,} held-out images ({r['sampler']}, "
-                     f"step {r['step']})")
+        lines.append(f"  NLL       {format_metric('nll_bpd', r['value'])} bits/dim on {r['samples']:,} held-out images "
+                     f"({r['sampler']}, step {r['step']})")
     if best_snapshot is not None:
         fid = [r for r in rows if r.get("snapshot") == best_snapshot and r["metric"] == "fid" and r.get("kind") == "fid"]
         text = f"  best      snapshot {best_snapshot}"
         if fid:
             r = fid[-1]
-            text += (f": FID {format_metric('fid', r['value'])} ({r['samples']:,} samples, {r['sampler']}, NFE {r['nfe']}; lowest FID "
-                     f"of the run's snapshots, playbook 5.6)")
+            text += (f": FID {format_metric('fid', r['value'])} ({r['samples']:,} samples, {r['sampler']}, NFE "
+                     f"{r['nfe']}; lowest FID of the run's snapshots, playbook 5.6)")
         lines.append(text)
     return lines

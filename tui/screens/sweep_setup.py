@@ -251,8 +251,9 @@ class SweepSetupScreen(SweepStep):
         if est.wall_s is None:
             table.add_row("wall time", Text("unknown (no measured throughput for this network yet)", style="yellow"))
         else:
-            table.add_row("wall time", Text(f"about {format_duration(est.wall_s)} of training (members sharing a device "
-                                            f"share its measured throughput; each member's start-up comes on top)"))
+            table.add_row("wall time", Text(f"about {format_duration(est.wall_s)} of training (members sharing a "
+                                            f"device share its measured throughput; each member's start-up comes on "
+                                            f"top)"))
         self.query_one("#sweep-review", Static).update(table)
 
     # -- launch ---------------------------------------------------------------------------------------------------
