@@ -70,3 +70,20 @@ def test_a_launch_check_refusal_is_the_engines_refusal_to_the_letter(monkeypatch
         assert list(report.errors) == [str(e)]
     else:
         assert report.ok and report.device == describe_torch_device(device) == f"cuda:0 ({H100})"
+
+
+@pytest.mark.parametrize("spec, count, expected", [
+    ("cuda:1", 2, ("1",)), ("auto", 2, ("0", "1")), ("auto", 0, ("cpu",)), ("cuda", 1, ("0",)),
+    ("cuda:2", 2, "device 'cuda:2' requested but only 2 CUDA device(s) exist"),
+    ("cuda", 0, "device 'cuda' requested but CUDA is not available here; use --device cpu or auto"),
+    ("tpu", 1, "unknown device 'tpu' (expected auto, cpu, cuda or cuda:K)"),
+])
+def test_a_sweeps_slots_refuse_a_device_with_the_rules_words(spec, count, expected):
+    from difftui.engine.sweeps import SweepError
+    from difftui.engine.sweeps.slots import Slots
+    if isinstance(expected, tuple):
+        assert Slots.choose(device=spec, gpu_count=count).devices == expected
+        return
+    with pytest.raises(SweepError) as refused:
+        Slots.choose(device=spec, gpu_count=count)
+    assert str(refused.value) == device_error(spec, DeviceProbe(("",) * count, "", "given")) == expected
