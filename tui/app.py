@@ -19,9 +19,9 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from difftui.engine.store import Store
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone
-from difftui.tui.screens.base import one_line
 
 __all__ = ["DifftuiApp"]
 
@@ -53,7 +53,7 @@ class DifftuiApp(App[None]):
         yield Static(f"opening {self.db_path} ...", id="splash", markup=False)
 
     def on_mount(self) -> None:
-        from difftui.engine.launch.checks import start_probe
+        from difftui.engine.launch.devices import start_probe
         start_probe()                               # the device probe (a subprocess) runs while the user picks
         self.open_database()
 

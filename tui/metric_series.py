@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-__all__ = ["Bucket", "BucketSeries", "Point", "as_value", "debiased_ema", "format_value", "FAMILIES", "family_of",
+__all__ = ["Bucket", "BucketSeries", "Point", "as_value", "debiased_ema", "FAMILIES", "family_of",
            "eval_family", "family_order", "HIDDEN_METRICS", "CAPACITY", "DEFAULT_SMOOTHING"]
 
 CAPACITY = 1024                      # buckets per series: wider than any chart draws (2 points per column)
@@ -34,20 +34,6 @@ def as_value(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def format_value(value: float | None, digits: int = 4) -> str:
-    """A number for a legend with `digits` significant digits ('1,006', not '1.01e+03', below ten million);
-    'nan', 'inf', '-inf' spelled out; '-' when there is none."""
-    if value is None:
-        return "-"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if 10 ** digits <= abs(value) < 1e7:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
 
 
 #----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ __all__ = [
     "output_channels",
     "sampler_nfe",
     "DEVICE_SPEC",
+    "device_spec_error",
 ]
 
 Positive = Annotated[int, Ge(1)]
@@ -351,6 +352,14 @@ class Recipe:
 DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
+def device_spec_error(spec: str) -> str | None:
+    """Why `spec` is not a device spec at all (None when it is one); whether that device exists here is the launch
+    rule's question (engine/launch/devices.py)."""
+    if DEVICE_SPEC.fullmatch((spec or "auto").strip().lower()):
+        return None
+    return f"unknown device '{(spec or '').strip()}' (expected auto, cpu, cuda or cuda:K)"
+
+
 @config_model
 class RunConfig:
     dataset: DatasetProfile
@@ -392,8 +401,8 @@ class RunConfig:
         found_s = sampler_error(s.grid, objective=objective, variance=r.variance, T=r.diffusion_steps)
         if found_s is not None:
             raise rule("sampler.grid", f"{found_s} (recipe {r.name!r})")
-        if not DEVICE_SPEC.fullmatch(self.device.strip().lower()):
-            raise rule("device", f"unknown device '{self.device}' (expected auto, cpu, cuda or cuda:K)")
+        if (problem := device_spec_error(self.device)) is not None:
+            raise rule("device", problem)
         if r.augment_p > 0:
             # playbook 1.3 / A.4: P3's non-leaky augmentation conditions the EDM networks on its labels, and draws
             # its own (labelled) x-flips, on pixels.

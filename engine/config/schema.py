@@ -31,6 +31,8 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from difftui.engine.text import one_line
+
 __all__ = ["PresetError", "config_model", "rule", "validate", "first_fault", "to_dict", "parse_number",
            "parse_integer", "Path", "NEW_RUN", "describe_type"]
 
@@ -302,7 +304,7 @@ def _first(e: ValidationError, cls: type) -> tuple[str, str]:
 def describe(e: ValidationError, cls: type, where: str) -> str:
     """The first fault of a ValidationError as one line: `where: key 'a.b': what was expected, got what`."""
     key, text = _first(e, cls)
-    return " ".join((f"{where}: " + (f"key '{key}': " if key else "") + text).split())
+    return one_line(f"{where}: " + (f"key '{key}': " if key else "") + text)
 
 
 def first_fault(cls: type, data: Any) -> tuple[str, str] | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from difftui.engine.atomic import atomic_write_text
 from difftui.engine.config.model import DatasetProfile, Recipe, RunConfig
+from difftui.engine.text import one_line
 
 from .anchors import nearest_anchor
 from .quality import SCALE_NOTE, cached_quality, quality_markdown, scale_tier
@@ -105,7 +106,7 @@ def data_card(profile: DatasetProfile, recipe: Recipe | None = None, table: dict
     try:                                                    # one listing of the files: availability and the key
         cached = cached_quality(p, missing_ok=False)
     except DataError as e:
-        cached, missing = None, " ".join(str(e).split())
+        cached, missing = None, one_line(e)
     if table is None:
         table = cached
     anchor = nearest_anchor(p)
@@ -153,5 +154,5 @@ def write_datacard(run_dir: str | Path, config: RunConfig) -> Path:
         text = data_card(config.dataset, config.recipe)
     except Exception as e:                                   # DataError and friends: the card records it
         text = (f"# Data card: {config.dataset.name}\n\nThe data set could not be read when the run was created: "
-                f"{' '.join(str(e).split())}\n")
+                f"{one_line(e)}\n")
     return atomic_write_text(Path(run_dir) / DATACARD_NAME, text)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from difftui.engine.config.model import DatasetProfile
+from difftui.engine.text import one_line
 
 from .cache import CacheWriter, Progress, cache_dir_for
 from .images import DataError, ImageSet
@@ -76,7 +77,7 @@ def load_vae(path: Path, device: torch.device | str = "cpu"):
     try:
         vae = AutoencoderKL.from_pretrained(str(path), local_files_only=True, low_cpu_mem_usage=False)
     except Exception as e:                                  # a config or weights file diffusers cannot read
-        raise DataError(f"VAE in {path} does not load ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+        raise DataError(f"VAE in {path} does not load ({one_line(e, named=True, limit=200)})") from None
     cfg = vae.config
     factor = 2 ** (len(cfg.block_out_channels) - 1)
     if cfg.latent_channels != SD_CHANNELS or factor != SD_FACTOR or cfg.in_channels != 3:

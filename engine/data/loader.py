@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from difftui.engine.config.batch import batch_split_error
+
 from .images import DataError, ImageSet
 from .stream import BatchStream, random_x_flip
 
@@ -98,8 +100,8 @@ class CachedBatchLoader:
             raise DataError(f"dataset '{data.name}' is not a cached data set; use BatchStream")
         if batch_size > len(data):
             raise DataError(f"dataset '{data.name}' has {len(data)} images, fewer than the batch size {batch_size}")
-        if batch_size % world_size:
-            raise DataError(f"batch size {batch_size} does not split over {world_size} ranks")
+        if (problem := batch_split_error(batch_size, world_size)) is not None:
+            raise DataError(problem)
         if not 0 <= rank < world_size:
             raise DataError(f"rank {rank} is not in 0..{world_size - 1}")
         self.data = data

@@ -36,6 +36,7 @@ import numpy as np
 
 from difftui.engine.atomic import atomic_write_text
 from difftui.engine.config.model import DatasetProfile
+from difftui.engine.numbers import format_number
 
 from .cache import Progress, cache_root
 from .decode import REASONS, Unreadable, decode
@@ -437,12 +438,6 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _num(x: float | None, unit: str = "") -> str:
-    if x is None:
-        return "-"
-    return f"{x:,.0f}{unit}" if abs(x) >= 100 or float(x).is_integer() else f"{x:,.1f}{unit}"
-
-
 def _n(count: int, one: str, many: str | None = None) -> str:
     return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
@@ -483,7 +478,7 @@ def quality_markdown(t: dict[str, Any], heading: str = "###") -> str:
     if j:
         lines.append(f"| JPEG | {j['count']:,} files; quality by {j['method']}"
                      + (f"; {j['not_ijg']:,} with non-IJG tables" if j["not_ijg"] else "") + " |")
-    lines.append(f"| checked in | {t['seconds']:.1f} s ({t.get('images_per_s', 0):,.0f} images/s) |")
+    lines.append(f"| checked in | {t['seconds']:.1f} s ({format_number(t.get('images_per_s', 0))} images/s) |")
     lines += ["", "| distribution | Q1 | median | Q3 | p95 | min | max |", "|---|---:|---:|---:|---:|---:|---:|"]
     rows = [("width (px)", t["width"], 1), ("height (px)", t["height"], 1), ("short side (px)", t["short_side"], 1),
             ("file size (KiB)", t["file_size"], 1024), ("JPEG quality", (j or {}).get("quality"), 1)]
@@ -491,7 +486,7 @@ def quality_markdown(t: dict[str, Any], heading: str = "###") -> str:
         if q is None:
             continue
         vals = [q[k] / div for k in ("q1", "median", "q3", "p95", "min", "max")]
-        lines.append(f"| {label} | " + " | ".join(_num(v) for v in vals) + " |")
+        lines.append(f"| {label} | " + " | ".join(format_number(v) for v in vals) + " |")
     if c["files"]:
         lines += ["", f"Unreadable files ({len(c['files']):,}; skipped at training time):", ""]
         lines += [f"- `{name}`: {reason}" + (f" ({detail})" if detail else "") for name, reason, detail in

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difftui.engine.config.batch import batch_split_error
+
 from .images import DataError, ImageSet
 
 __all__ = ["BatchStream", "random_x_flip"]
@@ -33,9 +35,8 @@ class BatchStream:
                  world_size: int = 1):
         if batch_size > len(data):
             raise DataError(f"dataset '{data.name}' has {len(data)} images, fewer than the batch size {batch_size}")
-        if batch_size % world_size:
-            raise DataError(f"recipe.batch_size {batch_size} does not split over {world_size} processes "
-                            f"(the global batch must be a multiple of the process count)")
+        if (problem := batch_split_error(batch_size, world_size)) is not None:
+            raise DataError(problem)
         self.data = data
         self.batch_size = batch_size
         self.shard = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)

@@ -46,6 +46,7 @@ from difftui.engine.eval.protocol import (
 from difftui.engine.launch import liveness
 from difftui.engine.launch.lock import process_start_time
 from difftui.engine.store import Store, StoreError
+from difftui.engine.text import error_line, one_line
 
 __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "CURVE_VARIANCES", "EvalError", "EvalBusy", "EvalOptions",
            "selection_spec", "eval_lock", "evaluate", "main"]
@@ -168,22 +169,14 @@ def evaluate(db_path: str | os.PathLike[str], run_id: int, opts: EvalOptions, *,
             store.finish_job(job_id, "refused", error=str(e))
             raise
         except BaseException as e:
-            store.finish_job(job_id, "failed", error=_one_line(e))
-            store.add_event(run_id, "error", f"evaluation failed: {_one_line(e)}")
+            store.finish_job(job_id, "failed", error=one_line(e))
+            store.add_event(run_id, "error", f"evaluation failed: {one_line(e)}")
             raise
         progress.write(force=True)
         store.finish_job(job_id, "done", message="\n".join(lines) or "nothing to evaluate")
         for line in lines[1:]:
             store.add_event(run_id, "info", f"eval: {line}")
     return lines
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    if isinstance(exc, (EvalError, StoreError, Stopped)) or type(exc).__name__ in ("InceptionWeightsMissing", "DataError",
-                                                                          "DeviceError", "PresetError"):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def main(args) -> int:
@@ -214,9 +207,9 @@ def main(args) -> int:
             print(line, flush=True)
         return 0
     except (EvalError, StoreError, InceptionWeightsMissing, PresetError, DataError, DeviceError) as e:
-        print(f"difftui eval: error: {_one_line(e)}", file=sys.stderr, flush=True)
+        print(error_line(e, "difftui eval"), file=sys.stderr, flush=True)
         return 2
     except BaseException as e:
         traceback.print_exc()
-        print(f"difftui eval: failed: {_one_line(e)}", file=sys.stderr, flush=True)
+        print(error_line(e, "difftui eval", word="failed"), file=sys.stderr, flush=True)
         return 1

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 from difftui.engine.atomic import atomic_write_bytes
+from difftui.engine.eval.rows import format_metric
+from difftui.engine.numbers import format_number
 from difftui.engine.run.sample_grid import grid_png
 from difftui.engine.store import Store
 
@@ -55,10 +57,10 @@ def record_panel(store: Store, run_id: int, step: int, rows: list[dict[str, Any]
         common = dict(step=step, sampler=row["label"], nfe=int(row["nfe"]), kind="panel", job_id=job_id,
                       snapshot=snapshot, protocol=protocol)
         evals.append({**common, "metric": "seconds", "value": float(row["seconds"])})
-        text = f"panel {row['label']}: NFE {row['nfe']}, {row['seconds']:.1f} s"
+        text = f"panel {row['label']}: NFE {row['nfe']}, {format_metric('seconds', row['seconds'])} s"
         if row["nll_bpd"] is not None:
             evals.append({**common, "metric": "nll_bpd", "value": float(row["nll_bpd"]), "samples": n_images})
-            text += f", NLL {row['nll_bpd']:.3f} bits/dim on {n_images} images"
+            text += f", NLL {format_metric('nll_bpd', row['nll_bpd'])} bits/dim on {format_number(n_images)} images"
         lines.append(text)
     if evals:
         store.add_eval_results(run_id, evals)

@@ -10,6 +10,8 @@ import io
 import math
 from typing import Sequence
 
+from difftui.engine.numbers import format_number
+
 __all__ = ["line_chart_png", "nice_ticks"]
 
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -33,14 +35,6 @@ def nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
         ticks.append(round(v, 12))
         v += step
     return ticks
-
-
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e4 or abs(v) < 1e-3:
-        return f"{v:.1e}"
-    return f"{v:.4g}"
 
 
 def line_chart_png(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "",
@@ -81,7 +75,7 @@ def line_chart_png(series: dict[str, tuple[Sequence[float], Sequence[float]]], *
     for t in nice_ticks(x0, x1):
         if x0 <= t <= x1:
             d.line([px(t), B, px(t), B + 4], fill="black")
-            d.text((px(t) - 12, B + 7), _fmt(t), fill="black", font=font)
+            d.text((px(t) - 12, B + 7), format_number(t), fill="black", font=font)
     if log_y:
         yt = [float(e) for e in range(math.floor(y0), math.ceil(y1) + 1)]
         if len([t for t in yt if y0 <= t <= y1]) < 2:
@@ -92,7 +86,7 @@ def line_chart_png(series: dict[str, tuple[Sequence[float], Sequence[float]]], *
         if y0 <= t <= y1:
             d.line([L - 4, py(t), L, py(t)], fill="black")
             d.line([L + 1, py(t), R - 1, py(t)], fill=(235, 235, 235))
-            d.text((4, py(t) - 6), _fmt(10 ** t if log_y else t), fill="black", font=font)
+            d.text((4, py(t) - 6), format_number(10 ** t if log_y else t), fill="black", font=font)
     d.text(((L + R) // 2 - 3 * len(xlabel), height - 16), xlabel, fill="black", font=font)
     d.text((4, 16), ylabel + (" (log)" if log_y else ""), fill="black", font=font)
     for i, (name, pts) in enumerate(clean.items()):

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 
 from difftui.engine.config.model import RunConfig, SamplerSpec
+from difftui.engine.eval.rows import format_metric
+from difftui.engine.numbers import format_number
 from difftui.engine.store import Store
 
 __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "MIN_EVAL_BATCH", "CURVE_VARIANCES", "EvalError", "EvalOptions",
@@ -73,10 +75,6 @@ def selection_spec(config: RunConfig) -> SamplerSpec:
     if config.recipe.loss == "edm":
         return SamplerSpec(kind="edm_heun", steps=18)
     return SamplerSpec(kind="ddim", steps=50, eta=0.0, tau="linear")
-
-
-def _fmt_n(n: int) -> str:
-    return f"{n:,}"
 
 
 #----------------------------------------------------------------------------
@@ -219,9 +217,10 @@ class Evaluation:
             def on_batch(d, total):
                 step_units = math.ceil(d / self.batch) - done[0]
                 done[0] += step_units
-                self.progress.advance(step_units, f"reference statistics: {_fmt_n(d)}/{_fmt_n(total)} real images")
+                self.progress.advance(step_units, f"reference statistics: {format_number(d)}/{format_number(total)} "
+                                                  f"real images")
 
-            self.progress.say(f"reference statistics of {_fmt_n(len(images))} training images")
+            self.progress.say(f"reference statistics of {format_number(len(images))} training images")
             self._reference = reference_statistics(images, net, batch=self.batch, on_batch=on_batch)
             self.progress.advance(units - done[0])
             self.progress.say("reference statistics " + ("read from the cache" if self._reference.cached
@@ -259,7 +258,8 @@ class Evaluation:
         for r in range(repeats):
             # Repeat r draws its own images: seed (opts.seed, r); the same seed reproduces the same images.
             def on_batch(d, total, r=r):
-                self.progress.advance(1, f"{label}: repeat {r + 1}/{repeats}, {_fmt_n(d)}/{_fmt_n(total)} images")
+                self.progress.advance(1, f"{label}: repeat {r + 1}/{repeats}, {format_number(d)}/"
+                                         f"{format_number(total)} images")
             feats, timing = generated_features(self.objective, net, spec, samples, shape=self.shape, decode=self.decode,
                                                feature_net=feature_net, device=self.device, batch=self.batch,
                                                seed=self.opts.seed * 1_000 + r + 1, num_classes=self.num_classes,
@@ -288,12 +288,14 @@ class Evaluation:
 
     def fid_lines(self, m: dict[str, Any], quick: bool) -> str:
         p = m["protocol"]
-        head = f"FID {m['fid']:.3f}"
+        head = f"FID {format_metric('fid', m['fid'])}"
         if p["repeats"] > 1:
-            head += f" (min of {p['repeats']}, spread {m['spread']:.3f})"
-        return (f"{head}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  |  {_fmt_n(p['samples'])} samples"
-                f"{' (quick)' if quick else ''}, {p['sampler']}, NFE {p['nfe']}, vs {_fmt_n(p['reference']['images'])} "
-                f"training images, {p['feature_net']}; {m['images_per_s']:.1f} img/s")
+            head += f" (min of {p['repeats']}, spread {format_metric('spread', m['spread'])})"
+        return (f"{head}  precision {format_metric('precision', m['precision'])}  recall "
+                f"{format_metric('recall', m['recall'])}  |  {format_number(p['samples'])} samples"
+                f"{' (quick)' if quick else ''}, {p['sampler']}, NFE {p['nfe']}, vs "
+                f"{format_number(p['reference']['images'])} training images, {p['feature_net']}; "
+                f"{format_number(m['images_per_s'])} img/s")
 
     def task_panel(self, net, step: int, snapshot: int | None, source: str) -> None:
         from difftui.engine.diffusion import evaluate_panel
@@ -330,19 +332,21 @@ class Evaluation:
         variance = "fixed_small" if self.objective.variance == "fixed_large" else self.objective.variance
         T = self.objective.diffusion.num_timesteps
         label = f"full chain T={T} {variance}"
-        self.progress.say(f"held-out NLL on {_fmt_n(len(images))} images ({label})")
+        self.progress.say(f"held-out NLL on {format_number(len(images))} images ({label})")
         start = time.perf_counter()
         bpd = heldout_nll(self.objective, net, images, labels, device=self.device, batch=self.batch,
                           seed=self.opts.seed,
-                          on_batch=lambda d, n: self.progress.advance(1, f"held-out NLL: {_fmt_n(d)}/{_fmt_n(n)}"))
+                          on_batch=lambda d, n: self.progress.advance(
+                              1, f"held-out NLL: {format_number(d)}/{format_number(n)}"))
         seconds = time.perf_counter() - start
         protocol = {"source": source, "heldout": facts, "chain": label, "device": str(self.device)}
         common = self.common(step, label, T, "nll", snapshot, protocol)
         self.store.add_eval_results(self.run_id, [
             {**common, "metric": "nll_bpd", "value": bpd, "samples": len(images)},
             {**common, "metric": "seconds", "value": seconds}])
-        self.lines.append(f"NLL {bpd:.4f} bits/dim on {_fmt_n(len(images))} held-out images "
-                          f"(test split of {_fmt_n(facts['split_size'])}), {label}; {seconds:.1f} s")
+        self.lines.append(f"NLL {format_metric('nll_bpd', bpd)} bits/dim on {format_number(len(images))} held-out "
+                          f"images (test split of {format_number(facts['split_size'])}), {label}; "
+                          f"{format_metric('seconds', seconds)} s")
 
     def task_fid(self, net, step: int, snapshot: int | None, source: str) -> float:
         spec = selection_spec(self.config)
@@ -398,9 +402,10 @@ class Evaluation:
                     {**common, "metric": "precision", "value": m["precision"], "samples": samples},
                     {**common, "metric": "recall", "value": m["recall"], "samples": samples},
                     {**common, "metric": "nll_bpd", "value": bpd, "samples": len(images)}])
-                self.lines.append(f"curve {spec.describe()}: FID {m['fid']:.3f}, NLL {bpd:.4f} bits/dim "
-                                  f"({_fmt_n(samples)} samples{' quick' if quick else ''}, "
-                                  f"{_fmt_n(len(images))} held-out images)")
+                self.lines.append(f"curve {spec.describe()}: FID {format_metric('fid', m['fid'])}, NLL "
+                                  f"{format_metric('nll_bpd', bpd)} bits/dim "
+                                  f"({format_number(samples)} samples{' quick' if quick else ''}, "
+                                  f"{format_number(len(images))} held-out images)")
 
     def curve_units(self) -> int:
         from difftui.engine.diffusion import FEW_STEP_COUNTS
@@ -461,8 +466,9 @@ class Evaluation:
                 net, _, source = self.load_weights(step)
                 fid = self.task_fid(net, step, step, source)
                 best = self.store.update_best_snapshot(self.run_id)
-                self.store.add_event(self.run_id, "info", f"snapshot {step}: FID {fid:.3f} at {_fmt_n(samples)} "
-                                     f"samples{' (quick)' if quick else ''}; best snapshot: {best}")
+                self.store.add_event(self.run_id, "info", f"snapshot {step}: FID {format_metric('fid', fid)} at "
+                                     f"{format_number(samples)} samples{' (quick)' if quick else ''}; best snapshot: "
+                                     f"{best}")
                 del net
         return self.lines
 

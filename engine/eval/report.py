@@ -28,7 +28,8 @@ import yaml
 
 from difftui.engine.atomic import atomic_write_bytes, atomic_write_text
 from difftui.engine.eval.plots import line_chart_png
-from difftui.engine.eval.rows import group_evaluations
+from difftui.engine.eval.rows import format_metric, group_evaluations
+from difftui.engine.numbers import format_number, format_setting
 from difftui.engine.store import Store, StoreError
 
 __all__ = ["KNOB_SECTIONS", "write_report", "render_report"]
@@ -52,20 +53,6 @@ KNOB_SECTIONS: dict[str, str] = {
 TABLE_METRICS = ("fid", "precision", "recall", "nll_bpd", "seconds")
 
 
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.3e}"
-    return str(v)
-
-
-def _count(n: Any) -> str:
-    return f"{n:,}" if isinstance(n, int) else "-"
-
-
 def _get(config: dict, dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
@@ -83,7 +70,7 @@ def _short(value: Any) -> str:
         return ", ".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, list):
         return "; ".join(_short(v) for v in value) or "-"
-    return _fmt(value)
+    return format_setting(value)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -144,8 +131,9 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
         md += [f"- FID and improved precision/recall (k = {p.get('pr_k', 3)}) with `{p.get('feature_net')}` "
                f"features; real side: the {p.get('reference', {}).get('images')} training images, no x-flips "
                f"(playbook 5.5)",
-               f"- fixed sampler `{p.get('sampler')}`, NFE {p.get('nfe')}, EMA weights; {_count(p.get('samples'))} "
-               f"generated images{' (the quick count)' if p.get('quick') else ''}, {p.get('repeats')} repeat(s): the "
+               f"- fixed sampler `{p.get('sampler')}`, NFE {p.get('nfe')}, EMA weights; "
+               f"{format_number(p.get('samples'))} generated images{' (the quick count)' if p.get('quick') else ''}, "
+               f"{p.get('repeats')} repeat(s): the "
                f"minimum FID is reported with the spread (playbook 5.5); precision/recall: "
                f"{p.get('pr_summary', 'mean over repeats')} on {p.get('pr_real')} real images",
                f"- selection rule: {p.get('selection', 'lowest FID at a fixed deterministic sampler and NFE')}; "
@@ -161,10 +149,11 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
         md += _table(["step", "weights", "kind", "sampler", "NFE", "samples", "repeats", "FID", "spread", "precision",
                       "recall", "NLL (bits/dim)", "NLL images", "seconds"],
                      [[str(g["step"]), f"snapshot {g['snapshot']}" if g["snapshot"] is not None else "checkpoint",
-                       g["kind"], g["sampler"] or "-", _fmt(g["nfe"]),
-                       f"{g['samples']:,}" + (" (quick)" if g["protocol"].get("quick") else "") if g["samples"] else "-",
-                       _fmt(g["repeats"]), _fmt(g.get("fid")), _fmt(g.get("spread")), _fmt(g.get("precision")), _fmt(g.get("recall")),
-                       _fmt(g.get("nll_bpd")), _fmt(g.get("nll_images")), _fmt(g.get("seconds"), 3)] for g in table])
+                       g["kind"], g["sampler"] or "-", format_setting(g["nfe"]),
+                       format_number(g["samples"]) + (" (quick)" if g["protocol"].get("quick") else "")
+                       if g["samples"] else "-", format_setting(g["repeats"]),
+                       *[format_metric(m, g.get(m)) for m in ("fid", "spread", "precision", "recall", "nll_bpd")],
+                       format_number(g.get("nll_images")), format_metric("seconds", g.get("seconds"))] for g in table])
     else:
         md.append("No FID or NLL recorded yet.")
     if run.get("best_snapshot") is not None:
@@ -174,8 +163,9 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     if panel:
         md += ["", "Sampler panel (playbook 5.1-5.4, 5.8):", ""]
         md += _table(["step", "sampler", "NFE", "seconds", "NLL (bits/dim)", "NLL images"],
-                     [[str(g["step"]), g["sampler"] or "-", _fmt(g["nfe"]), _fmt(g.get("seconds"), 3),
-                       _fmt(g.get("nll_bpd")), _fmt(g.get("nll_images"))] for g in panel])
+                     [[str(g["step"]), g["sampler"] or "-", format_setting(g["nfe"]),
+                       format_metric("seconds", g.get("seconds")), format_metric("nll_bpd", g.get("nll_bpd")),
+                       format_number(g.get("nll_images"))] for g in panel])
     md.append("")
 
     # 6. The few-step curve.
@@ -184,7 +174,8 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
         md += ["## Few-step curve (playbook 5.7-5.8)", ""]
         md += _table(["step", "covariance", "steps", "NFE", "FID", "NLL (bits/dim)", "samples", "grid"],
                      [[str(g["step"]), g["protocol"].get("variance", "-"), str(g["protocol"].get("steps", "-")),
-                       _fmt(g["nfe"]), _fmt(g.get("fid")), _fmt(g.get("nll_bpd")), _fmt(g["samples"]),
+                       format_setting(g["nfe"]), format_metric("fid", g.get("fid")),
+                       format_metric("nll_bpd", g.get("nll_bpd")), format_number(g["samples"]),
                        _copy(g["protocol"].get("grid"), out_dir, "curve")] for g in curve])
         by_var: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
         newest = max(g["step"] for g in curve)
@@ -213,7 +204,7 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     over = defaultdict(lambda: ([], []))
     for g in evals:
         if g["kind"] == "fid" and "fid" in g:
-            xs, ys = over[f"FID ({g['samples']:,})" if g["samples"] else "FID"]
+            xs, ys = over[f"FID ({format_number(g['samples'])})" if g["samples"] else "FID"]
             xs.append(g["step"])
             ys.append(g["fid"])
     if over:
@@ -232,7 +223,8 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     if panels:
         newest = max(p["step"] for p in panels)
         md += [f"Panel grids at step {newest}, all from the same x_T (playbook 5.2):", ""]
-        md += _table(["sampler", "NFE", "grid"], [[p["sampler"], _fmt(p["nfe"]), _copy(p["path"], out_dir, "panel")]
+        md += _table(["sampler", "NFE", "grid"], [[p["sampler"], format_setting(p["nfe"]),
+                                                   _copy(p["path"], out_dir, "panel")]
                                                   for p in panels if p["step"] == newest])
     if not grids and not panels:
         md.append("No grid yet.")

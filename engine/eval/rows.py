@@ -2,7 +2,8 @@
 
 `evals` holds one row per number (metric, value) with its protocol. `group_evaluations` folds them into one record
 per measured thing (job, kind, step, snapshot, sampler); `table_records` joins an evaluation's FID, precision,
-recall and held-out NLL into one line of the evaluation table; `curve_records` keeps the newest few-step curve.
+recall and held-out NLL into one line of the evaluation table; `curve_records` keeps the newest few-step curve;
+`format_metric` writes an evaluation number the one way every front end shows it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["BEST", "group_evaluations", "table_records", "curve_records", "best_values"]
+from difftui.engine.numbers import format_fixed, format_number
+
+__all__ = ["BEST", "DECIMALS", "group_evaluations", "table_records", "curve_records", "best_values",
+           "format_metric"]
 
 BEST = {"fid": min, "precision": max, "recall": max, "nll_bpd": min}      # which end of each metric is better
+# Decimals of each evaluation number, the same in the dashboard's tables, `difftui show`, the evaluator's result
+# lines and the report, so that one FID reads alike everywhere and a column lines up on the point.
+DECIMALS = {"fid": 3, "spread": 3, "precision": 3, "recall": 3, "nll_bpd": 4, "seconds": 1}
+
+
+def format_metric(name: str, value: Any) -> str:
+    """An evaluation number (`name` a key of DECIMALS: fixed decimals; another: engine/numbers.format_number);
+    None is '-', NaN and inf are spelled out."""
+    return format_fixed(value, DECIMALS[name]) if name in DECIMALS else format_number(value)
 
 
 def group_evaluations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

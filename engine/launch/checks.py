@@ -6,9 +6,8 @@ included (tier vs data set, recipe vs tier family) and stored every path absolut
 machine: the device must exist and the data must be where the profile says. Warnings (max steps below the grid or
 snapshot interval, a tier sized for another resolution) are shown, not refused.
 
-Torch-free: the CUDA devices are probed once per process, in a short subprocess that imports torch (or from torch
-itself when this process has already loaded it, as the CLI may; NVML only when torch cannot be asked), and the
-answer is cached for the life of the process.
+The device rule and its probe live in engine/launch/devices.py (the engine asks the same rule); the data check runs
+in a short subprocess (engine/data imports torch). Torch-free.
 """
 
 from __future__ import annotations
@@ -16,17 +15,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from difftui.engine.config.model import DEVICE_SPEC, DatasetProfile, RunConfig
+from difftui.engine.config.model import DatasetProfile, RunConfig
 from difftui.engine.config.schema import to_dict
+from difftui.engine.launch.devices import (
+    PROBE_TIMEOUT_S,
+    DeviceProbe,
+    describe_device,
+    device_error,
+    probe_devices,
+    resolved_device_kind,
+)
 
-__all__ = ["DeviceProbe", "probe_devices", "start_probe", "device_error", "describe_device", "resolved_device_kind",
-           "LaunchReport", "launch_checks", "data_error", "default_max_steps", "CPU_DEFAULT_STEPS"]
-
-PROBE_TIMEOUT_S = 120.0
+__all__ = ["LaunchReport", "launch_checks", "data_error", "default_max_steps", "CPU_DEFAULT_STEPS"]
 
 # Item 5: a CPU run gets a demo length unless the user asks for more. bench/RESULTS.md: the default preset (digits,
 # unet-demo, batch 128) runs 0.5-0.9 s/step on 2 cores, so 1,000 steps is 9-15 minutes, with grids at 500 and 1,000;
@@ -35,113 +38,13 @@ CPU_DEFAULT_STEPS = 1000
 
 
 #----------------------------------------------------------------------------
-# Devices.
-
-@dataclass(frozen=True)
-class DeviceProbe:
-    """The CUDA devices torch can use here (names, in index order), torch's version, and how we know."""
-    cuda: tuple[str, ...]
-    torch_version: str
-    source: str                                     # "torch" | "subprocess" | "nvml" | "none"
-
-    @property
-    def count(self) -> int:
-        return len(self.cuda)
-
-
-_PROBE_CODE = ("import json, torch; n = torch.cuda.device_count() if torch.cuda.is_available() else 0; "
-               "print(json.dumps({'cuda': [torch.cuda.get_device_name(i) for i in range(n)], "
-               "'torch': torch.__version__}))")
-_probe: DeviceProbe | None = None
-_probe_lock = threading.Lock()
-
-
-def _probe_torch(torch: Any) -> DeviceProbe:
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return DeviceProbe(tuple(torch.cuda.get_device_name(i) for i in range(n)), torch.__version__, "torch")
-
-
-def _probe_subprocess(timeout: float) -> DeviceProbe | None:
-    try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE_CODE], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-        data = json.loads(proc.stdout.strip().splitlines()[-1])
-        return DeviceProbe(tuple(data["cuda"]), str(data["torch"]), "subprocess")
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError, KeyError):
-        return None
-
-
-def _probe_nvml() -> DeviceProbe:
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-        try:
-            names = tuple(str(pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)))
-                          for i in range(pynvml.nvmlDeviceGetCount()))
-        finally:
-            pynvml.nvmlShutdown()
-        return DeviceProbe(names, "", "nvml")
-    except Exception:                               # no driver, no library: no NVIDIA GPU that we can see
-        return DeviceProbe((), "", "none")
-
-
-def probe_devices(*, timeout: float = PROBE_TIMEOUT_S, refresh: bool = False) -> DeviceProbe:
-    """The CUDA devices of this machine, asked once per process (thread-safe; blocks while a probe runs)."""
-    global _probe
-    with _probe_lock:
-        if _probe is None or refresh:
-            torch = sys.modules.get("torch")
-            _probe = (_probe_torch(torch) if torch is not None
-                      else _probe_subprocess(timeout) or _probe_nvml())
-        return _probe
-
-
-def start_probe() -> None:
-    """Run the device probe in a daemon thread now, so that a later `probe_devices()` finds it done (the TUI calls
-    this when it starts: the review screen then shows the device at once)."""
-    threading.Thread(target=probe_devices, name="difftui-device-probe", daemon=True).start()
-
-
-def resolved_device_kind(spec: str, probe: DeviceProbe) -> str:
-    """'cuda' or 'cpu': what `spec` ("auto" | "cpu" | "cuda" | "cuda:K") trains on here."""
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        return "cuda" if probe.count else "cpu"
-    return "cpu" if spec == "cpu" else "cuda"
-
-
-def device_error(spec: str, probe: DeviceProbe) -> str | None:
-    """Why `spec` cannot be used here (None when it can); the words of engine/run/device.py's DeviceError."""
-    spec = (spec or "auto").strip().lower()
-    if not DEVICE_SPEC.fullmatch(spec):
-        return f"unknown device '{spec}' (expected auto, cpu, cuda or cuda:K)"
-    if spec.startswith("cuda"):
-        if not probe.count:
-            version = f" (torch {probe.torch_version})" if probe.torch_version else ""
-            return f"device '{spec}' requested but CUDA is not available here{version}; use --device cpu or auto"
-        index = int(spec.split(":", 1)[1]) if ":" in spec else 0
-        if not 0 <= index < probe.count:
-            return f"device '{spec}' requested but only {probe.count} CUDA device(s) exist"
-    return None
-
-
-def describe_device(spec: str, probe: DeviceProbe) -> str:
-    """The words the screens use: "cpu (no CUDA)" / "cpu" / "cuda:0 (NVIDIA H100 80GB HBM3)"."""
-    spec = (spec or "auto").strip().lower()
-    if resolved_device_kind(spec, probe) == "cuda":
-        index = int(spec.split(":", 1)[1]) if ":" in spec else 0
-        name = probe.cuda[index] if index < probe.count else "?"
-        return f"cuda:{index} ({name})"
-    return "cpu" if probe.count else "cpu (no CUDA)"
-
-
-#----------------------------------------------------------------------------
 # The data.
 
 _DATA_CODE = ("import json, sys; from difftui.engine.config.model import DatasetProfile; "
               "from difftui.engine.config.model import from_mapping; from difftui.engine.data import check_available; "
               "p = from_mapping(DatasetProfile, json.load(sys.stdin), 'dataset')\n"
-              "try:\n    check_available(p)\nexcept Exception as e:\n    print(' '.join(str(e).split()))")
+              "from difftui.engine.text import one_line\n"
+              "try:\n    check_available(p)\nexcept Exception as e:\n    print(one_line(e))")
 
 
 def data_error(profile: DatasetProfile, *, timeout: float = PROBE_TIMEOUT_S) -> str | None:

@@ -16,7 +16,9 @@ from typing import Any
 from difftui.engine.config.ladders import tier_status
 from difftui.engine.config.model import PresetError, RunConfig
 from difftui.engine.config.schema import parse_integer
-from difftui.engine.launch.checks import DeviceProbe, default_max_steps, describe_device, device_error, probe_devices
+from difftui.engine.launch.checks import default_max_steps
+from difftui.engine.launch.devices import DeviceProbe, describe_device, device_error, probe_devices
+from difftui.engine.text import one_line
 
 __all__ = ["LaunchRequest", "resolve_new_run", "review_facts"]
 
@@ -116,7 +118,7 @@ def review_facts(config: RunConfig, *, probe: DeviceProbe | None = None, measure
     try:
         fig = run_figures(config, measure=measure)
     except (MeasureError, PresetError) as e:
-        facts["error"] = " ".join(str(e).split())
+        facts["error"] = one_line(e)
     else:
         if fig is not None:
             facts["params"], facts["macs"] = fig.params, fig.macs

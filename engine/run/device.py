@@ -1,5 +1,9 @@
 """Which device a run trains on and how: "auto" picks CUDA when present and the CPU otherwise; the CUDA fast path
-(TF32, cuDNN autotuning) and the mixed precision follow the recipe (their defaults are right on an H100)."""
+(TF32, cuDNN autotuning) and the mixed precision follow the recipe (their defaults are right on an H100).
+
+The device rule itself (what a spec means here, why it cannot be used, its words) is engine/launch/devices.py, the
+one the launch checks ask before a run exists; this module asks it with a probe built from torch, so the engine
+refuses with the same words."""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import os
 
 import torch
 
-__all__ = ["DeviceError", "resolve_device", "describe_device", "set_cpu_threads", "configure_cuda",
+from difftui.engine.launch.devices import describe_device, device_error, device_index, probe_from_torch
+
+__all__ = ["DeviceError", "resolve_device", "describe_torch_device", "set_cpu_threads", "configure_cuda",
            "resolve_precision"]
 
 
@@ -16,37 +22,23 @@ class DeviceError(RuntimeError):
 
 
 def resolve_device(spec: str, *, local_rank: int = 0, local_size: int = 1) -> torch.device:
-    """"auto" | "cpu" | "cuda" | "cuda:K" -> torch.device; refuses CUDA where there is none.
+    """"auto" | "cpu" | "cuda" | "cuda:K" -> torch.device; DeviceError (the launch rule's words) where it cannot be
+    used here.
 
     Under torchrun with several processes per node, rank k of the node takes cuda:k (choose the GPUs with
     CUDA_VISIBLE_DEVICES, i.e. `--gpus`, not with cuda:K)."""
-    spec = (spec or "auto").strip().lower()
-    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if spec not in ("auto", "cuda") and not spec.startswith("cuda:"):
-        raise DeviceError(f"unknown device '{spec}' (expected auto, cpu, cuda or cuda:K)")
-    if not torch.cuda.is_available():
-        raise DeviceError(f"device '{spec}' requested but CUDA is not available here "
-                          f"(torch {torch.__version__}); use --device cpu or auto")
-    count = torch.cuda.device_count()
-    if local_size > 1:
-        if ":" in spec:
-            raise DeviceError(f"device '{spec}' with {local_size} processes per node: choose the GPUs with --gpus "
-                              f"(each process takes one of them)")
-        if local_size > count:
-            raise DeviceError(f"{local_size} processes per node but only {count} CUDA device(s) are visible")
-        return torch.device("cuda", local_rank)
-    index = int(spec.split(":", 1)[1]) if ":" in spec else torch.cuda.current_device()
-    if not 0 <= index < count:
-        raise DeviceError(f"device '{spec}' requested but only {count} CUDA device(s) exist")
-    return torch.device("cuda", index)
+    probe = probe_from_torch(torch)
+    problem = device_error(spec, probe, local_size=local_size)
+    if problem is not None:
+        raise DeviceError(problem)
+    index = device_index(spec, probe, local_rank=local_rank, local_size=local_size)
+    return torch.device("cpu") if index is None else torch.device("cuda", index)
 
 
-def describe_device(device: torch.device) -> str:
-    """The words an event uses: "cpu (no CUDA)" / "cpu" / "cuda:0 (NVIDIA H100 80GB HBM3)"."""
-    if device.type == "cuda":
-        return f"cuda:{device.index} ({torch.cuda.get_device_name(device)})"
-    return "cpu" if torch.cuda.is_available() else "cpu (no CUDA)"
+def describe_torch_device(device: torch.device) -> str:
+    """The launch rule's words for a device this process resolved: "cpu (no CUDA)" / "cpu" / "cuda:0 (NVIDIA H100
+    80GB HBM3)"."""
+    return describe_device(str(device), probe_from_torch(torch))
 
 
 def set_cpu_threads(local_size: int = 1) -> int:

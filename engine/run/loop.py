@@ -41,6 +41,7 @@ from difftui.engine.run.meter import Clock, Interval, Meter
 from difftui.engine.run.sample_grid import grid_png
 from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
 from difftui.engine.store import StoreError
+from difftui.engine.text import one_line
 
 __all__ = ["TrainLoop", "RunFailed", "train_run", "peak_tflops"]
 
@@ -49,11 +50,6 @@ EXIT_OWNED = 3                                      # another engine owns the ru
 
 class RunFailed(RuntimeError):
     """The run cannot go on (diverged, non-finite weights, no loadable checkpoint); one line."""
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # Dense tensor-core peaks (TFLOP/s) by card and precision, for MFU; a card not listed gets no MFU.
@@ -171,7 +167,7 @@ class TrainLoop:
             cached = run_figures(t.config, measure=False)
             macs = cached.macs if cached is not None else t.macs_per_image()
         except Exception as e:                      # a family the flop counter cannot trace: say so, go on
-            self.event(f"FLOPs not measured ({one_line(e)})", "warning")
+            self.event(f"FLOPs not measured ({one_line(e, named=True)})", "warning")
             return
         self.flops_per_image = 3 * 2 * macs          # forward + backward (2 x forward), 2 FLOPs per multiply-add
         self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
@@ -300,7 +296,7 @@ class TrainLoop:
             try:
                 job_id, proc = snapshots.start_evaluation(self.owner.db_path, self.owner.run_id)
             except Exception as e:                  # an evaluation that cannot start never stops training
-                self.event(f"snapshot evaluation not started: {one_line(e)}", "warning")
+                self.event(f"snapshot evaluation not started: {one_line(e, named=True)}", "warning")
             else:
                 self.evaluators.append(proc)
                 self.event(f"snapshot evaluation started (job {job_id}, pid {proc.pid})")
@@ -379,7 +375,7 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
     try:
         world = init_world()
     except Exception as e:
-        print(f"difftui engine: cannot join the process group ({one_line(e)})", file=sys.stderr)
+        print(f"difftui engine: cannot join the process group ({one_line(e, named=True)})", file=sys.stderr)
         return 1
     owner: RunOwner | None = None
     loop: TrainLoop | None = None
@@ -428,7 +424,7 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
     except BaseException as e:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        message = one_line(e) if not isinstance(e, RunFailed) else f"RunFailed: {e}"
+        message = one_line(e, named=True)                # the run's error column names the type: "RunFailed: ..."
         if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
             message = f"DiskFull: disk full: cannot write {Path(db_path).resolve()} ({e})"
         if owner is not None:

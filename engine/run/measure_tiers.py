@@ -27,6 +27,7 @@ from difftui.engine.config.tier_figures import (
     store,
     user_cache_path,
 )
+from difftui.engine.text import one_line
 
 __all__ = ["main", "shipped_keys", "measure"]
 
@@ -39,7 +40,7 @@ def measure(keys: list[NetKey]) -> dict[NetKey, Figures | str]:
         try:
             params, macs = measure_net(key)
         except Exception as e:                          # a network that does not build: its reason, one line
-            out[key] = " ".join(str(e).split()) or type(e).__name__
+            out[key] = one_line(e, named=False)
         else:
             out[key] = Figures(params, macs)
     return out

@@ -28,7 +28,7 @@ from torch import nn
 from difftui.engine.config.model import RunConfig
 from difftui.engine.run.device import (
     configure_cuda,
-    describe_device,
+    describe_torch_device,
     resolve_device,
     resolve_precision,
     set_cpu_threads,
@@ -157,7 +157,7 @@ class Trainer:
             # Latent data sets: samples are decoded by the data set's VAE before they are shown.
             from difftui.engine.data.latents import latent_decoder
             self.decoder = latent_decoder(profile, self.device)
-            self.event(f"started on {describe_device(self.device)}" +
+            self.event(f"started on {describe_torch_device(self.device)}" +
                        (f", rank 0 of {world.size}" if world.distributed else ""))
             self.event(self.describe_fast_path())
 

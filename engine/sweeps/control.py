@@ -27,9 +27,10 @@ from difftui.engine.launch.liveness import is_waiting
 from difftui.engine.launch.lock import Owned, holder, process_start_time
 from difftui.engine.launch.outcome import LaunchError
 from difftui.engine.launch.runs import create_run, request_stop
+from difftui.engine.numbers import format_setting
 from difftui.engine.store import ACTIVE_STATUSES, SWEEP_STATUSES, Store, StoreError, sweep_lock_path
 from difftui.engine.sweeps.errors import SweepError
-from difftui.engine.sweeps.plan import SweepPlan, format_value, grid_record, member_label, parse_value, resolve_member
+from difftui.engine.sweeps.plan import SweepPlan, grid_record, member_label, parse_value, resolve_member
 from difftui.engine.sweeps.slots import Slots
 from difftui.engine.sweeps.spec import RunSpec
 
@@ -240,11 +241,11 @@ def add_value(db_path: str | os.PathLike[str], catalog: Any, sweep_id: int, valu
     grid = catalog.get("sweeps", grid_rec["preset"])
     from difftui.engine.config.model import same_value
     if any(same_value(parsed, v) for v in axes[axis]):
-        raise SweepError(f"sweep {sweep_id} already has {axis}={format_value(parsed)}")
+        raise SweepError(f"sweep {sweep_id} already has {axis}={format_setting(parsed)}")
     on_grid = any(same_value(parsed, v) for v in paper[axis])
     if not on_grid and not off_grid:
-        raise SweepError(f"{axis}={format_value(parsed)} is off the '{grid.name}' grid (playbook "
-                         f"{grid_rec['playbook']}: {', '.join(format_value(v) for v in paper[axis])}); add it as "
+        raise SweepError(f"{axis}={format_setting(parsed)} is off the '{grid.name}' grid (playbook "
+                         f"{grid_rec['playbook']}: {', '.join(format_setting(v) for v in paper[axis])}); add it as "
                          f"off-grid (--off-grid) to run it anyway")
     spec = RunSpec.from_dict(json.loads(sweep["spec"]))
     others = {k: v for k, v in axes.items() if k != axis}
@@ -265,10 +266,10 @@ def add_value(db_path: str | os.PathLike[str], catalog: Any, sweep_id: int, valu
     with Store(db_path) as store:
         held = _get(store, sweep_id)["status"] in ("stopping", "stopped")
     if held:
-        return (f"sweep {sweep_id}: {axis}={format_value(parsed)} added as run{'s' * (len(ids) != 1)} "
+        return (f"sweep {sweep_id}: {axis}={format_setting(parsed)} added as run{'s' * (len(ids) != 1)} "
                 f"{', '.join(map(str, ids))}, held while the sweep is stopped (sweep resume {sweep_id})")
     proc = ensure_supervised(db_path, sweep_id)
-    return (f"sweep {sweep_id}: {axis}={format_value(parsed)}{' (off-grid)' if not on_grid else ''} added as "
+    return (f"sweep {sweep_id}: {axis}={format_setting(parsed)}{' (off-grid)' if not on_grid else ''} added as "
             f"run{'s' * (len(ids) != 1)} {', '.join(map(str, ids))}"
             + (f" (supervisor pid {proc.pid})" if proc else ""))
 

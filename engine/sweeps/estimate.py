@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from difftui.engine.config.model import RunConfig
+from difftui.engine.numbers import format_number
 from difftui.engine.sweeps.slots import Slots
 
 __all__ = ["Estimate", "Throughput", "measured_throughput", "estimate_sweep", "schedule_makespan"]
@@ -30,7 +31,8 @@ class Throughput:
     def describe(self) -> str:
         if self.img_per_s is None:
             return f"unknown: no earlier run of {self.what} in runs.db"
-        return f"{self.img_per_s:,.0f} img/s (median of {self.runs} earlier run{'s' * (self.runs != 1)} of {self.what})"
+        return (f"{format_number(self.img_per_s)} img/s (median of {self.runs} earlier run{'s' * (self.runs != 1)} of "
+                f"{self.what})")
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from difftui.engine.config.model import GRID_PRESET_AXES, PresetError, RunConfig, SweepGrid, same_value
+from difftui.engine.numbers import format_setting
 from difftui.engine.sweeps.spec import RunSpec, yaml_value
 
 __all__ = ["Member", "SweepPlan", "plan_sweep", "parse_value", "parse_values_option", "member_label",
-           "format_value", "grid_record"]
+           "grid_record"]
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,9 @@ def parse_values_option(grid: SweepGrid, items: Iterable[str]) -> dict[str, list
     return out
 
 
-def format_value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def member_label(axis_values: Mapping[str, Any]) -> str:
     """'dropout=0.1 schedule=cosine' (the last part of each key)."""
-    return " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in axis_values.items())
+    return " ".join(f"{k.split('.')[-1]}={format_setting(v)}" for k, v in axis_values.items())
 
 
 def _dedupe(values: Iterable[Any]) -> list[Any]:
@@ -118,8 +115,8 @@ def choose_values(grid: SweepGrid, values: Mapping[str, list[Any]] | None, off_g
             raise PresetError(f"grid '{grid.name}': no value chosen for {key}")
         outside = [v for v in chosen if not grid.on_grid(key, v)]
         if outside and not off_grid:
-            raise PresetError(f"{key}={format_value(outside[0])} is off the '{grid.name}' grid (playbook "
-                              f"{grid.playbook}: {', '.join(format_value(v) for v in paper)}); choose off-grid "
+            raise PresetError(f"{key}={format_setting(outside[0])} is off the '{grid.name}' grid (playbook "
+                              f"{grid.playbook}: {', '.join(format_setting(v) for v in paper)}); choose off-grid "
                               f"(--off-grid) to run it anyway")
         # A value typed as 0.10 that is on the grid takes the grid's own spelling.
         axes[key] = [next((p for p in paper if grid.on_grid(key, v) and _eq(p, v)), v) for v in chosen]

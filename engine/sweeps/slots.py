@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from difftui.engine.launch.devices import DeviceProbe, device_error, probe_devices
 from difftui.engine.launch.plan import LaunchPlan
 from difftui.engine.sweeps.errors import SweepError
 
-__all__ = ["Slots", "cpu_cores", "visible_gpu_count"]
+__all__ = ["Slots", "cpu_cores"]
 
 
 def cpu_cores() -> int:
@@ -22,11 +23,6 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:                          # not on Linux
         return os.cpu_count() or 1
-
-
-def visible_gpu_count() -> int:
-    import torch
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 @dataclass(frozen=True)
@@ -90,13 +86,16 @@ class Slots:
     def choose(cls, *, device: str = "auto", gpus: tuple[int, ...] | None = None, runs_per_device: int = 1,
                gpu_count: int | None = None) -> "Slots":
         """The slots for a base device ("auto", "cpu", "cuda", "cuda:K") and the user's GPUs (None: every visible
-        GPU, or the CPU where there is none). Raises SweepError (one line) for GPUs that do not exist."""
+        GPU, or the CPU where there is none). Raises SweepError (one line) for GPUs that do not exist; the device
+        itself is judged by the device rule (engine/launch/devices.py: the launch checks' and the engine's words).
+        `gpu_count` stands in for the machine's probe (tests)."""
         device = (device or "auto").strip().lower()
         if device == "cpu":
             if gpus:
                 raise SweepError(f"--gpus {','.join(map(str, gpus))} with --device cpu: choose one")
             return cls(("cpu",), runs_per_device)
-        count = visible_gpu_count() if gpu_count is None else gpu_count
+        probe = probe_devices() if gpu_count is None else DeviceProbe(("",) * gpu_count, "", "given")
+        count = probe.count
         if gpus:
             if len(set(gpus)) != len(gpus):
                 raise SweepError(f"--gpus: a GPU is named twice ({','.join(map(str, gpus))})")
@@ -104,13 +103,11 @@ class Slots:
             if bad:
                 raise SweepError(f"--gpus: GPU {bad[0]} does not exist here ({count} CUDA device(s) visible)")
             return cls(tuple(str(g) for g in gpus), runs_per_device)
+        problem = device_error(device, probe)
+        if problem is not None:
+            raise SweepError(problem)
         if device.startswith("cuda:"):
-            index = int(device.split(":", 1)[1])
-            if not 0 <= index < count:
-                raise SweepError(f"device '{device}': only {count} CUDA device(s) visible")
-            return cls((str(index),), runs_per_device)
+            return cls((str(int(device.split(":", 1)[1])),), runs_per_device)
         if count == 0:
-            if device == "cuda":
-                raise SweepError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
             return cls(("cpu",), runs_per_device)
         return cls(tuple(str(i) for i in range(count)), runs_per_device)

@@ -33,6 +33,7 @@ from difftui.engine.launch.lock import Owned, OwnerLock, process_start_time
 from difftui.engine.launch.runs import start_run
 from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError
 from difftui.engine.sweeps.control import sweep_slots
+from difftui.engine.text import one_line
 
 __all__ = ["supervise", "POLL_S", "occupied_slots"]
 
@@ -161,7 +162,7 @@ def supervise(db_path: str | os.PathLike[str], sweep_id: int, poll_s: float = PO
         return 0
     except BaseException as e:
         traceback.print_exc(file=sys.stderr)
-        message = " ".join(f"{type(e).__name__}: {e}".split())
+        message = one_line(e, named=True)
         try:
             store.end_sweep(sweep_id, "crashed", error=f"supervisor failed: {message}")
         except Exception:

@@ -4,15 +4,8 @@ exists, asked by the CLI and the TUI alike."""
 import pytest
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.launch.checks import (
-    CPU_DEFAULT_STEPS,
-    DeviceProbe,
-    default_max_steps,
-    describe_device,
-    device_error,
-    launch_checks,
-    probe_devices,
-)
+from difftui.engine.launch.checks import CPU_DEFAULT_STEPS, default_max_steps, launch_checks
+from difftui.engine.launch.devices import DeviceProbe, describe_device, device_error, probe_devices
 from difftui.engine.launch.request import LaunchRequest, resolve_new_run, review_facts
 
 NO_GPU = DeviceProbe((), "2.14.1+cu130", "subprocess")
@@ -75,8 +68,8 @@ def test_launch_checks_refuse_a_missing_device_and_missing_data(tmp_path):
 def test_the_device_probe_runs_once_without_torch_in_this_process():
     import subprocess
     import sys
-    code = ("import sys; from difftui.engine.launch.checks import probe_devices; a = probe_devices(); b = probe_devices(); "
-            "print(a is b, a.source, 'torch' in sys.modules, a.torch_version)")
+    code = ("import sys; from difftui.engine.launch.devices import probe_devices; a = probe_devices(); "
+            "b = probe_devices(); print(a is b, a.source, 'torch' in sys.modules, a.torch_version)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     same, source, torch_loaded, version = out.stdout.split()
     assert (same, source, torch_loaded) == ("True", "subprocess", "False") and version.startswith("2.")

@@ -57,9 +57,9 @@ def test_a_diverging_run_fails_cleanly_with_a_finite_newest_checkpoint_and_rende
     runner = CliRunner()
     shown = runner.invoke(app, ["--db", str(db), "show", str(run_id)])
     assert shown.exit_code == 0, shown.output
-    assert "L_simple nan" in shown.stdout and "failed" in shown.stdout
+    assert "L_simple NaN" in shown.stdout and "failed" in shown.stdout
     listed = runner.invoke(app, ["--db", str(db), "ls"])
-    assert listed.exit_code == 0 and "nan" in listed.stdout
+    assert listed.exit_code == 0 and "NaN" in listed.stdout
     # Resuming it fails again the same clean way, from its finite checkpoint (never from a NaN state).
     proc = launch.resume(db, run_id).proc
     assert proc.wait(timeout=120) == 1

@@ -21,7 +21,7 @@ from difftui.engine.run.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from difftui.engine.run.device import DeviceError, describe_device, resolve_device
+from difftui.engine.run.device import DeviceError, describe_torch_device, resolve_device
 from difftui.engine.run.distributed import World
 from difftui.engine.run.ema import EMA
 from difftui.engine.run.logbuffer import LogBuffer
@@ -182,7 +182,7 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="CUDA is not available"):
             resolve_device("cuda:0")
-        assert describe_device(torch.device("cpu")) == "cpu (no CUDA)"
+        assert describe_torch_device(torch.device("cpu")) == "cpu (no CUDA)"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")

@@ -62,8 +62,8 @@ def test_the_report_holds_config_protocols_tables_and_pngs(tmp_path):
     assert "| `recipe.snapshot_kimg` | 2500 | 5.6 |" in text
     assert "held-out split `test`: 360 images, 256 used for NLL, 0 shared with training" in text
     assert "fixed sampler `DDIM eta=0 N=10 linear`, NFE 10, EMA weights; 50,000 generated images, 3 repeat(s)" in text
-    assert "| 100 | checkpoint | fid | DDIM eta=0 N=10 linear | 10 | 50,000 | 3 | 12.25 | 0.4 | 0.6 |" in text
-    assert "| 100 | checkpoint | nll | full chain T=1000 fixed_small | 1000 | - | - | - | - | - | - | 3.875 | 256 |" in text
+    assert "| 100 | checkpoint | fid | DDIM eta=0 N=10 linear | 10 | 50,000 | 3 | 12.250 | 0.400 | 0.600 |" in text
+    assert "| 100 | checkpoint | nll | full chain T=1000 fixed_small | 1000 | - | - | - | - | - | - | 3.8750 | 256 |" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {"loss.png", "fid.png", "curve-fid.png", "curve-nll.png"} <= set(links)
     for link in links:

@@ -13,10 +13,10 @@ import pytest
 from tui_helpers import FIXED_T, engine_log, grid_png, make_dydit_db, wait_for
 
 from difftui.engine.config.catalog import Catalog
+from difftui.engine.numbers import format_number
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings, graphics
 from difftui.tui.app import DifftuiApp
-from difftui.tui.metric_series import format_value
 from difftui.tui.screens.dashboard import DashboardScreen
 from difftui.tui.screens.grid_view import GridViewScreen
 from difftui.tui.screens.help import HelpScreen
@@ -97,14 +97,14 @@ async def test_the_smoothed_value_in_a_charts_header_is_its_last_point(prepared_
             drawn_last = chart._drawn["L_simple"][2][-1]            # what plotext was handed, last smoothed point
             assert chart.shown_value() == drawn_last
             legend = str(chart.query_one(".chart-legend").render())
-            assert legend.startswith(f"EMA {format_value(drawn_last)} ")
-            assert f"last {format_value(chart.series['L_simple'].last)}" in legend
+            assert legend.startswith(f"EMA {format_number(drawn_last)} ")
+            assert f"last {format_number(chart.series['L_simple'].last)}" in legend
             # Debiased: the header follows the curve (the old un-debiased EMA lagged by ~0.4 at step 70).
             assert abs(drawn_last - chart._drawn["L_simple"][1][-1]) < 0.05
         await pilot.press("e")                                      # smoothing off: the header is the raw last
         await wait_for(pilot, lambda: metrics.smoothing == 0, 10, "raw")
         legend = str(chart.query_one(".chart-legend").render())
-        assert legend.startswith(f"last {format_value(chart.series['L_simple'].last)} ")
+        assert legend.startswith(f"last {format_number(chart.series['L_simple'].last)} ")
         assert "L_simple last" in str(dash.query_one(StatusLine).render())   # the status line says "last" too
 
 
@@ -209,11 +209,11 @@ async def test_nan_and_inf_are_shown_as_such_and_never_stop_the_charts(tmp_path)
         await wait_for(pilot, lambda: plot._cache_key is not None and plot._cache_key[2] == chart.version, 10,
                        "the chart redrawn")
         legend = str(chart.query_one(".chart-legend").render())
-        assert legend.startswith("EMA nan") and "last nan" in legend and "2 non-finite" in legend
+        assert legend.startswith("EMA NaN") and "last NaN" in legend and "2 non-finite" in legend
         assert "min 0.4 max 0.5" in legend
         _, raw, _ = chart._drawn["L_simple"]
         assert raw[:2] == [0.5, 0.4] and math.isinf(raw[2]) is False and math.isnan(raw[2]) and math.isnan(raw[3])
-        assert "L_simple last nan" in str(dash.query_one(StatusLine).render())
+        assert "L_simple last NaN" in str(dash.query_one(StatusLine).render())
 
 
 async def test_a_streaming_run_redraws_charts_within_their_budget_and_a_key_redraws_at_once(prepared_db):

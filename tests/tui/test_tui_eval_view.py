@@ -80,7 +80,7 @@ async def test_t_shows_the_evaluations_the_curve_and_the_evaluators_progress(pre
         table = view.query_one(EvalTable)
         assert table.row_count == 3
         best_fid = table.get_row_at(2)[5]
-        assert str(best_fid).startswith("21.750") and "±0.31" in str(best_fid) and "bold green" in str(best_fid.style)
+        assert str(best_fid) == "21.750 ±0.310" and "bold green" in str(best_fid.style)
         assert str(table.get_row_at(1)[1]) == " snap 750 *"                       # the best snapshot
         assert str(table.get_row_at(0)[4]) == "10,000 q"                             # the quick count beside it
         curve = view.query_one(CurveTable)

@@ -10,8 +10,9 @@ import random
 import numpy as np
 import pytest
 
+from difftui.engine.numbers import format_number
 from difftui.engine.store import Store
-from difftui.tui.metric_series import BucketSeries, as_value, debiased_ema, family_of, format_value
+from difftui.tui.metric_series import BucketSeries, as_value, debiased_ema, family_of
 
 
 def _config():
@@ -92,7 +93,7 @@ def test_non_finite_values_are_counted_shown_and_are_gaps(store):
     assert by_step[1]["n_finite"] == 1 and by_step[2]["n_finite"] == 0
     tail = store.series_tail(run, "L_simple")[0]
     series = BucketSeries.from_buckets(width, rows, (tail["step"], tail["value"]))
-    assert series.last == -math.inf and format_value(series.last) == "-inf"
+    assert series.last == -math.inf and format_number(series.last) == "-inf"
     assert series.lo == 0.5 and series.hi == 1.0
     points = series.points(100)
     assert [p.marker for p in points] == ["", "nan", "inf", "", "nan", "-inf"]
@@ -125,9 +126,9 @@ def test_families_one_chart_per_loss_and_hidden_constants():
     assert family_of("some_new_metric") == ("some_new_metric", "some_new_metric")
 
 
-def test_format_value_spells_out_and_keeps_thousands_readable():
-    assert [format_value(v) for v in (None, float("nan"), float("inf"), -float("inf"))] == ["-", "nan", "inf", "-inf"]
-    assert format_value(1006.2, 3) == "1,006" and format_value(0.000123, 3) == "0.000123"
+def test_the_legends_number_spells_out_and_keeps_thousands_readable():
+    assert [format_number(v) for v in (None, float("nan"), float("inf"), -float("inf"))] == ["-", "NaN", "inf", "-inf"]
+    assert format_number(1006.2, 3) == "1,006" and format_number(0.000123, 3) == "0.000123"
 
 
 #----------------------------------------------------------------------------

@@ -33,12 +33,12 @@ async def test_a_diverged_run_opens_in_the_history_and_the_dashboard_showing_nan
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), 30, "the history")
         history_text = lambda: app.export_screenshot()            # the SVG holds the visible text
         await wait_for(pilot, lambda: "diverged" in history_text(), 30, "the diverged run listed")
-        assert "nan" in history_text()
+        assert "NaN" in history_text()
         app.open_dashboard(run_id)
         dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
         await pilot.pause(0.5)
         screen = app.export_screenshot()
         assert app.is_running
-        assert "nan" in screen
+        assert "NaN" in screen
         assert math.isnan(dash.latest["L_simple"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from difftui.engine.numbers import format_duration
 from difftui.tui.screens.review import config_yaml, grid_nfe
 from difftui.tui.widgets.gpu_panel import spark, squeeze
 from difftui.tui.widgets.grid_image import GridIndex
 from difftui.tui.widgets.run_table import run_matches
-from difftui.tui.widgets.status_line import eta_seconds, format_eta
+from difftui.tui.widgets.status_line import eta_seconds
 
 
 def test_eta_and_format():
@@ -14,9 +15,9 @@ def test_eta_and_format():
     assert eta_seconds(900, 1000, 400.0, 8) == 2.0
     assert eta_seconds(10, None, 400.0, 8) is None
     assert eta_seconds(10, 100, None, 8) is None
-    assert format_eta(3725) == "1:02:05"
-    assert format_eta(None) == "-"
-    assert format_eta(3 * 86400 + 7200) == "3d 2h"
+    assert format_duration(3725) == "1:02:05"
+    assert format_duration(None) == "-"
+    assert format_duration(3 * 86400 + 7200) == "3d 2h"
 
 
 def test_grid_index_follows_newest_until_scrubbed():

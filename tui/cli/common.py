@@ -31,16 +31,21 @@ class UserError(Exception):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a command reports as one line and exit 2 (the sweep ones too: SweepError, and Owned when another
+    process owns the run or sweep)."""
     from difftui.engine.config.model import PresetError
     from difftui.engine.data import DataError
     from difftui.engine.launch.outcome import LaunchError
     from difftui.engine.run.device import DeviceError
     from difftui.engine.store import StoreError
-    return (UserError, PresetError, StoreError, DataError, DeviceError, LaunchError)
+    from difftui.engine.sweeps import SweepError
+    return (UserError, PresetError, StoreError, DataError, DeviceError, SweepError, LaunchError)
 
 
-def fail(message: str, code: int = 2) -> None:
-    print(f"difftui: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+def fail(error: BaseException | str, code: int = 2) -> None:
+    """Print `difftui: error: <one line>` (engine/text.py's rule, the TUI's too) on stderr and exit with `code`."""
+    from difftui.engine.text import error_line
+    print(error_line(error), file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
 
@@ -53,7 +58,7 @@ def user_command(fn: Callable) -> Callable:
         except typer.Exit:
             raise
         except user_errors() as e:
-            fail(str(e))
+            fail(e)
     return wrapper
 
 
@@ -92,7 +97,8 @@ def get_run(store, run_id: int) -> dict[str, Any]:
 
 
 def fmt_loss(values: dict[str, float]) -> str:
-    parts = [f"{n} {values[n]:.4g}" for n in LOSS_NAMES if n in values]
+    from difftui.engine.numbers import format_number
+    parts = [f"{n} {format_number(values[n])}" for n in LOSS_NAMES if n in values]
     return "  ".join(parts)
 
 

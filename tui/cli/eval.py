@@ -132,6 +132,7 @@ def show_evaluations(out, c, run: dict) -> None:
 
 def evaluation_lines(rows: list[dict], best_snapshot: int | None) -> list[str]:
     """One line per evaluation kind (its newest result) plus the best snapshot, protocol beside every number."""
+    from difftui.engine.eval.rows import format_metric
     lines = []
     latest: dict[str, dict] = {}
     for r in rows:
@@ -142,21 +143,23 @@ def evaluation_lines(rows: list[dict], best_snapshot: int | None) -> list[str]:
         same = {x["metric"]: x["value"] for x in rows if x.get("job_id") == r.get("job_id") and x["step"] == r["step"]
                 and x.get("snapshot") == r.get("snapshot") and x.get("kind") == "fid"}
         quick = " quick" if r["protocol"].get("quick") else ""
-        rep = f" min of {r['repeats']}, spread {r['spread']:.3f}," if (r.get("repeats") or 1) > 1 else ""
+        rep = f" min of {r['repeats']}, spread {format_metric('spread', r['spread'])}," if (r.get("repeats") or 1) > 1 \
+            else ""
         where = f"snapshot {r['snapshot']}" if r.get("snapshot") is not None else f"step {r['step']}"
-        lines.append(f"  FID       {r['value']:.3f} ({rep} {r['samples']:,} samples{quick}, {r['sampler']}, NFE "
-                     f"{r['nfe']}, {where})  precision {same.get('precision', float('nan')):.3f}  recall "
-                     f"{same.get('recall', float('nan')):.3f}".replace("( ", "("))
+        lines.append(f"  FID       {format_metric('fid', r['value'])} ({rep} {r['samples']:,} samples{quick}, "
+                     f"{r['sampler']}, NFE {r['nfe']}, {where})  precision "
+                     f"{format_metric('precision', same.get('precision'))}  recall "
+                     f"{format_metric('recall', same.get('recall'))}".replace("( ", "("))
     if "nll" in latest:
         r = latest["nll"]
-        lines.append(f"  NLL       {r['value']:.4f} bits/dim on {r['samples']:,} held-out images ({r['sampler']}, "
-                     f"step {r['step']})")
+        lines.append(f"  NLL       {format_metric('nll_bpd', r['value'])} bits/dim on {r['samples']:,} held-out images "
+                     f"({r['sampler']}, step {r['step']})")
     if best_snapshot is not None:
         fid = [r for r in rows if r.get("snapshot") == best_snapshot and r["metric"] == "fid" and r.get("kind") == "fid"]
         text = f"  best      snapshot {best_snapshot}"
         if fid:
             r = fid[-1]
-            text += (f": FID {r['value']:.3f} ({r['samples']:,} samples, {r['sampler']}, NFE {r['nfe']}; lowest FID "
-                     f"of the run's snapshots, playbook 5.6)")
+            text += (f": FID {format_metric('fid', r['value'])} ({r['samples']:,} samples, {r['sampler']}, NFE "
+                     f"{r['nfe']}; lowest FID of the run's snapshots, playbook 5.6)")
         lines.append(text)
     return lines

@@ -26,6 +26,7 @@ def follow(c: Context, run_id: int, proc=None) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from difftui.engine.launch.liveness import reap_dead_runs
+    from difftui.engine.numbers import format_duration, format_number
     from difftui.engine.store import ACTIVE_STATUSES
     store = c.store()
     run = get_run(store, run_id)
@@ -42,11 +43,9 @@ def follow(c: Context, run_id: int, proc=None) -> int:
                 values = store.latest_values(run_id)
                 ips = values.get("img_per_s")
                 remaining = (run["total_steps"] or 0) - run["step"]
-                eta = "-"
-                if ips and batch and remaining > 0:
-                    eta = time.strftime("%H:%M:%S", time.gmtime(remaining * batch / ips))
+                eta = format_duration(remaining * batch / ips if ips and batch and remaining > 0 else None)
                 progress.update(task, completed=run["step"], total=run["total_steps"] or 1, status=run["status"],
-                                ips=f"{ips:.0f} img/s" if ips else "", eta=eta, loss=fmt_loss(values))
+                                ips=f"{format_number(ips)} img/s" if ips else "", eta=eta, loss=fmt_loss(values))
                 if run["status"] not in ACTIVE_STATUSES:
                     break
                 if proc is not None and proc.poll() is not None:

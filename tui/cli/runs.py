@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from difftui.engine.numbers import format_number, format_setting
 from difftui.tui.cli import sweep as sweep_lines
 from difftui.tui.cli.common import (
     KIND_ALIASES,
@@ -104,7 +105,9 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
     """Resolve a new run and run the launch checks (issue 11 item 6): a refusal raises before any run row exists;
     warnings go to stderr. `processes` share the recipe's (global) batch. Returns (config, whether the max steps
     are the device default)."""
-    from difftui.engine.launch.checks import launch_checks, probe_devices
+    from difftui.engine.config.batch import batch_split_error
+    from difftui.engine.launch.checks import launch_checks
+    from difftui.engine.launch.devices import probe_devices
     from difftui.engine.launch.request import resolve_new_run
     c.catalog().resolve(**choices)                  # a config error is refused at once, before torch loads
     import difftui.engine.data  # noqa: F401  (torch, once: the data check and the device probe)
@@ -113,9 +116,8 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
     report = launch_checks(config, probe=probe, check_data=_check_data_in_process)
     if not report.ok:
         raise UserError(report.errors[0])
-    if config.recipe.batch_size % processes:
-        raise UserError(f"recipe.batch_size {config.recipe.batch_size} does not split over {processes} processes "
-                        f"(the recipe's batch is the global batch)")
+    if (problem := batch_split_error(config.recipe.batch_size, processes)) is not None:
+        raise UserError(problem)
     for warning in report.warnings:
         print(f"difftui: warning: {warning}", file=sys.stderr, flush=True)
     return config, defaulted
@@ -157,7 +159,7 @@ def list_runs(ctx: typer.Context,
     for r in runs:
         backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
         cells = (str(r["id"]), r["name"] + sweep_lines.run_marks(r), r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
-                 f"{r['step']}/{r['total_steps']}", f"{r['last_loss']:.4g}" if r["last_loss"] is not None else "-",
+                 f"{r['step']}/{r['total_steps']}", format_number(r["last_loss"]),
                  r["device"] or "")
         table.add_row(*(Text(str(cell)) for cell in cells))
     print_table(table_out, table)
@@ -200,7 +202,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     grid = sp["grid"]
     lines += [f"  sampler   {sp['name']} (grid: {grid['kind']} N={grid['steps']} eta={grid['eta']})",
               f"  recipe    {rec['name']}: {rec['loss']} loss, {rec['schedule']} schedule, T={rec['diffusion_steps']},"
-              f" batch {rec['batch_size']}, lr {rec['lr']:g}, EMA {rec['ema_decay']}",
+              f" batch {rec['batch_size']}, lr {format_setting(rec['lr'])}, EMA {rec['ema_decay']}",
               f"  device    {r['device'] or cfg.get('device', '-')}   pid {r['pid'] or '-'} on {r['host'] or '-'}"
               + (f", started {fmt_time(r['pid_start'])}" if r.get("pid_start") else ""),
               f"  progress  step {r['step']}/{r['total_steps']}  kimg {r['kimg']:.1f}",
@@ -210,7 +212,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
         lines.append(f"  error     {r['error']}")
     lines += sweep_lines.show_lines(r)
     if values:
-        lines.append("  last      " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
+        lines.append("  last      " + "  ".join(f"{k} {format_number(v)}" for k, v in sorted(values.items())))
     lines.append(f"  run dir   {r['run_dir']}")
     if grids:
         lines.append(f"  grids     {len(grids)}; latest step {grids[-1]['step']}: {grids[-1]['path']}")
@@ -311,9 +313,9 @@ def _backbone_table(table: Table, files) -> None:
     # Issue 11 item 7: the figures come from the tier cache (shipped, then ~/.cache/difftui); a tier not cached yet
     # is measured once, in a subprocess.
     for d in describe_tiers([f.preset for f in files]):
-        lr = f"{d['lr']:.3g}" if d["lr"] is not None else "recipe"
+        lr = format_number(d["lr"], 3) if d["lr"] is not None else "recipe"
         table.add_row(d["name"], str(d["resolution"]), short.get(d["status"], d["status"]), f"{d['params_m']:.2f}",
-                      f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", f"{d['gmacs']:.3g}",
+                      f"{d['anchor_params_m']:g}" if d["anchor_params_m"] else "-", format_number(d["gmacs"], 3),
                       f"{d['anchor_gmacs']:g}" if d["anchor_gmacs"] else "-", lr)
 
 

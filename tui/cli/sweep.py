@@ -13,17 +13,16 @@ a failed or crashed member exits 1.
 from __future__ import annotations
 
 import json
-import math
 import time
-from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from difftui.tui.cli.common import UserError, ctx_obj, fail, fmt_time, out, user_errors
+from difftui.engine.numbers import format_number, format_setting
+from difftui.tui.cli.common import UserError, ctx_obj, fmt_time, out, user_command
 from difftui.tui.cli.follow import follow
 
 __all__ = ["register", "sweep_app", "member_rows", "sweep_header", "run_marks", "show_lines"]
@@ -34,27 +33,6 @@ LOSSES = ("L_simple", "L_vlb", "L_hybrid", "L_edm")
 FOLLOW_S = 1.0
 
 
-def sweep_command(fn: Callable) -> Callable:
-    """The CLI's one-line user errors, plus the sweep ones (SweepError, Owned: another process owns it)."""
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from difftui.engine.launch.lock import Owned
-        from difftui.engine.sweeps import SweepError
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except (*user_errors(), SweepError, Owned) as e:
-            fail(str(e))
-    return wrapper
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)                           # nan, inf: data, shown as such
-    return f"{value:.4g}"
 
 
 def run_marks(run: dict[str, Any]) -> str:
@@ -106,17 +84,17 @@ def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
         axis_cells = []
         for a in axes:
             v = values.get(a)
-            axis_cells.append("-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)))
+            axis_cells.append(format_setting(v))
         if r.get("off_grid"):
             axis_cells[-1:] = [f"{axis_cells[-1]} (off-grid)"] if axis_cells else []
         status = r["status"] + (" (waiting)" if r["status"] == "queued" and not r["pid"] else "")
         row = [str(r["id"]), *axis_cells, status, f"{r['step']}/{r['total_steps']}"]
         for n in losses:
-            row += [_num(s.last.get(n)), _num(s.best.get(n))]
+            row += [format_number(s.last.get(n)), format_number(s.best.get(n))]
         if nll:
-            row.append(_num(s.nll[1]) if s.nll else "-")
+            row.append(format_number(s.nll[1]) if s.nll else "-")
         if flops:
-            row.append(_num(s.last.get("flops_ratio")))
+            row.append(format_number(s.last.get("flops_ratio")))
         rows.append(row)
     return header, rows
 
@@ -124,7 +102,7 @@ def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
 def sweep_header(sweep: dict[str, Any], alive: bool) -> list[str]:
     from difftui.engine.sweeps import RunSpec, sweep_grid, sweep_slots
     grid = sweep_grid(sweep)
-    axes = "  ".join(f"{k} in {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}}}"
+    axes = "  ".join(f"{k} in {{{', '.join(format_setting(v) for v in vs)}}}"
                      for k, vs in grid["axes"].items())
     off = grid.get("off_grid") or {}
     supervisor = (f"pid {sweep['pid']} on {sweep['host']}" if alive else "not running")
@@ -203,7 +181,7 @@ def _counts(summaries: list[Any]) -> dict[str, int]:
 # sweep commands.
 
 @sweep_app.command("start")
-@sweep_command
+@user_command
 def start(
     ctx: typer.Context,
     grid: str = typer.Argument(..., help="grid preset (difftui presets sweeps), e.g. p1-dropout"),
@@ -249,7 +227,7 @@ def start(
 
 
 @sweep_app.command("ls")
-@sweep_command
+@user_command
 def list_sweeps(ctx: typer.Context) -> None:
     """List sweeps with their members' statuses (a sweep whose supervisor died is marked crashed first)."""
     from difftui.engine.launch import liveness
@@ -277,7 +255,7 @@ def list_sweeps(ctx: typer.Context) -> None:
 
 
 @sweep_app.command("show")
-@sweep_command
+@user_command
 def show_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """A sweep's grid, slots and supervisor, and its member table (axis values, status, step, last/best losses)."""
     c = ctx_obj(ctx)
@@ -286,7 +264,7 @@ def show_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="swe
 
 
 @sweep_app.command("stop")
-@sweep_command
+@user_command
 def stop_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """Hold the queue; every running member checkpoints and stops."""
     from difftui.engine.sweeps import stop_sweep as stop
@@ -294,7 +272,7 @@ def stop_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="swe
 
 
 @sweep_app.command("resume")
-@sweep_command
+@user_command
 def resume_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id")) -> None:
     """Release the queue, queue stopped and crashed members again, restart the supervisor if it died."""
     from difftui.engine.sweeps import resume_sweep as resume
@@ -302,7 +280,7 @@ def resume_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="s
 
 
 @sweep_app.command("retry")
-@sweep_command
+@user_command
 def retry_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id"),
                 run: Optional[list[int]] = typer.Option(None, "--run", help="only this member (repeatable; a stopped "
                                                                              "member too)")) -> None:
@@ -312,7 +290,7 @@ def retry_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sw
 
 
 @sweep_app.command("add")
-@sweep_command
+@user_command
 def add_to_sweep(ctx: typer.Context, sweep_id: int = typer.Argument(..., help="sweep id"),
                  value: str = typer.Argument(..., help="the new value, e.g. 0.4"),
                  axis: Optional[str] = typer.Option(None, "--axis", help="which axis (when the grid has several)"),
@@ -352,7 +330,7 @@ def compare(ctx: typer.Context, run_ids: list[int] = typer.Argument(..., help="t
     for s in summaries:
         keys.add_column(f"run {s.run['id']}", justify="right")
     for key, values in diff:
-        keys.add_row(key, *["-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values])
+        keys.add_row(key, *[format_setting(v) for v in values])
     out.print(keys)
 
 
@@ -380,5 +358,5 @@ def clone(
 def register(app: typer.Typer) -> None:
     """Add `sweep ...`, `compare` and `clone` to difftui's CLI."""
     app.add_typer(sweep_app, name="sweep")
-    app.command("compare")(sweep_command(compare))
-    app.command("clone")(sweep_command(clone))
+    app.command("compare")(user_command(compare))
+    app.command("clone")(user_command(clone))

@@ -10,20 +10,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-__all__ = ["DifftuiScreen", "PollingScreen", "one_line", "unless_closing"]
-
-
-def one_line(error: BaseException | None) -> str:
-    """An exception as one readable line (PresetError and RuntimeError messages already are)."""
-    if error is None:
-        return "unknown error"
-    text = str(error).strip().splitlines()
-    first = text[0] if text else ""
-    name = type(error).__name__
-    if not first:
-        return name
-    known = ("PresetError", "RuntimeError", "StoreError", "ValueError", "Owned", "LaunchError")
-    return first if name in known else f"{name}: {first}"
+__all__ = ["DifftuiScreen", "PollingScreen", "unless_closing"]
 
 
 def unless_closing(handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -21,6 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
 from difftui.engine.launch import liveness
+from difftui.engine.numbers import format_number, format_setting
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.graphics import preferred, widget_class
@@ -56,14 +57,6 @@ def grid_at(rows: list[dict[str, Any]], step: int) -> dict[str, Any] | None:
     steps = [r["step"] for r in rows]
     i = bisect.bisect_right(steps, step)
     return rows[i - 1] if i else None
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 class CompareScreen(PollingScreen):
@@ -163,11 +156,11 @@ class CompareScreen(PollingScreen):
         metrics.add_row("step", *[f"{s.run['step']}/{s.run['total_steps']}" for s in self.summaries])
         for name in [*self.metrics(), "flops_ratio"]:
             if any(name in s.last for s in self.summaries):
-                metrics.add_row(f"{name} last", *[_fmt(s.last.get(name)) for s in self.summaries])
+                metrics.add_row(f"{name} last", *[format_number(s.last.get(name)) for s in self.summaries])
                 if name != "flops_ratio":
-                    metrics.add_row("      best", *[_fmt(s.best.get(name)) for s in self.summaries])
+                    metrics.add_row("      best", *[format_number(s.best.get(name)) for s in self.summaries])
         if any(s.nll for s in self.summaries):
-            metrics.add_row("NLL b/d", *[_fmt(s.nll[1]) if s.nll else "-" for s in self.summaries])
+            metrics.add_row("NLL b/d", *[format_number(s.nll[1]) if s.nll else "-" for s in self.summaries])
         self.query_one("#compare-metrics", Static).update(metrics)
         diff = Table(box=None, padding=(0, 1), title=f"config difference ({len(self.diff)} keys)",
                      title_justify="left", title_style="bold")
@@ -175,7 +168,7 @@ class CompareScreen(PollingScreen):
         for s in self.summaries:
             diff.add_column(f"run {s.run['id']}", justify="right")
         for key, values in self.diff:
-            diff.add_row(key, *[_fmt(v) for v in values])
+            diff.add_row(key, *[format_setting(v) for v in values])
         if not self.diff:
             diff.add_row(Text("identical configs", style="dim"))
         self.query_one("#compare-diff", Static).update(diff)

@@ -12,8 +12,9 @@ from textual.message import Message
 from textual.widgets import Footer, Markdown, Static
 from textual.worker import Worker
 
+from difftui.engine.text import one_line
 from difftui.tui import bindings
-from difftui.tui.screens.base import DifftuiScreen, one_line
+from difftui.tui.screens.base import DifftuiScreen
 
 __all__ = ["DataCardScreen", "DataCardReady"]
 

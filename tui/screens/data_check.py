@@ -17,8 +17,9 @@ from textual.message import Message
 from textual.widgets import Footer, Markdown, ProgressBar, Static
 from textual.worker import Worker
 
+from difftui.engine.text import one_line
 from difftui.tui import bindings
-from difftui.tui.screens.base import DifftuiScreen, one_line
+from difftui.tui.screens.base import DifftuiScreen
 
 __all__ = ["DataCheckScreen", "DataCheckProgress", "DataCheckDone", "DataCheckFailed"]
 

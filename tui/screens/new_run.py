@@ -17,6 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from difftui.engine.numbers import format_setting
 from difftui.tui import bindings
 from difftui.tui.screens.base import DifftuiScreen
 
@@ -53,15 +54,12 @@ class NewRunStep(DifftuiScreen):
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
+    """A preset's value as it is written in its YAML (engine/numbers.format_setting), lists and maps included."""
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-    if value is None:
-        return "-"
-    return str(value)
+    return format_setting(value)
 
 
 def preset_fields(kind: str, preset: Any) -> list[tuple[str, str]]:

@@ -23,9 +23,10 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker
 
 from difftui.engine.launch.request import LaunchRequest
+from difftui.engine.numbers import format_number
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
-from difftui.tui.screens.base import one_line
 from difftui.tui.screens.new_run import NewRunStep
 from difftui.tui.widgets.tickbox import TickBox
 
@@ -69,6 +70,19 @@ def measure_config(config: Any, cache: dict | None = None) -> dict[str, Any]:
     """The engine's review facts (difftui.engine.launch.request.review_facts); `cache` is unused (the tier cache is)."""
     from difftui.engine.launch.request import review_facts
     return review_facts(config)
+
+
+def resolve_request(request: LaunchRequest, preset_dirs: list) -> tuple[Any, Any]:
+    """The form's RunConfig and LaunchPlan, refused (PresetError, one line) when they do not compose or the batch
+    does not split over the plan's processes (engine/config/batch.py, the CLI's and the engine's rule too)."""
+    from difftui.engine.config.batch import batch_split_error
+    from difftui.engine.config.model import PresetError
+    config = request.resolve(preset_dirs)
+    plan = request.plan()
+    problem = batch_split_error(config.recipe.batch_size, plan.nproc_per_node * plan.nnodes)
+    if problem is not None:
+        raise PresetError(problem)
+    return config, plan
 
 
 def remember(request: LaunchRequest) -> None:
@@ -211,11 +225,7 @@ class ReviewScreen(NewRunStep):
         from difftui.engine.config.catalog import config_to_dict
         from difftui.engine.config.model import PresetError
         try:
-            config = request.resolve(self.app.preset_dirs)
-            plan = request.plan()
-            if config.recipe.batch_size % plan.nproc_per_node:
-                raise PresetError(f"batch size {config.recipe.batch_size} does not split over {plan.nproc_per_node} "
-                                  f"GPUs (the recipe's batch is the global batch)")
+            config, _ = resolve_request(request, self.app.preset_dirs)
         except PresetError as e:
             self.post_message(ConfigRejected(generation, one_line(e)))
             return
@@ -284,13 +294,13 @@ class ReviewScreen(NewRunStep):
             table.add_row("parameters", params)
             gmacs = facts["macs"] / 1e9
             nfe = grid_nfe(config.sampler.grid)
-            table.add_row("GMACs/forward", f"{gmacs:.4g}  (= {2 * gmacs:.4g} GFLOPs, batch 1)")
-            table.add_row("GMACs/sample", f"{gmacs * nfe:.4g}  (grid sampler, NFE {nfe})")
+            table.add_row("GMACs/forward", f"{format_number(gmacs)}  (= {format_number(2 * gmacs)} GFLOPs, batch 1)")
+            table.add_row("GMACs/sample", f"{format_number(gmacs * nfe)}  (grid sampler, NFE {nfe})")
             tier = facts["tier"]
             table.add_row("tier", Text(tier, style="bold yellow" if "off" in tier else ""))
         lr = config.learning_rate
         rule = ("P1 rule 1e-4/sqrt(C/128)" if config.backbone.lr_rule == "p1_sqrt" else "recipe")
-        table.add_row("learning rate", f"{lr:.3g}  ({rule})")
+        table.add_row("learning rate", f"{format_number(lr, 3)}  ({rule})")
         r = config.recipe
         table.add_row("training", f"{r.total_steps:,} steps x batch {r.batch_size} = "
                                   f"{r.total_steps * r.batch_size / 1e3:,.1f} kimg")
@@ -324,11 +334,7 @@ class ReviewScreen(NewRunStep):
         from difftui.engine.launch.checks import launch_checks
         from difftui.engine.launch.runs import new_run
         try:
-            config = request.resolve(self.app.preset_dirs)
-            plan = request.plan()
-            if config.recipe.batch_size % plan.nproc_per_node:
-                raise PresetError(f"batch size {config.recipe.batch_size} does not split over {plan.nproc_per_node} "
-                                  f"GPUs (the recipe's batch is the global batch)")
+            config, plan = resolve_request(request, self.app.preset_dirs)
         except PresetError as e:
             self.post_message(LaunchFailed(one_line(e)))
             return

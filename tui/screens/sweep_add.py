@@ -9,6 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Static
 
+from difftui.engine.numbers import format_setting
 from difftui.tui import bindings
 from difftui.tui.widgets.tickbox import TickBox
 
@@ -28,7 +29,7 @@ class SweepAddScreen(ModalScreen[tuple[str, bool] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-box"):
             yield Static(f"Add a value to sweep {self.sweep_id}", id="add-title")
-            grid = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
+            grid = "; ".join(f"{k}: {', '.join(format_setting(v) for v in vs)}"
                              for k, vs in self.paper.items())
             yield Static(f"the paper's grid - {grid}", id="add-grid", markup=False)
             hint = "0.4" if len(self.axes) == 1 else f"{self.axes[-1]}=0.4"

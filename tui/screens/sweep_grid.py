@@ -18,15 +18,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from difftui.engine.numbers import format_setting
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import GridsLoaded
-from difftui.tui.screens.base import DifftuiScreen, one_line, unless_closing
+from difftui.tui.screens.base import DifftuiScreen, unless_closing
 
-__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb", "fmt_value"]
-
-
-def fmt_value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb"]
 
 
 def sweep_breadcrumb(spec: Any, here: str, grid: str | None = None) -> Text:
@@ -52,7 +50,7 @@ def grid_detail(name: str, grid: Any, error: str, refusal: str | None) -> Table 
     table.add_row("playbook", grid.playbook)
     n = 1
     for key, values in grid.axes.items():
-        table.add_row(key, ", ".join(fmt_value(v) for v in values))
+        table.add_row(key, ", ".join(format_setting(v) for v in values))
         n *= len(values)
     table.add_row("runs", f"{n} (the cartesian product of the axes)")
     table.add_row("applies to", grid.applies_to.describe())
@@ -114,14 +112,12 @@ class SweepGridScreen(SweepStep):
             try:
                 grid = load_preset("sweeps", path)
             except PresetError as e:
-                entries.append((name, None, str(e), None))
+                entries.append((name, None, one_line(e), None))
                 continue
             try:
                 plan_sweep(catalog, grid, spec)
                 refusal = None
-            except PresetError as e:
-                refusal = str(e)
-            except Exception as e:                  # a member that does not even build: say so for this grid only
+            except Exception as e:                  # PresetError, or a member that does not even build: this grid only
                 refusal = one_line(e)
             entries.append((name, grid, "", refusal))
         self.post_message(GridsLoaded(spec, entries))

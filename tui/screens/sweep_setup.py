@@ -22,11 +22,11 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionLis
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker
 
+from difftui.engine.numbers import format_duration, format_setting
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
-from difftui.tui.screens.base import one_line
-from difftui.tui.screens.sweep_grid import SweepStep, fmt_value, sweep_breadcrumb
-from difftui.tui.widgets.status_line import format_eta
+from difftui.tui.screens.sweep_grid import SweepStep, sweep_breadcrumb
 from difftui.tui.widgets.tickbox import TickBox, TickList
 
 __all__ = ["SweepSetupScreen", "SweepRequest"]
@@ -113,7 +113,7 @@ class SweepSetupScreen(SweepStep):
 
     def _selection(self, index: int) -> Selection[int]:
         axis, value, custom = self.choices[index]
-        label = Text(f"{axis.split('.')[-1]} = {fmt_value(value)}")
+        label = Text(f"{axis.split('.')[-1]} = {format_setting(value)}")
         if custom:
             on_grid = any(self._same(value, v) for v in self.grid.axes[axis])
             label.append("  (added" + ("" if on_grid else ", off-grid") + ")", style="yellow" if not on_grid else "dim")
@@ -158,7 +158,7 @@ class SweepSetupScreen(SweepStep):
         try:
             plan, slots = request.plan(Catalog(self.app.preset_dirs), self.grid, self.spec)
         except (PresetError, SweepError) as e:
-            self.post_message(SweepPlanRejected(generation, str(e)))
+            self.post_message(SweepPlanRejected(generation, one_line(e)))
             return
         with Store(self.app.db_path) as store:
             estimate = estimate_sweep(store, [m.config for m in plan.members], slots)
@@ -200,10 +200,10 @@ class SweepSetupScreen(SweepStep):
         try:
             value = parse_value(text)
         except PresetError as e:
-            self._show_error(str(e))
+            self._show_error(one_line(e))
             return
         if any(a == axis and self._same(v, value) for a, v, _c in self.choices):
-            self._show_error(f"{axis}={fmt_value(value)} is already in the list")
+            self._show_error(f"{axis}={format_setting(value)} is already in the list")
             return
         self.choices.append((axis, value, True))
         self.query_one("#sweep-values", SelectionList).add_option(self._selection(len(self.choices) - 1))
@@ -230,7 +230,7 @@ class SweepSetupScreen(SweepStep):
                                    style="red" if self.error else "dim"))
             self.query_one("#sweep-review", Static).update(table)
             return
-        axes = "  x  ".join(f"{k.split('.')[-1]} {{{', '.join(fmt_value(v) for v in vs)}}}"
+        axes = "  x  ".join(f"{k.split('.')[-1]} {{{', '.join(format_setting(v) for v in vs)}}}"
                             for k, vs in plan.axes.items())
         table.add_row("runs", f"{len(plan.members)} = {axes}")
         for i, m in enumerate(plan.members[:MEMBERS_SHOWN]):
@@ -250,8 +250,9 @@ class SweepSetupScreen(SweepStep):
         if est.wall_s is None:
             table.add_row("wall time", Text("unknown (no measured throughput for this network yet)", style="yellow"))
         else:
-            table.add_row("wall time", Text(f"about {format_eta(est.wall_s)} of training (members sharing a device "
-                                            f"share its measured throughput; each member's start-up comes on top)"))
+            table.add_row("wall time", Text(f"about {format_duration(est.wall_s)} of training (members sharing a "
+                                            f"device share its measured throughput; each member's start-up comes on "
+                                            f"top)"))
         self.query_one("#sweep-review", Static).update(table)
 
     # -- launch ---------------------------------------------------------------------------------------------------
@@ -277,7 +278,7 @@ class SweepSetupScreen(SweepStep):
             plan, slots = request.plan(Catalog(self.app.preset_dirs), self.grid, self.spec)
             sweep_id, proc = launch_sweep(self.app.db_path, plan, slots)      # the launch checks first
         except (PresetError, SweepError) as e:
-            self.post_message(LaunchFailed(str(e)))
+            self.post_message(LaunchFailed(one_line(e)))
             return
         self.app.track_supervisor(sweep_id, proc)
         self.post_message(SweepLaunched(sweep_id))

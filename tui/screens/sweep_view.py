@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 
 from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
@@ -309,7 +310,7 @@ class SweepScreen(PollingScreen):
             else:
                 text = add_value(db, Catalog(self.app.preset_dirs), self.sweep_id, value, off_grid=off_grid)
         except (SweepError, PresetError, Owned) as e:
-            self.post_message(SweepActionDone(f"error: {e}"))
+            self.post_message(SweepActionDone(f"error: {one_line(e)}"))
             return
         self.post_message(SweepActionDone(text))
 

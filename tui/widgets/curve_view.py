@@ -9,6 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from difftui.engine.eval.rows import format_metric
 from difftui.tui.widgets.eval_chart import RecordsChart
 
 __all__ = ["CurveTable", "CurveChart"]
@@ -36,13 +37,14 @@ class CurveTable(DataTable):
                 if math.isfinite(v):
                     best[steps, m] = min(v, best.get((steps, m), math.inf))
 
-        def cell(r, m, digits):
-            v = r.get(m, math.nan)
-            style = "bold green" if math.isfinite(v) and v == best.get((r["protocol"].get("steps"), m)) else ""
-            return Text("-" if not math.isfinite(v) else f"{v:.{digits}f}", justify="right", style=style)
+        def cell(r, m):
+            v = r.get(m)
+            style = "bold green" if v is not None and math.isfinite(v) and \
+                v == best.get((r["protocol"].get("steps"), m)) else ""
+            return Text(format_metric(m, v), justify="right", style=style)
 
         rows = [(r["sampler"].rsplit(" N=", 1)[0], Text(str(r["protocol"].get("steps")), justify="right"),
-                 cell(r, "fid", 2), cell(r, "nll_bpd", 3),
+                 cell(r, "fid"), cell(r, "nll_bpd"),
                  Text(f"{r['samples']:,}" if r["samples"] else "-", justify="right")) for r in records]
         keyed = [" ".join(map(str, row)) for row in rows]
         if keyed == self._shown:

@@ -10,7 +10,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from difftui.engine.eval.rows import best_values
+from difftui.engine.eval.rows import best_values, format_metric
 
 __all__ = ["EvalTable", "COLUMNS", "record_cells"]
 
@@ -20,11 +20,14 @@ COLUMNS = {"step": 6, "weights": 12, "sampler": 23, "NFE": 5, "samples": 10, "FI
 BEST_STYLE = "bold green"
 
 
-def _num(value: float, digits: int, best: float | None) -> Text:
+def _cell(name: str, value: float | None, best: float | None) -> Text:
+    """A metric's cell: the one formatting of evaluation numbers (eval/rows.py), the best in bold green, a missing
+    or non-finite value dim."""
     if value is None or not math.isfinite(value):
-        return Text("-" if value is None or math.isnan(value) else str(value), justify="right", style="dim")
-    style = BEST_STYLE if best is not None and value == best else ""
-    return Text(f"{value:.{digits}f}", justify="right", style=style)
+        style = "dim"
+    else:
+        style = BEST_STYLE if best is not None and value == best else ""
+    return Text(format_metric(name, value), justify="right", style=style)
 
 
 def record_cells(rec: dict[str, Any], best: dict[str, float], best_snapshot: int | None) -> tuple:
@@ -33,16 +36,17 @@ def record_cells(rec: dict[str, Any], best: dict[str, float], best_snapshot: int
     if rec["snapshot"] is not None and rec["snapshot"] == best_snapshot:
         weights = Text(weights + " *", style=BEST_STYLE)
     samples = f"{rec['samples']:,}" + (" q" if rec["quick"] else "") if rec["samples"] else "-"
-    fid = _num(rec["fid"], 3, best.get("fid"))
+    fid = _cell("fid", rec["fid"], best.get("fid"))
     if rec.get("repeats") and rec["repeats"] > 1 and math.isfinite(rec["fid"]):
-        fid.append(f" ±{rec['spread']:.2f}", style="dim")
-    nll = _num(rec["nll_bpd"], 4, best.get("nll_bpd"))
+        fid.append(f" ±{format_metric('spread', rec['spread'])}", style="dim")
+    nll = _cell("nll_bpd", rec["nll_bpd"], best.get("nll_bpd"))
     if rec["nll_images"]:
         nll.append(f" /{rec['nll_images']:,}", style="dim")
     return (Text(str(rec["step"]), justify="right"), weights, " " + (rec["sampler"] or rec["nll_chain"] or "-"),
             Text(str(rec["nfe"] or "-"), justify="right"), Text(samples, justify="right"), fid,
-            _num(rec["precision"], 3, best.get("precision")), _num(rec["recall"], 3, best.get("recall")), nll,
-            Text(f"{rec['seconds']:.0f}", justify="right"))
+            _cell("precision", rec["precision"], best.get("precision")), _cell("recall", rec["recall"],
+                                                                                best.get("recall")), nll,
+            Text(format_metric("seconds", rec["seconds"]), justify="right"))
 
 
 class EvalTable(DataTable):

@@ -19,7 +19,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from difftui.tui.metric_series import BucketSeries, format_value
+from difftui.engine.numbers import format_number
+from difftui.tui.metric_series import BucketSeries
 
 __all__ = ["FlopsPanel", "BudgetVerdict", "budget_verdict", "FLOPS_TOLERANCE", "P5_TABLE8", "spark_line"]
 
@@ -54,7 +55,7 @@ def budget_verdict(ratio: float | None, target: float | None, *, step: int = 0, 
     if ratio is None:
         return BudgetVerdict("unknown", math.nan, f"target lambda {target:g}: no F_dyn/F_static logged yet")
     if not math.isfinite(ratio):
-        return BudgetVerdict("unknown", math.nan, f"F_dyn/F_static is {format_value(ratio)}: no verdict")
+        return BudgetVerdict("unknown", math.nan, f"F_dyn/F_static is {format_number(ratio)}: no verdict")
     delta = ratio - target
     if step < warmup_steps:
         return BudgetVerdict("warmup", delta, f"warm-up to step {warmup_steps:,}: {ratio:.3f} vs lambda {target:g} "
@@ -166,12 +167,12 @@ class FlopsPanel(Static):
         if gflops is None:
             rows.append(("GFLOPs", _na("not logged by this run's engine (an older run, or no step logged yet)")))
         elif not math.isfinite(gflops):
-            rows.append(("GFLOPs", _na(f"the measurement gave {format_value(gflops)}")))
+            rows.append(("GFLOPs", _na(f"the measurement gave {format_number(gflops)}")))
         else:
-            value = Text(f"{gflops:.4g} per forward" + (" (static)" if self.dynamic else "")
+            value = Text(f"{format_number(gflops)} per forward" + (" (static)" if self.dynamic else "")
                          + "  (measured, batch 1)")
             if self.grid_nfe:
-                value.append(f"  ·  {gflops * self.grid_nfe:.4g} per grid sample (x NFE {self.grid_nfe}"
+                value.append(f"  ·  {format_number(gflops * self.grid_nfe)} per grid sample (x NFE {self.grid_nfe}"
                              f"{', ' + self.grid_sampler if self.grid_sampler else ''})")
             else:
                 value.append("  ·  per grid sample: no grid yet (its NFE is counted when one is drawn)",
@@ -183,15 +184,15 @@ class FlopsPanel(Static):
         if tflops is None:
             value = _na("TFLOP/s not logged by this run's engine")
         elif not math.isfinite(tflops):
-            value = _na(f"TFLOP/s measured {format_value(tflops)}")
+            value = _na(f"TFLOP/s measured {format_number(tflops)}")
         else:
-            value = Text(f"{tflops:.4g} TFLOP/s")
+            value = Text(f"{format_number(tflops)} TFLOP/s")
         value.append("  ·  ", style="dim")
         card = f" of the {self.gpu_name} peak" if self.gpu_name else " of the card's peak"
         if mfu is not None and math.isfinite(mfu):
             value.append(f"MFU {100 * mfu:.1f}%{card}")
         elif mfu is not None:
-            value.append_text(_na(f"MFU measured {format_value(mfu)}"))
+            value.append_text(_na(f"MFU measured {format_number(mfu)}"))
         elif device.startswith("cuda"):
             value.append_text(_na("MFU not logged by this run's engine"))
         else:
@@ -216,7 +217,7 @@ class FlopsPanel(Static):
         value = Text(self.verdict.text, style=style)
         gflops = _finite(self.latest.get("gflops_fwd"))
         if ratio is not None and gflops is not None and math.isfinite(gflops) and math.isfinite(ratio):
-            value.append(f"  ·  ~ {gflops * ratio:.4g} GFLOPs/forward at this ratio", style="dim")
+            value.append(f"  ·  ~ {format_number(gflops * ratio)} GFLOPs/forward at this ratio", style="dim")
         rows.append(("F_dyn/F_static", value))
         width = max(min(self.size.width - 50, 60), 8) if self.size.width else 24
         line = Text(spark_line(self.ratio, width, 0.0, 1.0), style="cyan")

@@ -11,20 +11,13 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from difftui.engine.numbers import format_number, format_setting
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
 __all__ = ["MemberTable", "Column", "member_columns", "sortable", "LOSSES"]
 
 LOSSES = ("L_simple", "L_vlb", "L_hybrid", "L_edm")
 STATUS_ORDER = {"running": 0, "stopping": 1, "queued": 2, "failed": 3, "crashed": 4, "stopped": 5, "completed": 6}
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}"
 
 
 def sortable(value: Any) -> tuple:
@@ -50,7 +43,7 @@ def _axis_text(summary: Any, key: str, off_grid: dict[str, list[Any]]) -> Text:
     """The member's value on one axis; a value off the paper's grid is marked with a yellow '*'."""
     from difftui.engine.config.model import same_value
     v = summary.axis_values.get(key)
-    text = Text("-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v)))
+    text = Text(format_setting(v))
     if summary.run.get("off_grid") and any(same_value(v, o) for o in off_grid.get(key, ())):
         text.append("*", style="bold yellow")
     return text
@@ -78,15 +71,15 @@ def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None =
     for name in LOSSES:
         if any(name in s.last for s in summaries):
             cols.append(Column(f"last:{name}", f"{name}", 9, lambda s, n=name: s.last.get(n),
-                               lambda s, n=name: Text(_num(s.last.get(n)), justify="right")))
+                               lambda s, n=name: Text(format_number(s.last.get(n)), justify="right")))
             cols.append(Column(f"best:{name}", "best", 9, lambda s, n=name: s.best.get(n),
-                               lambda s, n=name: Text(_num(s.best.get(n)), justify="right")))
+                               lambda s, n=name: Text(format_number(s.best.get(n)), justify="right")))
     if any(s.nll for s in summaries):
         cols.append(Column("nll", "NLL b/d", 8, lambda s: s.nll[1] if s.nll else None,
-                           lambda s: Text(_num(s.nll[1]) if s.nll else "-", justify="right")))
+                           lambda s: Text(format_number(s.nll[1]) if s.nll else "-", justify="right")))
     if any("flops_ratio" in s.last for s in summaries):
         cols.append(Column("flops", "FLOPs", 7, lambda s: s.last.get("flops_ratio"),
-                           lambda s: Text(_num(s.last.get("flops_ratio")), justify="right")))
+                           lambda s: Text(format_number(s.last.get("flops_ratio")), justify="right")))
     return cols
 
 

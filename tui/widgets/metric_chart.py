@@ -25,6 +25,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from difftui.engine.numbers import format_number
 from difftui.tui.metric_series import (
     DEFAULT_SMOOTHING,
     BucketSeries,
@@ -34,7 +35,6 @@ from difftui.tui.metric_series import (
     eval_family,
     family_of,
     family_order,
-    format_value,
 )
 
 __all__ = ["MetricChart", "MetricGrid", "ChartPlot", "Reference", "SMOOTHING_STEPS"]
@@ -241,25 +241,25 @@ class MetricChart(Vertical, can_focus=True):
         shown = self.shown_value()
         bad = shown is not None and not math.isfinite(shown)
         text.append("EMA " if self.smoothing > 0 else "last ", style="dim")
-        text.append(format_value(shown), style="bold red" if bad else "bold")
+        text.append(format_number(shown), style="bold red" if bad else "bold")
         if self.smoothing > 0:
             text.append(" last ", style="dim")
-            text.append(format_value(series.last), style="red" if series.last is not None
+            text.append(format_number(series.last), style="red" if series.last is not None
                         and not math.isfinite(series.last) else "")
         text.append(" min ", style="dim")
-        text.append(format_value(series.lo, 3))
+        text.append(format_number(series.lo, 3))
         text.append(" max ", style="dim")
-        text.append(format_value(series.hi, 3))
+        text.append(format_number(series.hi, 3))
         odd = sum(b.nonfinite for b in series.buckets.values())
         if odd:
             text.append(f"  {odd} non-finite", style="red")
         for i, (label, other) in enumerate(list(self.series.items())[1:], start=1):
             color = "rgb({},{},{})".format(*PALETTE[i % len(PALETTE)][0])
             text.append(f"  ● {label} ", style=color)
-            text.append(format_value(other.last))
+            text.append(format_number(other.last))
         for ref in self.references:
             if ref.label and ref.y is not None and ref.label != "band":
-                text.append(f"  {ref.label} {format_value(ref.y)}", style="dim")
+                text.append(f"  {ref.label} {format_number(ref.y)}", style="dim")
         return text
 
     def draw(self, plt: Any, width: int) -> None:

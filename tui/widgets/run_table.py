@@ -9,7 +9,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from difftui.tui.metric_series import as_value, format_value
+from difftui.engine.numbers import format_number
+from difftui.tui.metric_series import as_value
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
 __all__ = ["RunTable", "run_matches"]
@@ -43,7 +44,7 @@ def _row(run: dict[str, Any], marked: bool = False) -> tuple[Any, ...]:
         name,
         status,
         Text(step, justify="right"),
-        Text(format_value(as_value(loss)) if loss is not None else "-", justify="right"),
+        Text(format_number(as_value(loss)) if loss is not None else "-", justify="right"),
         run.get("dataset") or "",
         run.get("backbone") or "",
         run.get("sampler") or "",

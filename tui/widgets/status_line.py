@@ -8,26 +8,15 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from difftui.tui.metric_series import format_value
+from difftui.engine.numbers import format_duration, format_number
 from difftui.tui.widgets.flops_panel import budget_verdict
 
-__all__ = ["StatusLine", "STATUS_STYLES", "format_eta", "eta_seconds"]
+__all__ = ["StatusLine", "STATUS_STYLES", "eta_seconds"]
 
 STATUS_STYLES = {
     "queued": "yellow", "running": "bold green", "stopping": "yellow", "completed": "bold blue",
     "stopped": "cyan", "failed": "bold red", "crashed": "bold red",
 }
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "-"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h >= 48:
-        return f"{h // 24}d {h % 24}h"
-    return f"{h}:{m:02d}:{s:02d}"
 
 
 def eta_seconds(step: int, total: int | None, img_per_s: float | None, batch_size: int | None) -> float | None:
@@ -97,18 +86,18 @@ class StatusLine(Static):
         text.append(f"  step {self.step}/{total or '?'}{pct}")
         active = self.status in ("queued", "running", "stopping")
         if self.img_per_s is not None:
-            text.append(f"  {self.img_per_s:,.0f} img/s")
+            text.append(f"  {format_number(self.img_per_s)} img/s")
         if active:
-            text.append(f"  ETA {format_eta(eta_seconds(self.step, total, self.img_per_s, self.batch_size))}")
+            text.append(f"  ETA {format_duration(eta_seconds(self.step, total, self.img_per_s, self.batch_size))}")
         if self.loss is not None:
             # The raw value of the last log interval (the charts say what their smoothed header shows).
             bad = self.loss[1] is None or self.loss[1] != self.loss[1] or abs(self.loss[1]) == float("inf")
-            text.append(f"  {self.loss[0]} last {format_value(self.loss[1])}", style="bold red" if bad else "")
+            text.append(f"  {self.loss[0]} last {format_number(self.loss[1])}", style="bold red" if bad else "")
         if self.flops is not None:
             ratio, target = self.flops
             warmup = self._warmup_steps()
             verdict = budget_verdict(ratio, target, step=self.step, warmup_steps=warmup)
-            text.append(f"  F_dyn/F_static {format_value(ratio, 3)}")
+            text.append(f"  F_dyn/F_static {format_number(ratio, 3)}")
             if verdict.state in ("in", "out"):
                 word = "in budget" if verdict.state == "in" else f"OUT of budget ({verdict.delta:+.3f})"
                 text.append(f" (lambda {target:g}, {word})", style="green" if verdict.state == "in" else "bold red")

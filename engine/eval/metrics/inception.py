@@ -14,6 +14,8 @@ from unittest import mock
 
 import torch
 
+from difftui.engine.text import one_line
+
 from .weights import InceptionWeightsMissing, download_inception, locate_inception
 
 __all__ = ["FEATURE_LAYER", "load_inception", "load_weights_safely"]
@@ -27,7 +29,7 @@ def load_weights_safely(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise InceptionWeightsMissing(f"{path}: not a usable Inception weights file "
-                                      f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+                                      f"({one_line(e, named=True, limit=200)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InceptionWeightsMissing(f"{path}: not a state dict of tensors")
     return state
@@ -52,5 +54,5 @@ def load_inception(path: str | os.PathLike[str] | None = None, device: torch.dev
             net = fe.FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER])
         except RuntimeError as e:                   # load_state_dict: missing or unexpected keys, wrong shapes
             raise InceptionWeightsMissing(f"{found}: not torch-fidelity's InceptionV3 weights "
-                                          f"({' '.join(str(e).split())[:200]})") from None
+                                          f"({one_line(e, named=False, limit=200)})") from None
     return net.to(device)

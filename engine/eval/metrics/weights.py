@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from difftui.engine.text import one_line
 from difftui.engine.user_dirs import cache_root
 
 __all__ = ["INCEPTION_FILE", "INCEPTION_URL", "InceptionWeightsMissing", "cache_dir", "inception_candidates",
@@ -83,7 +84,7 @@ def download_inception(url: str = INCEPTION_URL) -> Path:
         torch.hub.download_url_to_file(url, str(dest), hash_prefix=INCEPTION_SHA256_PREFIX, progress=False)
     except Exception as e:                              # URLError, timeout, hash mismatch
         reason = getattr(e, "reason", None) or e
-        raise InceptionWeightsMissing(f"{missing_message()} (download failed: {' '.join(str(reason).split())})") \
+        raise InceptionWeightsMissing(f"{missing_message()} (download failed: {one_line(reason, named=False)})") \
             from None
     finally:
         socket.setdefaulttimeout(previous)
