@@ -37,7 +37,7 @@ from difftui.engine.run.checkpoint import (
     set_rng_state,
 )
 from difftui.engine.run.distributed import World, init_world
-from difftui.engine.run.meter import Clock, Interval, Meter
+from difftui.engine.run.meter import Clock, Interval, Meter, throughput
 from difftui.engine.run.sample_grid import grid_png
 from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
 from difftui.engine.store import StoreError
@@ -98,7 +98,7 @@ class TrainLoop:
         self.clock = Clock()
         self.last_ckpt_step = -1
         self.flops_per_image: float | None = None   # training FLOPs of one image (3 x the forward's 2 x MACs)
-        self.peak: float | None = None
+        self.peak: float | None = None              # one card's dense peak TFLOP/s (MFU divides by the world's)
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
         self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
 
@@ -115,14 +115,19 @@ class TrainLoop:
     # -- start ---------------------------------------------------------------------------------------------------
 
     def restore(self) -> int:
-        """Continue from the newest checkpoint that loads (every rank the same one); drop rows logged after it."""
+        """Continue from the newest checkpoint that loads (every rank the same one); drop rows logged after it.
+
+        The file is loaded to the CPU whatever the training device: the generators' states (the batch stream's
+        flips, torch's and CUDA's RNG, the augmenter, the importance sampler) must be CPU ByteTensors for
+        `Generator.set_state`, and model, EMA, optimizer and meter move their own tensors to the device as they load
+        (no second copy of them on the GPU during the restore)."""
         t, world = self.trainer, self.world
         path, state = None, None
         if world.main:
             def bad(p: Path, reason: str) -> None:
                 self.event(f"{reason}; set aside as {p.name}.bad, trying the previous checkpoint", "warning")
             try:
-                found = load_newest(t.run_dir / "checkpoints", map_location=t.device, on_bad=bad)
+                found = load_newest(t.run_dir / "checkpoints", map_location="cpu", on_bad=bad)
             except CheckpointError as e:
                 path = e                            # tell the other ranks, then fail (the run keeps its step)
             else:
@@ -138,7 +143,7 @@ class TrainLoop:
                     self.event("no checkpoint to resume from; restarted from step 0", "warning")
             return 0
         if state is None:
-            state = load_checkpoint(path, map_location=t.device, required=REQUIRED_KEYS)
+            state = load_checkpoint(path, map_location="cpu", required=REQUIRED_KEYS)
         t.load_state_dict(state)
         ranks = state.get("ranks")
         if ranks is not None and len(ranks) == world.size:
@@ -219,12 +224,8 @@ class TrainLoop:
                 self.event(f"{interval.skipped} of {interval.steps} steps up to step {t.step} skipped: {terms} not "
                            f"finite", "warning")
             if seconds > 0 and steps:
-                ips = steps * r.batch_size / seconds
-                values["img_per_s"] = ips
-                if self.flops_per_image is not None:
-                    values["tflops"] = ips * self.flops_per_image / 1e12
-                    if self.peak is not None:
-                        values["mfu"] = values["tflops"] / self.peak
+                values.update(throughput(steps * r.batch_size, seconds, self.flops_per_image, self.peak,
+                                         self.world.size))
             self.owner.log.add_metrics(t.step, t.kimg, values)
         if interval.streak >= r.max_nonfinite_steps:
             terms = ", ".join(interval.nonfinite_terms) or "the loss"
