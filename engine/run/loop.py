@@ -38,7 +38,7 @@ from difftui.engine.run.checkpoint import (
 )
 from difftui.engine.run.distributed import World, init_world
 from difftui.engine.run.meter import Clock, Interval, Meter, throughput
-from difftui.engine.run.sample_grid import grid_png
+from difftui.engine.run.sample_grid import grid_png, precision_note
 from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
 from difftui.engine.store import StoreError
 
@@ -263,13 +263,14 @@ class TrainLoop:
         t = self.trainer
         if self.world.main:
             images, nfe = t.sample_grid()
-            self.owner.record_grid(t.step, grid_png(images), self.trainer.config.sampler.grid.describe(), nfe)
+            label = f"{t.config.sampler.grid.describe()} · {precision_note(t.precision)}"
+            self.owner.record_grid(t.step, grid_png(images), label, nfe)
             self.event(f"grid at step {t.step}")
         self.clock.restart()
 
     def evaluate_panel(self) -> None:
-        """The run's sampler panel on the current EMA weights (rank 0), between two steps; NLL on held-out images
-        (the data set's test split, which training never sees)."""
+        """The run's sampler panel on the current EMA weights (rank 0), between two steps, the network under the run's
+        precision as for the grids; NLL on held-out images (the data set's test split, which training never sees)."""
         from difftui.engine.diffusion import evaluate_panel
         from difftui.engine.eval.panel import NLL_IMAGES, panel_images, record_panel
         t = self.trainer
@@ -280,12 +281,15 @@ class TrainLoop:
                                               seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
                 images = images.to(t.device)
                 labels = labels.to(t.device) if t.num_classes and labels is not None else None
-            rows = evaluate_panel(t.objective, t.ema.net, t.x_T, t.config.sampler, images=images,
-                                  seed=self.recipe.seed, y=t.grid_labels, image_labels=labels)
+            # The samplers call the network under the run's precision; the NLL keeps it in fp32 (a likelihood is
+            # compared with the evaluator's, which runs fp32).
+            rows = evaluate_panel(t.objective, t.sampling_net(), t.x_T, t.config.sampler, images=images,
+                                  seed=self.recipe.seed, y=t.grid_labels, image_labels=labels, nll_net=t.ema.net)
             decode = t.decoder.decode if t.decoder is not None else None
             for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir,
                                      len(images) if images is not None else 0, decode=decode):
                 self.event(line)
+            self.event(f"sampler panel at step {t.step}: {precision_note(t.precision)}")
         self.clock.restart()
 
     def maybe_snapshot(self) -> None:

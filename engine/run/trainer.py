@@ -314,12 +314,18 @@ class Trainer:
     #------------------------------------------------------------------------
     # Rank 0: the grid, the weights' health, measured FLOPs.
 
+    def sampling_net(self) -> nn.Module:
+        """The EMA network as grids and panels call it: under the run's precision (its output and the sampler's
+        arithmetic in fp32; sample_grid.under_precision)."""
+        from difftui.engine.run.sample_grid import under_precision
+        return under_precision(self.ema.net, self.device, self.precision)
+
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
         """The fixed-x_T grid with the EMA weights and the panel's grid sampler (playbook 5.0): ([64,C,H,W], NFE)."""
         spec = self.config.sampler.grid
         gen = torch.Generator(self.device).manual_seed(self.recipe.seed + X_T_SEED_OFFSET + 1)
-        images, nfe = self.objective.sample(self.ema.net, self.x_T, spec, generator=gen, y=self.grid_labels)
+        images, nfe = self.objective.sample(self.sampling_net(), self.x_T, spec, generator=gen, y=self.grid_labels)
         if self.decoder is not None:
             images = self.decoder.decode(images)
         self.sync()

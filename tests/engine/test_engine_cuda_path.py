@@ -26,7 +26,7 @@ class Owner:
     """The run owner's part that TrainLoop.checkpoint() and restore() use (no runs.db here)."""
 
     def __init__(self):
-        self.events, self.config_data, self.run_id = [], {}, 1
+        self.events, self.config_data, self.run_id, self.grids = [], {}, 1, []
         self.store = self
 
     def event(self, message, level="info"):
@@ -37,6 +37,9 @@ class Owner:
 
     def truncate_after(self, run_id, step):
         return 0
+
+    def record_grid(self, step, png, sampler, nfe):
+        self.grids.append((step, sampler, nfe))
 
 
 def weights(module):
@@ -132,3 +135,38 @@ def test_a_resume_loads_the_checkpoint_to_the_cpu_whatever_the_training_device(t
     again.device = torch.device("cpu")
     assert resumed.owner.events == ["resumed from step 3 (ckpt-0000003.pt)"]
     assert losses(again, 3) == expected
+
+
+#----------------------------------------------------------------------------
+# Item 8: grids and panels under the run's precision.
+
+def test_grids_and_the_live_panel_call_the_network_under_the_runs_precision_and_say_so(tmp_path, monkeypatch):
+    """On CUDA the run's precision is bf16 (autocast); grids and the panel ran the network in fp32 (2-3x slower per
+    evaluation while the other ranks wait). The CPU's bf16 autocast runs the same code: the network's convolutions
+    see autocast and give bf16, the sampler's arithmetic and the images stay fp32, and the grid's caption says so.
+    The panel's NLL keeps the fp32 network (a likelihood is compared with the fp32 evaluator's)."""
+    import difftui.engine.eval.panel as panel
+
+    t = trainer(tmp_path, "sampler.grid.steps=3", "sampler.sweep=[{kind: ddpm, steps: 3, variance: fixed_small}]")
+    t.precision = "bf16"                                    # what precision=auto resolves to on a CUDA card
+    seen = []
+    conv = next(m for m in t.ema.net.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, i, out: seen.append((torch.is_autocast_enabled("cpu"), out.dtype)))
+    loop = TrainLoop(t, Owner(), World())
+
+    loop.draw_grid()
+    assert seen == [(True, torch.bfloat16)] * 3                           # 3 DDIM steps, each under autocast
+    assert loop.owner.grids == [(0, "DDIM eta=0 N=3 linear · bf16 network, fp32 sampler", 3)]
+    images, _ = t.sample_grid()
+    assert images.dtype == torch.float32 and images.shape == (64, 1, 8, 8)
+
+    seen.clear()
+    recorded = []
+    monkeypatch.setattr(panel, "record_panel", lambda store, run_id, step, rows, *a, **k: recorded.extend(rows) or [])
+    loop.evaluate_panel()
+    sampled, nll = seen[:6], seen[6:]                      # DDIM's 3 evaluations, the ancestral chain's 3, its NLL
+    assert sampled == [(True, torch.bfloat16)] * 6
+    assert nll and set(nll) == {(False, torch.float32)}
+    assert [r["label"] for r in recorded] == ["DDIM eta=0 N=3 linear", "DDPM fixed_small N=3"]
+    assert all(r["grid"].dtype == torch.float32 for r in recorded) and recorded[1]["nll_bpd"] is not None
+    assert loop.owner.events[-1] == "sampler panel at step 0: bf16 network, fp32 sampler"
