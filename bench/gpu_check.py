@@ -305,6 +305,25 @@ def append(path: str, text: str) -> None:
         fh.write(text + "\n")
 
 
+def stage_plan(cases: list[Case], dev: str, steps: int, warmup: int, run_s: float, dry: bool) -> list[tuple]:
+    """(part, name, estimated seconds, thunk) of every stage, in order of importance: the reference tiers eager in
+    the engine's default layout, the engine run, the conv tiers eager in NCHW, then compiled (both layouts of the conv
+    tiers first: the default layout follows this measurement, issue 19 item 7)."""
+    plan = [("eager", f"engine eager {c.tier} {layouts(c)[0]}", 25,
+             lambda c=c: bench_engine(c, dev, False, layouts(c)[0], steps, warmup)) for c in cases]
+    plan.append(("run", "engine run", 1.5 * run_s + 45, lambda: engine_run(dev, run_s, dry)))
+    plan += [("layout", f"engine eager {c.tier} NCHW", 25,
+              lambda c=c: bench_engine(c, dev, False, "NCHW", steps, warmup)) for c in cases if c.family in CONV]
+    compiled = [(c, layout) for c in cases if c.family in CONV for layout in layouts(c)]
+    compiled += [(c, "-") for c in cases if c.family not in CONV]
+    if dry:                                         # one compiled case exercises the path (graph capture only)
+        compiled = compiled[-1:]
+    plan += [("compiled", f"engine compiled {c.tier} {layout}", 75,
+              lambda c=c, layout=layout: bench_engine(c, dev, True, layout, steps, max(warmup - 1, 1)))
+             for c, layout in compiled]
+    return plan
+
+
 ENGINE_MODULES = ("difftui.engine.config.catalog", "difftui.engine.config.tier_figures", "difftui.engine.store",
                   "difftui.engine.launch.runs", "difftui.engine.run.loop", "difftui.engine.run.owner",
                   "difftui.engine.run.telemetry", "difftui.engine.data.card", "difftui.engine.eval.panel")
@@ -322,59 +341,10 @@ def preflight() -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dry-run", action="store_true", help="every stage on the CPU with tiny sizes")
-    p.add_argument("--budget", type=float, default=0, help="seconds for the stages (default 270; dry run: no limit)")
-    p.add_argument("--run-seconds", type=float, default=0, help="the engine run before its stop (default 25; dry 4)")
-    p.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="file the table is appended to")
-    p.add_argument("--parts", default="eager,run,layout,compiled",
-                   help="which parts to run (a second call after a clean first one: --parts compiled)")
-    a = p.parse_args(argv)
-    start = time.monotonic()
-    dry = a.dry_run or not torch.cuda.is_available()
-    if not a.dry_run and dry:
-        print("no CUDA device here: running the dry run instead (--dry-run)", flush=True)
-    budget = a.budget or (float("inf") if dry else 270.0)
-    device = torch.device("cpu" if dry else "cuda")
-    cases = DRY_CASES if dry else GPU_CASES
-    steps, warmup = (3, 1) if dry else (10, 3)
-    card = device_name(device)
-    print(f"gpu_check on {card}; torch {torch.__version__}; budget {budget:.0f} s", flush=True)
-
-    # (part, name, estimated seconds, thunk), in order of importance.
-    dev = str(device)
-    plan = [("eager", f"engine eager {c.tier} {layouts(c)[0]}", 25,
-             lambda c=c: bench_engine(c, dev, False, layouts(c)[0], steps, warmup)) for c in cases]
-    run_s = a.run_seconds or (4 if dry else 20)
-    plan.append(("run", "engine run", 1.5 * run_s + 45, lambda: engine_run(dev, run_s, dry)))
-    plan += [("layout", f"engine eager {c.tier} NCHW", 25,
-              lambda c=c: bench_engine(c, dev, False, "NCHW", steps, warmup)) for c in cases if c.family in CONV]
-    compiled = [(c, layout) for c in cases if c.family in CONV for layout in layouts(c)]
-    compiled += [(c, "-") for c in cases if c.family not in CONV]
-    if dry:                                         # one compiled case exercises the path (graph capture only)
-        compiled = compiled[-1:]
-    plan += [("compiled", f"engine compiled {c.tier} {layout}", 75,
-              lambda c=c, layout=layout: bench_engine(c, dev, True, layout, steps, max(warmup - 1, 1)))
-             for c, layout in compiled]
-    parts = a.parts.split(",")
-    unknown = sorted(set(parts) - {"eager", "run", "layout", "compiled"})
-    if unknown:
-        p.error(f"--parts: unknown part(s) {', '.join(unknown)} (eager, run, layout, compiled)")
-    plan = [stage for stage in plan if stage[0] in parts]
-
-    stamp = datetime.date.today().isoformat()
-    head = (f"\n## GPU check ({stamp}, {card}{' - DRY RUN on the CPU, tiny sizes' if dry else ''}, "
-            f"torch {torch.__version__})\n\n`bench/gpu_check.sh{' --dry-run' if a.dry_run else ''}`: the engine's "
-            f"own step with its defaults (eager; one step profiled for the SDPA kernel), a real engine run stopped "
-            f"and resumed, the conv tiers in NCHW, then compiled; reference img/s from the papers' code (eager bf16, "
-            f"one H100); MFU against the card's dense peak. Rows appear as they were measured.\n")
-    append(a.results, head + "\n" + COLUMNS)
-    missing = preflight()
-    if missing is not None:
-        append(a.results, table_row(dict(stage="preflight", tier="-", note=f"FAILED: {missing}")))
-        print(f"gpu_check: {missing}", file=sys.stderr, flush=True)
-        return 2
+def run_plan(plan: list[tuple], budget: float, results: str, start: float, device: torch.device) -> bool:
+    """Run the stages in order, each row appended to `results` as soon as it is measured; a stage whose estimate
+    (the last measured time of its kind, else its own) exceeds what is left of `budget` is skipped with a note; a
+    stage that raises is a FAILED row and the others go on. True when a stage failed."""
     measured: dict[str, float] = {}                 # kind -> seconds the last stage of that kind took
     failed = False
     for part, name, estimate, thunk in plan:
@@ -393,9 +363,53 @@ def main(argv: list[str] | None = None) -> int:
             measured[kind] = time.monotonic() - t0
             print(f"{name}: {measured[kind]:.1f} s; {row.get('img_s', '')} {row.get('note', '')}", flush=True)
         failed = failed or bool(row.pop("failed", False))
-        append(a.results, table_row(row))
+        append(results, table_row(row))
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dry-run", action="store_true", help="every stage on the CPU with tiny sizes")
+    p.add_argument("--budget", type=float, default=0, help="seconds for the stages (default 270; dry run: no limit)")
+    p.add_argument("--run-seconds", type=float, default=0, help="the engine run before its stop (default 20; dry 4)")
+    p.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="file the table is appended to")
+    p.add_argument("--parts", default="eager,run,layout,compiled",
+                   help="which parts to run (a second call after a clean first one: --parts compiled)")
+    a = p.parse_args(argv)
+    start = time.monotonic()
+    dry = a.dry_run or not torch.cuda.is_available()
+    if not a.dry_run and dry:
+        print("no CUDA device here: running the dry run instead (--dry-run)", flush=True)
+    budget = a.budget or (float("inf") if dry else 270.0)
+    device = torch.device("cpu" if dry else "cuda")
+    cases = DRY_CASES if dry else GPU_CASES
+    steps, warmup = (3, 1) if dry else (10, 3)
+    card = device_name(device)
+    print(f"gpu_check on {card}; torch {torch.__version__}; budget {budget:.0f} s", flush=True)
+
+    run_s = a.run_seconds or (4 if dry else 20)
+    plan = stage_plan(cases, str(device), steps, warmup, run_s, dry)
+    parts = a.parts.split(",")
+    unknown = sorted(set(parts) - {"eager", "run", "layout", "compiled"})
+    if unknown:
+        p.error(f"--parts: unknown part(s) {', '.join(unknown)} (eager, run, layout, compiled)")
+    plan = [stage for stage in plan if stage[0] in parts]
+
+    stamp = datetime.date.today().isoformat()
+    head = (f"\n## GPU check ({stamp}, {card}{' - DRY RUN on the CPU, tiny sizes' if dry else ''}, "
+            f"torch {torch.__version__})\n\n`bench/gpu_check.sh{' --dry-run' if a.dry_run else ''}`: the engine's "
+            f"own step with its defaults (eager; one step profiled for the SDPA kernel), a real engine run stopped "
+            f"and resumed, the conv tiers in NCHW, then compiled; reference img/s from the papers' code (eager bf16, "
+            f"one H100); MFU against the card's dense peak. Rows appear as they were measured.\n")
+    append(a.results, head + "\n" + COLUMNS)
+    missing = preflight()
+    if missing is not None:
+        append(a.results, table_row(dict(stage="preflight", tier="-", note=f"FAILED: {missing}")))
+        print(f"gpu_check: {missing}", file=sys.stderr, flush=True)
+        return 2
+    failed = run_plan(plan, budget, a.results, start, device)
     append(a.results, f"\nTook {time.monotonic() - start:.0f} s{'; a stage FAILED' if failed else ''}.")
     return 1 if failed else 0
 

@@ -67,9 +67,19 @@ class World:
                                         "min": dist.ReduceOp.MIN}[op])
         return tensor
 
-    def barrier(self) -> None:
-        if self.distributed:
+    def barrier(self, timeout: datetime.timedelta | None = None) -> None:
+        """Every rank waits for all the others, up to the process group's TIMEOUT or `timeout` (a gloo group of its
+        own, as in broadcast)."""
+        if not self.distributed:
+            return
+        if timeout is None:
             dist.barrier()
+            return
+        group = dist.new_group(backend="gloo", timeout=timeout)
+        try:
+            dist.barrier(group=group)
+        finally:
+            dist.destroy_process_group(group)
 
     def close(self) -> None:
         if self.distributed and dist.is_initialized():

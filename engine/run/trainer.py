@@ -164,8 +164,9 @@ class Trainer:
 
     def _build_data(self) -> Any:
         """The run's data set. Under DDP rank 0 builds it first (on a first start: decodes the files into the cache,
-        or VAE-encodes a latent data set) while the others wait; then they open what it built. A failure on rank 0
-        fails every rank with its message."""
+        or VAE-encodes a latent data set) while the others wait; a failure there fails every rank with its message.
+        Then the first rank of each other machine opens that cache (or, where it is not visible, on a disk of that
+        machine, builds its own) while its machine's other ranks wait; then they all open what was built."""
         from difftui.engine.data import DataError, build_dataset
         profile, world = self.config.dataset, self.world
         if not world.distributed:
@@ -182,7 +183,10 @@ class Trainer:
             raise failure
         if message is not None:
             raise DataError(f"rank 0 could not build dataset '{profile.name}': {message}")
-        return data if world.main else build_dataset(profile)
+        if world.local_rank == 0 and not world.main:
+            data = build_dataset(profile)
+        world.barrier(timeout=DATA_BUILD_TIMEOUT)
+        return data if data is not None else build_dataset(profile)
 
     def _data_progress(self, done: int, total: int, what: str) -> None:
         """The first start on a large data set builds its cache: say so now and then (the heartbeat thread keeps

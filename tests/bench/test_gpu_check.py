@@ -13,9 +13,11 @@ import re
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "bench" / "device_image_packages.txt"
@@ -100,3 +102,57 @@ def test_the_gpu_check_dry_run_passes_with_only_the_device_images_packages_and_t
     assert "torch.compile (eager)" in next(line for line in rows if line.startswith("| engine compiled"))
     eager = [line for line in rows if line.startswith("| engine eager")]
     assert all("SDPA flash (CPU) (head dim 8, q last stride 1, fp32)" in line for line in eager), eager
+
+
+def gpu_check_module():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu_check as module
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return module
+
+
+def test_the_gpu_plan_times_the_conv_tiers_in_both_layouts_eager_and_compiled_after_the_run():
+    """Item 7: CUDA's GroupNorm is NCHW only, so channels_last may not pay for the conv tiers; the one call times
+    both layouts, eager and compiled, so that the default can follow the measurement."""
+    g = gpu_check_module()
+    plan = g.stage_plan(g.GPU_CASES, "cuda", 10, 3, 20, dry=False)
+    assert [name for _, name, _, _ in plan] == [
+        "engine eager unet-c128 channels_last", "engine eager dit-b-2 -", "engine eager dit-xl-2 -",
+        "engine eager ddpmpp-cifar10 channels_last", "engine run", "engine eager unet-c128 NCHW",
+        "engine eager ddpmpp-cifar10 NCHW", "engine compiled unet-c128 channels_last", "engine compiled unet-c128 NCHW",
+        "engine compiled ddpmpp-cifar10 channels_last", "engine compiled ddpmpp-cifar10 NCHW",
+        "engine compiled dit-b-2 -", "engine compiled dit-xl-2 -"]
+    unet = g.GPU_CASES[0]
+    assert g.engine_config(unet, "cuda", False, "channels_last").recipe.channels_last
+    nchw = g.engine_config(unet, "cuda", True, "NCHW")
+    assert not nchw.recipe.channels_last and nchw.recipe.compile and nchw.recipe.compile_backend == "inductor"
+
+
+def test_the_stages_run_in_order_within_the_budget_and_each_row_is_written_when_measured(tmp_path):
+    """A call stopped at its time limit keeps the rows that finished; a stage the budget cannot hold is skipped with
+    a note (its estimate follows the last measured stage of its kind); a failing stage does not stop the others."""
+    g = gpu_check_module()
+    results = tmp_path / "RESULTS-gpu.md"
+    seen = []
+
+    def second():
+        seen.append(results.read_text())
+        return dict(stage="engine eager", tier="b", layout="-", img_s=2.0, note="second")
+
+    def broken():
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    plan = [("eager", "engine eager a -", 10, lambda: dict(stage="engine eager", tier="a", layout="-", img_s=1.0)),
+            ("run", "engine run", 10_000, lambda: pytest.fail("over the budget: must be skipped")),
+            ("layout", "engine eager b NCHW", 10_000, second),        # estimated from the eager stage just measured
+            ("compiled", "engine compiled c -", 1, broken)]
+    assert g.run_plan(plan, 600.0, str(results), time.monotonic(), torch.device("cpu")) is True
+    assert "| engine eager | a | - |" in seen[0] and "engine run" in seen[0]     # already on disk
+    rows = [line.split("|")[1:4] + [line.split("|")[-2].strip()] for line in results.read_text().splitlines()]
+    assert [[c.strip() for c in r[:3]] for r in rows] == [
+        ["engine eager", "a", "-"], ["engine run", "-", "-"], ["engine eager", "b", "-"], ["engine compiled", "c", "-"]]
+    assert rows[1][3].startswith("skipped: ") and rows[1][3].endswith("about 10000 s needed")
+    assert rows[2][3] == "second"
+    assert rows[3][3] == "FAILED: RuntimeError: CUDA error: an illegal memory access"

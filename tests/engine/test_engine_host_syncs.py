@@ -1,11 +1,12 @@
 """The CUDA training step has no host sync and no blocking copy once it runs (issue 19, item 6).
 
-The real `Trainer.setup()` and `Trainer.train_step()` (plus the loop's per-step `Meter.accumulate`) of four tiny
+The real `Trainer.setup()` and `Trainer.train_step()` (plus the loop's per-step `Meter.accumulate`) of five tiny
 configurations run on fake CUDA tensors (tests/engine/fake_cuda.py: what is real, what stands in for the driver and
 why), and the probe fails the test on any host sync, blocking host-to-device copy or CPU/GPU mix in the steady-state
-step, naming the engine's source line. The four cover every per-step path: DDPM with x-flips and uniform t (P1's
-default), L_hybrid with P1's importance sampling, EDM with P3's augmentation, and a class-conditional DiT. Each runs
-with the engine's CUDA defaults (bf16 autocast, channels_last for the conv nets, fused Adam, data on the GPU).
+step, naming the engine's source line. The five cover every per-step path: DDPM with x-flips and uniform t (P1's
+default), L_hybrid with P1's importance sampling, EDM with P3's augmentation, fp16 with its loss scaler, and a
+class-conditional DiT. Each runs with the engine's CUDA defaults (bf16 autocast unless fp16 is asked, channels_last
+for the conv nets, fused Adam, data on the GPU).
 """
 
 import pytest
@@ -24,6 +25,7 @@ CONFIGS = {
     "p3-edm-augment": dict(backbone="ddpmpp-cifar10", sampler="edm-heun", recipe="p3-cifar10", off_tier=True,
                            overrides=["backbone.arch.model_channels=16", "backbone.arch.channel_mult=[1,2]",
                                       "backbone.arch.num_blocks=1", "backbone.arch.attn_resolutions=[4]"]),
+    "p1-unet-fp16": dict(overrides=[*TINY_UNET, "recipe.precision=fp16"]),
     "dit-class-conditional": dict(backbone="dit-s-2", off_tier=True,
                                   overrides=["backbone.arch.depth=2", "backbone.arch.hidden_size=48",
                                              "recipe.class_conditional=true"]),
@@ -53,7 +55,9 @@ def test_the_steady_state_cuda_step_has_no_host_sync_or_blocking_copy(name, tmp_
         trainer = Trainer(config, tmp_path)
         trainer.setup()
         path = trainer.describe_fast_path()
-        assert trainer.device == torch.device("cuda", 0) and trainer.precision == "bf16"
+        assert trainer.device == torch.device("cuda", 0)
+        assert trainer.precision == ("fp16" if name.endswith("fp16") else "bf16")
+        assert (trainer.scaler is not None) == name.endswith("fp16")
         assert trainer.data_on_device and trainer.fused and "data on the GPU" in path and "fused adam" in path
         assert trainer.channels_last == (config.backbone.family != "dit")
         assert next(trainer.net.parameters()).device.type == "cuda"
