@@ -32,6 +32,7 @@ import torch
 from difftui.engine.config.catalog import Catalog
 from difftui.engine.models import build_model, count_params, flops_loss
 from difftui.engine.models.flops import anchor_io
+from difftui.engine.run.device import set_tf32
 
 ROOT = Path(__file__).resolve().parent
 CPU_TIERS = ["unet-demo", "unet-c64", "dit-s-2"]
@@ -235,8 +236,7 @@ def main(argv: list[str] | None = None) -> None:
                           "cpu" if a.device == "auto" else a.device)
     if a.threads:
         torch.set_num_threads(a.threads)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    set_tf32(False)                                 # fp32 is measured as fp32 (engine/run/device.py: the one TF32 API)
     cat = Catalog()
     gpu = device.type == "cuda"
     names = [n for n in a.tiers.split(",") if n] or ([n for n in cat.names("backbones")] if gpu else CPU_TIERS)

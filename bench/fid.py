@@ -33,6 +33,7 @@ from difftui.engine.config.model import SamplerSpec
 from difftui.engine.diffusion import build_objective
 from difftui.engine.eval.metrics.generate import generated_features, sync
 from difftui.engine.models import build_model
+from difftui.engine.run.device import configure_cuda
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -124,9 +125,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        configure_cuda(tf32=True, cudnn_benchmark=True)         # the engine's own settings (engine/run/device.py)
     images = args.images or (4096 if cuda else 256)
     batch = args.batch or (256 if cuda else 64)
     cases = args.cases or (list(CASES) if cuda else ["unet-demo", "ddpmpp-cifar10"])

@@ -23,8 +23,9 @@ one label each when enabled (`AugmentSpec(brightness=1, ...)`), and the result i
 
 Where we differ from P3's code: the geometric warp samples the input with bilinear interpolation and reflection
 padding on a 2x supersampled grid, then averages 2x2 (P3 upsamples and downsamples with a sym6 wavelet filter).
-Every output pixel is then a convex combination of input pixels, so the images stay in [-1, 1]; the warp is applied
-only to the images that drew a geometric transform, so the others are returned bit for bit.
+Every output pixel is then a convex combination of input pixels, so the images stay in [-1, 1]; the images that drew
+no geometric transform are returned bit for bit (the warp is computed for the whole batch and kept only where one was
+drawn, so that no count is read on the host).
 """
 
 from __future__ import annotations
@@ -167,10 +168,9 @@ def augment(x: Tensor, p: float, generator: torch.Generator | None = None,
                              [nil, nil, one]])
         moved |= (w != 0).any(0)
         labels += [w[0].to(f32), w[1].to(f32)]
-    if moved.any():
-        idx = moved.nonzero().squeeze(1)
-        x = x.clone()
-        x[idx] = _warp(x[idx], G_inv[idx])
+    # Every image is warped and the unmoved ones keep their own pixels: choosing the moved ones first (nonzero) would
+    # read their count on the host, a sync per step on CUDA.
+    x = torch.where(moved[:, None, None, None], _warp(x, G_inv), x)
 
     # Colour transforms (off in P3's configuration): on [-1, 1] values, then clamped back into range.
     coloured = False

@@ -7,6 +7,10 @@ curve continues without a seam. Batches never straddle an epoch (the tail of eac
 Under DDP every rank walks the same global stream and takes its contiguous 1/world slice of each global batch (the
 recipe's batch is the global batch), flips included, so the global batches, and the resume state, do not depend on
 how many processes share them.
+
+On CUDA nothing here waits for the GPU: the permutation is drawn on the host (the same on every device) and moved to a
+data set held in GPU memory once per epoch, and the flips are drawn on the host and copied without blocking
+(`to_device`), so a step never stalls the host on a copy.
 """
 
 from __future__ import annotations
@@ -20,13 +24,21 @@ from difftui.engine.config.batch import batch_split_error
 
 from .images import DataError, ImageSet
 
-__all__ = ["BatchStream", "random_x_flip"]
+__all__ = ["BatchStream", "random_x_flip", "to_device"]
+
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """A host tensor on `device` without making the host wait: on CUDA through pinned memory and a non-blocking copy
+    (the caching host allocator keeps the pinned block until the copy is done); elsewhere the plain `.to`."""
+    if torch.device(device).type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def random_x_flip(x: torch.Tensor, generator: torch.Generator, batch_size: int, part: slice) -> torch.Tensor:
     """Each image of the global batch mirrored with probability 1/2: one draw of `batch_size` per batch from the
     stream's own generator (so every rank, and a resume, draws the same), of which this rank's images take `part`."""
-    flip = (torch.rand(batch_size, generator=generator) < 0.5)[part].to(x.device)
+    flip = to_device((torch.rand(batch_size, generator=generator) < 0.5)[part], x.device)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
@@ -48,9 +60,10 @@ class BatchStream:
         self._perm: Tensor | None = None
 
     def _permutation(self) -> Tensor:
+        """Epoch e's order, on the device that holds the images (a GPU-resident data set is gathered there)."""
         if self._perm is None:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            self._perm = torch.randperm(len(self.data), generator=g)
+            self._perm = to_device(torch.randperm(len(self.data), generator=g), self.data.images.device)
         return self._perm
 
     def next(self) -> tuple[Tensor, Tensor | None]:

@@ -28,7 +28,8 @@ def panel_specs(panel: SamplerPanel) -> list[tuple[str, SamplerSpec]]:
 
 def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerPanel,
                    images: torch.Tensor | None = None, seed: int = 0, y: torch.Tensor | None = None,
-                   image_labels: torch.Tensor | None = None, nll_batch: int | None = None) -> list[dict]:
+                   image_labels: torch.Tensor | None = None, nll_batch: int | None = None,
+                   nll_net=None) -> list[dict]:
     """One row per sampler of the panel, in order (the grid sampler first):
 
         {"label", "role" ("grid"|"sweep"), "kind", "steps", "nfe", "grid" [B,C,H,W] in [-1,1] or None,
@@ -40,7 +41,9 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
     and covariance the sampler uses; deterministic samplers have no chain likelihood and report None. A sampler that
     does not apply to this model (e.g. learned variance on a fixed-variance model) gives a row with grid None and its
     reason in "error". For a class-conditional net, `y` labels the x_T tiles and `image_labels` the NLL images.
+    `nll_net` (default `net`) computes the NLL: e.g. the fp32 network while the samplers call it under autocast.
     """
+    nll_net = net if nll_net is None else nll_net
     rows = []
     for role, spec in panel_specs(panel):
         row = {"label": spec.describe(), "role": role, "kind": spec.kind, "steps": spec.steps, "nfe": None,
@@ -64,7 +67,7 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
             total = 0.0
             for lo in range(0, len(images), step):
                 labels = image_labels[lo:lo + step] if image_labels is not None else None
-                nll = objective.nll_bpd(net, images[lo:lo + step], spec=spec, y=labels, generator=nll_gen)
+                nll = objective.nll_bpd(nll_net, images[lo:lo + step], spec=spec, y=labels, generator=nll_gen)
                 total += float(nll.double().sum())
             row["nll_bpd"] = total / len(images)
         rows.append(row)

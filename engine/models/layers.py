@@ -100,7 +100,8 @@ class SpatialSelfAttention(nn.Module):
     """Pre-norm multi-head self-attention over the H*W positions of a [B, C, H, W] map, with a residual.
 
     qkv and proj are 1x1 convolutions (parameter count of improved-diffusion's conv1d). The q/k/v split is
-    channel-major (q of all heads, then k, then v), flattened so that a channels_last input needs no copy.
+    channel-major (q of all heads, then k, then v), flattened so that a channels_last input needs no copy (an NCHW
+    one is copied to that layout, so that q/k/v reach SDPA contiguous in the head dimension either way).
     The output projection is zero-initialised, so a fresh block is the identity.
     """
 
@@ -116,7 +117,10 @@ class SpatialSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         qkv = self.qkv(self.norm(x))                                            # [B, 3C, H, W]
-        qkv = qkv.permute(0, 2, 3, 1).reshape(B, H * W, 3, self.num_heads, C // self.num_heads)
+        # Channels last before the split, so that q/k/v are contiguous in d_head: SDPA's fused kernels (flash,
+        # memory-efficient) need a unit last stride and fall back to the math kernel without it. A channels_last
+        # input is already laid out so (no copy); an NCHW one (channels_last=false, the evaluator) is copied once.
+        qkv = qkv.permute(0, 2, 3, 1).contiguous().reshape(B, H * W, 3, self.num_heads, C // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                          # [B, heads, HW, d_head] each
         h = F.scaled_dot_product_attention(q, k, v)                             # [B, heads, HW, d_head]
         h = h.transpose(1, 2).reshape(B, H, W, C).permute(0, 3, 1, 2)           # [B, C, H, W]

@@ -13,7 +13,7 @@ import torch
 
 from difftui.engine.launch.devices import describe_device, device_error, device_index, probe_from_torch
 
-__all__ = ["DeviceError", "resolve_device", "describe_torch_device", "set_cpu_threads", "configure_cuda",
+__all__ = ["DeviceError", "resolve_device", "describe_torch_device", "set_cpu_threads", "configure_cuda", "set_tf32",
            "resolve_precision"]
 
 
@@ -54,12 +54,22 @@ def set_cpu_threads(local_size: int = 1) -> int:
     return torch.get_num_threads()
 
 
+def set_tf32(enabled: bool) -> None:
+    """TF32 for fp32 matmuls (cuBLAS) and convolutions (cuDNN), through the one API every reader understands.
+
+    torch has two: the flags (`torch.backends.cuda.matmul.allow_tf32`, `torch.backends.cudnn.allow_tf32`) and the
+    per-backend precisions (`...fp32_precision`, "tf32" or "ieee"). After a write through the second, reading the
+    first or `torch.get_float32_matmul_precision()` raises ("mix of the legacy and new APIs"; torch 2.14), and
+    inductor's max-autotune paths and third-party code read them. A write through the flags keeps both readable
+    (the precisions then read "tf32" / "ieee"), so every TF32 switch of difftui (the engine, bench/) goes here."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
 def configure_cuda(*, tf32: bool, cudnn_benchmark: bool) -> None:
     """TF32 for fp32 matmuls and convolutions (the fp32 parts of a bf16 run too) and cuDNN's autotuner, which picks
     the fastest convolution algorithm for the run's fixed shapes."""
-    precision = "tf32" if tf32 else "ieee"
-    torch.backends.cuda.matmul.fp32_precision = precision
-    torch.backends.cudnn.conv.fp32_precision = precision
+    set_tf32(tf32)
     torch.backends.cudnn.benchmark = cudnn_benchmark
 
 

@@ -37,12 +37,19 @@ class World:
 
     # -- collectives (identities for a world of one) ----------------------------------------------------------------
 
-    def broadcast(self, obj: Any) -> Any:
-        """Rank 0's `obj` on every rank (a picklable object: the config, a checkpoint path, a decision)."""
+    def broadcast(self, obj: Any, timeout: datetime.timedelta | None = None) -> Any:
+        """Rank 0's `obj` on every rank (a picklable object: the config, a checkpoint path, a decision). The other
+        ranks wait for it up to the process group's TIMEOUT, or `timeout` (through a gloo group of its own: rank 0
+        may take hours first, e.g. building a data set's cache)."""
         if not self.distributed:
             return obj
-        box = [obj if self.main else None]
-        dist.broadcast_object_list(box, src=0)
+        group = dist.new_group(backend="gloo", timeout=timeout) if timeout is not None else None
+        try:
+            box = [obj if self.main else None]
+            dist.broadcast_object_list(box, src=0, group=group)
+        finally:
+            if group is not None:
+                dist.destroy_process_group(group)
         return box[0]
 
     def gather(self, obj: Any) -> list[Any] | None:
@@ -60,9 +67,19 @@ class World:
                                         "min": dist.ReduceOp.MIN}[op])
         return tensor
 
-    def barrier(self) -> None:
-        if self.distributed:
+    def barrier(self, timeout: datetime.timedelta | None = None) -> None:
+        """Every rank waits for all the others, up to the process group's TIMEOUT or `timeout` (a gloo group of its
+        own, as in broadcast)."""
+        if not self.distributed:
+            return
+        if timeout is None:
             dist.barrier()
+            return
+        group = dist.new_group(backend="gloo", timeout=timeout)
+        try:
+            dist.barrier(group=group)
+        finally:
+            dist.destroy_process_group(group)
 
     def close(self) -> None:
         if self.distributed and dist.is_initialized():

@@ -9,7 +9,8 @@ Two ways to state the strength, both from the papers:
 - P3 half-life (playbook A.4: 0.5 Mimg on CIFAR-10). Per step `decay = 0.5 ** (batch / (halflife_kimg * 1000))`,
   with EDM's ramp-up: the half-life is at most `ema_rampup_ratio` (0.05) of the images seen so far
   (NVlabs/edm training_loop.py).
-Buffers (e.g. norm statistics) are copied, not averaged.
+Buffers (e.g. norm statistics) are copied, not averaged. The update count lives on the weights' device and a step
+skipped as non-finite does not advance it, so an update never waits for the host.
 """
 
 from __future__ import annotations
@@ -35,26 +36,46 @@ class EMA:
         self.batch_size = recipe.batch_size
         self.updates = 0
 
+    @property
+    def updates(self) -> int:
+        """EMA updates made so far (a step skipped as non-finite is none): the warm-up counter t of the decay."""
+        return int(self._updates)
+
+    @updates.setter
+    def updates(self, value: int) -> None:
+        self._updates = torch.tensor(int(value), dtype=torch.int64)
+
+    def decay_of(self, updates: torch.Tensor) -> torch.Tensor:
+        """The decay (float64 tensor) for update number `updates` (0-based): a tensor, so that the device computes it
+        without the host reading the counter."""
+        u = updates.to(torch.float64)
+        if self.halflife_kimg is not None:
+            seen = (u + 1) * self.batch_size
+            halflife = torch.clamp(seen * EMA_RAMPUP_RATIO, max=self.halflife_kimg * 1000)
+            return 0.5 ** (self.batch_size / torch.clamp(halflife, min=1e-8))
+        return torch.clamp((1 + u) / (10 + u), max=self.decay)
+
     def decay_at(self, updates: int) -> float:
         """The decay used for update number `updates` (0-based)."""
-        if self.halflife_kimg is not None:
-            seen = (updates + 1) * self.batch_size
-            halflife = min(self.halflife_kimg * 1000, seen * EMA_RAMPUP_RATIO)
-            return 0.5 ** (self.batch_size / max(halflife, 1e-8))
-        return min(self.decay, (1 + updates) / (10 + updates))
+        return float(self.decay_of(torch.tensor(updates)))
 
     @torch.no_grad()
-    def update(self, net: nn.Module, ok: torch.Tensor | None = None) -> float:
-        """One EMA step toward `net`'s weights; `ok` (a bool tensor on the weights' device) False makes it a no-op
-        without a host sync (a step skipped as non-finite moves neither the weights nor their average)."""
-        beta = self.decay_at(self.updates)
+    def update(self, net: nn.Module, ok: torch.Tensor | None = None) -> torch.Tensor:
+        """One EMA step toward `net`'s weights; returns the decay used (a 0-dim tensor). `ok` (a bool tensor on the
+        weights' device) False makes it a no-op that does not count as an update (the warm-up does not advance), with
+        no host sync: a step skipped as non-finite moves neither the weights nor their average."""
         ema_p = [p for p in self.net.parameters()]
         src_p = [p.detach() for p in net.parameters()]
-        weight = 1.0 - beta if ok is None else ok.to(ema_p[0].dtype) * (1.0 - beta)
-        torch._foreach_lerp_(ema_p, src_p, weight)              # ema = beta * ema + (1 - beta) * p
+        self._updates = self._updates.to(ema_p[0].device)
+        beta = self.decay_of(self._updates)
+        weight = (1.0 - beta) if ok is None else ok.to(torch.float64) * (1.0 - beta)
+        # ema = beta * ema + (1 - beta) * p. A tensor weight goes in the list form: the scalar form would read it on
+        # the host (.item(), a sync per step).
+        weight = weight.to(ema_p[0].dtype)
+        torch._foreach_lerp_(ema_p, src_p, [weight] * len(ema_p))
         for b_ema, b in zip(self.net.buffers(), net.buffers(), strict=False):
             b_ema.copy_(b)
-        self.updates += 1
+        self._updates += 1 if ok is None else ok.to(torch.int64)
         return beta
 
     def state_dict(self) -> dict[str, Any]:

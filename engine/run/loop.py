@@ -37,8 +37,8 @@ from difftui.engine.run.checkpoint import (
     set_rng_state,
 )
 from difftui.engine.run.distributed import World, init_world
-from difftui.engine.run.meter import Clock, Interval, Meter
-from difftui.engine.run.sample_grid import grid_png
+from difftui.engine.run.meter import Clock, Interval, Meter, throughput
+from difftui.engine.run.sample_grid import grid_png, precision_note
 from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
 from difftui.engine.store import StoreError
 from difftui.engine.text import one_line
@@ -94,7 +94,7 @@ class TrainLoop:
         self.clock = Clock()
         self.last_ckpt_step = -1
         self.flops_per_image: float | None = None   # training FLOPs of one image (3 x the forward's 2 x MACs)
-        self.peak: float | None = None
+        self.peak: float | None = None              # one card's dense peak TFLOP/s (MFU divides by the world's)
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
         self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
 
@@ -111,14 +111,19 @@ class TrainLoop:
     # -- start ---------------------------------------------------------------------------------------------------
 
     def restore(self) -> int:
-        """Continue from the newest checkpoint that loads (every rank the same one); drop rows logged after it."""
+        """Continue from the newest checkpoint that loads (every rank the same one); drop rows logged after it.
+
+        The file is loaded to the CPU whatever the training device: the generators' states (the batch stream's
+        flips, torch's and CUDA's RNG, the augmenter, the importance sampler) must be CPU ByteTensors for
+        `Generator.set_state`, and model, EMA, optimizer and meter move their own tensors to the device as they load
+        (no second copy of them on the GPU during the restore)."""
         t, world = self.trainer, self.world
         path, state = None, None
         if world.main:
             def bad(p: Path, reason: str) -> None:
                 self.event(f"{reason}; set aside as {p.name}.bad, trying the previous checkpoint", "warning")
             try:
-                found = load_newest(t.run_dir / "checkpoints", map_location=t.device, on_bad=bad)
+                found = load_newest(t.run_dir / "checkpoints", map_location="cpu", on_bad=bad)
             except CheckpointError as e:
                 path = e                            # tell the other ranks, then fail (the run keeps its step)
             else:
@@ -134,7 +139,7 @@ class TrainLoop:
                     self.event("no checkpoint to resume from; restarted from step 0", "warning")
             return 0
         if state is None:
-            state = load_checkpoint(path, map_location=t.device, required=REQUIRED_KEYS)
+            state = load_checkpoint(path, map_location="cpu", required=REQUIRED_KEYS)
         t.load_state_dict(state)
         ranks = state.get("ranks")
         if ranks is not None and len(ranks) == world.size:
@@ -215,12 +220,8 @@ class TrainLoop:
                 self.event(f"{interval.skipped} of {interval.steps} steps up to step {t.step} skipped: {terms} not "
                            f"finite", "warning")
             if seconds > 0 and steps:
-                ips = steps * r.batch_size / seconds
-                values["img_per_s"] = ips
-                if self.flops_per_image is not None:
-                    values["tflops"] = ips * self.flops_per_image / 1e12
-                    if self.peak is not None:
-                        values["mfu"] = values["tflops"] / self.peak
+                values.update(throughput(steps * r.batch_size, seconds, self.flops_per_image, self.peak,
+                                         self.world.size))
             self.owner.log.add_metrics(t.step, t.kimg, values)
         if interval.streak >= r.max_nonfinite_steps:
             terms = ", ".join(interval.nonfinite_terms) or "the loss"
@@ -258,13 +259,14 @@ class TrainLoop:
         t = self.trainer
         if self.world.main:
             images, nfe = t.sample_grid()
-            self.owner.record_grid(t.step, grid_png(images), self.trainer.config.sampler.grid.describe(), nfe)
+            label = f"{t.config.sampler.grid.describe()} · {precision_note(t.precision)}"
+            self.owner.record_grid(t.step, grid_png(images), label, nfe)
             self.event(f"grid at step {t.step}")
         self.clock.restart()
 
     def evaluate_panel(self) -> None:
-        """The run's sampler panel on the current EMA weights (rank 0), between two steps; NLL on held-out images
-        (the data set's test split, which training never sees)."""
+        """The run's sampler panel on the current EMA weights (rank 0), between two steps, the network under the run's
+        precision as for the grids; NLL on held-out images (the data set's test split, which training never sees)."""
         from difftui.engine.diffusion import evaluate_panel
         from difftui.engine.eval.panel import NLL_IMAGES, panel_images, record_panel
         t = self.trainer
@@ -275,12 +277,15 @@ class TrainLoop:
                                               seed=self.recipe.seed + X_T_SEED_OFFSET + 2)
                 images = images.to(t.device)
                 labels = labels.to(t.device) if t.num_classes and labels is not None else None
-            rows = evaluate_panel(t.objective, t.ema.net, t.x_T, t.config.sampler, images=images,
-                                  seed=self.recipe.seed, y=t.grid_labels, image_labels=labels)
+            # The samplers call the network under the run's precision; the NLL keeps it in fp32 (a likelihood is
+            # compared with the evaluator's, which runs fp32).
+            rows = evaluate_panel(t.objective, t.sampling_net(), t.x_T, t.config.sampler, images=images,
+                                  seed=self.recipe.seed, y=t.grid_labels, image_labels=labels, nll_net=t.ema.net)
             decode = t.decoder.decode if t.decoder is not None else None
             for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir,
                                      len(images) if images is not None else 0, decode=decode):
                 self.event(line)
+            self.event(f"sampler panel at step {t.step}: {precision_note(t.precision)}")
         self.clock.restart()
 
     def maybe_snapshot(self) -> None:

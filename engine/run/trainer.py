@@ -16,6 +16,7 @@ nets, the fused optimizer, bf16 autocast (fp16 with a dynamic loss scaler as an 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ X_T_SEED_OFFSET = 5_000                             # x_T's generator is indepen
 AUGMENT_SEED_OFFSET = 7_000                         # and so is the augmentation's
 CONV_FAMILIES = ("unet", "adm", "ddpmpp", "ncsnpp")  # channels_last helps convolutions, not transformers
 DATA_ON_DEVICE_FRACTION = 0.25                       # a data set taking up to this share of GPU memory lives there
+DATA_BUILD_TIMEOUT = datetime.timedelta(hours=24)    # DDP ranks wait this long for rank 0's first build of a cache
 
 Event = Callable[..., None]
 
@@ -72,7 +74,6 @@ class Trainer:
     # Setup.
 
     def setup(self) -> None:
-        from difftui.engine.data import build_dataset
         from difftui.engine.data.loader import make_batch_source, uses_loader
         from difftui.engine.diffusion import build_objective
         from difftui.engine.models import build_model
@@ -94,7 +95,7 @@ class Trainer:
         np.random.seed(seed)
 
         profile = self.config.dataset
-        self.data = build_dataset(profile, progress=self._data_progress if world.main else None)
+        self.data = self._build_data()
         skipped = getattr(self.data, "skipped", [])
         if skipped and world.main:
             self.event(f"{len(skipped)} unreadable file(s) of '{profile.name}' skipped (difftui data check "
@@ -160,6 +161,32 @@ class Trainer:
             self.event(f"started on {describe_torch_device(self.device)}" +
                        (f", rank 0 of {world.size}" if world.distributed else ""))
             self.event(self.describe_fast_path())
+
+    def _build_data(self) -> Any:
+        """The run's data set. Under DDP rank 0 builds it first (on a first start: decodes the files into the cache,
+        or VAE-encodes a latent data set) while the others wait; a failure there fails every rank with its message.
+        Then the first rank of each other machine opens that cache (or, where it is not visible, on a disk of that
+        machine, builds its own) while its machine's other ranks wait; then they all open what was built."""
+        from difftui.engine.data import DataError, build_dataset
+        profile, world = self.config.dataset, self.world
+        if not world.distributed:
+            return build_dataset(profile, progress=self._data_progress)
+        data, failure = None, None
+        if world.main:
+            try:
+                data = build_dataset(profile, progress=self._data_progress)
+            except Exception as e:                  # told to the others before it is raised here
+                failure = e
+        message = world.broadcast(None if failure is None else f"{type(failure).__name__}: {failure}",
+                                  timeout=DATA_BUILD_TIMEOUT)
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise DataError(f"rank 0 could not build dataset '{profile.name}': {message}")
+        if world.local_rank == 0 and not world.main:
+            data = build_dataset(profile)
+        world.barrier(timeout=DATA_BUILD_TIMEOUT)
+        return data if data is not None else build_dataset(profile)
 
     def _data_progress(self, done: int, total: int, what: str) -> None:
         """The first start on a large data set builds its cache: say so now and then (the heartbeat thread keeps
@@ -257,10 +284,10 @@ class Trainer:
         grad_norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros((), device=x.device)
         if self.recipe.grad_clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self.params, self.recipe.grad_clip, grad_norm, foreach=True)
-        # fp16: an overflowing gradient is the scaler's business (it skips the step and lowers the scale); a
-        # non-finite loss is ours. Otherwise a non-finite loss or gradient norm skips the step.
-        ok = torch.isfinite(loss.detach()) if self.scaler is not None else \
-            torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
+        # A non-finite loss or gradient norm skips the step. Under fp16 the norm is taken after unscaling, so a step
+        # the loss scaler skips for an overflow is a skipped step here too: not averaged into the logged values,
+        # counted in skipped_steps, and no EMA update (the scaler lowers its scale in _optimizer_step).
+        ok = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
         if self.world.distributed:
             ok = self.world.all_reduce_(ok.to(torch.int32), "min").bool()
         self._optimizer_step(ok)
@@ -273,32 +300,36 @@ class Trainer:
         return StepResult(terms=terms, ok=ok)
 
     def _optimizer_step(self, ok: torch.Tensor) -> None:
-        if self.scaler is not None:
-            if not bool(ok):                        # a non-finite fp16 loss: no step (one host sync, fp16 only)
-                self.scaler.update(self.scaler.get_scale() / 2)
-                return
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        elif self.fused:
-            # The fused kernel skips the whole update on the device when found_inf is set (GradScaler's mechanism).
+        if self.fused:
+            # The fused kernel skips the whole update on the device when found_inf is set (GradScaler's mechanism;
+            # under fp16 the gradients are already unscaled, so no grad_scale).
             self.optimizer.found_inf = (~ok).float()
             self.optimizer.grad_scale = None
             try:
                 self.optimizer.step()
             finally:
                 del self.optimizer.found_inf, self.optimizer.grad_scale
-        elif bool(ok):                              # the foreach optimizer cannot skip on the device
+        elif bool(ok):                              # the foreach optimizer cannot skip on the device (a host sync)
             self.optimizer.step()
+        if self.scaler is not None:
+            # The overflow check of unscale_ lowers the scale (x0.5), a run of good steps raises it (playbook 4.3).
+            self.scaler.update()
 
     #------------------------------------------------------------------------
     # Rank 0: the grid, the weights' health, measured FLOPs.
+
+    def sampling_net(self) -> nn.Module:
+        """The EMA network as grids and panels call it: under the run's precision (its output and the sampler's
+        arithmetic in fp32; sample_grid.under_precision)."""
+        from difftui.engine.run.sample_grid import under_precision
+        return under_precision(self.ema.net, self.device, self.precision)
 
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
         """The fixed-x_T grid with the EMA weights and the panel's grid sampler (playbook 5.0): ([64,C,H,W], NFE)."""
         spec = self.config.sampler.grid
         gen = torch.Generator(self.device).manual_seed(self.recipe.seed + X_T_SEED_OFFSET + 1)
-        images, nfe = self.objective.sample(self.ema.net, self.x_T, spec, generator=gen, y=self.grid_labels)
+        images, nfe = self.objective.sample(self.sampling_net(), self.x_T, spec, generator=gen, y=self.grid_labels)
         if self.decoder is not None:
             images = self.decoder.decode(images)
         self.sync()

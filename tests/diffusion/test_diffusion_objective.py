@@ -125,7 +125,8 @@ def test_importance_sampler_warmup_weights_and_state():
     rms = np.array([1, 2, 3, 4, np.sqrt(np.mean([(5.0 + k) ** 2 for k in range(10)]))])
     np.testing.assert_allclose(s.weights(), rms / rms.sum() * 0.999 + 0.001 / T, rtol=1e-12)
     s.update(torch.tensor([4]), torch.tensor([100.0]))                 # shifts out the oldest value of t=4
-    assert s._loss_history[4, -1] == 100.0 and s._loss_history[4, 0] == 6.0
+    history = s.state_dict()["loss_history"]                           # oldest first, as improved-diffusion keeps it
+    assert history[4, -1] == 100.0 and history[4, 0] == 6.0
     t, w = s.sample(100_000, "cpu", generator=torch.Generator().manual_seed(0))
     p = s.weights() / s.weights().sum()
     np.testing.assert_allclose(np.bincount(t.numpy(), minlength=T) / 100_000, p, atol=5e-3)
@@ -137,6 +138,40 @@ def test_importance_sampler_warmup_weights_and_state():
     s2 = LossSecondMomentResampler(T)
     s2.load_state_dict(torch.load(buf, weights_only=True))
     np.testing.assert_array_equal(s2.weights(), s.weights())
+
+
+def test_importance_sampler_batches_with_repeated_t_keep_the_newest_ten_values_of_each_t():
+    """The on-device ring update equals improved-diffusion's loop over the batch in order (shift out the oldest,
+    append), also when one batch draws the same t more than 10 times; and its state resumes the same history."""
+    T, H = 7, 10
+    s = LossSecondMomentResampler(T)
+    ref_history, ref_counts = np.zeros((T, H)), np.zeros(T, dtype=int)
+    g = torch.Generator().manual_seed(0)
+    for step in range(30):
+        n = 40 if step % 5 == 0 else 6
+        t = torch.randint(0, T if step % 7 else 2, (n,), generator=g)      # some batches repeat a t 20+ times
+        losses = torch.rand(n, generator=g, dtype=torch.float64) + step
+        s.update(t, losses)
+        for ti, loss in zip(t.tolist(), losses.tolist(), strict=True):      # improved-diffusion's update
+            if ref_counts[ti] == H:
+                ref_history[ti, :-1] = ref_history[ti, 1:]
+                ref_history[ti, -1] = loss
+            else:
+                ref_history[ti, ref_counts[ti]] = loss
+                ref_counts[ti] += 1
+        state = s.state_dict()
+        np.testing.assert_array_equal(state["loss_history"].numpy(), ref_history)
+        np.testing.assert_array_equal(state["loss_counts"].numpy(), ref_counts)
+    assert s.warmed_up()
+    rms = np.sqrt(np.mean(ref_history ** 2, axis=-1))
+    np.testing.assert_allclose(s.weights(), rms / rms.sum() * 0.999 + 0.001 / T, rtol=1e-12)
+    resumed = LossSecondMomentResampler(T)
+    resumed.load_state_dict(s.state_dict())
+    more_t, more_l = torch.tensor([3] * 13 + [0]), torch.arange(14, dtype=torch.float64)
+    s.update(more_t, more_l)
+    resumed.update(more_t, more_l)
+    np.testing.assert_array_equal(resumed.state_dict()["loss_history"], s.state_dict()["loss_history"])
+    np.testing.assert_array_equal(s.state_dict()["loss_history"][3], np.arange(3.0, 13.0))
 
 
 def test_objective_importance_sampling_learns_and_checkpoints():

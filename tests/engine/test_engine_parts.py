@@ -5,6 +5,10 @@ import dataclasses
 import io
 import math
 import random
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,7 +64,7 @@ def test_ema_update_is_the_lerp_and_copies_buffers():
     with torch.no_grad():
         net.weight.fill_(3.0)
         net.running_mean.fill_(7.0)
-    beta = ema.update(net)                               # update 0: beta = 0.1
+    beta = float(ema.update(net))                        # update 0: beta = 0.1
     torch.testing.assert_close(ema.net.weight, torch.full((2,), 0.1 * 1.0 + 0.9 * 3.0))
     torch.testing.assert_close(ema.net.running_mean, torch.full((2,), 7.0))
     assert beta == pytest.approx(0.1) and ema.updates == 1
@@ -183,6 +187,34 @@ def test_device_resolution():
         with pytest.raises(DeviceError, match="CUDA is not available"):
             resolve_device("cuda:0")
         assert describe_torch_device(torch.device("cpu")) == "cpu (no CUDA)"
+
+
+TF32_READS = """
+import torch
+from difftui.engine.run.device import configure_cuda
+for tf32 in (True, False):
+    configure_cuda(tf32=tf32, cudnn_benchmark=True)
+    print(torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision(),
+          torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.allow_tf32)
+"""
+
+
+def test_configure_cuda_leaves_both_tf32_apis_readable():
+    """Issue 19 item 10: after the engine's TF32 switch, the flags and torch.get_float32_matmul_precision() (which
+    inductor's max-autotune paths and third-party code read) answer instead of raising over mixed APIs, and agree
+    with the per-backend precision. In a process of its own: the switch is process-wide."""
+    out = subprocess.run([sys.executable, "-c", TF32_READS], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["True high tf32 True", "False highest ieee False"]
+
+
+def test_every_tf32_switch_goes_through_the_engines_one_api():
+    """engine/run/device.py's set_tf32 is the only place that writes a TF32 setting (bench/ included)."""
+    root = Path(__file__).resolve().parents[2]
+    writes = re.compile(r"allow_tf32\s*=[^=]|fp32_precision\s*=[^=]|set_float32_matmul_precision\(")
+    found = [f"{p.relative_to(root)}:{n}" for p in [*root.glob("engine/**/*.py"), *root.glob("bench/*.py")]
+             for n, line in enumerate(p.read_text().splitlines(), 1) if writes.search(line.split("#")[0])]
+    assert found == ["engine/run/device.py:73", "engine/run/device.py:74"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")

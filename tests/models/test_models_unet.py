@@ -94,6 +94,41 @@ def test_attention_matches_explicit_softmax_with_d_head_d_model_over_4():
     assert torch.allclose(attn(x), x + attn.proj(a), atol=1e-5)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_attention_gives_sdpa_q_k_v_with_a_unit_last_stride_in_both_memory_layouts(layout, monkeypatch):
+    """Issue 19 item 5: SDPA's fused kernels (flash, memory-efficient; flash-for-CPU here) need q/k/v contiguous in
+    the head dimension; an NCHW input used to give them a last stride of H*W, and the math kernel ran. The snapshot
+    evaluator and channels_last=false runs use NCHW. Same numbers in both layouts."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch.manual_seed(0)
+    attn = _perturb(SpatialSelfAttention(32, num_heads=4))
+    x = torch.randn(2, 32, 6, 5)
+    if layout == "channels_last":
+        attn, x = attn.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    strides, kernels = [], []
+    sdpa = F.scaled_dot_product_attention
+
+    def recording(q, k, v, *args, **kwargs):
+        strides.append([t.stride(-1) for t in (q, k, v)])
+        return sdpa(q, k, v, *args, **kwargs)
+
+    class Kernels(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if "attention" in str(func) or func is torch.ops.aten.bmm.default:
+                kernels.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    with Kernels():
+        out = attn(x)
+    assert strides == [[1, 1, 1]]
+    assert kernels == ["aten._scaled_dot_product_flash_attention_for_cpu.default"]     # not the math kernel's bmm
+    monkeypatch.undo()
+    other = x.contiguous() if layout == "channels_last" else x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, attn(other))
+
+
 def test_timestep_embedding_is_cos_then_sin_of_geometric_frequencies():
     e = timestep_embedding(torch.tensor([0.0, 10.0]), 8)
     freqs = torch.exp(-math.log(10000) * torch.arange(4) / 4)
