@@ -1,6 +1,7 @@
 """The engine's small parts with known answers: EMA decay rules, checkpoints, the grid PNG, x_T, the log buffer,
 device resolution and GPU telemetry without a GPU."""
 
+import ast
 import dataclasses
 import io
 import math
@@ -212,9 +213,14 @@ def test_every_tf32_switch_goes_through_the_engines_one_api():
     """engine/run/device.py's set_tf32 is the only place that writes a TF32 setting (bench/ included)."""
     root = Path(__file__).resolve().parents[2]
     writes = re.compile(r"allow_tf32\s*=[^=]|fp32_precision\s*=[^=]|set_float32_matmul_precision\(")
-    found = [f"{p.relative_to(root)}:{n}" for p in [*root.glob("engine/**/*.py"), *root.glob("bench/*.py")]
+    found = [(str(p.relative_to(root)), n) for p in [*root.glob("engine/**/*.py"), *root.glob("bench/*.py")]
              for n, line in enumerate(p.read_text().splitlines(), 1) if writes.search(line.split("#")[0])]
-    assert found == ["engine/run/device.py:73", "engine/run/device.py:74"]
+    device = root / "engine/run/device.py"
+    (body,) = [f for f in ast.walk(ast.parse(device.read_text())) if isinstance(f, ast.FunctionDef)
+               and f.name == "set_tf32"]
+    inside = [("engine/run/device.py", n) for n in range(body.lineno, body.end_lineno + 1)]
+    assert found and set(found) <= set(inside), found       # the two flags, written in set_tf32 and nowhere else
+    assert len(found) == 2
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
