@@ -30,8 +30,10 @@ from pathlib import Path
 import torch
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.models import build_model, count_params, flops_loss
-from difftui.engine.models.flops import anchor_io
+from difftui.engine.config.ladders import anchor_io
+from difftui.engine.diffusion.budget import flops_loss
+from difftui.engine.models import count_params
+from difftui.engine.run.builders import build_model
 
 ROOT = Path(__file__).resolve().parent
 CPU_TIERS = ["unet-demo", "unet-c64", "dit-s-2"]

@@ -92,7 +92,7 @@ def engine_config(case: Case, device: str, compile_: bool):
 def synthetic_set(case: Case):
     """Random uint8 images (and labels) of the case's shape, standing in for the data set (random inputs, as the
     reference figures were measured)."""
-    from difftui.engine.data import ImageSet
+    from difftui.engine.data.images import ImageSet
     g = torch.Generator().manual_seed(0)
     n = 4 * case.batch
     images = torch.randint(0, 256, (n, case.channels, case.resolution, case.resolution), generator=g,
@@ -153,8 +153,7 @@ SDPA_OPS = {"aten::_scaled_dot_product_flash_attention": "flash",
 def attention_kernels(case: Case, device: torch.device) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
-    from difftui.engine.diffusion import build_objective
-    from difftui.engine.models import build_model
+    from difftui.engine.run.builders import build_model, build_objective
     config = engine_config(case, str(device), False)
     out = build_objective(config.recipe).out_channels(case.channels)
     net = build_model(config.backbone, in_channels=case.channels, out_channels=out, resolution=case.resolution,
