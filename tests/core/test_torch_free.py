@@ -7,10 +7,14 @@ import subprocess
 import sys
 import textwrap
 
-TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "difftui.engine.config.archs", "difftui.engine.config.ladders",
-              "difftui.engine.config.catalog", "difftui.engine.launch.checks", "difftui.engine.config.tier_figures",
-              "difftui.engine.launch.request", "difftui.engine.store", "difftui.engine.launch.runs", "difftui.tui.app",
-              "difftui.tui.cli", "difftui.tui.screens.review", "difftui.tui.screens.new_run"]
+# The torch-free rooms of the import contract (pyproject.toml), every module of config/ and launch/, and the TUI.
+TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "difftui.engine.config.archs",
+              "difftui.engine.config.ladders", "difftui.engine.config.catalog", "difftui.engine.config.tier_figures",
+              "difftui.engine.launch.checks", "difftui.engine.launch.request", "difftui.engine.launch.runs",
+              "difftui.engine.launch.lock", "difftui.engine.launch.signals", "difftui.engine.store",
+              "difftui.engine.eval.jobs", "difftui.engine.eval.rows", "difftui.engine.data.anchors",
+              "difftui.engine.core_rules", "difftui.tui.app", "difftui.tui.cli", "difftui.tui.screens.review",
+              "difftui.tui.screens.new_run"]
 
 
 def run_python(code: str, tmp_path, timeout: float = 300) -> dict:
