@@ -165,7 +165,7 @@ class DiT(nn.Module):
     """forward(x [B,in,H,W], t [B] float, y [B] long | None) -> [B,out,H,W]."""
 
     def __init__(self, *, in_channels: int, out_channels: int, resolution: int, num_classes: int = 0,
-                 depth: int = 28, hidden_size: int = 1152, num_heads: int = 16,    # DiT-XL (P5 Table 7)
+                 depth: int = 28, hidden_size: int = 1152, num_heads: int = 16,    # DiT-XL (P5 Table 7; A.1)
                  patch_size: int = 2,                                              # DiT-*/2, the anchor
                  mlp_ratio: float = 4.0,
                  class_dropout_prob: float = 0.1,                                  # label dropout (CFG)
