@@ -30,8 +30,10 @@ from pathlib import Path
 import torch
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.models import build_model, count_params, flops_loss
-from difftui.engine.models.flops import anchor_io
+from difftui.engine.config.ladders import anchor_io
+from difftui.engine.diffusion.budget import flops_loss
+from difftui.engine.models import count_params
+from difftui.engine.run.builders import build_model
 from difftui.engine.run.device import set_tf32
 
 ROOT = Path(__file__).resolve().parent

@@ -78,11 +78,10 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("DIFFTUI_CPU_THREADS", "1")))
 
     from difftui.engine.config.catalog import Catalog
-    from difftui.engine.data import BatchStream
     from difftui.engine.data.loader import CachedBatchLoader
     from difftui.engine.data.mapped import open_cached
-    from difftui.engine.diffusion import build_objective
-    from difftui.engine.models import build_model
+    from difftui.engine.data.stream import BatchStream
+    from difftui.engine.run.builders import build_model, build_objective
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,10 +29,9 @@ from unittest import mock
 import torch
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.config.model import SamplerSpec
-from difftui.engine.diffusion import build_objective
+from difftui.engine.diffusion import SamplerArgs
 from difftui.engine.eval.metrics.generate import generated_features, sync
-from difftui.engine.models import build_model
+from difftui.engine.run.builders import build_model, build_objective
 from difftui.engine.run.device import configure_cuda
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -74,7 +73,7 @@ def forward_seconds(net, objective, shape, batch: int, device: torch.device, rep
     return statistics.median(times)
 
 
-def run_case(name: str, spec: SamplerSpec, images: int, batch: int, device: torch.device, feature_net) -> dict:
+def run_case(name: str, spec: SamplerArgs, images: int, batch: int, device: torch.device, feature_net) -> dict:
     tier_name, shape, recipe_over = CASES[name]
     catalog = Catalog()
     tier = catalog.get("backbones", tier_name)
@@ -85,7 +84,7 @@ def run_case(name: str, spec: SamplerSpec, images: int, batch: int, device: torc
     net = build_model(tier, in_channels=shape[0], out_channels=objective.out_channels(shape[0]),
                       resolution=shape[-1]).to(device).eval().requires_grad_(False)
     if objective.kind == "edm":
-        spec = SamplerSpec(kind="edm_heun", steps=18)           # P3's CIFAR-10 protocol, NFE 35 (playbook 5.6)
+        spec = SamplerArgs(kind="edm_heun", steps=18)           # P3's CIFAR-10 protocol, NFE 35 (playbook 5.6)
     fwd = forward_seconds(net, objective, shape, batch, device)
     generated_features(objective, net, spec, 2, shape=shape, feature_net=feature_net, device=device, batch=batch,
                        seed=1)                                  # warm-up (cudnn, allocator), two images
@@ -134,7 +133,7 @@ def main() -> None:
         feature_net, features = feature_network(device, args.inception)
     except InceptionWeightsMissing as e:
         sys.exit(f"bench/fid.py: {e}")
-    spec = SamplerSpec(kind="ddim", steps=50)                   # playbook 5.0 / 5.6: DDIM eta = 0, N = 50
+    spec = SamplerArgs(kind="ddim", steps=50)                   # playbook 5.0 / 5.6: DDIM eta = 0, N = 50
     rows = []
     for name in cases:
         rows.append(run_case(name, spec, images, batch, device, feature_net))

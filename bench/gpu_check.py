@@ -107,7 +107,7 @@ def engine_config(case: Case, device: str, compile_: bool, layout: str):
 def synthetic_set(case: Case):
     """Random uint8 images (and labels) of the case's shape, standing in for the data set (random inputs, as the
     reference figures were measured)."""
-    from difftui.engine.data import ImageSet
+    from difftui.engine.data.images import ImageSet
     g = torch.Generator().manual_seed(0)
     n = 4 * case.batch
     images = torch.randint(0, 256, (n, case.channels, case.resolution, case.resolution), generator=g,

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.config.model import Recipe, SamplerSpec
-from difftui.engine.diffusion import build_objective
-from difftui.engine.models import build_model
+from difftui.engine.config.model import Recipe
+from difftui.engine.diffusion import SamplerArgs
+from difftui.engine.run.builders import build_model, build_objective
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -65,7 +65,7 @@ def forward_time(net, objective, x: torch.Tensor, repeats: int) -> float:
 
 def cases():
     """(label, recipe kwargs, spec) - every sampler family of the diffusion core."""
-    S = SamplerSpec
+    S = SamplerArgs
     fixed, learned, ocm, edm = {}, {"loss": "hybrid", "variance": "learned"}, {"variance": "ocm"}, {"loss": "edm"}
     return [
         ("DDIM eta=0 N=10", fixed, S(kind="ddim", steps=10)),

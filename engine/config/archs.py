@@ -9,8 +9,10 @@
     dydit     DyDiTArch     DyDiT: dynamic width + dynamic tokens (P5)            2.6, 3.5, 4.4, A.2
 
 `BackboneTier` validates its `arch` against `ARCHS[family]`, so `import difftui.engine.config.model` (the CLI, the TUI)
-never loads torch; the networks in engine/models take these objects. Each class also says whether its network can
-be built at a resolution (`fits`), the structural part of "the tier fits the data set" (playbook 1.7).
+never loads torch. The networks in engine/models take plain keyword arguments, not these objects: the builders
+(engine/run/builders.py) pass each field by name. Each class also says whether its network can be built at a
+resolution (`fits`, the rule of difftui.engine.core_rules that the networks check too), the structural part of
+"the tier fits the data set" (playbook 1.7).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from difftui.engine.config.schema import PresetError, config_model, rule, validate
+from difftui.engine.core_rules import halving_error, patch_error
 
 __all__ = ["ARCHS", "UNetArch", "ADMArch", "SongUNetArch", "DDPMppArch", "NCSNppArch", "DiTArch", "DyDiTArch",
            "parse_arch", "arch_of"]
@@ -62,10 +65,7 @@ class UNetArch:
 
     def fits(self, resolution: int) -> str | None:
         """Why the network cannot be built at `resolution` (None when it can)."""
-        levels = len(self.channel_mult)
-        if resolution % (2 ** (levels - 1)):
-            return f"resolution {resolution} does not halve {levels - 1} times"
-        return None
+        return halving_error(resolution, len(self.channel_mult))
 
 
 @config_model
@@ -110,10 +110,7 @@ class SongUNetArch:
         return self
 
     def fits(self, resolution: int) -> str | None:
-        levels = len(self.channel_mult)
-        if resolution % (2 ** (levels - 1)):
-            return f"resolution {resolution} does not halve {levels - 1} times"
-        return None
+        return halving_error(resolution, len(self.channel_mult))
 
 
 @config_model
@@ -155,9 +152,7 @@ class DiTArch:
         return self
 
     def fits(self, resolution: int) -> str | None:
-        if resolution % self.patch_size:
-            return f"resolution {resolution} is not a multiple of patch size {self.patch_size}"
-        return None
+        return patch_error(resolution, self.patch_size)
 
 
 @config_model

@@ -6,8 +6,8 @@ Anything else is refused with one line naming the allowed tiers, unless the user
 `BackboneTier.off_tier` and marks the run off-tier wherever it is shown. Tiers with `anchor: null` (the CPU demo
 tier) are exempt and shown as "not a paper anchor". Dropout is a sweep knob (playbook 4.5), never part of a tier.
 
-Torch-free: the run-config model (`RunConfig` in difftui.engine.config.model) asks `tier_violation`; engine/models/tiers.py
-re-exports this module for the networks.
+Torch-free: the run-config model (`RunConfig` in difftui.engine.config.model) asks `tier_violation`; the model builder
+(engine/run/builders.py) asks `check_tier` before it builds a network.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ paths resolved against the user's directory) in `RunConfig._new_run_rules`. The 
 catalog and the engine all ask this model; a fault is one line naming the file (or source) and the key
 (`PresetError`). Adding a field is one line here (plus its rule). Inside the engine the config is trusted.
 
-This module imports neither torch nor the TUI: the objective (engine/diffusion/objective.py) asks `objective_error`,
-`sampler_error` and `output_channels` here, the networks take the arch classes of `difftui.engine.config.archs`.
+This module imports neither torch nor the TUI. The rules it shares with the diffusion core and the networks
+(`objective_error`, `sampler_error`, `output_channels`, `sampler_nfe`) live in difftui.engine.core_rules, which both
+ask (and are re-exported here); the builders (engine/run/builders.py) turn this model into the core's plain arguments.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from difftui.engine.config import schema
 from difftui.engine.config.archs import ARCHS, arch_of
 from difftui.engine.config.ladders import tier_violation
 from difftui.engine.config.schema import NEW_RUN, Path, PresetError, config_model, first_fault, rule, to_dict
+from difftui.engine.core_rules import (
+    describe_sampler,
+    objective_error,
+    output_channels,
+    sampler_error,
+    sampler_nfe,
+)
 
 __all__ = [
     "PresetError",
@@ -186,24 +194,11 @@ class SamplerSpec:
         return self
 
     def describe(self) -> str:
-        if self.label:
-            return self.label
-        if self.kind == "ddim":
-            return f"DDIM eta={self.eta:g} N={self.steps} {self.tau}"
-        if self.kind == "ddpm":
-            return f"DDPM {self.variance} N={self.steps}"
-        if self.kind == "covariance":
-            return f"few-step {self.variance} N={self.steps}"
-        return f"{self.kind} N={self.steps}"
+        return describe_sampler(self.kind, self.steps, self.eta, self.tau, self.variance, self.label)
 
     @property
     def nfe(self) -> int:
         return sampler_nfe(self.kind, self.steps)
-
-
-def sampler_nfe(kind: str, steps: int) -> int:
-    """Network evaluations per sample: N, except Heun-type EDM samplers, 2N-1 (playbook 5.3)."""
-    return 2 * steps - 1 if kind in ("edm_heun", "edm_stochastic") else steps
 
 
 @config_model
@@ -214,68 +209,8 @@ class SamplerPanel:
     sweep: tuple[SamplerSpec, ...] = ()             # evaluated together as the panel (playbook 5.1, 5.8)
 
 
-EDM_KINDS = ("edm_euler", "edm_heun", "edm_stochastic")
-
-
-def sampler_error(spec: SamplerSpec, *, objective: str, variance: str, T: int) -> str | None:
-    """Why `spec` does not apply to a model trained with `objective` ('ddpm' | 'edm'), `variance` and T steps.
-
-    The rule the config model applies to a panel's grid sampler and the objective applies before sampling."""
-    if objective == "edm":
-        if spec.kind not in EDM_KINDS:
-            return (f"sampler '{spec.describe()}': a model trained with the EDM loss samples with "
-                    f"edm_euler, edm_heun or edm_stochastic, not '{spec.kind}'")
-        if spec.variance != "fixed_small":
-            return f"sampler '{spec.describe()}': EDM samplers take no variance (got '{spec.variance}')"
-        return None
-    if spec.variance == "learned" and variance != "learned":
-        return (f"sampler '{spec.describe()}': variance 'learned' needs a model trained with learned "
-                f"variance (this one: {variance})")
-    if spec.variance == "ocm" and variance != "ocm":
-        return (f"sampler '{spec.describe()}': variance 'ocm' needs a model trained with an OCM head "
-                f"(this one: {variance})")
-    if spec.kind in EDM_KINDS:
-        if spec.variance != "fixed_small":
-            return (f"sampler '{spec.describe()}': EDM samplers integrate the ODE/SDE and take no "
-                    f"variance (got '{spec.variance}')")
-        return None
-    if spec.steps > T:
-        return f"sampler '{spec.describe()}': {spec.steps} steps exceed the model's T = {T}"
-    if spec.kind == "ddim" and spec.variance in ("fixed_large", "learned"):
-        return (f"sampler '{spec.describe()}': DDIM's variance comes from eta; variance "
-                f"'{spec.variance}' applies to kind 'ddpm' or 'covariance'")
-    if spec.kind in ("ddpm", "covariance") and spec.eta not in (0.0, 1.0):
-        return (f"sampler '{spec.describe()}': eta applies to kind 'ddim' only "
-                "(ddpm/covariance are the eta = 1 ancestral chain)")
-    return None
-
-
 #----------------------------------------------------------------------------
 # Training recipes (playbook 2.9, 3.0-3.4, 4.0-4.5, A.4).
-
-def objective_error(loss: str, variance: str, importance_sampling: bool = False) -> tuple[str, str] | None:
-    """(key, reason) when a loss and a variance do not make an objective (playbook 0.2, 3.2, 3.3, 3.4)."""
-    if loss not in ("simple", "hybrid", "vlb", "edm"):
-        return "loss", f"unknown loss '{loss}' (allowed: simple, hybrid, vlb, edm)"
-    if variance not in ("fixed_small", "fixed_large", "learned", "ocm"):
-        return "variance", f"unknown variance '{variance}'"
-    if loss == "edm":
-        if variance != "fixed_small":
-            return "variance", f"loss 'edm' has no variance head; variance '{variance}' does not apply"
-        if importance_sampling:
-            return "importance_sampling", "importance sampling is P1's, for the DDPM-family losses; not for loss 'edm'"
-        return None
-    if loss in ("hybrid", "vlb") and variance != "learned":
-        return "variance", f"loss '{loss}' trains the variance, so variance must be 'learned' (playbook 3.2)"
-    if loss == "simple" and variance == "learned":
-        return "variance", "variance 'learned' gets no signal from L_simple (playbook 0.2); use loss 'hybrid'"
-    return None
-
-
-def output_channels(variance: str, in_channels: int) -> int:
-    """A learned (P1 v) or OCM (P6 head) variance doubles the network's output channels (playbook 2.8, 3.7)."""
-    return 2 * in_channels if variance in ("learned", "ocm") else in_channels
-
 
 @config_model
 class Recipe:

@@ -12,13 +12,15 @@ batch 1; the convention of engine/models/flops.py) come from, in order:
 3. a measurement in a subprocess, `python -m difftui.engine measure-tiers --keys -`, which imports torch, builds the
    network on the meta device and writes the user cache.
 
-This module imports no torch; the measuring lives in engine/models/flops.py.
+This module imports no torch; the measuring is engine/run/builders.py's `measure_net` (a tier built on the meta
+device, counted by engine/models/flops.py), run by engine/run/measure_tiers.py in that subprocess.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,7 +35,8 @@ from difftui.engine.config.schema import to_dict
 from difftui.engine.user_dirs import cache_root
 
 __all__ = ["CONVENTION", "NetKey", "Figures", "MeasureError", "net_key", "anchor_key", "run_key", "lookup",
-           "figures", "run_figures", "tier_row", "describe_tiers", "shipped_path", "user_cache_path", "store"]
+           "figures", "run_figures", "tier_row", "describe_tiers", "format_tier_table", "shipped_path",
+           "user_cache_path", "store"]
 
 # What the figures count (engine/models/flops.py): parameters = every nn.Parameter; MACs = flop_counter FLOPs / 2 of
 # one forward at batch 1. Bump when that changes: cached figures of another convention are measured again.
@@ -261,3 +264,37 @@ def describe_tiers(tiers: Iterable[Any], *, measure: bool = True) -> list[dict]:
         rows.append(tier_row(t, params=fig.params, macs=fig.macs, in_channels=key.in_channels,
                              out_channels=key.out_channels, num_classes=key.num_classes))
     return rows
+
+
+def format_lr(lr: float | None) -> str:
+    return "recipe" if lr is None or math.isnan(lr) else f"{lr:.2e}"
+
+
+def format_tier_table(rows: list[dict]) -> str:
+    """Plain-text table of `tier_row` dicts, what `python -m difftui.engine measure-tiers` prints:
+
+    tier | status | params measured / paper | G MACs measured / paper | lr | anchored at
+    """
+    def paper(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    def delta(e: float | None) -> str:
+        return "" if e is None else f" ({e * 100:+.1f}%)"
+
+    header = ("tier", "status", "params M (paper)", "G MACs (paper)", "lr", "anchored at")
+    lines = []
+    for d in rows:
+        lines.append((
+            d["name"],
+            d["status"],
+            f"{d['params_m']:.1f} ({paper(d['anchor_params_m'], '.1f')}){delta(d['params_err'])}",
+            f"{d['gmacs']:.2f} ({paper(d['anchor_gmacs'], '.2f')}){delta(d['gmacs_err'])}",
+            format_lr(d["lr"]),
+            f"{d['resolution']}x{d['resolution']}x{d['in_channels']}",
+        ))
+    widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in lines]
+    out = [line.rstrip() for line in out]
+    return "\n".join(out)

@@ -20,46 +20,22 @@ profile (anchors.py), the batch loader for large sets (loader.py), P3's non-leak
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from difftui.engine.config.model import DatasetProfile
 
 from .cache import Progress
 from .errors import DataError
+from .pixels import build_pixels
 
 if TYPE_CHECKING:
     from .images import ImageSet
 
-__all__ = ["DataError", "ImageSet", "MappedImageSet", "BatchStream", "build_dataset", "build_pixels",
-           "check_available"]
+__all__ = ["DataError", "build_dataset", "build_pixels", "check_available"]
 
-# The torch-backed classes load on first use, so that the decoding workers (quality.py, decode.py; spawned
-# processes) import this package without importing torch.
-_LAZY = {"ImageSet": ".images", "MappedImageSet": ".mapped", "BatchStream": ".stream"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def build_pixels(profile: DatasetProfile, progress: Progress | None = None) -> ImageSet:
-    """The profile's images (pixels, never latents), preprocessed to `profile.resolution` and `profile.channels`."""
-    if profile.source == "digits":
-        from .digits import load_digits_set
-        return load_digits_set(profile)
-    if profile.source == "cifar10":
-        from .cifar import load_cifar10_set
-        return load_cifar10_set(profile)
-    if profile.source == "imagenet64":
-        from .imagenet64 import load_imagenet64_set
-        return load_imagenet64_set(profile, progress)
-    if profile.source in ("image_folder", "celeba"):
-        from .folder import load_image_folder_set
-        return load_image_folder_set(profile, progress)
-    raise DataError(f"dataset '{profile.name}': unknown source {profile.source!r}")
+# This package imports no torch (the decoding workers of quality.py and decode.py, spawned processes, import it):
+# the torch-backed modules (images.py, mapped.py, stream.py, the loaders, latents.py) are imported by name where they
+# are used, e.g. `from difftui.engine.data.images import ImageSet`.
 
 
 def build_dataset(profile: DatasetProfile, progress: Progress | None = None) -> ImageSet:

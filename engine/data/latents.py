@@ -32,6 +32,7 @@ from difftui.engine.text import one_line
 from .cache import CacheWriter, Progress, cache_dir_for
 from .images import DataError, ImageSet
 from .mapped import MappedImageSet, open_cached
+from .pixels import build_pixels
 
 __all__ = ["vae_dir", "check_vae", "load_vae", "encode_images", "load_latent_set", "latent_cache_dir",
            "LatentDecoder", "latent_decoder", "check_latents_available", "VAE_FILES", "ENCODE_BATCH"]
@@ -141,7 +142,6 @@ def load_latent_set(profile: DatasetProfile, progress: Progress | None = None,
     target = latent_cache_dir(profile)
     num_classes = profile.num_classes
     if not (target / "meta.json").exists():
-        from . import build_pixels
         pixels = build_pixels(dataclasses.replace(profile, latents=False), progress)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         vae = load_vae(vae_dir(profile), dev)

@@ -5,18 +5,23 @@ importance sampling, NLL, EDM, OCM, and the samplers (playbook chapters 0, 2.4, 
     P2 DDIM            samplers/ddim.py
     P3 EDM             edm.py, samplers/edm.py
     P6 OCM             ocm.py, samplers/covariance.py
-    the engine's view  objective.py (build_objective / Objective), panel.py (evaluate_panel)
+    the engine's view  objective.py (Objective, DDPMObjective, EDMObjective), samplers/args.py (SamplerArgs),
+                       budget.py (DyDiT's FLOPs term), panel.py (evaluate_samplers)
     closed form        oracle.py (Gaussian data: exact eps, score, posterior, Hessian, transported values)
+
+Plain arguments only: this package imports nothing of difftui above it (no config, no store, no network; an
+import-linter contract). engine/run/builders.py turns a run's recipe and sampler presets into these arguments.
 """
 
+from .budget import FlopsBudgetObjective, flops_loss
 from .edm import DiscreteVPDenoiser, edm_denoise, edm_loss, edm_precond_coefficients
 from .gaussian import VARIANCES, GaussianDiffusion
 from .losses import approx_standard_normal_cdf, discretized_gaussian_log_likelihood, mean_flat, normal_kl
 from .nll import calc_bpd_loop
-from .objective import DDPMObjective, EDMObjective, Objective, build_objective, inference_mode, sample
+from .objective import DDPMObjective, EDMObjective, Objective, inference_mode, sample
 from .ocm import hessian_vector_product, hutchinson_diag_hessian, ocm_target, rademacher_like, x0_variance_from_head
 from .oracle import GaussianOracle
-from .panel import evaluate_panel
+from .panel import evaluate_samplers
 from .resample import LossSecondMomentResampler, UniformSampler
 from .samplers import (
                        EDM_STOCHASTIC_GRID,
@@ -32,6 +37,7 @@ from .samplers import (
                        edm_stochastic_sample,
                        respaced,
 )
+from .samplers.args import SamplerArgs
 from .schedules import alphas_cumprod_from_betas, ddim_timesteps, get_named_beta_schedule, space_timesteps
 
 __all__ = [
@@ -50,6 +56,6 @@ __all__ = [
     "edm_stochastic_sample", "edm_sigma_steps", "covariance_sample",
     "EDM_STOCHASTIC_SETTINGS", "EDM_STOCHASTIC_GRID", "FEW_STEP_COUNTS",
     # engine
-    "Objective", "DDPMObjective", "EDMObjective", "build_objective", "sample", "inference_mode", "evaluate_panel",
-    "GaussianOracle",
+    "Objective", "DDPMObjective", "EDMObjective", "SamplerArgs", "sample", "inference_mode", "evaluate_samplers",
+    "FlopsBudgetObjective", "flops_loss", "GaussianOracle",
 ]

@@ -5,27 +5,50 @@ the complete model's loss as well.
          + L_diffusion(complete model)        while step < warmup_steps          playbook 4.4 / A.2
 
 The wrapper holds the dynamic network it trains (its FLOPs ratio is read from the last forward), so the training loop
-treats every objective alike: one call, a dict of terms, "loss" to backpropagate.
+treats every objective alike: one call, a dict of terms, "loss" to backpropagate. The network is anything with the
+three methods of `DynamicNet` (difftui.engine.models.dydit.DyDiT has them); this module imports no network.
 """
 
 from __future__ import annotations
 
+import contextlib
+from typing import Protocol
+
 import torch
-from torch import nn
 
-from ..config.model import SamplerSpec
-from ..models.dydit import flops_loss
 from .objective import Objective
+from .samplers.args import SamplerArgs
 
-__all__ = ["FlopsBudgetObjective"]
+__all__ = ["FlopsBudgetObjective", "DynamicNet", "flops_loss"]
+
+
+def flops_loss(ratio: torch.Tensor, target_lambda: float) -> torch.Tensor:
+    """playbook 3.5: (mean(F_dynamic / F_static) - lambda)^2; `ratio` is the batch mean from `flops_ratio()`."""
+    return (ratio - target_lambda) ** 2
+
+
+class DynamicNet(Protocol):
+    """What the budget reads of a dynamic network (P5's DyDiT)."""
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def flops_ratio(self) -> torch.Tensor:
+        """mean(F_dynamic / F_static) of the last dynamic forward (differentiable in training)."""
+
+    def in_warmup(self, step: int) -> bool:
+        """True while the complete model's loss is kept (playbook 4.4, A.2)."""
+
+    def complete(self) -> contextlib.AbstractContextManager:
+        """A context in which the network runs complete: every head, channel and token."""
 
 
 class FlopsBudgetObjective(Objective):
-    def __init__(self, base: Objective, model: nn.Module, flops_lambda: float):
+    def __init__(self, base: Objective, model: DynamicNet, flops_lambda: float):
         self.base = base
         self.model = model                          # the DyDiT module itself (not a DDP or compiled wrapper)
         self.flops_lambda = flops_lambda
         self.kind = base.kind
+        self.clip = base.clip
 
     def out_channels(self, in_channels: int) -> int:
         return self.base.out_channels(in_channels)
@@ -57,17 +80,11 @@ class FlopsBudgetObjective(Objective):
     def load_state_dict(self, state: dict) -> None:
         self.base.load_state_dict(state)
 
-    def check_spec(self, spec: SamplerSpec) -> None:
+    def check_spec(self, spec: SamplerArgs) -> None:
         self.base.check_spec(spec)
 
-    def sample(self, net, x_T, spec, generator=None, y=None):
+    def sample(self, net, x_T, spec: SamplerArgs, generator=None, y=None):
         return self.base.sample(net, x_T, spec, generator=generator, y=y)
 
     def nll_bpd(self, net, x0, spec=None, y=None, clip_denoised=True, generator=None):
         return self.base.nll_bpd(net, x0, spec, y=y, clip_denoised=clip_denoised, generator=generator)
-
-    def __getattr__(self, name: str):
-        # Sampler helpers of the base (eps_model, denoiser, diffusion, ...), e.g. for the evaluation panel.
-        if name == "base":
-            raise AttributeError(name)
-        return getattr(self.base, name)

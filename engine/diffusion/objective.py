@@ -1,8 +1,12 @@
-"""Training objectives and their samplers, built from a `Recipe` (the engine loop's one entry point).
+"""Training objectives and their samplers, from plain arguments (the engine loop's one entry point).
 
-    build_objective(recipe) -> Objective
+    DDPMObjective(GaussianDiffusion(get_named_beta_schedule("cosine", 1000)), loss="hybrid", variance="learned")
+    EDMObjective(P_mean=-1.2, P_std=1.2, sigma_data=0.5)
     objective(net, x0, y)   -> {"loss": ..., "L_simple": ..., ...}   scalar batch means; backprop "loss"
-    objective.sample(net, x_T, spec, generator) -> (x_0 clipped to [-1, 1], NFE)
+    objective.sample(net, x_T, SamplerArgs(kind="ddim", steps=50), generator) -> (x_0 clipped to [-1, 1], NFE)
+
+A run's recipe becomes these arguments in engine/run/builders.py (`build_objective`); which losses, variances and
+samplers go together is difftui.engine.core_rules', the same rules the config model refuses a preset with.
 
 The net is called as net(x_t, t, y): t a float tensor [B], the integer DDPM timestep for the DDPM family (no
 1000/T rescaling), c_noise = ln(sigma)/4 for EDM, whose preconditioning the objective applies itself.
@@ -22,21 +26,23 @@ import contextlib
 import torch
 from torch import nn
 
-from ..config.model import Recipe, SamplerSpec, objective_error, output_channels, sampler_error
+from difftui.engine.core_rules import objective_error, output_channels, sampler_error
+
 from .edm import DiscreteVPDenoiser, edm_denoise, edm_loss
 from .gaussian import GaussianDiffusion
 from .losses import mean_flat
 from .nll import calc_bpd_loop
 from .ocm import ocm_target, rademacher_like
 from .resample import LossSecondMomentResampler, UniformSampler, gather_losses
+from .samplers.args import SamplerArgs
 from .samplers.covariance import covariance_sample
 from .samplers.ddim import ddim_sample
 from .samplers.ddpm import ddpm_sample, respaced
 from .samplers.edm import edm_sampler
 from .samplers.timesteps import time_dtype
-from .schedules import get_named_beta_schedule
 
-__all__ = ["Objective", "DDPMObjective", "EDMObjective", "build_objective", "sample", "inference_mode"]
+__all__ = ["Objective", "DDPMObjective", "EDMObjective", "sample", "inference_mode"]
+
 
 @contextlib.contextmanager
 def inference_mode(net):
@@ -52,7 +58,7 @@ def inference_mode(net):
             m.training = training
 
 
-def _edm_kwargs(spec: SamplerSpec) -> dict:
+def _edm_kwargs(spec: SamplerArgs) -> dict:
     solver = "euler" if spec.kind == "edm_euler" else "heun"
     kw = dict(num_steps=spec.steps, rho=spec.rho, solver=solver)
     if spec.kind == "edm_stochastic":
@@ -69,7 +75,7 @@ class Objective:
     kind: str = ""
     step: int = 0                                   # the optimizer step being trained (set by the trainer)
     # Samples are images in [-1, 1] and are clipped there (and DDPM's predicted x_0 with them); latents are not
-    # bounded, so a latent data set's objective is built with clip=False (build_objective; DiT samples unclipped).
+    # bounded, so a latent data set's objective is built with clip=False (DiT samples unclipped).
     clip: bool = True
 
     def out_channels(self, in_channels: int) -> int:
@@ -89,20 +95,20 @@ class Objective:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def check_spec(self, spec: SamplerSpec) -> None:
+    def check_spec(self, spec: SamplerArgs) -> None:
         """Raise ValueError (one line) when `spec` does not apply to a model trained with this objective."""
         raise NotImplementedError
 
-    def sample(self, net, x_T: torch.Tensor, spec: SamplerSpec, generator: torch.Generator | None = None,
+    def sample(self, net, x_T: torch.Tensor, spec: SamplerArgs, generator: torch.Generator | None = None,
                y: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         raise NotImplementedError
 
-    def nll_bpd(self, net, x0: torch.Tensor, spec: SamplerSpec | None = None, y: torch.Tensor | None = None,
+    def nll_bpd(self, net, x0: torch.Tensor, spec: SamplerArgs | None = None, y: torch.Tensor | None = None,
                 clip_denoised: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         raise ValueError(f"NLL is not available for objective '{self.kind}'")
 
 
-def sample(objective: Objective, net, x_T: torch.Tensor, spec: SamplerSpec, generator: torch.Generator | None = None,
+def sample(objective: Objective, net, x_T: torch.Tensor, spec: SamplerArgs, generator: torch.Generator | None = None,
            y: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """objective.sample(...): (x_0 in [-1, 1], NFE)."""
     return objective.sample(net, x_T, spec, generator=generator, y=y)
@@ -115,12 +121,13 @@ class DDPMObjective(Objective):
     kind = "ddpm"
 
     def __init__(self, diffusion: GaussianDiffusion, loss: str = "simple", variance: str = "fixed_small",
-                 hybrid_lambda: float = 0.001, importance_sampling: bool = False):
+                 hybrid_lambda: float = 0.001, importance_sampling: bool = False, clip: bool = True):
         if loss not in ("simple", "hybrid", "vlb"):
             raise ValueError(f"DDPM objective: unknown loss '{loss}' (allowed: simple, hybrid, vlb)")
-        found = objective_error(loss, variance, importance_sampling)          # the config model's rule
+        found = objective_error(loss, variance, importance_sampling)          # core_rules, as the config model
         if found is not None:
             raise ValueError(found[1])
+        self.clip = clip
         self.diffusion = diffusion
         self.loss = loss
         self.variance = variance
@@ -203,7 +210,7 @@ class DDPMObjective(Objective):
     #------------------------------------------------------------------------
     # Sampling.
 
-    def check_spec(self, spec: SamplerSpec) -> None:
+    def check_spec(self, spec: SamplerArgs) -> None:
         found = sampler_error(spec, objective="ddpm", variance=self.variance, T=self.diffusion.num_timesteps)
         if found is not None:
             raise ValueError(found)
@@ -262,7 +269,8 @@ class DDPMObjective(Objective):
 class EDMObjective(Objective):
     kind = "edm"
 
-    def __init__(self, P_mean: float = -1.2, P_std: float = 1.2, sigma_data: float = 0.5):
+    def __init__(self, P_mean: float = -1.2, P_std: float = 1.2, sigma_data: float = 0.5, clip: bool = True):
+        self.clip = clip
         self.P_mean = P_mean                                    # playbook 3.4
         self.P_std = P_std
         self.sigma_data = sigma_data                            # playbook 2.4
@@ -283,8 +291,8 @@ class EDMObjective(Objective):
     def denoiser(self, net, dtype: torch.dtype, y=None):
         return lambda x, sigma: edm_denoise(net, x.to(dtype), sigma.to(dtype), y, self.sigma_data)
 
-    def check_spec(self, spec: SamplerSpec) -> None:
-        found = sampler_error(spec, objective="edm", variance="fixed_small", T=0)   # the config model's rule
+    def check_spec(self, spec: SamplerArgs) -> None:
+        found = sampler_error(spec, objective="edm", variance="fixed_small", T=0)   # core_rules
         if found is not None:
             raise ValueError(found)
 
@@ -295,23 +303,3 @@ class EDMObjective(Objective):
             x0, nfe = edm_sampler(self.denoiser(net, x_T.dtype, y), x_T, sigma_min=spec.sigma_min,
                                   sigma_max=spec.sigma_max, generator=generator, **_edm_kwargs(spec))
         return (x0.clamp(-1, 1) if self.clip else x0), nfe
-
-
-#----------------------------------------------------------------------------
-
-def build_objective(recipe: Recipe, *, clip: bool = True) -> Objective:
-    """The objective a recipe asks for (loss, variance, schedule, T, lambda, importance sampling, EDM constants).
-
-    `clip=False` for latent data sets (`dataset.latents`): samples are not clipped to [-1, 1]."""
-    found = objective_error(recipe.loss, recipe.variance, recipe.importance_sampling)   # the config model's rule
-    if found is not None:
-        raise ValueError(found[1])
-    if recipe.loss == "edm":
-        obj: Objective = EDMObjective(recipe.P_mean, recipe.P_std, recipe.sigma_data)
-    else:
-        betas = get_named_beta_schedule(recipe.schedule, recipe.diffusion_steps)
-        diffusion = GaussianDiffusion(betas, learned_range_clamp=recipe.learned_range_clamp)
-        obj = DDPMObjective(diffusion, loss=recipe.loss, variance=recipe.variance, hybrid_lambda=recipe.hybrid_lambda,
-                            importance_sampling=recipe.importance_sampling)
-    obj.clip = clip
-    return obj

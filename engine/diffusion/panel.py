@@ -1,17 +1,23 @@
-"""The sampler-panel evaluation the dashboard shows: one checkpoint, one fixed x_T, every sampler of a panel
-(playbook 5.0-5.2, 5.8): its grid, NFE and, for the ancestral chains, the NLL in bits/dim of held-out images.
+"""A sampler panel's numbers: one network, one fixed x_T, every sampler of a list (playbook 5.0-5.2, 5.8): its grid,
+NFE, wall time and, for the ancestral chains, the NLL in bits/dim of held-out images.
+
+The samplers are plain `SamplerArgs`; a run's panel preset becomes that list in engine/eval/panel.py
+(`panel_samplers`, `evaluate_panel`), which also writes the rows to the run's records.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Sequence
 
 import torch
 
-from ..config.model import SamplerPanel, SamplerSpec
-from .objective import Objective
+from difftui.engine.core_rules import ANCESTRAL_KINDS
 
-__all__ = ["evaluate_panel", "panel_specs"]
+from .objective import Objective
+from .samplers.args import SamplerArgs
+
+__all__ = ["evaluate_samplers"]
 
 
 def _sync(device: torch.device) -> None:
@@ -19,18 +25,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def panel_specs(panel: SamplerPanel) -> list[tuple[str, SamplerSpec]]:
-    """[("grid", spec), ("sweep", spec), ...]; the grid sampler is listed once even if the sweep repeats it."""
-    rows = [("grid", panel.grid)]
-    rows += [("sweep", s) for s in panel.sweep if s != panel.grid]
-    return rows
-
-
-def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerPanel,
-                   images: torch.Tensor | None = None, seed: int = 0, y: torch.Tensor | None = None,
-                   image_labels: torch.Tensor | None = None, nll_batch: int | None = None,
-                   nll_net=None) -> list[dict]:
-    """One row per sampler of the panel, in order (the grid sampler first):
+def evaluate_samplers(objective: Objective, net, x_T: torch.Tensor, samplers: Sequence[tuple[str, SamplerArgs]],
+                      images: torch.Tensor | None = None, seed: int = 0, y: torch.Tensor | None = None,
+                      image_labels: torch.Tensor | None = None, nll_batch: int | None = None,
+                      nll_net=None) -> list[dict]:
+    """One row per (role, sampler) of `samplers`, in order (a panel lists its grid sampler first):
 
         {"label", "role" ("grid"|"sweep"), "kind", "steps", "nfe", "grid" [B,C,H,W] in [-1,1] or None,
          "nll_bpd" float or None, "seconds", "error" None or a one-line reason, "spec"}
@@ -45,7 +44,7 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
     """
     nll_net = net if nll_net is None else nll_net
     rows = []
-    for role, spec in panel_specs(panel):
+    for role, spec in samplers:
         row = {"label": spec.describe(), "role": role, "kind": spec.kind, "steps": spec.steps, "nfe": None,
                "grid": None, "nll_bpd": None, "seconds": None, "error": None, "spec": spec}
         try:
@@ -61,7 +60,7 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
         _sync(x_T.device)                           # CUDA runs asynchronously: time the work, not its launch
         row["seconds"] = time.perf_counter() - start
         row["grid"], row["nfe"] = grid.detach(), nfe
-        if images is not None and spec.kind in ("ddpm", "covariance"):
+        if images is not None and spec.kind in ANCESTRAL_KINDS:
             nll_gen = torch.Generator(device=images.device).manual_seed(seed)
             step = nll_batch or len(images)
             total = 0.0

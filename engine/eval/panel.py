@@ -2,9 +2,12 @@
 grid of every sampler of the run's panel, its NFE and wall time, and for the ancestral chains the NLL in bits/dim on
 held-out images, written to runs.db (`samples` kind "panel", `evals` kind "panel") and runs/<id>/panels/.
 
-Two ways in: a live engine obeys the "evaluate" command between steps (`Trainer.evaluate_panel` calls
-`panel_images` and `record_panel`), and the evaluator process (`python -m difftui.engine eval`, evaluator.py)
-evaluates a checkpoint or snapshot of a run in a process of its own.
+Two ways in: a live engine obeys the "evaluate" command between steps (`Loop.evaluate_panel` calls
+`panel_images`, `evaluate_panel` and `record_panel`), and the evaluator process (`python -m difftui.engine eval`,
+evaluator.py) evaluates a checkpoint or snapshot of a run in a process of its own.
+
+The numbers themselves are the diffusion core's (`evaluate_samplers`, plain SamplerArgs); this module turns the
+run's panel preset into that list (`panel_samplers`) and the rows into the run's records.
 """
 
 from __future__ import annotations
@@ -15,14 +18,30 @@ from typing import Any
 import torch
 
 from difftui.engine.atomic import atomic_write_bytes
+from difftui.engine.config.model import SamplerPanel
+from difftui.engine.diffusion import Objective, SamplerArgs, evaluate_samplers
 from difftui.engine.eval.rows import format_metric
 from difftui.engine.numbers import format_number
+from difftui.engine.run.builders import sampler_args
 from difftui.engine.run.sample_grid import grid_png
 from difftui.engine.store import Store
 
-__all__ = ["NLL_IMAGES", "fixed_images", "panel_images", "record_panel"]
+__all__ = ["NLL_IMAGES", "panel_samplers", "evaluate_panel", "fixed_images", "panel_images", "record_panel"]
 
 NLL_IMAGES = 64                                     # the live panel's NLL batch (playbook 5.5: the size is reported)
+
+
+def panel_samplers(panel: SamplerPanel) -> list[tuple[str, SamplerArgs]]:
+    """[("grid", args), ("sweep", args), ...]; the grid sampler is listed once even if the sweep repeats it."""
+    rows = [("grid", panel.grid)]
+    rows += [("sweep", s) for s in panel.sweep if s != panel.grid]
+    return [(role, sampler_args(spec)) for role, spec in rows]
+
+
+def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerPanel, **kwargs: Any) -> list[dict]:
+    """`evaluate_samplers` (difftui.engine.diffusion.panel: its rows and keyword arguments) over the panel's
+    samplers, the grid sampler first."""
+    return evaluate_samplers(objective, net, x_T, panel_samplers(panel), **kwargs)
 
 
 def fixed_images(data, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:

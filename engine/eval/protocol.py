@@ -22,8 +22,10 @@ from typing import Any
 import torch
 
 from difftui.engine.config.model import RunConfig, SamplerSpec
+from difftui.engine.core_rules import ANCESTRAL_KINDS
 from difftui.engine.eval.rows import format_metric
 from difftui.engine.numbers import format_number
+from difftui.engine.run.builders import build_model, build_objective, sampler_args
 from difftui.engine.store import Store
 
 __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "MIN_EVAL_BATCH", "CURVE_VARIANCES", "EvalError", "EvalOptions",
@@ -98,7 +100,6 @@ class Evaluation:
     # -- set-up ---------------------------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        from difftui.engine.diffusion import build_objective
         from difftui.engine.run.device import DeviceError, resolve_device, set_cpu_threads
         if self.opts.device:
             self.device = resolve_device(self.opts.device)
@@ -131,7 +132,6 @@ class Evaluation:
 
     def build_net(self, ema_state: dict[str, torch.Tensor], source: str = "weights") -> torch.nn.Module:
         """The backbone as the trainer builds it, with the EMA weights, in eval mode, no gradients."""
-        from difftui.engine.models import build_model
         channels = self.shape[0]
         net = build_model(self.config.backbone, in_channels=channels,
                           out_channels=self.objective.out_channels(channels),
@@ -253,14 +253,15 @@ class Evaluation:
         from difftui.engine.eval.metrics.generate import generated_features
         ref = self.reference()
         feature_net = self.feature_net()
-        self.objective.check_spec(spec)
+        args = sampler_args(spec)
+        self.objective.check_spec(args)
         fids, precisions, recalls, timings = [], [], [], []
         for r in range(repeats):
             # Repeat r draws its own images: seed (opts.seed, r); the same seed reproduces the same images.
             def on_batch(d, total, r=r):
                 self.progress.advance(1, f"{label}: repeat {r + 1}/{repeats}, {format_number(d)}/"
                                          f"{format_number(total)} images")
-            feats, timing = generated_features(self.objective, net, spec, samples, shape=self.shape, decode=self.decode,
+            feats, timing = generated_features(self.objective, net, args, samples, shape=self.shape, decode=self.decode,
                                                feature_net=feature_net, device=self.device, batch=self.batch,
                                                seed=self.opts.seed * 1_000 + r + 1, num_classes=self.num_classes,
                                                on_batch=on_batch)
@@ -298,15 +299,13 @@ class Evaluation:
                 f"{format_number(m['images_per_s'])} img/s")
 
     def task_panel(self, net, step: int, snapshot: int | None, source: str) -> None:
-        from difftui.engine.diffusion import evaluate_panel
-        from difftui.engine.diffusion.panel import panel_specs
-        from difftui.engine.eval.panel import record_panel
-        specs = panel_specs(self.config.sampler)
+        from difftui.engine.eval.panel import evaluate_panel, panel_samplers, record_panel
+        specs = panel_samplers(self.config.sampler)
         self.progress.say(f"panel: {len(specs)} samplers from the fixed x_T")
         images = labels = None
         n_images = 0
         facts: dict[str, Any] = {}
-        if self.opts.nll and any(s.kind in ("ddpm", "covariance") for _, s in specs) and \
+        if self.opts.nll and any(s.kind in ANCESTRAL_KINDS for _, s in specs) and \
                 self.objective.kind == "ddpm" and self.decoder is None:
             images, labels, facts = self.heldout()
             images = images.to(self.device)
@@ -377,21 +376,22 @@ class Evaluation:
         for steps in FEW_STEP_COUNTS:                                          # playbook 5.8: 5/10/15/20 steps
             for variance, name in CURVE_VARIANCES:
                 spec = SamplerSpec(kind="covariance", steps=steps, variance=variance, label=f"{name} N={steps}")
+                args = sampler_args(spec)
                 try:
-                    self.objective.check_spec(spec)
+                    self.objective.check_spec(args)
                 except ValueError:
                     continue                                                   # a covariance this model lacks
                 self.progress.say(f"curve: {spec.describe()}")
                 # The grid: the run's fixed x_T, the same for every cell (playbook 5.8 / 5.2).
                 gen = torch.Generator(device=self.device).manual_seed(self.opts.seed)
-                grid, nfe = self.objective.sample(net, self.x_T, spec, generator=gen, y=self.grid_labels)
+                grid, nfe = self.objective.sample(net, self.x_T, args, generator=gen, y=self.grid_labels)
                 png = grid_png(self.decode(grid) if self.decode is not None else grid)
                 path = atomic_write_bytes(self.run_dir / "curve" / f"step-{step:07d}-{variance}-{steps:02d}.png", png)
                 self.store.add_sample(self.run_id, step=step, kind="curve", sampler=spec.describe(), nfe=int(nfe),
                                       png=png, path=str(path))
                 m = self.measure_fid(net, spec, samples, self.opts.repeats, f"curve {spec.describe()}")
                 bpd = heldout_nll(self.objective, net, images, labels, device=self.device, batch=self.batch,
-                                  spec=spec, seed=self.opts.seed,
+                                  spec=args, seed=self.opts.seed,
                                   on_batch=lambda d, n: self.progress.advance(1))
                 m["protocol"].update(source=source, quick=quick, steps=steps, variance=variance, heldout=facts,
                                      grid=str(path))
@@ -413,7 +413,7 @@ class Evaluation:
         cells = 0
         for variance, _ in CURVE_VARIANCES:
             try:
-                self.objective.check_spec(SamplerSpec(kind="covariance", steps=5, variance=variance))
+                self.objective.check_spec(sampler_args(SamplerSpec(kind="covariance", steps=5, variance=variance)))
                 cells += 1
             except ValueError:
                 pass

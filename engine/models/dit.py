@@ -9,6 +9,10 @@ Building blocks in order: patch embedding, timestep embedder, label embedder, at
 the final layer, the model. Module names follow DiT's models.py so that its checkpoints load by key (the fixed
 sin-cos position table is a buffer here, so it is not counted as a parameter; the anchors above do not count it).
 
+The constructor takes plain keyword arguments with DiT-XL/2's defaults, as DiT's models.py (`DiT(depth=28,
+hidden_size=1152, patch_size=2, num_heads=16, ...)`); DiT-S is `DiT(depth=12, hidden_size=384, num_heads=6)`, DiT-B
+`DiT(depth=12, hidden_size=768, num_heads=12)`. engine/run/builders.py passes a preset's `arch:` by name.
+
 `t` is the DDPM timestep as a float, embedded sinusoidally (256 frequencies) and passed through an MLP. Labels `y`
 are [B] long; with `class_dropout_prob > 0` the embedder has one extra "null" row for classifier-free guidance, a
 training-time label is replaced by it with that probability (DiT's convention), and `y=None` means the null label.
@@ -20,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.config.archs import DiTArch
+from difftui.engine.core_rules import patch_error
 
 from .layers import timestep_embedding
 
-__all__ = ["DiTArch", "DiT", "DiTBlock", "Attention", "Mlp", "modulate", "sincos_pos_embed_2d"]
+__all__ = ["DiT", "DiTBlock", "Attention", "Mlp", "modulate", "sincos_pos_embed_2d"]
 
 
 #----------------------------------------------------------------------------
@@ -160,26 +164,32 @@ class FinalLayer(nn.Module):
 class DiT(nn.Module):
     """forward(x [B,in,H,W], t [B] float, y [B] long | None) -> [B,out,H,W]."""
 
-    def __init__(self, arch: DiTArch, *, in_channels: int, out_channels: int, resolution: int,
-                 num_classes: int = 0, dropout: float | None = None):
+    def __init__(self, *, in_channels: int, out_channels: int, resolution: int, num_classes: int = 0,
+                 depth: int = 28, hidden_size: int = 1152, num_heads: int = 16,    # DiT-XL (P5 Table 7; A.1)
+                 patch_size: int = 2,                                              # DiT-*/2, the anchor
+                 mlp_ratio: float = 4.0,
+                 class_dropout_prob: float = 0.1,                                  # label dropout (CFG)
+                 frequency_embedding_size: int = 256):
         super().__init__()
-        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.config.archs)
+        problem = patch_error(resolution, patch_size)
         if problem is not None:
             raise ValueError(problem)
-        self.arch, self.resolution, self.num_classes = arch, resolution, num_classes
+        self.resolution, self.num_classes = resolution, num_classes
         self.in_channels, self.out_channels = in_channels, out_channels
-        D, p = arch.hidden_size, arch.patch_size
+        self.depth, self.hidden_size, self.num_heads, self.mlp_ratio = depth, hidden_size, num_heads, mlp_ratio
+        self.patch_size, self.class_dropout_prob = patch_size, class_dropout_prob
+        D, p = hidden_size, patch_size
         self.grid = resolution // p
         self.x_embedder = PatchEmbed(p, in_channels, D)
-        self.t_embedder = TimestepEmbedder(D, arch.frequency_embedding_size)
-        self.y_embedder = LabelEmbedder(num_classes, D, arch.class_dropout_prob) if num_classes > 0 else None
+        self.t_embedder = TimestepEmbedder(D, frequency_embedding_size)
+        self.y_embedder = LabelEmbedder(num_classes, D, class_dropout_prob) if num_classes > 0 else None
         self.register_buffer("pos_embed", sincos_pos_embed_2d(D, self.grid)[None], persistent=True)  # [1, N, D]
-        self.blocks = nn.ModuleList([self.make_block(arch) for _ in range(arch.depth)])
+        self.blocks = nn.ModuleList([self.make_block() for _ in range(depth)])
         self.final_layer = FinalLayer(D, p, out_channels)
         self.initialize_weights()
 
-    def make_block(self, arch: DiTArch) -> nn.Module:
-        return DiTBlock(arch.hidden_size, arch.num_heads, arch.mlp_ratio)
+    def make_block(self) -> nn.Module:
+        return DiTBlock(self.hidden_size, self.num_heads, self.mlp_ratio)
 
     def initialize_weights(self) -> None:
         if self.pos_embed.is_meta:                                              # meta device: nothing to fill
@@ -209,7 +219,7 @@ class DiT(nn.Module):
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """[B, N, p*p*c] -> [B, c, H, W]."""
-        B, p, g, c = x.shape[0], self.arch.patch_size, self.grid, self.out_channels
+        B, p, g, c = x.shape[0], self.patch_size, self.grid, self.out_channels
         x = x.reshape(B, g, g, p, p, c)
         return torch.einsum("nhwpqc->nchpwq", x).reshape(B, c, g * p, g * p)
 
@@ -220,7 +230,7 @@ class DiT(nn.Module):
         c = t_emb
         if self.y_embedder is not None:
             if y is None:
-                if self.arch.class_dropout_prob <= 0:
+                if self.class_dropout_prob <= 0:
                     raise ValueError("y=None needs a null label (class_dropout_prob > 0)")
                 y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
             c = c + self.y_embedder(y, self.training)

@@ -17,7 +17,8 @@ channel groups g and kept tokens n of each block (multiply-adds, `DyDiTFlops`):
     F_static  = F_embed + depth * [ F_adaLN + heads * F_head + N * heads * F_token_group ]   (the plain DiT)
 
 `model.flops_ratio()` is the batch mean, differentiable through the straight-through masks, and
-`flops_loss(ratio, lam) = (ratio - lam)^2` is the constraint term. With every router on the ratio is slightly
+`flops_loss(ratio, lam) = (ratio - lam)^2` is the constraint term (the objective's: difftui.engine.diffusion.budget,
+whose `FlopsBudgetObjective` is what the training loop runs). With every router on the ratio is slightly
 above 1 (the routers' own multiply-adds are counted).
 
 How the training loop uses it (playbook 3.5, 4.4, A.2):
@@ -33,7 +34,8 @@ For sampling, `model.eval(); model.precompute_masks(sampler_timesteps)`, then ev
 `torch.no_grad()` whose batch shares one t runs the sliced form (fewer heads, channels and tokens really computed);
 a batch with mixed t, or a forward with gradients, runs the masked form (same output, no saving).
 
-`warmup_steps` comes from the tier (A.2: 30,000 for DiT-XL, 0 for S/B). A static DiT checkpoint loads with
+The constructor takes DiT's keyword arguments (DiT-XL/2 defaults) plus the routers' settings with the P5 code's
+values; `warmup_steps` comes from the tier (A.2: 30,000 for DiT-XL, 0 for S/B; the default here is 0). A static DiT checkpoint loads with
 `load_static_state_dict` (P5 fine-tunes from the pre-trained DiT); the routers start fully on (bias +15 / +35, as
 the P5 code does), so a fresh DyDiT computes exactly the static DiT.
 """
@@ -47,21 +49,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.config.archs import DiTArch, DyDiTArch
-
 from .dit import DiT, DiTBlock, modulate
 
-__all__ = ["DyDiTArch", "DyDiT", "DyDiTBlock", "DyDiTFlops", "flops_loss", "gumbel_sigmoid_ste",
-           "LAMBDA_GRID_SB", "LAMBDA_GRID_XL"]
+__all__ = ["DyDiT", "DyDiTBlock", "DyDiTFlops", "gumbel_sigmoid_ste", "LAMBDA_GRID_SB", "LAMBDA_GRID_XL"]
 
 # playbook A.2 (P5 Table 6): the target FLOPs ratios lambda that P5 trains.
 LAMBDA_GRID_SB: tuple[float, ...] = (0.9, 0.8, 0.7, 0.5, 0.4, 0.3)             # DiT-S / DiT-B
 LAMBDA_GRID_XL: tuple[float, ...] = (0.7, 0.6, 0.5, 0.3)                       # DiT-XL
-
-
-def flops_loss(ratio: torch.Tensor, target_lambda: float) -> torch.Tensor:
-    """playbook 3.5: (mean(F_dynamic / F_static) - lambda)^2; `ratio` is the batch mean from `flops_ratio()`."""
-    return (ratio - target_lambda) ** 2
 
 
 #----------------------------------------------------------------------------
@@ -117,12 +111,14 @@ class DyDiTFlops:
     depth: int
 
     @classmethod
-    def of(cls, arch: DyDiTArch, in_channels: int, out_channels: int, resolution: int) -> "DyDiTFlops":
-        D, H, p = arch.hidden_size, arch.num_heads, arch.patch_size
+    def of(cls, *, in_channels: int, out_channels: int, resolution: int, depth: int, hidden_size: int,
+           num_heads: int, patch_size: int, mlp_ratio: float, frequency_embedding_size: int, dynamic_width: bool,
+           dynamic_tokens: bool) -> "DyDiTFlops":
+        D, H, p = hidden_size, num_heads, patch_size
         N, d = (resolution // p) ** 2, D // H
-        G = int(D * arch.mlp_ratio) // H
-        f = arch.frequency_embedding_size
-        routers = (2 * D * H if arch.dynamic_width else 0) + (N * (D * (D // 16) + D // 16) if arch.dynamic_tokens else 0)
+        G = int(D * mlp_ratio) // H
+        f = frequency_embedding_size
+        routers = (2 * D * H if dynamic_width else 0) + (N * (D * (D // 16) + D // 16) if dynamic_tokens else 0)
         return cls(
             tokens=N,
             per_head=N * D * 3 * d + 2 * N * N * d + N * d * D,
@@ -131,7 +127,7 @@ class DyDiTFlops:
             router_const=routers,
             model_const=N * in_channels * p * p * D + f * D + D * D + 2 * D * D + N * D * p * p * out_channels,
             heads=H,
-            depth=arch.depth,
+            depth=depth,
         )
 
     @property
@@ -151,36 +147,38 @@ class DyDiTFlops:
 class DyDiTBlock(DiTBlock):
     """A DiT block (same parameters and names) plus the head, channel-group and token routers."""
 
-    def __init__(self, arch: DyDiTArch):
-        super().__init__(arch.hidden_size, arch.num_heads, arch.mlp_ratio)
-        D, H = arch.hidden_size, arch.num_heads
-        self.arch = arch
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, *, dynamic_width: bool = True,
+                 dynamic_tokens: bool = True, router_tau: float = 5.0, router_threshold: float = 0.5,
+                 width_router_bias: float = 15.0, token_router_bias: float = 35.0):
+        super().__init__(hidden_size, num_heads, mlp_ratio)
+        D, H = hidden_size, num_heads
+        self.router_tau, self.router_threshold = router_tau, router_threshold
+        self.width_router_bias, self.token_router_bias = width_router_bias, token_router_bias
         self.heads, self.head_dim = H, D // H
-        self.group = int(D * arch.mlp_ratio) // H
-        self.attn_router = WidthRouter(D, H) if arch.dynamic_width else None
-        self.mlp_router = WidthRouter(D, H) if arch.dynamic_width else None
-        self.token_router = TokenRouter(D) if arch.dynamic_tokens else None
+        self.group = int(D * mlp_ratio) // H
+        self.attn_router = WidthRouter(D, H) if dynamic_width else None
+        self.mlp_router = WidthRouter(D, H) if dynamic_width else None
+        self.token_router = TokenRouter(D) if dynamic_tokens else None
 
     def init_routers(self) -> None:
         for r in (self.attn_router, self.mlp_router):
             if r is not None:
-                nn.init.constant_(r.router.bias, self.arch.width_router_bias)
+                nn.init.constant_(r.router.bias, self.width_router_bias)
         if self.token_router is not None:
-            nn.init.constant_(self.token_router.mlp_head[2].bias, self.arch.token_router_bias)
+            nn.init.constant_(self.token_router.mlp_head[2].bias, self.token_router_bias)
 
     def width_masks(self, t_emb: torch.Tensor, force_on: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, heads] head mask and [B, heads] MLP channel-group mask (ones without dynamic width)."""
-        a = self.arch
         if self.attn_router is None or force_on:
             ones = t_emb.new_ones(t_emb.shape[0], self.heads, dtype=torch.float32)
             return ones, ones
-        return (self.attn_router(t_emb, a.router_tau, a.router_threshold),
-                self.mlp_router(t_emb, a.router_tau, a.router_threshold))
+        return (self.attn_router(t_emb, self.router_tau, self.router_threshold),
+                self.mlp_router(t_emb, self.router_tau, self.router_threshold))
 
     def token_mask(self, x: torch.Tensor, force_on: bool) -> torch.Tensor:
         if self.token_router is None or force_on:
             return x.new_ones(x.shape[0], x.shape[1], 1, dtype=torch.float32)
-        return self.token_router(x, self.arch.router_tau, self.arch.router_threshold)
+        return self.token_router(x, self.router_tau, self.router_threshold)
 
     def forward_masked(self, x: torch.Tensor, c: torch.Tensor, t_emb: torch.Tensor, force_on: bool = False):
         """Training form: every head/channel/token is computed and multiplied by its 0/1 mask.
@@ -249,19 +247,36 @@ class DyDiT(DiT):
     """DiT with dynamic width and dynamic tokens. forward(x, t, y) -> [B, out, H, W] like DiT, plus
     `flops_ratio()`, `complete()`, `in_warmup(step)`, `precompute_masks(timesteps)`, `routers_forced_on()`."""
 
-    def __init__(self, arch: DyDiTArch, *, in_channels: int, out_channels: int, resolution: int,
-                 num_classes: int = 0, dropout: float | None = None):
-        super().__init__(arch, in_channels=in_channels, out_channels=out_channels, resolution=resolution,
-                         num_classes=num_classes, dropout=dropout)
-        self.flops = DyDiTFlops.of(arch, in_channels, out_channels, resolution)
-        self.warmup_steps = arch.warmup_steps
+    def __init__(self, *, in_channels: int, out_channels: int, resolution: int, num_classes: int = 0,
+                 depth: int = 28, hidden_size: int = 1152, num_heads: int = 16, patch_size: int = 2,
+                 mlp_ratio: float = 4.0, class_dropout_prob: float = 0.1, frequency_embedding_size: int = 256,
+                 dynamic_width: bool = True,                   # TDW: heads and MLP channel groups per timestep (2.6)
+                 dynamic_tokens: bool = True,                  # SDT: per-token MLP bypass (2.6)
+                 router_tau: float = 5.0,                      # Gumbel-sigmoid temperature (P5 code)
+                 router_threshold: float = 0.5,                # on/off threshold on the sigmoid (P5 code)
+                 width_router_bias: float = 15.0,              # initial logit: every head / group on (P5 code)
+                 token_router_bias: float = 35.0,              # initial logit: every token through the MLP (P5 code)
+                 warmup_steps: int = 0):                       # A.2: complete-model loss kept (the XL tier: 30000)
+        # Read by make_block() while DiT.__init__ builds the blocks, so it is set first (a plain dict, no module).
+        self.router_settings = dict(dynamic_width=dynamic_width, dynamic_tokens=dynamic_tokens,
+                                    router_tau=router_tau, router_threshold=router_threshold,
+                                    width_router_bias=width_router_bias, token_router_bias=token_router_bias)
+        super().__init__(in_channels=in_channels, out_channels=out_channels, resolution=resolution,
+                         num_classes=num_classes, depth=depth, hidden_size=hidden_size, num_heads=num_heads,
+                         patch_size=patch_size, mlp_ratio=mlp_ratio, class_dropout_prob=class_dropout_prob,
+                         frequency_embedding_size=frequency_embedding_size)
+        self.flops = DyDiTFlops.of(in_channels=in_channels, out_channels=out_channels, resolution=resolution,
+                                   depth=depth, hidden_size=hidden_size, num_heads=num_heads, patch_size=patch_size,
+                                   mlp_ratio=mlp_ratio, frequency_embedding_size=frequency_embedding_size,
+                                   dynamic_width=dynamic_width, dynamic_tokens=dynamic_tokens)
+        self.warmup_steps = warmup_steps
         self._complete = False
         self._force_on = False
         self._last_ratio: torch.Tensor | None = None
         self._mask_cache: dict[float, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
-    def make_block(self, arch: DiTArch) -> nn.Module:
-        return DyDiTBlock(arch)
+    def make_block(self) -> nn.Module:
+        return DyDiTBlock(self.hidden_size, self.num_heads, self.mlp_ratio, **self.router_settings)
 
     def initialize_weights(self) -> None:
         super().initialize_weights()

@@ -12,6 +12,10 @@ the P1 U-Net: residual and attention branches are summed and scaled by sqrt(1/2)
 *added* before the second GroupNorm (`adaptive_scale=False`) rather than the scale-shift of playbook 2.3; the
 parameter anchors are those of this form. `adaptive_scale: true` switches to the scale-shift form (off-anchor).
 
+The constructor takes plain keyword arguments with the DDPM++ CIFAR-10 defaults (as EDM's `SongUNet`); NCSN++ is
+`SongUNet(embedding_type="fourier", channel_mult_noise=2, encoder_type="residual", resample_filter=(1, 3, 3, 1))`.
+The presets' typed `arch:` mapping (difftui.engine.config.archs) is turned into them by engine/run/builders.py.
+
 The network is raw: `t` is c_noise = log(sigma)/4 from the EDM preconditioning in the diffusion core.
 Initialisation follows P3: Xavier-uniform, the last conv of each branch scaled by 1e-5, qkv by sqrt(0.2).
 """
@@ -25,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.config.archs import DDPMppArch, NCSNppArch, SongUNetArch
+from difftui.engine.core_rules import halving_error
 
 from .layers import FourierEmbedding, PositionalEmbedding, SpatialSelfAttention, group_norm
 
-__all__ = ["SongUNetArch", "DDPMppArch", "NCSNppArch", "SongUNet"]
+__all__ = ["SongUNet"]
 
 
 #----------------------------------------------------------------------------
@@ -117,61 +121,71 @@ class SongBlock(nn.Module):
 class SongUNet(nn.Module):
     """DDPM++ / NCSN++. forward(x [B,in,H,W], t=c_noise [B], y [B] long | None, augment_labels=None) -> [B,out,H,W]."""
 
-    def __init__(self, arch: SongUNetArch, *, in_channels: int, out_channels: int, resolution: int,
-                 num_classes: int = 0, dropout: float | None = None):
+    def __init__(self, *, in_channels: int, out_channels: int, resolution: int, num_classes: int = 0,
+                 augment_dim: int = 0,                                         # 9 with P3's augment labels (A.4)
+                 model_channels: int = 128,                                    # P3 CIFAR-10 (playbook A.5)
+                 channel_mult: tuple[int, ...] = (2, 2, 2),
+                 channel_mult_emb: int = 4,
+                 num_blocks: int = 4,                                          # blocks per resolution (A.5: 4)
+                 attn_resolutions: tuple[int, ...] = (16,),                    # A.5: {16}
+                 num_heads: int = 1,                                           # A.5: 1 head
+                 dropout: float = 0.10,                                        # 13% in the CIFAR-10 recipe (A.4)
+                 embedding_type: Literal["positional", "fourier"] = "positional",   # DDPM++; NCSN++: fourier
+                 channel_mult_noise: int = 1,                                  # NCSN++: 2
+                 encoder_type: Literal["standard", "residual"] = "standard",   # NCSN++: residual
+                 resample_filter: tuple[int, ...] = (1, 1),                    # NCSN++: (1, 3, 3, 1)
+                 adaptive_scale: bool = False):                                # P3 adds the embedding (2.3: True)
         super().__init__()
-        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.config.archs)
+        problem = halving_error(resolution, len(channel_mult))
         if problem is not None:
             raise ValueError(problem)
-        self.arch, self.resolution, self.num_classes = arch, resolution, num_classes
+        self.resolution, self.num_classes, self.augment_dim = resolution, num_classes, augment_dim
         self.in_channels, self.out_channels = in_channels, out_channels
-        C, filt = arch.model_channels, tuple(arch.resample_filter)
-        emb_ch, noise_ch = C * arch.channel_mult_emb, C * arch.channel_mult_noise
-        drop = arch.dropout if dropout is None else dropout
-        blk = dict(emb_ch=emb_ch, dropout=drop, filt=filt, adaptive_scale=arch.adaptive_scale,
-                   num_heads=arch.num_heads)
+        C, filt = model_channels, tuple(resample_filter)
+        emb_ch, noise_ch = C * channel_mult_emb, C * channel_mult_noise
+        blk = dict(emb_ch=emb_ch, dropout=dropout, filt=filt, adaptive_scale=adaptive_scale, num_heads=num_heads)
 
         # Mapping: c_noise -> embedding (+ label, + augment) -> Linear -> SiLU -> Linear -> SiLU.
-        self.map_noise = (PositionalEmbedding(noise_ch, endpoint=True) if arch.embedding_type == "positional"
+        self.map_noise = (PositionalEmbedding(noise_ch, endpoint=True) if embedding_type == "positional"
                           else FourierEmbedding(noise_ch))
         self.map_label = nn.Linear(num_classes, noise_ch) if num_classes > 0 else None
-        self.map_augment = nn.Linear(arch.augment_dim, noise_ch, bias=False) if arch.augment_dim > 0 else None
+        self.map_augment = nn.Linear(augment_dim, noise_ch, bias=False) if augment_dim > 0 else None
         self.map_layer0 = nn.Linear(noise_ch, emb_ch)
         self.map_layer1 = nn.Linear(emb_ch, emb_ch)
 
         # Encoder. Each entry: (kind, module); skips are pushed after every non-aux entry.
         self.enc = nn.ModuleDict()
         cout, caux = in_channels, in_channels
-        for level, mult in enumerate(arch.channel_mult):
+        for level, mult in enumerate(channel_mult):
             res = resolution >> level
             if level == 0:
                 self.enc[f"{res}x{res}_conv"] = nn.Conv2d(cout, C, 3, padding=1)
                 cout = C
             else:
                 self.enc[f"{res}x{res}_down"] = SongBlock(cout, cout, down=True, **blk)
-                if arch.encoder_type == "residual":
+                if encoder_type == "residual":
                     self.enc[f"{res}x{res}_aux_residual"] = FusedDownConv(caux, cout, filt)
                     caux = cout
-            for i in range(arch.num_blocks):
+            for i in range(num_blocks):
                 cin, cout = cout, C * mult
-                self.enc[f"{res}x{res}_block{i}"] = SongBlock(cin, cout, attention=res in arch.attn_resolutions, **blk)
+                self.enc[f"{res}x{res}_block{i}"] = SongBlock(cin, cout, attention=res in attn_resolutions, **blk)
         skips = [m.conv0.out_channels if isinstance(m, SongBlock) else m.out_channels
                  for name, m in self.enc.items() if "aux" not in name]
 
         # Decoder: (in0 with attention, in1) at the lowest resolution, an up block elsewhere, then blocks + 1.
         self.dec = nn.ModuleDict()
         self.dec_concat: dict[str, bool] = {}
-        for level, mult in reversed(list(enumerate(arch.channel_mult))):
+        for level, mult in reversed(list(enumerate(channel_mult))):
             res = resolution >> level
-            if level == len(arch.channel_mult) - 1:
+            if level == len(channel_mult) - 1:
                 self.dec[f"{res}x{res}_in0"] = SongBlock(cout, cout, attention=True, **blk)
                 self.dec[f"{res}x{res}_in1"] = SongBlock(cout, cout, **blk)
             else:
                 self.dec[f"{res}x{res}_up"] = SongBlock(cout, cout, up=True, **blk)
-            for i in range(arch.num_blocks + 1):
+            for i in range(num_blocks + 1):
                 cin, cout = cout + skips.pop(), C * mult
                 name = f"{res}x{res}_block{i}"
-                self.dec[name] = SongBlock(cin, cout, attention=(i == arch.num_blocks and res in arch.attn_resolutions),
+                self.dec[name] = SongBlock(cin, cout, attention=(i == num_blocks and res in attn_resolutions),
                                            **blk)
                 self.dec_concat[name] = True
         self.out_norm = group_norm(cout, 32, eps=1e-6)
@@ -212,9 +226,9 @@ class SongUNet(nn.Module):
             # means no augmentation, a = 0 (sampling, evaluation); the zero vector adds exactly nothing (no bias),
             # and the layer stays in the graph, so DDP sees every parameter used at every step.
             if augment_labels is None:
-                augment_labels = emb.new_zeros(emb.shape[0], self.arch.augment_dim)
-            elif augment_labels.shape != (emb.shape[0], self.arch.augment_dim):
-                raise ValueError(f"augment_labels: expected [{emb.shape[0]}, {self.arch.augment_dim}], got "
+                augment_labels = emb.new_zeros(emb.shape[0], self.augment_dim)
+            elif augment_labels.shape != (emb.shape[0], self.augment_dim):
+                raise ValueError(f"augment_labels: expected [{emb.shape[0]}, {self.augment_dim}], got "
                                  f"{list(augment_labels.shape)}")
             emb = emb + self.map_augment(augment_labels.to(emb.dtype))
         emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))             # [B, emb_ch]

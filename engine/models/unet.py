@@ -8,9 +8,11 @@ variance is learned; that is the caller's `out_channels`.
 
 ADM (P3 Table 8 / playbook A.5; Dhariwal & Nichol's network as EDM re-implements it) is the same network with
 resampling inside the residual blocks (`resblock_updown`), 64 channels per head (6-9-12 heads at 32/16/8 for
-C=192) and a class embedding; its arch class is `ADMArch`, a subclass with those defaults.
+C=192) and a class embedding: `UNet(model_channels=192, channel_mult=(1, 2, 3, 4), num_res_blocks=3,
+attention_resolutions=(32, 16, 8), num_head_channels=64, dropout=0.1, resblock_updown=True, ...)`.
 
-The arch classes (`UNetArch`, `ADMArch`) live in difftui.engine.config.archs (torch-free); they are re-exported here.
+The constructor takes plain keyword arguments with P1's defaults (as DiT's and EDM's networks do); the presets'
+typed `arch:` mapping (difftui.engine.config.archs) is turned into them by engine/run/builders.py.
 
 Conventions: `t` is a [B] float tensor (the DDPM timestep for P1, c_noise for ADM under EDM preconditioning),
 embedded sinusoidally to C channels, then an MLP C -> 4C -> 4C. Labels `y` are [B] long; `y=None` leaves the class
@@ -24,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difftui.engine.config.archs import ADMArch, UNetArch
+from difftui.engine.core_rules import halving_error
 
 from .layers import SpatialSelfAttention, group_norm, scale_shift, timestep_embedding, zero_module
 
-__all__ = ["UNetArch", "ADMArch", "ResBlock", "UNet"]
+__all__ = ["ResBlock", "UNet"]
 
 
 #----------------------------------------------------------------------------
@@ -104,24 +106,40 @@ class UNetStage(nn.Module):
 # The network.
 
 class UNet(nn.Module):
-    """P1 U-Net / ADM. forward(x [B,in,H,W], t [B] float, y [B] long | None) -> [B,out,H,W]."""
+    """P1 U-Net / ADM. forward(x [B,in,H,W], t [B] float, y [B] long | None) -> [B,out,H,W].
 
-    def __init__(self, arch: UNetArch, *, in_channels: int, out_channels: int, resolution: int,
-                 num_classes: int = 0, dropout: float | None = None):
+    The defaults are P1's ImageNet-64 baseline, C = 128 (playbook 2.0-2.2, A.6); ADM passes its own
+    (`resblock_updown=True`, `num_head_channels=64`, ...; playbook A.5).
+    """
+
+    def __init__(self, *, in_channels: int, out_channels: int, resolution: int, num_classes: int = 0,
+                 model_channels: int = 128,                                    # C (P1 tiers: 64/96/128/192, A.6)
+                 channel_mult: tuple[int, ...] = (1, 2, 3, 4),                 # stage widths in units of C (2.0-2.1)
+                 num_res_blocks: int = 3,                                      # per down stage; up stages get +1
+                 attention_resolutions: tuple[int, ...] = (16, 8),             # in pixels (2.2)
+                 num_heads: int = 4,                                           # P1: 4 heads (2.2)
+                 num_head_channels: int = 0,                                   # > 0: heads = channels / this (ADM 64)
+                 dropout: float = 0.0,                                         # P1 grid {0.1, 0.2, 0.3} (4.5)
+                 resblock_updown: bool = False,                                # ADM: resample inside the blocks
+                 num_groups: int = 32,                                         # GroupNorm groups
+                 time_embed_mult: int = 4):                                    # embedding width = 4C
         super().__init__()
-        problem = arch.fits(resolution)                 # the config model's rule (difftui.engine.config.archs)
+        problem = halving_error(resolution, len(channel_mult))
         if problem is not None:
             raise ValueError(problem)
-        levels = len(arch.channel_mult)
-        self.arch, self.resolution, self.num_classes = arch, resolution, num_classes
+        levels = len(channel_mult)
+        self.resolution, self.num_classes = resolution, num_classes
         self.in_channels, self.out_channels = in_channels, out_channels
-        C = arch.model_channels
-        emb_ch = arch.time_embed_mult * C
-        drop = arch.dropout if dropout is None else dropout
-        G = arch.num_groups
+        self.model_channels = model_channels
+        C = model_channels
+        emb_ch = time_embed_mult * C
+        drop, G = dropout, num_groups
+
+        def heads_at(ch: int) -> int:
+            return ch // num_head_channels if num_head_channels > 0 else num_heads
 
         def attn(ch: int, res: int) -> SpatialSelfAttention | None:
-            return SpatialSelfAttention(ch, arch.heads_at(ch), G) if res in arch.attention_resolutions else None
+            return SpatialSelfAttention(ch, heads_at(ch), G) if res in attention_resolutions else None
 
         # Noise-level and class embedding: sinusoid(C) -> Linear(C, 4C) -> SiLU -> Linear(4C, 4C) [+ label].
         self.time_embed = nn.Sequential(nn.Linear(C, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
@@ -131,13 +149,13 @@ class UNet(nn.Module):
         self.input_conv = nn.Conv2d(in_channels, C, 3, padding=1)
         self.down = nn.ModuleList()
         skips, ch, res = [C], C, resolution
-        for level, mult in enumerate(arch.channel_mult):
-            for _ in range(arch.num_res_blocks):
+        for level, mult in enumerate(channel_mult):
+            for _ in range(num_res_blocks):
                 self.down.append(UNetStage(ResBlock(ch, mult * C, emb_ch, drop, G), attn(mult * C, res)))
                 ch = mult * C
                 skips.append(ch)
             if level != levels - 1:
-                if arch.resblock_updown:
+                if resblock_updown:
                     self.down.append(UNetStage(ResBlock(ch, ch, emb_ch, drop, G, down=True), None))
                 else:
                     self.down.append(Downsample(ch, use_conv=True))
@@ -146,19 +164,19 @@ class UNet(nn.Module):
 
         # Middle: ResBlock, attention, ResBlock at the lowest resolution.
         self.middle = nn.ModuleList([
-            UNetStage(ResBlock(ch, ch, emb_ch, drop, G), SpatialSelfAttention(ch, arch.heads_at(ch), G)),
+            UNetStage(ResBlock(ch, ch, emb_ch, drop, G), SpatialSelfAttention(ch, heads_at(ch), G)),
             UNetStage(ResBlock(ch, ch, emb_ch, drop, G), None),
         ])
 
         # Up path (mirror): per level num_res_blocks + 1 blocks, each concatenating one skip; then an upsampler.
         self.up = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(arch.channel_mult))):
-            for i in range(arch.num_res_blocks + 1):
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            for i in range(num_res_blocks + 1):
                 skip_ch = skips.pop()
                 layers = [UNetStage(ResBlock(ch + skip_ch, mult * C, emb_ch, drop, G), attn(mult * C, res))]
                 ch = mult * C
-                if level != 0 and i == arch.num_res_blocks:
-                    if arch.resblock_updown:
+                if level != 0 and i == num_res_blocks:
+                    if resblock_updown:
                         layers.append(UNetStage(ResBlock(ch, ch, emb_ch, drop, G, up=True), None))
                     else:
                         layers.append(Upsample(ch, use_conv=True))
@@ -174,7 +192,7 @@ class UNet(nn.Module):
         return layer(h, emb) if isinstance(layer, UNetStage) else layer(h)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.time_embed(timestep_embedding(t, self.arch.model_channels))   # [B, 4C]
+        emb = self.time_embed(timestep_embedding(t, self.model_channels))        # [B, 4C]
         if self.label_embed is not None and y is not None:
             emb = emb + self.label_embed(y)
         emb = F.silu(emb)                       # the SiLU that opens every block's emb layer, applied once

@@ -21,19 +21,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from difftui.engine.config.model import Recipe
-
 __all__ = ["EMA", "EMA_RAMPUP_RATIO"]
 
 EMA_RAMPUP_RATIO = 0.05                             # NVlabs/edm default `ema_rampup_ratio`
 
 
 class EMA:
-    def __init__(self, net: nn.Module, recipe: Recipe):
+    """EMA(net, decay=0.9999) is P1's form; EMA(net, halflife_kimg=500, batch_size=512) is P3's (the half-life
+    overrides the decay). The run's recipe becomes these numbers in engine/run/builders.py (`build_ema`)."""
+
+    def __init__(self, net: nn.Module, decay: float = 0.9999, *, halflife_kimg: float | None = None,
+                 batch_size: int | None = None, rampup_ratio: float = EMA_RAMPUP_RATIO):
+        if halflife_kimg is not None and batch_size is None:
+            raise ValueError(f"EMA half-life {halflife_kimg} kimg: the decay per step needs the batch size")
         self.net = copy.deepcopy(net).eval().requires_grad_(False)
-        self.decay = recipe.ema_decay
-        self.halflife_kimg = recipe.ema_halflife_kimg
-        self.batch_size = recipe.batch_size
+        self.decay = decay                                  # playbook 4.0: 0.9999
+        self.halflife_kimg = halflife_kimg                  # playbook A.4: 500 kimg (P3 CIFAR-10)
+        self.batch_size = batch_size
+        self.rampup_ratio = rampup_ratio
         self.updates = 0
 
     @property
@@ -51,7 +56,7 @@ class EMA:
         u = updates.to(torch.float64)
         if self.halflife_kimg is not None:
             seen = (u + 1) * self.batch_size
-            halflife = torch.clamp(seen * EMA_RAMPUP_RATIO, max=self.halflife_kimg * 1000)
+            halflife = torch.clamp(seen * self.rampup_ratio, max=self.halflife_kimg * 1000)
             return 0.5 ** (self.batch_size / torch.clamp(halflife, min=1e-8))
         return torch.clamp((1 + u) / (10 + u), max=self.decay)
 

@@ -267,8 +267,7 @@ class TrainLoop:
     def evaluate_panel(self) -> None:
         """The run's sampler panel on the current EMA weights (rank 0), between two steps, the network under the run's
         precision as for the grids; NLL on held-out images (the data set's test split, which training never sees)."""
-        from difftui.engine.diffusion import evaluate_panel
-        from difftui.engine.eval.panel import NLL_IMAGES, panel_images, record_panel
+        from difftui.engine.eval.panel import NLL_IMAGES, evaluate_panel, panel_images, record_panel
         t = self.trainer
         if self.world.main:
             images = labels = None

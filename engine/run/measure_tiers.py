@@ -17,16 +17,20 @@ import json
 import sys
 from typing import Any
 
+from difftui.engine.config.catalog import Catalog, builtin_dir, load_preset
 from difftui.engine.config.tier_figures import (
     Figures,
     NetKey,
     anchor_key,
+    format_tier_table,
     lookup,
     net_key,
     shipped_path,
     store,
+    tier_row,
     user_cache_path,
 )
+from difftui.engine.run.builders import measure_net
 from difftui.engine.text import one_line
 
 __all__ = ["main", "shipped_keys", "measure"]
@@ -34,7 +38,6 @@ __all__ = ["main", "shipped_keys", "measure"]
 
 def measure(keys: list[NetKey]) -> dict[NetKey, Figures | str]:
     """Figures of each key, or the one-line reason it does not build."""
-    from difftui.engine.models.flops import measure_net
     out: dict[NetKey, Figures | str] = {}
     for key in keys:
         try:
@@ -47,7 +50,6 @@ def measure(keys: list[NetKey]) -> dict[NetKey, Figures | str]:
 
 
 def shipped_keys() -> list[NetKey]:
-    from difftui.engine.config.catalog import builtin_dir, load_preset
     root = builtin_dir()
     tiers = [load_preset("backbones", p) for p in sorted((root / "backbones").glob("*.yaml"))]
     datasets = [load_preset("datasets", p) for p in sorted((root / "datasets").glob("*.yaml"))]
@@ -96,9 +98,6 @@ def main(args: Any) -> int:
                   for k, v in found.items()}
         print(json.dumps(answer))
         return 0
-    from difftui.engine.config.catalog import Catalog
-    from difftui.engine.config.tier_figures import tier_row
-    from difftui.engine.models.flops import format_tier_table
     tiers = [f.preset for f in Catalog(args.presets or []).all("backbones")]
     keys = {t.name: anchor_key(t) for t in tiers}
     cached = {} if args.force else lookup(keys.values())

@@ -27,6 +27,14 @@ import torch
 from torch import nn
 
 from difftui.engine.config.model import RunConfig
+from difftui.engine.run.builders import (
+    build_ema,
+    build_model,
+    build_objective,
+    measure_macs,
+    sampler_args,
+    training_objective,
+)
 from difftui.engine.run.device import (
     configure_cuda,
     describe_torch_device,
@@ -35,7 +43,6 @@ from difftui.engine.run.device import (
     set_cpu_threads,
 )
 from difftui.engine.run.distributed import World
-from difftui.engine.run.ema import EMA
 
 __all__ = ["Trainer", "StepResult", "X_T_SEED_OFFSET", "CONV_FAMILIES"]
 
@@ -75,8 +82,6 @@ class Trainer:
 
     def setup(self) -> None:
         from difftui.engine.data.loader import make_batch_source, uses_loader
-        from difftui.engine.diffusion import build_objective
-        from difftui.engine.models import build_model
         from difftui.engine.run.sample_grid import fixed_noise
 
         r, world = self.recipe, self.world
@@ -116,11 +121,7 @@ class Trainer:
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net.train()
-        if self.config.backbone.family == "dydit":
-            from difftui.engine.diffusion.budget import FlopsBudgetObjective
-            self.objective = FlopsBudgetObjective(base, self.net, r.flops_lambda)
-        else:
-            self.objective = base
+        self.objective = training_objective(self.config, base, self.net)
 
         # What the step calls: the module itself, DDP around it, torch.compile around that.
         model: nn.Module = self.net
@@ -137,7 +138,7 @@ class Trainer:
             from difftui.engine.data.augment import Augmenter
             self.augmenter = Augmenter(r.augment_p, seed=(r.seed * world.size + world.rank) + AUGMENT_SEED_OFFSET,
                                        device=self.device)
-        self.ema = EMA(self.net, r) if world.main else None
+        self.ema = build_ema(self.net, r) if world.main else None
         self.optimizer = self._optimizer()
         self.base_lr = self.config.learning_rate
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
@@ -327,7 +328,7 @@ class Trainer:
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
         """The fixed-x_T grid with the EMA weights and the panel's grid sampler (playbook 5.0): ([64,C,H,W], NFE)."""
-        spec = self.config.sampler.grid
+        spec = sampler_args(self.config.sampler.grid)
         gen = torch.Generator(self.device).manual_seed(self.recipe.seed + X_T_SEED_OFFSET + 1)
         images, nfe = self.objective.sample(self.sampling_net(), self.x_T, spec, generator=gen, y=self.grid_labels)
         if self.decoder is not None:
@@ -351,7 +352,6 @@ class Trainer:
 
     def macs_per_image(self) -> int:
         """Multiply-adds of one forward at batch 1 (measured on the meta device; torch.utils.flop_counter)."""
-        from difftui.engine.models import measure_macs
         c, _, w = self.data.shape
         return measure_macs(self.config.backbone, in_channels=c, out_channels=self.objective.out_channels(c),
                             resolution=w, num_classes=self.num_classes)

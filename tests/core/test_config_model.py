@@ -119,8 +119,10 @@ def test_every_config_rule_is_refused_by_the_model(kwargs, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
-def test_the_objective_asks_the_model_for_its_rules():
-    from difftui.engine.diffusion import DDPMObjective, GaussianDiffusion, build_objective, get_named_beta_schedule
+def test_the_objective_and_the_model_refuse_with_one_rule():
+    # difftui.engine.core_rules: the config model refuses a preset and the core its arguments with the same words.
+    from difftui.engine.diffusion import DDPMObjective, GaussianDiffusion, SamplerArgs, get_named_beta_schedule
+    from difftui.engine.run.builders import build_objective
     chain = GaussianDiffusion(get_named_beta_schedule("cosine", 50))
     for loss, variance in (("hybrid", "fixed_small"), ("vlb", "ocm"), ("simple", "learned")):
         with pytest.raises(ValueError) as err:
@@ -131,7 +133,7 @@ def test_the_objective_asks_the_model_for_its_rules():
     assert str(err.value) == objective_error("edm", "learned")[1]
     spec = SamplerSpec(kind="ddim", variance="fixed_large")
     with pytest.raises(ValueError) as err:
-        DDPMObjective(chain).check_spec(spec)
+        DDPMObjective(chain).check_spec(SamplerArgs(kind="ddim", variance="fixed_large"))
     assert str(err.value) == sampler_error(spec, objective="ddpm", variance="fixed_small", T=50)
     assert DDPMObjective(chain, loss="hybrid", variance="learned").out_channels(3) == 6
     assert Recipe(name="t", description="t", variance="ocm").out_channels(3) == 6

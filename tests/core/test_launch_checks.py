@@ -80,7 +80,7 @@ def test_the_device_probe_runs_once_without_torch_in_this_process():
 def test_review_facts_come_from_the_tier_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path))
     from difftui.engine.config.tier_figures import run_key
-    from difftui.engine.models.flops import measure_net
+    from difftui.engine.run.builders import measure_net
     config = Catalog().resolve(max_steps=1000)
     facts = review_facts(config, probe=NO_GPU, measure=False)           # unet-demo on the 8x8 digits: shipped
     assert (facts["params"], facts["macs"]) == measure_net(run_key(config))

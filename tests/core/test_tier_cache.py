@@ -37,7 +37,7 @@ def test_every_shipped_tier_and_default_run_is_in_the_shipped_file(user_cache, m
 
 @pytest.mark.parametrize("name", ["unet-demo", "unet-cifar10", "dit-s-2", "dydit-b-2", "ncsnpp-cifar10"])
 def test_shipped_figures_equal_a_fresh_measurement(name):
-    from difftui.engine.models.flops import measure_net
+    from difftui.engine.run.builders import measure_net
     tier = Catalog().get("backbones", name)
     key = anchor_key(tier)
     cached = lookup([key])[key]
@@ -51,7 +51,7 @@ def test_a_miss_is_measured_once_in_a_subprocess_then_read_from_the_users_cache(
     key = run_key(config)
     assert lookup([key]) == {}
     fig = figures([key])[key]
-    from difftui.engine.models.flops import measure_net
+    from difftui.engine.run.builders import measure_net
     assert (fig.params, fig.macs) == measure_net(key)
     stored = json.loads(user_cache.read_text())
     assert stored["figures"][key.id]["params"] == fig.params

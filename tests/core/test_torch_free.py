@@ -7,11 +7,15 @@ import subprocess
 import sys
 import textwrap
 
-TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "difftui.engine.config.archs", "difftui.engine.config.ladders",
-              "difftui.engine.config.catalog", "difftui.engine.launch.checks", "difftui.engine.config.tier_figures",
-              "difftui.engine.launch.request", "difftui.engine.store", "difftui.engine.launch.runs",
-              "difftui.engine.launch.plan", "difftui.engine.launch.backends", "difftui.engine.launch.liveness",
-              "difftui.engine.eval.start", "difftui.tui.app",
+# The torch-free rooms of the import contract (pyproject.toml), every module of config/ and launch/, and the TUI.
+TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "difftui.engine.config.archs",
+              "difftui.engine.config.ladders", "difftui.engine.config.catalog", "difftui.engine.config.tier_figures",
+              "difftui.engine.config.batch", "difftui.engine.launch.checks", "difftui.engine.launch.request",
+              "difftui.engine.launch.runs", "difftui.engine.launch.plan", "difftui.engine.launch.backends",
+              "difftui.engine.launch.liveness", "difftui.engine.launch.devices", "difftui.engine.launch.lock",
+              "difftui.engine.launch.signals", "difftui.engine.store", "difftui.engine.eval.jobs",
+              "difftui.engine.eval.rows", "difftui.engine.eval.start", "difftui.engine.data.anchors",
+              "difftui.engine.core_rules", "difftui.engine.numbers", "difftui.engine.text", "difftui.tui.app",
               "difftui.tui.cli", "difftui.tui.screens.review", "difftui.tui.screens.new_run"]
 
 

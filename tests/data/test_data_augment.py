@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.config.model import PresetError, SamplerSpec
+from difftui.engine.config.model import PresetError
 from difftui.engine.data.augment import AUGMENT_DIM, Augmenter, AugmentSpec, _warp, augment
-from difftui.engine.diffusion import build_objective
-from difftui.engine.models.edm_nets import DDPMppArch, SongUNet
+from difftui.engine.diffusion import SamplerArgs
+from difftui.engine.models.edm_nets import SongUNet
+from difftui.engine.run.builders import build_objective
 
 
 def images(n=32, seed=0):
@@ -94,9 +95,8 @@ class SpyLabels:
 
 
 def tiny_net():
-    arch = DDPMppArch(model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(8,),
-                      augment_dim=AUGMENT_DIM)
-    return SongUNet(arch, in_channels=3, out_channels=3, resolution=16)
+    return SongUNet(in_channels=3, out_channels=3, resolution=16, model_channels=16, channel_mult=(1, 2), num_blocks=1,
+                    attn_resolutions=(8,), augment_dim=AUGMENT_DIM)
 
 
 def test_augment_labels_reach_the_network_in_training_and_are_zero_while_sampling():
@@ -112,7 +112,7 @@ def test_augment_labels_reach_the_network_in_training_and_are_zero_while_samplin
     fed = spy.seen[-1]
     assert torch.equal(fed, labels) and fed[:, 1:].abs().sum(1).gt(0).any()     # some images drew a transform
     spy.seen.clear()
-    grid, nfe = objective.sample(net, torch.randn(4, 3, 16, 16), SamplerSpec(kind="edm_euler", steps=3))
+    grid, nfe = objective.sample(net, torch.randn(4, 3, 16, 16), SamplerArgs(kind="edm_euler", steps=3))
     assert nfe == 3 and len(spy.seen) == 3 and all(not s.any() for s in spy.seen)
 
 

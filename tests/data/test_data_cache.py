@@ -10,8 +10,9 @@ import torch
 from datakit import png_bytes, smooth_image
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.data import MappedImageSet, build_dataset
+from difftui.engine.data import build_dataset
 from difftui.engine.data.cache import CacheWriter
+from difftui.engine.data.mapped import MappedImageSet
 
 
 def folder(tmp_path, n=8):

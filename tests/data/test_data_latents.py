@@ -13,11 +13,12 @@ from datakit import png_bytes, smooth_image
 from PIL import Image
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.config.model import PresetError, SamplerSpec
-from difftui.engine.data import DataError, MappedImageSet, build_dataset, check_available
+from difftui.engine.config.model import PresetError
+from difftui.engine.data import DataError, build_dataset, check_available
 from difftui.engine.data.latents import latent_decoder
-from difftui.engine.diffusion import build_objective
-from difftui.engine.models import build_model
+from difftui.engine.data.mapped import MappedImageSet
+from difftui.engine.diffusion import SamplerArgs
+from difftui.engine.run.builders import build_model, build_objective
 from difftui.engine.run.sample_grid import grid_png
 
 
@@ -91,7 +92,7 @@ def test_tiny_dit_trains_on_the_latents_and_its_grid_is_decoded(pictures, tiny_v
         losses.append(terms["loss"].item())
     assert all(np.isfinite(losses))
     x_T = torch.randn(8, c, h, w, generator=torch.Generator().manual_seed(5))
-    z, nfe = objective.sample(net, x_T, SamplerSpec(kind="ddim", steps=5), y=torch.arange(8) % 2)
+    z, nfe = objective.sample(net, x_T, SamplerArgs(kind="ddim", steps=5), y=torch.arange(8) % 2)
     assert nfe == 5 and z.shape == (8, 4, 8, 8)
     decoder = latent_decoder(p)
     images = decoder.decode(z)

@@ -9,9 +9,10 @@ import torch
 from datakit import png_bytes, smooth_image
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.data import BatchStream, DataError, build_dataset
+from difftui.engine.data import DataError, build_dataset
 from difftui.engine.data import loader as loader_module
 from difftui.engine.data.loader import CachedBatchLoader, make_batch_source
+from difftui.engine.data.stream import BatchStream
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from difftui.engine.config.model import Recipe
 from difftui.engine.diffusion import (
     EDMObjective,
     GaussianOracle,
-    build_objective,
     edm_denoise,
     edm_loss,
     edm_precond_coefficients,
 )
+from difftui.engine.run.builders import build_objective
 
 SHAPE = (1, 2, 2)
 

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from difftui.engine.config.model import Recipe, SamplerSpec
+from difftui.engine.config.model import Recipe
 from difftui.engine.diffusion import (
     GaussianDiffusion,
     GaussianOracle,
-    build_objective,
+    SamplerArgs,
     calc_bpd_loop,
     get_named_beta_schedule,
     respaced,
 )
+from difftui.engine.run.builders import build_objective
 
 SHAPE = (1, 2, 2)
 
@@ -80,9 +81,9 @@ def test_objective_nll_entry_points(oracle):
     net = lambda x, t, y=None: torch.cat([oracle.eps(x, ab[t.long()]), oracle.ocm_head(ab[t.long()], x)], 1)
     x0 = (oracle.sample(64, torch.Generator().manual_seed(4)) * 127.5).round() / 127.5
     full = obj.nll_bpd(net, x0, generator=torch.Generator().manual_seed(0))
-    few = obj.nll_bpd(net, x0, spec=SamplerSpec(kind="covariance", steps=5, variance="ocm"),
+    few = obj.nll_bpd(net, x0, spec=SamplerArgs(kind="covariance", steps=5, variance="ocm"),
                       generator=torch.Generator().manual_seed(0))
     assert full.shape == (64,) and few.shape == (64,)
     assert bool(torch.isfinite(full).all() and torch.isfinite(few).all())
     with pytest.raises(ValueError, match="ancestral"):
-        obj.nll_bpd(net, x0, spec=SamplerSpec(kind="ddim", steps=5))
+        obj.nll_bpd(net, x0, spec=SamplerArgs(kind="ddim", steps=5))

@@ -10,15 +10,16 @@ import torch
 import yaml
 from torch import nn
 
-from difftui.engine.config.model import Recipe, SamplerSpec, from_mapping
+from difftui.engine.config.model import Recipe, from_mapping
 from difftui.engine.diffusion import (
     DDPMObjective,
     EDMObjective,
     GaussianDiffusion,
     LossSecondMomentResampler,
-    build_objective,
+    SamplerArgs,
     get_named_beta_schedule,
 )
+from difftui.engine.run.builders import build_objective
 
 PRESETS = Path(__file__).resolve().parents[2] / "presets"
 
@@ -95,7 +96,7 @@ def test_logged_series_and_float64_end_to_end(loss, variance, keys):
     if loss == "hybrid":
         assert float(terms["loss"].detach()) == pytest.approx(float(terms["L_hybrid"]), rel=1e-12)
         assert float(terms["L_hybrid"]) == pytest.approx(float(terms["L_simple"] + 0.001 * terms["L_vlb"]), rel=1e-12)
-    spec = SamplerSpec(kind="edm_heun" if loss == "edm" else "ddim", steps=5)
+    spec = SamplerArgs(kind="edm_heun" if loss == "edm" else "ddim", steps=5)
     x, nfe = obj.sample(net, torch.randn(2, 1, 8, 8, dtype=torch.float64), spec)
     assert x.dtype == torch.float64 and nfe == (9 if loss == "edm" else 5)
 
@@ -200,7 +201,7 @@ def test_sampling_is_no_grad_and_restores_modes():
 
     net = Probe()
     net.drop.eval()                                                     # a submodule deliberately in eval
-    obj.sample(net, torch.randn(2, 1, 8, 8), SamplerSpec(kind="ddim", steps=3))
+    obj.sample(net, torch.randn(2, 1, 8, 8), SamplerArgs(kind="ddim", steps=3))
     assert seen == [(False, False, False)] * 3
     assert net.training and not net.drop.training
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from difftui.engine.config.model import Recipe, SamplerSpec
+from difftui.engine.config.model import Recipe
 from difftui.engine.diffusion import (
     GaussianDiffusion,
     GaussianOracle,
-    build_objective,
+    SamplerArgs,
     covariance_sample,
     ddim_sample,
     get_named_beta_schedule,
@@ -19,6 +19,7 @@ from difftui.engine.diffusion import (
     rademacher_like,
     respaced,
 )
+from difftui.engine.run.builders import build_objective
 
 SHAPE = (1, 2, 2)
 
@@ -148,9 +149,9 @@ def test_ocm_ddim_reproduces_the_data_and_objective_path(diag):
     # Through the objective: an OCM-trained model runs the covariance and OCM-DDIM samplers with one NFE per step.
     obj = build_objective(Recipe(name="t", description="t", variance="ocm"))
     net = lambda x, t, y=None: model(x, t)
-    for spec in (SamplerSpec(kind="covariance", steps=10, variance="ocm"),
-                 SamplerSpec(kind="ddim", steps=10, variance="ocm"),
-                 SamplerSpec(kind="covariance", steps=10, variance="fixed_large")):
+    for spec in (SamplerArgs(kind="covariance", steps=10, variance="ocm"),
+                 SamplerArgs(kind="ddim", steps=10, variance="ocm"),
+                 SamplerArgs(kind="covariance", steps=10, variance="fixed_large")):
         out, nfe = obj.sample(net, xT[:8], spec, generator=torch.Generator().manual_seed(0))
         assert nfe == 10 and out.shape == (8, *SHAPE)
 

@@ -9,9 +9,9 @@ from difftui.engine.diffusion import (
     EDM_STOCHASTIC_GRID,
     EDM_STOCHASTIC_SETTINGS,
     GaussianOracle,
-    build_objective,
-    evaluate_panel,
 )
+from difftui.engine.eval.panel import evaluate_panel
+from difftui.engine.run.builders import build_objective
 
 SHAPE = (1, 2, 2)
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from difftui.engine.config.model import SamplerSpec
 from difftui.engine.diffusion import (
     DDPMObjective,
     DiscreteVPDenoiser,
     EDMObjective,
+    SamplerArgs,
     ddim_sample,
     ddim_timesteps,
     ddpm_sample,
@@ -167,7 +167,7 @@ def test_objective_edm_samplers_on_a_ddpm_model(chain, oracle):
     den = obj.denoiser(net, torch.float64)
     s0 = float(den.round_sigma(torch.tensor(80.0, dtype=torch.float64)))
     exact = oracle.transport(xT * s0, s0)
-    x, nfe = obj.sample(net, xT, SamplerSpec(kind="edm_heun", steps=40))
+    x, nfe = obj.sample(net, xT, SamplerArgs(kind="edm_heun", steps=40))
     assert nfe == 79
     assert _err(x, exact) < 5e-3                                 # rounding to the discrete grid limits accuracy
 
@@ -184,7 +184,7 @@ def test_edm_objective_samples_from_the_exact_denoiser(oracle):
         return (oracle.denoise(x, sigma.reshape(-1)) - c_skip * x) / c_out
 
     xT = x_T(32, 9) * 0.01
-    x, nfe = obj.sample(net, xT, SamplerSpec(kind="edm_heun", steps=64))
+    x, nfe = obj.sample(net, xT, SamplerArgs(kind="edm_heun", steps=64))
     assert nfe == 127
     # Same as the plain Heun sampler with the oracle's denoiser (the preconditioning is exact) ...
     x_ref, _ = edm_heun_sample(lambda z, s: oracle.denoise(z, s), xT, num_steps=64)
@@ -201,17 +201,17 @@ def test_sampler_nfe_and_refusals(chain, oracle):
              ("edm_heun", 12): 23, ("edm_stochastic", 12): 23}
     for (kind, N), nfe in cases.items():
         extra = dict(S_churn=30.0, S_tmin=0.01, S_tmax=1.0) if kind == "edm_stochastic" else {}
-        x, got = obj.sample(net, xT, SamplerSpec(kind=kind, steps=N, **extra), generator=torch.Generator().manual_seed(0))
+        x, got = obj.sample(net, xT, SamplerArgs(kind=kind, steps=N, **extra), generator=torch.Generator().manual_seed(0))
         assert got == nfe and x.abs().max() <= 1
-    for spec, msg in ((SamplerSpec(kind="ddpm", variance="learned"), "learned"),
-                      (SamplerSpec(kind="covariance", variance="ocm"), "OCM head"),
-                      (SamplerSpec(kind="ddim", variance="fixed_large"), "eta"),
-                      (SamplerSpec(kind="ddpm", eta=0.5), "eta applies"),
-                      (SamplerSpec(kind="ddim", steps=2000), "exceed")):
+    for spec, msg in ((SamplerArgs(kind="ddpm", variance="learned"), "learned"),
+                      (SamplerArgs(kind="covariance", variance="ocm"), "OCM head"),
+                      (SamplerArgs(kind="ddim", variance="fixed_large"), "eta"),
+                      (SamplerArgs(kind="ddpm", eta=0.5), "eta applies"),
+                      (SamplerArgs(kind="ddim", steps=2000), "exceed")):
         with pytest.raises(ValueError, match=msg):
             obj.sample(net, xT, spec)
     with pytest.raises(ValueError, match="edm_euler, edm_heun or edm_stochastic"):
-        EDMObjective().sample(lambda x, c, y: x, xT, SamplerSpec(kind="ddim"))
+        EDMObjective().sample(lambda x, c, y: x, xT, SamplerArgs(kind="ddim"))
 
 
 #----------------------------------------------------------------------------

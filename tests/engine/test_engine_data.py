@@ -11,7 +11,9 @@ from engine_testkit import write_tiny_cifar10
 from PIL import Image
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.data import BatchStream, DataError, ImageSet, build_dataset, check_available
+from difftui.engine.data import DataError, build_dataset, check_available
+from difftui.engine.data.images import ImageSet
+from difftui.engine.data.stream import BatchStream
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,9 @@ from engine_testkit import tiny_config, wait_for
 from typer.testing import CliRunner
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.diffusion.panel import panel_specs
 from difftui.engine.eval.evaluator import eval_lock
 from difftui.engine.eval.metrics.weights import INCEPTION_FILE, INCEPTION_URL
+from difftui.engine.eval.panel import panel_samplers
 from difftui.engine.launch import runs as launch
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui.cli import app
@@ -57,7 +57,7 @@ def test_eval_of_a_finished_run_runs_in_its_own_process_and_records_the_panel_an
     assert result.exit_code == 0, result.stderr
     with Store(db) as store:
         run = store.get_run(run_id)
-        specs = [spec for _, spec in panel_specs(Catalog().get("samplers", "covariance-heuristic"))]
+        specs = [spec for _, spec in panel_samplers(Catalog().get("samplers", "covariance-heuristic"))]
         samples = [s for s in store.samples_index(run_id, kind="panel")][-len(specs):]
         evals = store.eval_results(run_id)
         job = store.jobs_for(run_id)[-1]

@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from difftui.engine.config.catalog import Catalog
+from difftui.engine.run.builders import build_ema
 from difftui.engine.run.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -44,7 +45,7 @@ def recipe(**changes):
 # EMA.
 
 def test_fixed_decay_is_warmed_up_and_reaches_the_p1_value():
-    ema = EMA(nn.Linear(1, 1), recipe(ema_decay=0.9999))
+    ema = EMA(nn.Linear(1, 1), decay=0.9999)
     assert ema.decay_at(0) == pytest.approx(0.1)
     assert ema.decay_at(300) == pytest.approx(301 / 310)
     assert ema.decay_at(10**7) == 0.9999
@@ -52,7 +53,8 @@ def test_fixed_decay_is_warmed_up_and_reaches_the_p1_value():
 
 def test_halflife_decay_follows_edm_with_rampup():
     r = recipe(batch_size=512, ema_halflife_kimg=500.0)
-    ema = EMA(nn.Linear(1, 1), r)
+    ema = build_ema(nn.Linear(1, 1), r)                  # the recipe's P3 form, through the builder
+    assert (ema.halflife_kimg, ema.batch_size) == (500.0, 512)
     # Long after the ramp-up: 0.5 ** (batch / halflife_images).
     assert ema.decay_at(10**6) == pytest.approx(0.5 ** (512 / 500_000))
     # During it the half-life is 5% of the images seen: after 10 steps, 0.05 * 5120 = 256 images.
@@ -61,7 +63,8 @@ def test_halflife_decay_follows_edm_with_rampup():
 
 def test_ema_update_is_the_lerp_and_copies_buffers():
     net = nn.BatchNorm1d(2)
-    ema = EMA(net, recipe())
+    ema = build_ema(net, recipe())
+    assert ema.decay == 0.9999 and ema.halflife_kimg is None       # p1-default: playbook 4.0
     with torch.no_grad():
         net.weight.fill_(3.0)
         net.running_mean.fill_(7.0)

@@ -7,8 +7,9 @@ The anchors are the papers' figures typed into the presets; the measured numbers
 import pytest
 import torch
 
-from difftui.engine.models import build_model, count_params, describe_tier, measure_macs
-from difftui.engine.models.flops import anchor_io
+from difftui.engine.config.ladders import anchor_io
+from difftui.engine.models import count_params
+from difftui.engine.run.builders import build_model, describe_tier, measure_macs
 
 # issue 4 / playbook 2.1, A.1, A.5, A.6: the figures the measured numbers must reproduce.
 ANCHORS = {

@@ -7,7 +7,8 @@
 import pytest
 import torch
 
-from difftui.engine.models import build_model
+from difftui.engine.diffusion.budget import flops_loss
+from difftui.engine.run.builders import build_model
 
 TINY = {
     "unet-c64": dict(model_channels=32, channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[8]),
@@ -62,7 +63,6 @@ def test_inductor_compiles_tiny_unet(tier):
 def test_dydit_training_forward_compiles_without_graph_breaks(tier):
     # The masked training path (routers, straight-through masks, the recorded FLOPs ratio) is one graph too;
     # the sliced inference path gathers kept tokens (data-dependent shapes) and is meant to run eagerly.
-    from difftui.engine.models import flops_loss
     t = tier("dydit-s-2", **TINY["dit-s-2"])
     net = build_model(t, in_channels=4, out_channels=8, resolution=8, num_classes=10).train()
     compiled = torch.compile(net, backend="aot_eager", fullgraph=True)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from difftui.engine.models import build_model
 from difftui.engine.models.dit import DiTBlock, sincos_pos_embed_2d
+from difftui.engine.run.builders import build_model
 
 
 def _tiny(tier, **kw):
@@ -26,7 +26,7 @@ def test_tier_table(tier, name, depth, heads, width):
         net = build_model(tier(name), in_channels=4, out_channels=8, resolution=32, num_classes=1000)
     blocks = [m for m in net.modules() if isinstance(m, DiTBlock)]
     assert len(blocks) == depth
-    assert {b.attn.num_heads for b in blocks} == {heads} and net.arch.hidden_size == width
+    assert {b.attn.num_heads for b in blocks} == {heads} and net.hidden_size == width
 
 
 def test_adaln_zero_makes_every_block_the_identity_and_output_zero(tier):

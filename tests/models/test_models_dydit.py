@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from difftui.engine.models import build_model, flops_loss, measure_macs
+from difftui.engine.diffusion.budget import flops_loss
 from difftui.engine.models.dydit import LAMBDA_GRID_SB, LAMBDA_GRID_XL, DyDiTBlock, gumbel_sigmoid_ste
 from difftui.engine.models.flops import count_macs, flop_counter
+from difftui.engine.run.builders import build_model, measure_macs
 
 KW = dict(in_channels=4, out_channels=8, resolution=8, num_classes=10)          # DiT-S/2 on 8x8x4: 16 tokens
 

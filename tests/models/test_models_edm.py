@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from difftui.engine.models import build_model
 from difftui.engine.models.edm_nets import Resample, SongBlock
 from difftui.engine.models.layers import FourierEmbedding, PositionalEmbedding, SpatialSelfAttention
+from difftui.engine.run.builders import build_model
 
 
 def _small(tier, family, **kw):

@@ -5,10 +5,12 @@ import dataclasses
 import pytest
 import torch
 
+from difftui.engine.config.archs import ARCHS
 from difftui.engine.config.catalog import Catalog
+from difftui.engine.config.ladders import check_tier, tier_status
 from difftui.engine.config.model import PresetError
-from difftui.engine.models import ARCHS, build_model, check_tier, describe_tier, tier_status
-from difftui.engine.models.flops import format_tier_table
+from difftui.engine.config.tier_figures import format_tier_table
+from difftui.engine.run.builders import build_model, describe_tier
 
 
 def test_registry_families():
@@ -37,7 +39,7 @@ def test_off_tier_flag_builds_and_is_marked(tier):
     t = dataclasses.replace(tier("unet-c128"), arch={**tier("unet-c128").arch, "model_channels": 160}, off_tier=True)
     with torch.device("meta"):
         net = build_model(t, in_channels=3, out_channels=6, resolution=64)
-    assert net.arch.model_channels == 160
+    assert net.model_channels == 160
     d = describe_tier(t)
     assert d["status"] == "off-tier" and d["off_tier"] is True
     assert "off-tier" in format_tier_table([d])

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from difftui.engine.models import build_model, parse_arch
 from difftui.engine.models.layers import SpatialSelfAttention, scale_shift, timestep_embedding
 from difftui.engine.models.unet import ResBlock, UNet
+from difftui.engine.run.builders import build_model, network_kwargs
 
 
 def _small(tier, **kw):
@@ -175,7 +175,7 @@ def test_bf16_autocast_forward_and_backward(tier):
 
 def test_unet_rejects_a_resolution_that_does_not_halve_enough(tier):
     with pytest.raises(ValueError, match="does not halve"):
-        UNet(parse_arch(tier("unet-c64")), in_channels=3, out_channels=3, resolution=36)
+        UNet(in_channels=3, out_channels=3, resolution=36, **network_kwargs(tier("unet-c64")))
 
 
 def test_blocks_receive_silu_of_the_time_and_label_embedding(tier):

@@ -60,7 +60,8 @@ def test_measure_config_counts_the_run_network_and_names_the_device():
     import torch
 
     from difftui.engine.config.catalog import Catalog
-    from difftui.engine.models import build_model, count_params
+    from difftui.engine.models import count_params
+    from difftui.engine.run.builders import build_model
     from difftui.tui.screens.review import measure_config
     config = Catalog().resolve(overrides=["backbone.arch.model_channels=16"], device="cuda")
     facts = measure_config(config)                  # the engine's review_facts: tier cache, device probe

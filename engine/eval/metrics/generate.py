@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from difftui.engine.config.model import SamplerSpec
+from difftui.engine.diffusion import SamplerArgs
 
 from .features import features_of
 
@@ -44,7 +44,7 @@ class GenerationTiming:
         return self.images / self.wall_s if self.wall_s > 0 else float("nan")
 
 
-def generated_features(objective, net, spec: SamplerSpec, count: int, *, shape: tuple[int, int, int],
+def generated_features(objective, net, spec: SamplerArgs, count: int, *, shape: tuple[int, int, int],
                        feature_net, device: torch.device, batch: int, seed: int, num_classes: int = 0,
                        on_batch: Callable[[int, int], None] | None = None,
                        decode: Callable[[torch.Tensor], torch.Tensor] | None = None
