@@ -155,11 +155,11 @@ def _fake_backward(self: torch.Tensor, *args, **kwargs) -> None:
 @contextlib.contextmanager
 def fake_cuda():
     """torch.cuda answers as one card and tensors made on 'cuda' are fake; yields the FakeTensorMode."""
-    import difftui.engine.models as models
+    import difftui.engine.run.trainer as trainer
     from difftui.engine.data.augment import Augmenter
 
     fake = _FakeCudaMode(allow_non_fake_inputs=True)
-    real_swap, real_build, real_augmenter = torch.utils.swap_tensors, models.build_model, Augmenter.__init__
+    real_swap, real_build, real_augmenter = torch.utils.swap_tensors, trainer.build_model, Augmenter.__init__
 
     def swap_tensors(a, b):
         # Module.to() swaps parameters that are fake tensors; the converter's memo of them would hold a weak
@@ -185,7 +185,7 @@ def fake_cuda():
         mock.patch("torch.cuda.get_device_properties", lambda device=None: CARD),
         mock.patch("torch.cuda.is_bf16_supported", lambda *a, **k: True),
         mock.patch("torch.utils.swap_tensors", swap_tensors),
-        mock.patch.object(models, "build_model", build_model),
+        mock.patch.object(trainer, "build_model", build_model),    # the name the trainer calls
         mock.patch.object(Augmenter, "__init__", augmenter_init),
         mock.patch.object(torch.Tensor, "backward", _fake_backward),
     ]
