@@ -121,8 +121,11 @@ REVIEW_DATA = [
 
 # Sweeps, compare and clone (issue 8).
 
+# Enter is a priority binding on the lists below (as on the history): the list widget's own Enter (hidden from the
+# footer) would otherwise hide it, and the footer never showed how to go on (issue 16 item 10).
 SWEEP_GRID = [
     _help(),
+    Binding("enter", "pick_grid", "Pick", id="sweep_grid.pick", priority=True),
     Binding("escape", "back", "Back", id="sweep_grid.back"),
 ]
 
@@ -152,7 +155,7 @@ SWEEP_VIEW = [
 
 SWEEP_LIST = [
     _help(),
-    Binding("enter", "open_sweep", "Open", id="sweep_list.open"),
+    Binding("enter", "open_sweep", "Open", id="sweep_list.open", priority=True),
     Binding("escape", "back", "Back", id="sweep_list.back"),
     Binding("q", "app.quit", "Quit", id="sweep_list.quit"),
 ]

@@ -277,7 +277,7 @@ async def test_chart_filter_log_scale_full_size_grid_and_help(tmp_path):
         assert list(metrics.charts)[:2] == ["L_simple", "flops_ratio"]
         await pilot.press("slash", *"grad")
         assert [c.key for c in metrics.visible()] == ["grad_norm"]
-        assert metrics.border_subtitle == f"1 of {len(metrics.charts)} charts match 'grad'"
+        assert metrics.border_subtitle == f"filter 'grad': 1 of {len(metrics.charts)} charts (esc clears)"
         await pilot.press("enter")                                   # from the filter to the first match
         assert app.focused is metrics.charts["grad_norm"]
         await pilot.press("l")

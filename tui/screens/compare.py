@@ -25,7 +25,7 @@ from difftui.tui import bindings
 from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.messages import CompareBatch, CompareGridsLoaded, ComparePolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
-from difftui.tui.widgets.member_table import LOSSES
+from difftui.tui.widgets.member_table import LOSSES, one_metric_note
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
@@ -66,6 +66,7 @@ def _fmt(value: Any) -> str:
 
 
 class CompareScreen(PollingScreen):
+    HELP_TITLE = "compare runs"
     BINDINGS = bindings.COMPARE
 
     def __init__(self, run_ids: list[int]) -> None:
@@ -258,6 +259,9 @@ class CompareScreen(PollingScreen):
 
     def action_next_metric(self) -> None:
         names = self.metrics()
+        if len(names) < 2:
+            self.notify(one_metric_note(names, "these runs"), title="m: metric", timeout=5)
+            return
         if names:
             i = names.index(self.metric) if self.metric in names else -1
             self.metric = names[(i + 1) % len(names)]

@@ -24,8 +24,9 @@ from textual.widgets import Footer, Input
 from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
-from difftui.tui.metric_series import CAPACITY, HIDDEN_METRICS, BucketSeries, as_value
+from difftui.tui.metric_series import CAPACITY, DEFAULT_SMOOTHING, HIDDEN_METRICS, BucketSeries, as_value
 from difftui.tui.screens.base import PollingScreen, unless_closing
+from difftui.tui.widgets.chart_filter import ChartFilter
 from difftui.tui.widgets.eval_view import EvalView
 from difftui.tui.widgets.event_log import EventLog
 from difftui.tui.widgets.flops_panel import FLOPS_TOLERANCE, FlopsPanel
@@ -111,6 +112,7 @@ def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: in
 
 
 class DashboardScreen(PollingScreen):
+    HELP_TITLE = "run dashboard"
     BINDINGS = bindings.DASHBOARD
     AUTO_FOCUS = "#metrics"                 # not the filter: a focused input would swallow every key
 
@@ -125,6 +127,7 @@ class DashboardScreen(PollingScreen):
         self.full_read = True
         self.polls = 0
         self.opened_in: float | None = None        # seconds from mount to the first batch drawn
+        self.smoothing_on = DEFAULT_SMOOTHING        # the weight `e` turns smoothing back on with
         self._mounted_at = time.perf_counter()
 
     @staticmethod
@@ -136,8 +139,7 @@ class DashboardScreen(PollingScreen):
         with Horizontal(id="dash-main"):
             with Vertical(id="dash-left"):
                 with Horizontal(id="metrics-bar"):
-                    yield Input(placeholder="/ filter charts (e.g. loss, lr, eval)", id="metric-filter",
-                                compact=True)
+                    yield ChartFilter(id="metric-filter")
                 yield MetricGrid(id="metrics")
                 yield FlopsPanel(id="flops")
             with Vertical(id="dash-right"):
@@ -312,6 +314,8 @@ class DashboardScreen(PollingScreen):
         grid = self.query_one(MetricGrid)
         grid.smoothing = weight
         grid.border_title = self._metrics_title()
+        if weight > 0:
+            self.smoothing_on = weight               # what `e` turns back on
 
     def action_smoothing_more(self) -> None:
         current = self.query_one(MetricGrid).smoothing
@@ -322,20 +326,20 @@ class DashboardScreen(PollingScreen):
         self._set_smoothing(next((w for w in reversed(SMOOTHING_STEPS) if w < current), 0.0))
 
     def action_toggle_smoothing(self) -> None:
-        from difftui.tui.metric_series import DEFAULT_SMOOTHING
+        """`e`: smoothing off, and on again at the weight chosen with - / + before (not the default)."""
         current = self.query_one(MetricGrid).smoothing
-        self._set_smoothing(0.0 if current > 0 else DEFAULT_SMOOTHING)
+        self._set_smoothing(0.0 if current > 0 else self.smoothing_on)
 
     def action_filter_metrics(self) -> None:
-        self.query_one("#metric-filter", Input).focus()
+        self.query_one(ChartFilter).edit()
 
     @on(Input.Changed, "#metric-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         grid = self.query_one(MetricGrid)
         grid.filter_text = event.value
         visible = len(grid.visible())
-        grid.border_subtitle = (f"{visible} of {len(grid.charts)} charts match '{event.value}'" if event.value
-                                else "")
+        grid.border_subtitle = (f"filter '{event.value}': {visible} of {len(grid.charts)} charts (esc clears)"
+                                if event.value else "")
 
     @on(Input.Submitted, "#metric-filter")
     def _filter_done(self) -> None:
@@ -362,9 +366,10 @@ class DashboardScreen(PollingScreen):
         self.query_one("#dash-main").display = not self.query_one(EvalView).toggle()
 
     def action_back(self) -> None:
-        focused = self.focused
-        if isinstance(focused, Input) and focused.id == "metric-filter":
-            focused.value = ""
+        """esc: clear the chart filter when it holds something (focused or not), else back to the history."""
+        chart_filter = self.query_one(ChartFilter)
+        if chart_filter.value or chart_filter.has_focus:
+            chart_filter.value = ""
             self.query_one(MetricGrid).focus()
             return
         self.app.pop_screen()

@@ -49,6 +49,7 @@ class DataCheckFailed(Message):
 
 
 class DataCheckScreen(DifftuiScreen):
+    HELP_TITLE = "data check"
     BINDINGS = bindings.DATA_CHECK
 
     def __init__(self, dataset: str) -> None:

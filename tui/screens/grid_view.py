@@ -16,6 +16,7 @@ __all__ = ["GridViewScreen"]
 
 
 class GridViewScreen(Screen[None]):
+    HELP_TITLE = "full-size grid"
     BINDINGS = bindings.GRID_VIEW
 
     def __init__(self, image: Any, row: dict[str, Any] | None, renderer: str, best: str, run_name: str = "") -> None:

@@ -14,11 +14,17 @@ from textual.widgets import Footer, Static
 
 from difftui.tui import bindings
 
-__all__ = ["HelpScreen", "KeyHelp", "screen_keys", "SCREEN_TITLES"]
+__all__ = ["HelpScreen", "KeyHelp", "screen_keys", "help_title"]
 
-SCREEN_TITLES = {"HistoryScreen": "run history", "DashboardScreen": "run dashboard",
-                 "PresetPickerScreen": "new run: pick a preset", "ReviewScreen": "new run: review and launch",
-                 "ConfirmScreen": "confirm", "GridViewScreen": "full-size grid"}
+
+def help_title(screen: Screen) -> str:
+    """What the screen is called in its help (its `HELP_TITLE`; every difftui screen has one, a test checks it), never
+    a class name: a title "keys: CompareScreen" told the user nothing."""
+    title = getattr(screen, "HELP_TITLE", "")
+    if title:
+        return title
+    words = "".join(f" {c.lower()}" if c.isupper() else c for c in type(screen).__name__.removesuffix("Screen"))
+    return words.strip() or "this screen"
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, screen: Screen) -> None:
         super().__init__()
-        self.title_text = SCREEN_TITLES.get(type(screen).__name__, type(screen).__name__)
+        self.title_text = help_title(screen)
         self.keys = screen_keys(screen)
 
     def compose(self) -> ComposeResult:

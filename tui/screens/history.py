@@ -49,6 +49,7 @@ def run_detail(run: dict | None) -> Text:
 
 
 class HistoryScreen(PollingScreen):
+    HELP_TITLE = "run history"
     BINDINGS = bindings.HISTORY
     AUTO_FOCUS = "#runs"
 

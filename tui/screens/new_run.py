@@ -125,12 +125,14 @@ class PresetPickerScreen(NewRunStep):
     steps open with their list already filled. An Enter pressed before the list is filled is kept and applied when
     it is, so keys typed ahead (three quick Enters) each take a step."""
 
+    HELP_TITLE = "new run: pick a preset"
     BINDINGS = [*bindings.PICKER, *bindings.DATASET_PICKER]
     AUTO_FOCUS = "#presets"
 
     def __init__(self, kind: str, choices: dict[str, str], pending_picks: int = 0) -> None:
         super().__init__(choices)
         self.kind = kind
+        self.HELP_TITLE = f"new run: pick a {TITLES[kind]}"
         self.entries: dict[str, tuple[Any, str]] = {}
         self.suggested: dict[str, str] = {}     # backbones: name -> the data set's nearest paper anchor (1.7)
         self.loaded = False

@@ -109,6 +109,7 @@ def form_defaults(choices: dict[str, str], entries: dict[str, list] | None,
 
 
 class ReviewScreen(NewRunStep):
+    HELP_TITLE = "new run: review and launch"
     BINDINGS = [*bindings.REVIEW, *bindings.REVIEW_DATA]
     AUTO_FOCUS = "#batch-size"
 

@@ -72,6 +72,7 @@ class SweepStep(DifftuiScreen):
 
 
 class SweepGridScreen(SweepStep):
+    HELP_TITLE = "new sweep: pick a grid"
     BINDINGS = bindings.SWEEP_GRID
     AUTO_FOCUS = "#grids"
 
@@ -157,10 +158,24 @@ class SweepGridScreen(SweepStep):
         grid, error, refusal = self.entries.get(name, (None, "not loaded", None))
         self.query_one("#grid-detail", Static).update(grid_detail(name, grid, error, refusal))
 
+    def action_pick_grid(self) -> None:
+        """Enter: take the highlighted grid (the list's own Enter is hidden behind this one)."""
+        options = self.query_one("#grids", OptionList)
+        if options.highlighted is not None:
+            self._pick(options.get_option_at_index(options.highlighted).id)
+
     @on(OptionList.OptionSelected, "#grids")
     def _selected(self, event: OptionList.OptionSelected) -> None:
+        self._pick(event.option.id)                     # a mouse click
+
+    def _pick(self, name: str) -> None:
         from difftui.tui.screens.sweep_setup import SweepSetupScreen
-        grid, _error, refusal = self.entries[event.option.id]
+        if name not in self.entries:
+            return
+        grid, error, refusal = self.entries[name]
+        if grid is None:
+            self.notify(f"{name}: {error}", title="invalid grid preset", severity="error", timeout=8)
+            return
         if refusal:
             self.notify(refusal, title="grid does not apply", severity="warning", timeout=8)
             return

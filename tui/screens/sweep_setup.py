@@ -70,6 +70,7 @@ class SweepRequest:
 
 
 class SweepSetupScreen(SweepStep):
+    HELP_TITLE = "new sweep: values and slots"
     BINDINGS = bindings.SWEEP_SETUP
     AUTO_FOCUS = "#sweep-values"
 

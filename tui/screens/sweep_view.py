@@ -25,7 +25,7 @@ from difftui.tui import bindings
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.axis_chart import AxisChart, AxisPoints
-from difftui.tui.widgets.member_table import LOSSES, MemberTable, sortable
+from difftui.tui.widgets.member_table import LOSSES, MemberTable, one_metric_note, sortable
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
@@ -63,6 +63,7 @@ def _counts(summaries: list[Any]) -> str:
 
 
 class SweepScreen(PollingScreen):
+    HELP_TITLE = "sweep"
     BINDINGS = bindings.SWEEP_VIEW
     AUTO_FOCUS = "#members"
 
@@ -260,7 +261,8 @@ class SweepScreen(PollingScreen):
 
     def action_next_metric(self) -> None:
         names = self.metrics()
-        if not names:
+        if len(names) < 2:
+            self.notify(one_metric_note(names, "the members"), title="m: metric", timeout=5)
             return
         i = names.index(self.metric) if self.metric in names else -1
         self.metric = names[(i + 1) % len(names)]
