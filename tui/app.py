@@ -7,6 +7,7 @@ Reopening the app reattaches to whatever is still running, and a run whose proce
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections import deque
@@ -20,7 +21,8 @@ from textual.worker import Worker, WorkerState
 
 from difftui.engine.store import ACTIVE_STATUSES, Store
 from difftui.tui import bindings
-from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone
+from difftui.tui.advice import in_tui_words
+from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone, StepsNeeded
 from difftui.tui.screens.base import one_line
 
 __all__ = ["DifftuiApp"]
@@ -47,6 +49,9 @@ class DifftuiApp(App[None]):
         self._typeahead: deque[events.Key] = deque()          # keys held back (on_event)
         self._typeahead_timer = None
         self._key_in_flight: tuple[events.Key, float] | None = None
+        # What a short message left out (which file, where it was looked for): topic -> text, newest first; the
+        # help screen (?) lists them under "details" (issue 16 item 8).
+        self.details: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(f"opening {self.db_path} ...", id="splash", markup=False)
@@ -84,7 +89,7 @@ class DifftuiApp(App[None]):
 
     def report_worker_error(self, worker: Worker, error: BaseException | None) -> None:
         """The one place a failed worker becomes a message for the user (screens forward theirs here)."""
-        text = one_line(error)
+        text = in_tui_words(one_line(error))
         if worker.group == "open-db":
             self.opening = False
             self.query_one("#splash", Static).update(f"cannot open {self.db_path}: {text}\nctrl+q quits")
@@ -182,6 +187,11 @@ class DifftuiApp(App[None]):
             if isinstance(screen, PresetPickerScreen):
                 screen.presets_ready()
 
+    def keep_detail(self, topic: str, text: str) -> None:
+        """Keep what a short message left out for the help screen (newest first; a topic keeps its newest text)."""
+        self.details.pop(topic, None)
+        self.details = {topic: text, **self.details}
+
     def action_help(self) -> None:
         from difftui.tui.screens.help import HelpScreen
         if not isinstance(self.screen, HelpScreen) and len(self.screen_stack) > 1:
@@ -274,11 +284,31 @@ class DifftuiApp(App[None]):
         self.post_message(RunActionDone(run_id, "stop", f"stop requested for run {run_id}"))
 
     @work(thread=True, group="run-action", exit_on_error=False)
-    def resume_run(self, run_id: int) -> None:
-        from difftui.engine.launch.runs import resume
-        proc = resume(self.db_path, run_id)          # RuntimeError (one line) while the run is alive
+    def resume_run(self, run_id: int, total_steps: int | None = None) -> None:
+        """Resume from the newest checkpoint; `total_steps` sets a new end (a finished run trained further)."""
+        from difftui.engine.launch.runs import StepsExhausted, resume
+        try:
+            proc = resume(self.db_path, run_id, total_steps=total_steps)   # RuntimeError while the run is alive
+        except StepsExhausted as e:                  # no step left: ask how far to go (TrainFurtherScreen)
+            self.post_message(StepsNeeded(run_id, e.step, e.total_steps, e.asked))
+            return
         self.track(run_id, proc)
-        self.post_message(RunActionDone(run_id, "resume", f"run {run_id} resumed from its newest checkpoint"))
+        further = f" to train on to step {total_steps:,}" if total_steps else ""
+        self.post_message(RunActionDone(run_id, "resume", f"run {run_id} resumed from its newest checkpoint{further}"))
+
+    def on_steps_needed(self, message: StepsNeeded) -> None:
+        from difftui.tui.advice import steps_exhausted
+        from difftui.tui.screens.train_further import TrainFurtherScreen
+        if message.asked is not None:
+            self.notify(steps_exhausted(message.run_id, message.step, message.total_steps, message.asked),
+                        title="resume", severity="warning")
+            return
+
+        def chosen(steps: int | None) -> None:
+            if steps is not None:
+                self.resume_run(message.run_id, steps)
+
+        self.push_screen(TrainFurtherScreen(message.run_id, message.step, message.total_steps), chosen)
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def evaluate_run(self, run_id: int) -> None:
@@ -300,22 +330,29 @@ class DifftuiApp(App[None]):
             self.post_message(RunActionDone(run_id, "evaluate", f"run {run_id} is already being evaluated "
                                             f"(job {busy[-1]['id']}); t shows its progress"))
             return
-        args, note = ["--quick"], ""
+        args, explicit = ["--quick"], None
         try:
             found = locate_inception()
-        except InceptionWeightsMissing as e:
-            found, note = None, str(e)
+        except InceptionWeightsMissing:
+            found, explicit = None, os.environ.get("DIFFTUI_INCEPTION")
         if found is not None:
             args.append("--fid")
-        elif not note:
-            from difftui.engine.eval.metrics.weights import missing_message
-            note = missing_message()
         job_id, proc = spawn_evaluator(self.db_path, run_id, args)
         self.track_job(job_id, proc)
         text = f"evaluating run {run_id} (job {job_id}); t shows its progress"
-        if note:
-            text += f". FID skipped: {note}"
+        if found is None:
+            no_fid = self.fid_skipped(explicit)
+            self.post_message(RunActionDone(run_id, "evaluate", f"{text}; {no_fid.text}", no_fid.detail,
+                                            no_fid.topic))
+            return
         self.post_message(RunActionDone(run_id, "evaluate", text))
+
+    @staticmethod
+    def fid_skipped(explicit: str | None):
+        """The short line and the `?` details for an evaluation without FID (tui/advice.py)."""
+        from difftui.engine.eval.metrics.weights import INCEPTION_FILE, INCEPTION_URL, inception_candidates
+        from difftui.tui.advice import fid_skipped
+        return fid_skipped(explicit, inception_candidates(), INCEPTION_FILE, INCEPTION_URL)
 
     def track_job(self, job_id: int, proc: subprocess.Popen) -> None:
         """Evaluator processes this app started: reaped with the engines by `reap_children`, never killed."""
@@ -335,6 +372,8 @@ class DifftuiApp(App[None]):
         self.post_message(RunActionDone(run_id, "delete", f"run {run_id} deleted"))
 
     def on_run_action_done(self, message: RunActionDone) -> None:
+        if message.detail:
+            self.keep_detail(message.topic or message.action, message.detail)
         self.notify(message.text, title=message.action)
         refresh = getattr(self.screen, "refresh_now", None)
         if refresh is not None:

@@ -14,7 +14,7 @@ from textual.binding import Binding
 
 __all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM", "HELP", "GRID_VIEW", "DATASET_PICKER",
            "DATA_CHECK", "DATA_CARD", "REVIEW_DATA", "SWEEP_GRID", "SWEEP_SETUP", "SWEEP_VIEW", "SWEEP_LIST", "COMPARE",
-           "SWEEP_ADD"]
+           "SWEEP_ADD", "TRAIN_FURTHER"]
 
 
 def _help() -> Binding:
@@ -175,6 +175,11 @@ COMPARE = [
 
 SWEEP_ADD = [
     Binding("escape", "cancel", "Cancel", id="sweep_add.cancel"),
+]
+
+# r on a run that completed all its steps asks how far to train it (issue 16 item 8).
+TRAIN_FURTHER = [
+    Binding("escape", "cancel", "Cancel", id="train_further.cancel"),
 ]
 
 HELP = [

@@ -36,10 +36,20 @@ from difftui.engine.launch import signals
 from difftui.engine.launch.lock import Owned, holder, pid_alive, process_start_time
 from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError, run_lock_path
 
-__all__ = ["LaunchPlan", "plan_from_options", "Owned", "create_run", "engine_argv", "start_run", "launch", "resume", "request_stop",
-           "force_stop", "run_dir", "STOP_GRACE_S"]
+__all__ = ["LaunchPlan", "plan_from_options", "Owned", "StepsExhausted", "create_run", "engine_argv", "start_run",
+           "launch", "resume", "request_stop", "force_stop", "run_dir", "STOP_GRACE_S"]
 
 STOP_GRACE_S = 30.0                                 # `stop --force`: SIGTERM, then SIGKILL after this long
+
+
+class StepsExhausted(RuntimeError):
+    """`resume` refused: the run has no step left to train, or the new end asked for is behind it. The message is
+    the CLI's line; `step`, `total_steps` and `asked` let another front end (the TUI asks for a new end) say its own."""
+
+    def __init__(self, message: str, *, run_id: int, step: int, total_steps: int | None,
+                 asked: int | None = None) -> None:
+        super().__init__(message)
+        self.run_id, self.step, self.total_steps, self.asked = run_id, step, total_steps, asked
 
 
 @dataclass(frozen=True)
@@ -221,15 +231,18 @@ def resume(db_path: str | os.PathLike[str], run_id: int, *, total_steps: int | N
                         f"stop it first")
         if total_steps is not None:
             if total_steps < run["step"]:
-                raise RuntimeError(f"run {run_id} is already at step {run['step']}, past --max-steps {total_steps}")
+                raise StepsExhausted(f"run {run_id} is already at step {run['step']}, past --max-steps {total_steps}",
+                                     run_id=run_id, step=run["step"], total_steps=run["total_steps"],
+                                     asked=total_steps)
             config = json.loads(run["config"])
             config["recipe"]["total_steps"] = total_steps
             store.update_run(run_id, config=json.dumps(config), total_steps=total_steps)
             atomic_write_text(Path(run["run_dir"]) / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             run = _get(store, run_id)
         if run["status"] == "completed" and run["step"] >= (run["total_steps"] or 0):
-            raise RuntimeError(f"run {run_id} already completed all {run['total_steps']} steps "
-                               f"(resume with a larger --max-steps to train further)")
+            raise StepsExhausted(f"run {run_id} already completed all {run['total_steps']} steps "
+                                 f"(resume with a larger --max-steps to train further)",
+                                 run_id=run_id, step=run["step"], total_steps=run["total_steps"])
     return start_run(db_path, run_id, plan)
 
 

@@ -18,6 +18,7 @@ from textual.widgets import Footer, Markdown, ProgressBar, Static
 from textual.worker import Worker
 
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.screens.base import DifftuiScreen, one_line
 
 __all__ = ["DataCheckScreen", "DataCheckProgress", "DataCheckDone", "DataCheckFailed"]
@@ -122,7 +123,7 @@ class DataCheckScreen(DifftuiScreen):
         self.running = False
         self.query_one("#data-check-progress").display = False
         status = self.query_one("#data-check-status", Static)
-        status.update(message.error)
+        status.update(in_tui_words(message.error))
         status.add_class("error")
 
     def worker_failed(self, worker: Worker, error: BaseException | None) -> None:

@@ -1,5 +1,7 @@
 """`?` (or F1) on any screen: the keys of the screen below, read from its bindings as Textual resolved them (so a
-remapped key shows as remapped and a new binding shows without anyone editing this screen)."""
+remapped key shows as remapped and a new binding shows without anyone editing this screen), then the details that
+the short messages left out: the screen's own notes (`HELP_NOTES`) and what the app kept from recent messages
+(`DifftuiApp.details`, e.g. where the Inception weights for FID go; issue 16 item 8)."""
 
 from __future__ import annotations
 
@@ -68,12 +70,26 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.title_text = help_title(screen)
         self.keys = screen_keys(screen)
+        kept = getattr(screen.app, "details", {})
+        self.details: list[tuple[str, str]] = [*kept.items(), *getattr(screen, "HELP_NOTES", ())]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static(self._table(), id="help-keys")
+            if self.details:
+                yield Static(self._details(), id="help-details")
             yield Static("esc, q or ? closes this help", id="help-close")
         yield Footer()
+
+    def _details(self) -> Text:
+        text = Text()
+        text.append("details", style="bold")
+        for topic, detail in self.details:
+            text.append("\n\n")
+            text.append(topic, style="bold cyan")
+            text.append("\n")
+            text.append(detail)
+        return text
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = f"keys: {self.title_text}"

@@ -18,6 +18,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.screens.base import DifftuiScreen
 
 __all__ = ["NewRunStep", "PresetPickerScreen", "STEPS", "preset_fields"]
@@ -107,7 +108,7 @@ def preset_fields(kind: str, preset: Any) -> list[tuple[str, str]]:
 
 def preset_detail(kind: str, name: str, preset: Any, error: str) -> Table | Text:
     if preset is None:
-        return Text(f"{name}: {error}", style="red")
+        return Text(f"{name}: {in_tui_words(error)}", style="red")
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
@@ -241,7 +242,7 @@ class PresetPickerScreen(NewRunStep):
         preset, error = self.entries.get(name, (None, "not loaded"))
         if preset is None:
             self.pending_picks = 0
-            self.notify(f"{name}: {error}", title="invalid preset", severity="error", timeout=8)
+            self.notify(f"{name}: {in_tui_words(error)}", title="invalid preset", severity="error", timeout=8)
             return
         choices = {**self.choices, self.kind: name}
         pending, self.pending_picks = self.pending_picks, 0

@@ -19,6 +19,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import GridsLoaded
 from difftui.tui.screens.base import DifftuiScreen, one_line, unless_closing
 
@@ -60,7 +61,7 @@ def grid_detail(name: str, grid: Any, error: str, refusal: str | None) -> Table 
         table.add_row("", Text(grid.applies_to.reason, style="dim"))
     if refusal:
         table.add_row("", "")
-        table.add_row(Text("not here", style="bold red"), Text(refusal, style="red"))
+        table.add_row(Text("not here", style="bold red"), Text(in_tui_words(refusal), style="red"))
     return table
 
 
@@ -177,6 +178,6 @@ class SweepGridScreen(SweepStep):
             self.notify(f"{name}: {error}", title="invalid grid preset", severity="error", timeout=8)
             return
         if refusal:
-            self.notify(refusal, title="grid does not apply", severity="warning", timeout=8)
+            self.notify(in_tui_words(refusal), title="grid does not apply", severity="warning", timeout=8)
             return
         self.app.push_screen(SweepSetupScreen(self.spec, grid))

@@ -23,6 +23,7 @@ from textual.widgets.selection_list import Selection
 from textual.worker import Worker
 
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
 from difftui.tui.screens.base import one_line
 from difftui.tui.screens.sweep_grid import SweepStep, fmt_value, sweep_breadcrumb
@@ -215,6 +216,7 @@ class SweepSetupScreen(SweepStep):
     # -- the review -----------------------------------------------------------------------------------------------
 
     def _show_error(self, text: str) -> None:
+        text = in_tui_words(text)
         widget = self.query_one("#sweep-error", Static)
         widget.update(Text(text, style="bold red") if text else "")
         widget.set_class(bool(text), "error")
@@ -228,8 +230,8 @@ class SweepSetupScreen(SweepStep):
         table.add_row("base", self.spec.describe())
         plan, est = self.plan, self.estimate
         if plan is None:
-            table.add_row("", Text("the sweep does not plan: " + self.error if self.error else "planning ...",
-                                   style="red" if self.error else "dim"))
+            table.add_row("", Text(f"the sweep does not plan: {in_tui_words(self.error)}" if self.error
+                                   else "planning ...", style="red" if self.error else "dim"))
             self.query_one("#sweep-review", Static).update(table)
             return
         axes = "  x  ".join(f"{k.split('.')[-1]} {{{', '.join(fmt_value(v) for v in vs)}}}"

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.axis_chart import AxisChart, AxisPoints
@@ -203,7 +204,7 @@ class SweepScreen(PollingScreen):
         if r.get("off_grid"):
             text.append("  OFF-GRID", style="bold yellow")
         if r.get("error") and r["status"] in ("failed", "crashed"):
-            text.append(f"\n{r['error']}", style="red")
+            text.append(f"\n{in_tui_words(r['error'])}", style="red")
         if r.get("device"):
             text.append(f"\n{r['device']}", style="dim")
         widget.update(text)
@@ -317,6 +318,6 @@ class SweepScreen(PollingScreen):
     @unless_closing
     def on_sweep_action_done(self, message: SweepActionDone) -> None:
         error = message.text.startswith("error: ")
-        self.notify(message.text.removeprefix("error: "), title="sweep", severity="error" if error else "information",
-                    timeout=8)
+        self.notify(in_tui_words(message.text.removeprefix("error: ")), title="sweep",
+                    severity="error" if error else "information", timeout=8)
         self.refresh_now()

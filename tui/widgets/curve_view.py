@@ -71,7 +71,7 @@ class CurveChart(RecordsChart):
                 xs.append(float(r["protocol"].get("steps")))
                 ys.append(float(v))
         if not lines:
-            plt.title("few-step curve: none yet (difftui eval ID --curve)")
+            plt.title("few-step curve: none yet (? says how to draw one)")
         else:
             plt.title(f"few-step curve: FID vs steps (step {self.records[0]['step']})")
             for label, (xs, ys) in lines.items():

@@ -8,6 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from difftui.tui.advice import in_tui_words
 from difftui.tui.metric_series import format_value
 from difftui.tui.widgets.flops_panel import budget_verdict
 
@@ -119,5 +120,5 @@ class StatusLine(Static):
         if run.get("off_tier"):
             text.append("  OFF-TIER", style="bold yellow")
         if self.status in ("failed", "crashed") and run.get("error"):
-            text.append(f"  {run['error']}", style="red")
+            text.append(f"  {in_tui_words(run['error'])}", style="red")
         return text
