@@ -76,6 +76,8 @@ DASHBOARD = [
     Binding("q", "app.quit", "Quit", id="dashboard.quit"),
     _help(),
     Binding("escape", "back", "History", id="dashboard.back"),
+    # The compact layout (below 120x30) shows one side panel: p switches it (hidden in the wide layout).
+    Binding("p", "next_panel", "Panel", id="dashboard.panel"),
     Binding("s", "stop_run", "Stop", id="dashboard.stop"),
     Binding("r", "resume_run", "Resume", id="dashboard.resume"),
     Binding("v", "evaluate_run", "Evaluate", id="dashboard.evaluate"),

@@ -73,7 +73,7 @@ async def test_a_reopened_dashboard_follows_the_newest_grid_until_the_user_scrub
         dash.refresh_now()
         await wait_for(pilot, lambda: dash.polls > polls, 30, "a poll")
         assert grid.index.current["step"] == 1000 and grid.shown_id == 4
-        assert "scrubbing (newest: step 1,200" in str(grid.query_one("#grid-caption").render())
+        assert "scrubbing · end: live (step 1,200)" in str(grid.query_one("#grid-caption").render())
         await pilot.press("end")
         await wait_for(pilot, lambda: grid.shown_id == newer and grid.index.live, 30, "live again")
 

@@ -135,3 +135,47 @@ def test_snapshot_help_on_the_dashboard(snap_compare, prepared_db):
 
 def test_snapshot_history_at_100x30(snap_compare, prepared_db):
     assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=NARROW, run_before=_history)
+
+
+COMPACT = (80, 24)
+
+
+def test_snapshot_dashboard_compact_at_80x24(snap_compare, tmp_path):
+    """Issue 16 item 9: below 120x30 the dashboard is the metric grid and one side panel (here the grid, its samples
+    at one pixel per half-block pixel, as many as fit, said in the panel's subtitle); `p` in the footer."""
+    db = make_dydit_db(tmp_path)
+
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=COMPACT, run_before=before)
+
+
+def test_snapshot_dashboard_compact_side_panel_switched_to_flops(snap_compare, tmp_path):
+    db = make_dydit_db(tmp_path)
+
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+        await pilot.press("p", "p", "p")                  # grid -> GPU -> events -> FLOPs budget
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=COMPACT, run_before=before)
+
+
+def test_snapshot_compare_ten_runs_in_rows(snap_compare, tmp_path):
+    """Issue 16 item 9: ten runs compared at 160x45 are the rows of the tables (each with its colour in the chart,
+    which draws no legend over the curves), every value and header whole."""
+    from test_tui_layout import make_compare_db
+
+    from difftui.tui.screens.compare import CompareScreen
+    db = make_compare_db(tmp_path, 10)
+
+    async def before(pilot):
+        app = pilot.app
+        await _history(pilot)
+        app.open_compare(list(range(1, 11)))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+                       and app.screen.summaries, 30, "compare")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=WIDE, run_before=before)

@@ -1,6 +1,12 @@
 """The run dashboard: status line, the metric grid, the FLOPs-budget and GPU panels, the newest fixed-x_T grid (with
 a scrubber and a full-size view) and the events.
 
+Two layouts, chosen by the terminal's size (the screen's `compact` class; issue 16 item 9). From 120x30 up: the
+metric grid and the FLOPs panel on the left, the grid, GPU and events panels on the right. Below that (80x24,
+100x30): the metric grid on the left and ONE side panel on the right, wide enough for the grid's samples to be read,
+which `p` switches between the grid, the GPU, the events and the FLOPs panel; the chart filter's bar shows only
+while it is used.
+
 Polling follows dolphie: a worker reads what is new since the last poll and posts one `RunPolled`; the timer is
 re-armed only once that batch has been drawn, so polls never overlap and a slow terminal just polls less often. The
 first poll (and one after a rewind or a long pause) reads every series already reduced by SQL to buckets
@@ -18,7 +24,7 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input
 
 from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
@@ -37,6 +43,8 @@ from difftui.tui.widgets.status_line import StatusLine
 
 __all__ = ["DashboardScreen", "read_batch", "read_series", "decode_png"]
 
+COMPACT_BELOW = (120, 30)   # columns, rows: a smaller terminal gets the compact layout
+SIDE_PANELS = (("grid", "fixed-x_T grid"), ("gpu", "GPU"), ("events", "events"), ("flops-side-box", "FLOPs budget"))
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 3.0
 REREAD_ROWS = 20_000        # more new metric rows than this since the last poll: read the buckets again instead
@@ -145,24 +153,63 @@ class DashboardScreen(PollingScreen):
         yield StatusLine(id="status")
         with Horizontal(id="dash-main"):
             with Vertical(id="dash-left"):
-                with Horizontal(id="metrics-bar"):
+                with Horizontal(id="metrics-bar", classes="idle"):
                     yield ChartFilter(id="metric-filter")
                 yield MetricGrid(id="metrics")
                 yield FlopsPanel(id="flops")
             with Vertical(id="dash-right"):
-                yield GridImage(id="grid")
-                yield GpuPanel(id="gpu")
-                yield EventLog(id="events")
+                yield GridImage(id="grid", classes="side shown")
+                yield GpuPanel(id="gpu").add_class("side")
+                yield EventLog(id="events").add_class("side")
+                with VerticalScroll(id="flops-side-box", classes="side"):     # the compact layout's FLOPs panel
+                    yield FlopsPanel(id="flops-side")
         yield EvalView(self.run_id, id="eval-view")               # hidden until `t` (issue 9)
         yield Footer()
 
     @unless_closing
     def on_mount(self) -> None:
         self._mounted_at = time.perf_counter()
-        self.query_one("#grid").border_title = "fixed-x_T grid"
-        self.query_one("#events").border_title = "events"
         self.query_one("#metrics").border_title = self._metrics_title()
+        self._layout(self.size.width, self.size.height)
         self.refresh_now()
+
+    # -- the layout: wide, or compact with one side panel (p) -------------------------------------------------------
+
+    side = 0                                    # which of SIDE_PANELS the compact layout shows
+
+    @property
+    def compact(self) -> bool:
+        return self.has_class("compact")
+
+    @unless_closing
+    def on_resize(self, event) -> None:
+        if self.is_mounted:
+            self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
+        if compact != self.compact or not self.query_one("#grid").border_title:
+            self.set_class(compact, "compact")
+            self._side_titles()
+            self.refresh_bindings()
+
+    def _side_titles(self) -> None:
+        """The side panels' titles; in the compact layout the one shown names the panel `p` shows next."""
+        for i, (panel_id, title) in enumerate(SIDE_PANELS):
+            panel = self.query_one(f"#{panel_id}")
+            panel.set_class(i == self.side, "shown")
+            following = SIDE_PANELS[(i + 1) % len(SIDE_PANELS)][1]
+            panel.border_title = f"{title}  (p: {following})" if self.compact else title
+
+    def action_next_panel(self) -> None:
+        """p (compact layout): the next side panel (grid, GPU, events, FLOPs)."""
+        self.side = (self.side + 1) % len(SIDE_PANELS)
+        self._side_titles()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_panel":
+            return self.compact                 # the wide layout shows every panel: no key in the footer
+        return True
 
     def _metrics_title(self) -> str:
         weight = self.query_one(MetricGrid).smoothing
@@ -224,9 +271,9 @@ class DashboardScreen(PollingScreen):
             grid.show(*batch.grid)
         ratio_chart = metrics.charts.get("flops_ratio")
         gpu_name = next((str(r.get("name")) for r in gpu.latest.values() if r.get("name")), "")
-        self.query_one(FlopsPanel).update_from(run, self.latest,
-                                               ratio_chart.series.get("flops_ratio") if ratio_chart else None,
-                                               grid.index.newest, gpu_name)
+        for panel in self.query(FlopsPanel):
+            panel.update_from(run, self.latest, ratio_chart.series.get("flops_ratio") if ratio_chart else None,
+                              grid.index.newest, gpu_name)
         if self.opened_in is None:
             self.opened_in = time.perf_counter() - self._mounted_at
         self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
@@ -338,7 +385,12 @@ class DashboardScreen(PollingScreen):
         self._set_smoothing(0.0 if current > 0 else self.smoothing_on)
 
     def action_filter_metrics(self) -> None:
-        self.query_one(ChartFilter).edit()
+        self.query_one("#metrics-bar").remove_class("idle")
+        self.call_after_refresh(self.query_one(ChartFilter).edit)
+
+    @on(Input.Blurred, "#metric-filter")
+    def _filter_left(self, event: Input.Blurred) -> None:
+        self.query_one("#metrics-bar").set_class(not event.value, "idle")    # the compact layout hides an idle bar
 
     @on(Input.Changed, "#metric-filter")
     def _filter_changed(self, event: Input.Changed) -> None:

@@ -23,17 +23,34 @@ from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import GridsLoaded
 from difftui.tui.screens.base import DifftuiScreen, one_line, unless_closing
 
-__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb", "fmt_value"]
+__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb", "fmt_value", "base_words"]
 
 
 def fmt_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def base_words(spec: Any, *, overrides: bool = True) -> str:
+    """The sweep's base run in the TUI's words: its presets, steps, off-tier, and its overrides (every one, or how
+    many: the breadcrumb has one line; the setup's review lists them all). Not RunSpec.describe, which writes
+    `--set` for the command line."""
+    if spec is None:
+        return "..."
+    parts = [" / ".join(n or "default" for n in (spec.dataset, spec.backbone, spec.sampler, spec.recipe))]
+    if spec.max_steps:
+        parts.append(f"{spec.max_steps:,} steps")
+    if spec.overrides:
+        parts.append("overrides " + " ".join(spec.overrides) if overrides else
+                     f"{len(spec.overrides)} override{'s' if len(spec.overrides) > 1 else ''}")
+    if spec.off_tier:
+        parts.append("off-tier")
+    return " · ".join(parts)
+
+
 def sweep_breadcrumb(spec: Any, here: str, grid: str | None = None) -> Text:
     text = Text("new sweep  ", style="bold")
     text.append("base: ", style="dim")
-    text.append(spec.describe() if spec is not None else "...", style="green")
+    text.append(base_words(spec, overrides=False), style="green")
     text.append("  >  ", style="dim")
     text.append("[grid]" if here == "grid" else f"grid: {grid}", style="bold reverse" if here == "grid" else "green")
     text.append("  >  ", style="dim")
@@ -42,7 +59,7 @@ def sweep_breadcrumb(spec: Any, here: str, grid: str | None = None) -> Text:
     return text
 
 
-def grid_detail(name: str, grid: Any, error: str, refusal: str | None) -> Table | Text:
+def grid_detail(name: str, grid: Any, error: str, refusal: str | None, base: str = "") -> Table | Text:
     if grid is None:
         return Text(f"{name}: {error}", style="red")
     table = Table.grid(padding=(0, 2))
@@ -59,6 +76,8 @@ def grid_detail(name: str, grid: Any, error: str, refusal: str | None) -> Table 
     table.add_row("applies to", grid.applies_to.describe())
     if grid.applies_to.reason:
         table.add_row("", Text(grid.applies_to.reason, style="dim"))
+    if base:
+        table.add_row("base run", base)
     if refusal:
         table.add_row("", "")
         table.add_row(Text("not here", style="bold red"), Text(in_tui_words(refusal), style="red"))
@@ -151,13 +170,15 @@ class SweepGridScreen(SweepStep):
             self.query_one("#grid-detail", Static).update("no grid presets found (presets/sweeps/*.yaml)")
         elif first is None:
             name, grid, error, refusal = message.entries[0]
-            self.query_one("#grid-detail", Static).update(grid_detail(name, grid, error, refusal))
+            self.query_one("#grid-detail", Static).update(grid_detail(name, grid, error, refusal,
+                                                                      base_words(self.spec)))
 
     @on(OptionList.OptionHighlighted, "#grids")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         name = event.option.id
         grid, error, refusal = self.entries.get(name, (None, "not loaded", None))
-        self.query_one("#grid-detail", Static).update(grid_detail(name, grid, error, refusal))
+        detail = grid_detail(name, grid, error, refusal, base_words(self.spec))
+        self.query_one("#grid-detail", Static).update(detail)
 
     def action_pick_grid(self) -> None:
         """Enter: take the highlighted grid (the list's own Enter is hidden behind this one)."""

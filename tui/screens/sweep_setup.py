@@ -26,7 +26,7 @@ from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
 from difftui.tui.screens.base import one_line
-from difftui.tui.screens.sweep_grid import SweepStep, fmt_value, sweep_breadcrumb
+from difftui.tui.screens.sweep_grid import SweepStep, base_words, fmt_value, sweep_breadcrumb
 from difftui.tui.widgets.status_line import format_eta
 from difftui.tui.widgets.tickbox import TickBox, TickList
 
@@ -227,7 +227,7 @@ class SweepSetupScreen(SweepStep):
         table.add_column()
         g = self.grid
         table.add_row("grid", f"{g.name} (playbook {g.playbook}): {g.description}")
-        table.add_row("base", self.spec.describe())
+        table.add_row("base", base_words(self.spec))
         plan, est = self.plan, self.estimate
         if plan is None:
             table.add_row("", Text(f"the sweep does not plan: {in_tui_words(self.error)}" if self.error

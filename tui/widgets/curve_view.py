@@ -51,7 +51,7 @@ class CurveTable(DataTable):
         self.records = records
         self.clear()
         for i, row in enumerate(rows):
-            self.add_row(*row, key=str(i))
+            self.add_row(*row, key=str(i), height=None)      # a long covariance name wraps, never cut
 
     def highlighted(self) -> dict[str, Any] | None:
         if not self.records or not 0 <= self.cursor_row < len(self.records):

@@ -89,7 +89,7 @@ class StatusLine(Static):
     def compose_line(self) -> Text:
         run = self.run
         assert run is not None
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text()                               # one line or two: the dashboard's CSS decides (compact)
         text.append(f"run {run['id']} ", style="bold")
         text.append(f"{run['name']}  ")
         text.append(f"● {self.status}", style=STATUS_STYLES.get(self.status, ""))
