@@ -166,6 +166,7 @@ COMPARE = [
     _help(),
     Binding("m", "next_metric", "Metric", id="compare.metric"),
     Binding("k", "toggle_x", "Step/kimg", id="compare.x"),
+    Binding("g", "toggle_grids", "Grids / chart", id="compare.grids"),         # compact layout only
     Binding("left_square_bracket", "grid_prev", "Prev grid", id="compare.grid_prev"),
     Binding("right_square_bracket", "grid_next", "Next grid", id="compare.grid_next"),
     Binding("end", "grid_latest", "Latest grid", show=False, id="compare.grid_latest"),

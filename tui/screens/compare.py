@@ -38,6 +38,7 @@ __all__ = ["CompareScreen", "read_compare", "grid_at"]
 
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 5.0
+COMPACT_BELOW = (120, 30)   # columns, rows (as the dashboard's)
 LABEL_COLUMN = 16           # "L_simple last" and its padding
 RUN_COLUMN = 11             # one run's value column: "0.08123" or "1000/1000" and padding
 # plotext's colour names (overlay_chart.PALETTE) as Rich colours, for the runs' swatches in the tables.
@@ -102,6 +103,9 @@ class CompareScreen(PollingScreen):
         self.polls = 0
         self.metric = ""
         self.shown: dict[int, int | None] = {}      # run id -> sample id shown
+        self.images: dict[int, Any] = {}            # run id -> the decoded grid shown
+        self.tilings: dict[int, Any] = {}           # run id -> how it is laid out (half-blocks)
+        self.renderer = preferred()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="compare-title")
@@ -114,7 +118,7 @@ class CompareScreen(PollingScreen):
             for run_id in self.run_ids:
                 with Vertical(classes="compare-grid", id=f"compare-grid-{run_id}"):
                     yield Static(f"run {run_id}", classes="compare-caption", markup=False)
-                    yield widget_class(preferred())(None, classes="compare-picture")
+                    yield widget_class(self.renderer)(None, classes="compare-picture")
         yield Footer()
 
     @unless_closing
@@ -186,10 +190,19 @@ class CompareScreen(PollingScreen):
         side = self.query_one("#compare-side")
         return not runs_fit_as_columns(len(self.summaries), side.content_size.width or 60)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event) -> None:
+        # Below 120x30 the tables go under the chart, at the terminal's whole width, and the grids take the screen
+        # in turns with them (g; app.tcss).
+        compact = event.size.width < COMPACT_BELOW[0] or event.size.height < COMPACT_BELOW[1]
+        if compact != self.has_class("compact"):
+            self.set_class(compact, "compact")
+            self.refresh_bindings()
         if self.summaries:
             self.call_after_refresh(self._draw_title)
             self.call_after_refresh(self._draw_side)
+        if self.images:
+            self.call_after_refresh(self._fit_grids)
+            self.call_after_refresh(self._draw_captions)
 
     def swatch(self, run_id: int) -> Text:
         """The run's colour in the chart, as a dot before its name."""
@@ -296,10 +309,19 @@ class CompareScreen(PollingScreen):
         if message.step != self.step:
             return
         for run_id, (row, image) in message.images.items():
-            box = self.query_one(f"#compare-grid-{run_id}")
-            box.query_one(".compare-picture").image = image
+            self.images[run_id] = image
             self.shown[run_id] = row["id"] if row else None
+        self._fit_grids()
         self._draw_captions()
+
+    def _fit_grids(self) -> None:
+        """Each run's grid in its box (half-blocks: at an integer scale, as many samples as fit; grid_tiles.py)."""
+        from difftui.tui.widgets.grid_image import fit_picture
+        for run_id, image in self.images.items():
+            box = self.query_one(f"#compare-grid-{run_id}")
+            caption = box.query_one(".compare-caption").outer_size.height
+            self.tilings[run_id] = fit_picture(box.query_one(".compare-picture"), image, self.renderer,
+                                               box.content_size.width, box.content_size.height - caption)
 
     def _draw_captions(self) -> None:
         step = self.step
@@ -314,6 +336,9 @@ class CompareScreen(PollingScreen):
                 text.append(f"step {row['step']}")
                 if row["step"] != step:
                     text.append(f" (none at {step})", style="yellow")
+                tiling = self.tilings.get(run_id)
+                if tiling is not None and tiling.partial:
+                    text.append(f"  {tiling.shown} of {tiling.total}", style="dim")
             self.query_one(f"#compare-grid-{run_id}").query_one(".compare-caption", Static).update(text)
         if self.steps:
             self.query_one("#compare-grids").border_title = (
@@ -341,6 +366,18 @@ class CompareScreen(PollingScreen):
         self._move(len(self.steps))
 
     # -- chart keys -----------------------------------------------------------------------------------------------
+
+    def action_toggle_grids(self) -> None:
+        """g (compact layout): the grids in place of the chart and the tables, and back."""
+        self.toggle_class("show-grids")
+        if self.images:
+            self.call_after_refresh(self._fit_grids)
+            self.call_after_refresh(self._draw_captions)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_grids":
+            return self.has_class("compact")        # the wide layout shows both: no key in the footer
+        return True
 
     def action_next_metric(self) -> None:
         names = self.metrics()

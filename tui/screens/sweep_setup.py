@@ -224,7 +224,7 @@ class SweepSetupScreen(SweepStep):
     def _render_review(self) -> None:
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
-        table.add_column()
+        table.add_column(overflow="fold")                   # a long override wraps, never cut
         g = self.grid
         table.add_row("grid", f"{g.name} (playbook {g.playbook}): {g.description}")
         table.add_row("base", base_words(self.spec))
