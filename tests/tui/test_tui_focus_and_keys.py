@@ -13,6 +13,8 @@ import importlib
 import inspect
 import pkgutil
 
+import pytest
+from textual import events
 from textual.screen import Screen
 from tui_helpers import wait_for
 
@@ -135,3 +137,17 @@ async def test_the_help_of_the_compare_screen_is_titled_in_words(tmp_path):
         title = help_screen.query_one("#help-box").border_title
         assert title == "keys: compare runs"
         assert help_title(app.screen_stack[-2]) == "compare runs"
+
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])
+async def test_keys_typed_right_after_slash_all_land_in_the_filter(prepared_db, size):
+    """`/grad` typed at once: focus moves to the filter a moment after `/`; the keys behind it wait for it (a `g`
+    was lost, and in the compact layout, where the bar appears first, more)."""
+    app = DifftuiApp(db_path=prepared_db)
+    async with app.run_test(size=size) as pilot:
+        screen = await _dashboard(pilot)
+        for key, char in (("slash", "/"), ("i", "i"), ("m", "m"), ("g", "g")):       # in one burst, as a
+            app.post_message(events.Key(key, char))                                  # terminal sends them
+        await wait_for(pilot, lambda: screen.query_one(ChartFilter).value == "img", 5,
+                       lambda: f"the filter to hold 'img', not {screen.query_one(ChartFilter).value!r}")
+        assert app.focused is screen.query_one(ChartFilter)

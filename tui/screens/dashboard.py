@@ -384,9 +384,25 @@ class DashboardScreen(PollingScreen):
         current = self.query_one(MetricGrid).smoothing
         self._set_smoothing(0.0 if current > 0 else self.smoothing_on)
 
+    FILTER_FOCUS_S = 1.0                        # the longest keys wait for the filter to take focus
+
+    _filter_asked: float | None = None
+
     def action_filter_metrics(self) -> None:
+        """`/`: into the chart filter. Textual moves focus a moment later; keys typed meanwhile (`/grad` typed fast)
+        are held by the app until it has (ready_for_keys), so none is lost or sent to the dashboard's bindings."""
         self.query_one("#metrics-bar").remove_class("idle")
-        self.call_after_refresh(self.query_one(ChartFilter).edit)
+        self._filter_asked = time.monotonic()
+        self.query_one(ChartFilter).edit()
+
+    @property
+    def ready_for_keys(self) -> bool:
+        asked = self._filter_asked
+        if asked is not None and time.monotonic() - asked < self.FILTER_FOCUS_S:
+            if not isinstance(self.focused, ChartFilter):
+                return False
+        self._filter_asked = None
+        return super().ready_for_keys
 
     @on(Input.Blurred, "#metric-filter")
     def _filter_left(self, event: Input.Blurred) -> None:
