@@ -71,20 +71,26 @@ class HelpScreen(ModalScreen[None]):
         self.title_text = help_title(screen)
         self.keys = screen_keys(screen)
         kept = getattr(screen.app, "details", {})
-        self.details: list[tuple[str, str]] = [*kept.items(), *getattr(screen, "HELP_NOTES", ())]
+        self.messages: list[tuple[str, str]] = list(kept.items())          # what recent messages left out
+        self.notes: list[tuple[str, str]] = list(getattr(screen, "HELP_NOTES", ()))
+        self.details = [*self.messages, *self.notes]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
+            # A message that said "? says where" is why the user is here: its details come first, then the keys.
+            if self.messages:
+                yield Static(self._details("details of recent messages", self.messages), id="help-messages")
             yield Static(self._table(), id="help-keys")
-            if self.details:
-                yield Static(self._details(), id="help-details")
+            if self.notes:
+                yield Static(self._details("details", self.notes), id="help-details")
             yield Static("esc, q or ? closes this help", id="help-close")
         yield Footer()
 
-    def _details(self) -> Text:
+    @staticmethod
+    def _details(title: str, details: list[tuple[str, str]]) -> Text:
         text = Text()
-        text.append("details", style="bold")
-        for topic, detail in self.details:
+        text.append(title, style="bold")
+        for topic, detail in details:
             text.append("\n\n")
             text.append(topic, style="bold cyan")
             text.append("\n")
