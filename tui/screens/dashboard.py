@@ -125,8 +125,8 @@ class DashboardScreen(PollingScreen):
     HELP_NOTES = (
         ("few-step curve", "v measures the sampler panel and the held-out NLL (and FID when the Inception weights "
                            "are there). The few-step curve (FID and NLL at 5/10/15/20 steps per covariance, "
-                           "playbook 5.7, 5.8) is drawn by the evaluator from a shell: difftui eval RUN_ID --curve --quick; "
-                           "t then shows it here."),
+                           "playbook 5.7, 5.8) is drawn by the evaluator from a shell: "
+                           "difftui eval RUN_ID --curve --quick; t then shows it here."),
     )
     BINDINGS = bindings.DASHBOARD
     AUTO_FOCUS = "#metrics"                 # not the filter: a focused input would swallow every key

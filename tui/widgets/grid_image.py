@@ -7,7 +7,7 @@ otherwise; `i` switches between the terminal's graphics and half-blocks. PNG byt
 the dashboard's workers, never here.
 
 With half-blocks the grid is laid out for the panel at an integer scale (grid_tiles.py): all 64 samples when they
-fit at one pixel per half-block pixel, else as many as fit, said in the caption (Enter shows them all); a grid
+fit at one pixel per half-block pixel, else as many as fit, said in the panel's subtitle (Enter shows them all); a grid
 squeezed by a fractional factor into the panel could not be read (issue 16 item 12).
 """
 
@@ -191,10 +191,10 @@ class GridImage(Vertical):
         if not self.is_mounted:
             return
         width, height = self.picture_box()
-        key = (id(self.image), self.renderer, width, height)
-        if key == self._fitted:
-            return
-        self._fitted = key
+        key = (self.renderer, width, height)
+        if self._fitted is not None and self._fitted[0] is self.image and self._fitted[1:] == key:
+            return                                  # this very image at this size: already laid out
+        self._fitted = (self.image, *key)
         self.tiling = fit_picture(self.query_one("#grid-picture"), self.image, self.renderer, width, height)
         self.refresh_caption()
 
