@@ -47,7 +47,7 @@ PHRASES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), r) for 
     (r"--values (?=\S)", "value "),
     (r"--values", "the values"),
     (r"--max-steps", "max steps"),
-    (r"\(?`?difftui data check[^`)]*`?\)?", "(c on the new run's dataset step)"),
+    (r"`?difftui data check(?: [\w.-]+)?`?", "the data check (c on the new run's dataset step)"),
     (r",? or pass --inception PATH or set DIFFTUI_INCEPTION=PATH", ", or start difftui with DIFFTUI_INCEPTION=PATH"),
 ))
 

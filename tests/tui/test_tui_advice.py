@@ -79,6 +79,10 @@ def test_every_engine_hint_reaches_the_tui_in_its_own_words(tmp_path):
     assert in_tui_words(lines["off-tier"]).endswith("tick off-tier in the review to run it anyway")
     assert in_tui_words(lines["bad override"]).startswith("overrides 'recipe.batch_size': expected key=value")
     assert "choose off-grid (the off-grid box) to run it anyway" in in_tui_words(lines["off-grid"])
+    # An engine event (engine/run/trainer.py's warning about skipped files), shown in the dashboard's event log.
+    event = "3 unreadable file(s) of 'faces' skipped (difftui data check faces lists them with the reason)"
+    assert in_tui_words(event) == ("3 unreadable file(s) of 'faces' skipped (the data check (c on the new run's "
+                                   "dataset step) lists them with the reason)")
 
 
 def test_train_further_accepts_only_a_number_past_the_runs_step():
