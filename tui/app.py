@@ -7,6 +7,7 @@ Reopening the app reattaches to whatever is still running, and a run whose proce
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections import deque
@@ -21,7 +22,8 @@ from textual.worker import Worker, WorkerState
 from difftui.engine.store import Store
 from difftui.engine.text import one_line
 from difftui.tui import bindings
-from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone
+from difftui.tui.advice import in_tui_words
+from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone, StepsNeeded
 
 __all__ = ["DifftuiApp"]
 
@@ -48,6 +50,9 @@ class DifftuiApp(App[None]):
         self._typeahead: deque[events.Key] = deque()          # keys held back (on_event)
         self._typeahead_timer = None
         self._key_in_flight: tuple[events.Key, float] | None = None
+        # What a short message left out (which file, where it was looked for): topic -> text, newest first; the
+        # help screen (?) lists them under "details" (issue 16 item 8).
+        self.details: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(f"opening {self.db_path} ...", id="splash", markup=False)
@@ -86,7 +91,7 @@ class DifftuiApp(App[None]):
 
     def report_worker_error(self, worker: Worker, error: BaseException | None) -> None:
         """The one place a failed worker becomes a message for the user (screens forward theirs here)."""
-        text = one_line(error)
+        text = in_tui_words(one_line(error))
         if worker.group == "open-db":
             self.opening = False
             self.query_one("#splash", Static).update(f"cannot open {self.db_path}: {text}\nctrl+q quits")
@@ -184,6 +189,11 @@ class DifftuiApp(App[None]):
             if isinstance(screen, PresetPickerScreen):
                 screen.presets_ready()
 
+    def keep_detail(self, topic: str, text: str) -> None:
+        """Keep what a short message left out for the help screen (newest first; a topic keeps its newest text)."""
+        self.details.pop(topic, None)
+        self.details = {topic: text, **self.details}
+
     def action_help(self) -> None:
         from difftui.tui.screens.help import HelpScreen
         if not isinstance(self.screen, HelpScreen) and len(self.screen_stack) > 1:
@@ -269,10 +279,14 @@ class DifftuiApp(App[None]):
 
     def _run_action(self, run_id: int, action: str, call, *, hint: str = "") -> None:
         from difftui.engine.launch.outcome import LaunchError
+        from difftui.engine.launch.runs import StepsExhausted
         try:
             outcome = call()
+        except StepsExhausted as e:                  # resume with no step left: ask how far to go
+            self.post_message(StepsNeeded(run_id, e.step, e.total_steps, e.asked))
+            return
         except LaunchError as e:
-            self.post_message(RunActionDone(run_id, action, one_line(e), refused=True))
+            self.post_message(RunActionDone(run_id, action, in_tui_words(one_line(e)), refused=True))
             return
         if outcome.proc is not None:
             self.track(("eval", outcome.job_id) if outcome.job_id is not None else run_id, outcome.proc)
@@ -284,9 +298,27 @@ class DifftuiApp(App[None]):
         self._run_action(run_id, "stop", lambda: request_stop(self.db_path, run_id))
 
     @work(thread=True, group="run-action", exit_on_error=False)
-    def resume_run(self, run_id: int) -> None:
+    def resume_run(self, run_id: int, total_steps: int | None = None) -> None:
+        """Resume from the newest checkpoint; `total_steps` sets a new end (a finished run trained further). A run with
+        no step left asks how far to go (StepsExhausted -> StepsNeeded -> TrainFurtherScreen)."""
         from difftui.engine.launch.runs import resume
-        self._run_action(run_id, "resume", lambda: resume(self.db_path, run_id))
+        further = f" to train on to step {total_steps:,}" if total_steps else ""
+        self._run_action(run_id, "resume", lambda: resume(self.db_path, run_id, total_steps=total_steps),
+                         hint=further)
+
+    def on_steps_needed(self, message: StepsNeeded) -> None:
+        from difftui.tui.advice import steps_exhausted
+        from difftui.tui.screens.train_further import TrainFurtherScreen
+        if message.asked is not None:
+            self.notify(steps_exhausted(message.run_id, message.step, message.total_steps, message.asked),
+                        title="resume", severity="warning")
+            return
+
+        def chosen(steps: int | None) -> None:
+            if steps is not None:
+                self.resume_run(message.run_id, steps)
+
+        self.push_screen(TrainFurtherScreen(message.run_id, message.step, message.total_steps), chosen)
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def evaluate_run(self, run_id: int) -> None:
@@ -295,9 +327,29 @@ class DifftuiApp(App[None]):
         the held-out NLL and, when the Inception weights are found, FID and precision/recall at the quick count.
         No torch in this process."""
         from difftui.engine.eval.start import EvalRequest, start_evaluation
+        from difftui.engine.launch.outcome import LaunchError
         request = EvalRequest(quick=True, fid_if_found=True)
-        self._run_action(run_id, "evaluate", lambda: start_evaluation(self.db_path, run_id, request),
-                         hint=" (t on the dashboard shows its progress)")
+        try:
+            outcome = start_evaluation(self.db_path, run_id, request)
+        except LaunchError as e:
+            self.post_message(RunActionDone(run_id, "evaluate", in_tui_words(one_line(e)), refused=True))
+            return
+        if outcome.proc is not None:
+            self.track(("eval", outcome.job_id), outcome.proc)
+        if not outcome.fid_skipped:
+            hint = " (t on the dashboard shows its progress)" if outcome.proc else ""
+            self.post_message(RunActionDone(run_id, "evaluate", outcome.message + hint))
+            return
+        no_fid = self.fid_skipped(os.environ.get("DIFFTUI_INCEPTION"))
+        self.post_message(RunActionDone(run_id, "evaluate", f"evaluating run {run_id} (job {outcome.job_id}); t shows "
+                                        f"its progress; {no_fid.text}", no_fid.detail, no_fid.topic))
+
+    @staticmethod
+    def fid_skipped(explicit: str | None):
+        """The short line and the `?` details for an evaluation without FID (tui/advice.py)."""
+        from difftui.engine.eval.metrics.weights import INCEPTION_FILE, INCEPTION_URL, inception_candidates
+        from difftui.tui.advice import fid_skipped
+        return fid_skipped(explicit, inception_candidates(), INCEPTION_FILE, INCEPTION_URL)
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def delete_run(self, run_id: int) -> None:
@@ -305,6 +357,8 @@ class DifftuiApp(App[None]):
         self._run_action(run_id, "delete", lambda: delete_run(self.db_path, run_id))
 
     def on_run_action_done(self, message: RunActionDone) -> None:
+        if message.detail:
+            self.keep_detail(message.topic or message.action, message.detail)
         self.notify(message.text, title=message.action, severity="warning" if message.refused else "information")
         refresh = getattr(self.screen, "refresh_now", None)
         if refresh is not None:

@@ -14,7 +14,7 @@ from textual.binding import Binding
 
 __all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM", "HELP", "GRID_VIEW", "DATASET_PICKER",
            "DATA_CHECK", "DATA_CARD", "REVIEW_DATA", "SWEEP_GRID", "SWEEP_SETUP", "SWEEP_VIEW", "SWEEP_LIST", "COMPARE",
-           "SWEEP_ADD"]
+           "SWEEP_ADD", "TRAIN_FURTHER"]
 
 
 def _help() -> Binding:
@@ -76,6 +76,8 @@ DASHBOARD = [
     Binding("q", "app.quit", "Quit", id="dashboard.quit"),
     _help(),
     Binding("escape", "back", "History", id="dashboard.back"),
+    # The compact layout (below 120x30) shows one side panel: p switches it (hidden in the wide layout).
+    Binding("p", "next_panel", "Panel", id="dashboard.panel"),
     Binding("s", "stop_run", "Stop", id="dashboard.stop"),
     Binding("r", "resume_run", "Resume", id="dashboard.resume"),
     Binding("v", "evaluate_run", "Evaluate", id="dashboard.evaluate"),
@@ -121,8 +123,11 @@ REVIEW_DATA = [
 
 # Sweeps, compare and clone (issue 8).
 
+# Enter is a priority binding on the lists below (as on the history): the list widget's own Enter (hidden from the
+# footer) would otherwise hide it, and the footer never showed how to go on (issue 16 item 10).
 SWEEP_GRID = [
     _help(),
+    Binding("enter", "pick_grid", "Pick", id="sweep_grid.pick", priority=True),
     Binding("escape", "back", "Back", id="sweep_grid.back"),
 ]
 
@@ -152,7 +157,7 @@ SWEEP_VIEW = [
 
 SWEEP_LIST = [
     _help(),
-    Binding("enter", "open_sweep", "Open", id="sweep_list.open"),
+    Binding("enter", "open_sweep", "Open", id="sweep_list.open", priority=True),
     Binding("escape", "back", "Back", id="sweep_list.back"),
     Binding("q", "app.quit", "Quit", id="sweep_list.quit"),
 ]
@@ -161,6 +166,7 @@ COMPARE = [
     _help(),
     Binding("m", "next_metric", "Metric", id="compare.metric"),
     Binding("k", "toggle_x", "Step/kimg", id="compare.x"),
+    Binding("g", "toggle_grids", "Grids / chart", id="compare.grids"),         # compact layout only
     Binding("left_square_bracket", "grid_prev", "Prev grid", id="compare.grid_prev"),
     Binding("right_square_bracket", "grid_next", "Next grid", id="compare.grid_next"),
     Binding("end", "grid_latest", "Latest grid", show=False, id="compare.grid_latest"),
@@ -172,6 +178,11 @@ COMPARE = [
 
 SWEEP_ADD = [
     Binding("escape", "cancel", "Cancel", id="sweep_add.cancel"),
+]
+
+# r on a run that completed all its steps asks how far to train it (issue 16 item 8).
+TRAIN_FURTHER = [
+    Binding("escape", "cancel", "Cancel", id="train_further.cancel"),
 ]
 
 HELP = [

@@ -97,7 +97,10 @@ def preferred() -> str:
 
 
 def widget_class(kind: str) -> type:
-    """textual-image's widget class for a renderer name."""
+    """textual-image's widget class for a renderer name (sixel: ours, widgets/sixel_image.py, which fixes XTerm's
+    grey bar and the characters left on the image's last row)."""
     from textual_image import widget
-    return {"sixel": widget.SixelImage, "kitty": widget.TGPImage, "halfcell": widget.HalfcellImage,
+
+    from difftui.tui.widgets.sixel_image import SixelImage
+    return {"sixel": SixelImage, "kitty": widget.TGPImage, "halfcell": widget.HalfcellImage,
             "unicode": widget.UnicodeImage}[kind]

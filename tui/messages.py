@@ -25,6 +25,7 @@ __all__ = [
     "RunBatch",
     "GridLoaded",
     "RunActionDone",
+    "StepsNeeded",
     "GridsLoaded",
     "SweepPlanned",
     "SweepPlanRejected",
@@ -156,14 +157,26 @@ class GridLoaded(Message):
 
 
 class RunActionDone(Message):
-    """stop / resume / evaluate / delete finished: a line for the user (`refused`: the engine said no)."""
+    """stop / resume / evaluate / delete finished: a line for the user (`refused`: the engine said no), and optionally
+    the details `?` shows (with their topic)."""
 
-    def __init__(self, run_id: int, action: str, text: str, *, refused: bool = False) -> None:
+    def __init__(self, run_id: int, action: str, text: str, detail: str = "", topic: str = "", *,
+                 refused: bool = False) -> None:
         super().__init__()
         self.run_id = run_id
         self.action = action
         self.text = text
         self.refused = refused
+        self.detail = detail
+        self.topic = topic
+
+
+class StepsNeeded(Message):
+    """`resume` refused a run with no step left (engine: StepsExhausted): ask the user for a new end."""
+
+    def __init__(self, run_id: int, step: int, total_steps: int | None, asked: int | None) -> None:
+        super().__init__()
+        self.run_id, self.step, self.total_steps, self.asked = run_id, step, total_steps, asked
 
 
 #----------------------------------------------------------------------------

@@ -100,4 +100,4 @@ def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: Eval
     message = f"evaluating run {run_id} (job {job_id}, pid {proc.pid}); log {Path(run['run_dir']) / 'eval.log'}"
     if note:
         message += f". FID skipped: {note}"
-    return Outcome(run_id, message, proc=proc, job_id=job_id)
+    return Outcome(run_id, message, proc=proc, job_id=job_id, fid_skipped=bool(note))

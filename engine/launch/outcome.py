@@ -24,3 +24,4 @@ class Outcome:
     message: str
     proc: subprocess.Popen | None = None
     job_id: int | None = None                       # the evaluator's job row (evaluate)
+    fid_skipped: bool = False                       # evaluate: FID was wanted if found, and was not found

@@ -37,10 +37,20 @@ from difftui.engine.launch.plan import LaunchPlan
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store
 from difftui.engine.store.layout import remove_run_folder
 
-__all__ = ["Owned", "LaunchError", "Outcome", "create_run", "start_run", "new_run", "resume", "request_stop",
-           "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
+__all__ = ["Owned", "LaunchError", "Outcome", "StepsExhausted", "create_run", "start_run", "new_run", "resume",
+           "request_stop", "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
 
 STOP_GRACE_S = 30.0                                 # `stop --force`: SIGTERM, then SIGKILL after this long
+
+
+class StepsExhausted(LaunchError):
+    """`resume` refused: the run has no step left to train, or the new end asked for is behind it. The message is
+    the CLI's line; `step`, `total_steps` and `asked` let another front end (the TUI asks for a new end) say its own."""
+
+    def __init__(self, message: str, *, run_id: int, step: int, total_steps: int | None,
+                 asked: int | None = None) -> None:
+        super().__init__(message)
+        self.run_id, self.step, self.total_steps, self.asked = run_id, step, total_steps, asked
 
 
 def _get(store: Store, run_id: int) -> dict[str, Any]:
@@ -111,15 +121,18 @@ def resume(db_path: str | os.PathLike[str], run_id: int, *, total_steps: int | N
             raise Owned(f"run {run_id} is still {run['status']} ({liveness.describe_owner(run)}); stop it first")
         if total_steps is not None:
             if total_steps < run["step"]:
-                raise LaunchError(f"run {run_id} is already at step {run['step']}, past --max-steps {total_steps}")
+                raise StepsExhausted(f"run {run_id} is already at step {run['step']}, past --max-steps {total_steps}",
+                                     run_id=run_id, step=run["step"], total_steps=run["total_steps"],
+                                     asked=total_steps)
             config = json.loads(run["config"])
             config["recipe"]["total_steps"] = total_steps
             store.set_total_steps(run_id, config, total_steps)
             atomic_write_text(Path(run["run_dir"]) / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             run = _get(store, run_id)
         if run["status"] == "completed" and run["step"] >= (run["total_steps"] or 0):
-            raise LaunchError(f"run {run_id} already completed all {run['total_steps']} steps "
-                              f"(resume with a larger --max-steps to train further)")
+            raise StepsExhausted(f"run {run_id} already completed all {run['total_steps']} steps "
+                                 f"(resume with a larger --max-steps to train further)",
+                                 run_id=run_id, step=run["step"], total_steps=run["total_steps"])
     proc = start_run(db_path, run_id, plan)
     return Outcome(run_id, f"run {run_id} resuming from its newest checkpoint (pid {proc.pid})", proc=proc)
 

@@ -20,13 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from difftui.engine.atomic import atomic_write, atomic_write_bytes
+from difftui.engine.run.grid_layout import GRID_SIDE, MIN_TILE_PX, PAD_PX, tile_scale
 
 __all__ = ["GRID_SIDE", "MIN_TILE_PX", "fixed_noise", "grid_image", "grid_png", "grid_path",
            "save_grid_file", "under_precision", "precision_note"]
-
-GRID_SIDE = 8                                       # playbook 5.0: an 8x8 grid from 64 fixed latents
-MIN_TILE_PX = 32
-PAD_PX = 2
 
 
 def fixed_noise(path: str | Path, shape: tuple[int, int, int], *, seed: int, count: int = GRID_SIDE ** 2) -> Tensor:
@@ -75,7 +72,7 @@ def grid_image(images: Tensor, *, side: int = GRID_SIDE, min_tile: int = MIN_TIL
     from PIL import Image
     x = images.detach().float().cpu().clamp(-1, 1)
     n, c, h, w = x.shape
-    scale = max(1, math.ceil(min_tile / max(h, w)))
+    scale = tile_scale(h, w, min_tile)
     x = ((x + 1) * 127.5).round().to(torch.uint8)
     if scale > 1:
         x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)

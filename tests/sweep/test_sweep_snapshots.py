@@ -101,3 +101,16 @@ def test_snapshot_compare(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=make_sweep_db(tmp_path)), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_sweep_setup_at_80x24(snap_compare, tmp_path):
+    """Issue 16 item 9: the sweep breadcrumb (base, grid, step) wraps in a narrow terminal rather than being cut."""
+    async def before(pilot):
+        app = pilot.app
+        await _grid_picker(pilot)
+        await pilot.press("enter")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, SweepSetupScreen) and app.screen.plan, 60, "plan")
+        no_blink(app)
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=make_sweep_db(tmp_path)), terminal_size=(80, 24), run_before=before)

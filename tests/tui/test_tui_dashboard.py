@@ -73,7 +73,7 @@ async def test_a_reopened_dashboard_follows_the_newest_grid_until_the_user_scrub
         dash.refresh_now()
         await wait_for(pilot, lambda: dash.polls > polls, 30, "a poll")
         assert grid.index.current["step"] == 1000 and grid.shown_id == 4
-        assert "scrubbing (newest: step 1,200" in str(grid.query_one("#grid-caption").render())
+        assert "scrubbing · end: live (step 1,200)" in str(grid.query_one("#grid-caption").render())
         await pilot.press("end")
         await wait_for(pilot, lambda: grid.shown_id == newer and grid.index.live, 30, "live again")
 
@@ -277,7 +277,7 @@ async def test_chart_filter_log_scale_full_size_grid_and_help(tmp_path):
         assert list(metrics.charts)[:2] == ["L_simple", "flops_ratio"]
         await pilot.press("slash", *"grad")
         assert [c.key for c in metrics.visible()] == ["grad_norm"]
-        assert metrics.border_subtitle == f"1 of {len(metrics.charts)} charts match 'grad'"
+        assert metrics.border_subtitle == f"filter 'grad': 1 of {len(metrics.charts)} charts (esc clears)"
         await pilot.press("enter")                                   # from the filter to the first match
         assert app.focused is metrics.charts["grad_norm"]
         await pilot.press("l")

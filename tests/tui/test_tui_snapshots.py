@@ -135,3 +135,127 @@ def test_snapshot_help_on_the_dashboard(snap_compare, prepared_db):
 
 def test_snapshot_history_at_100x30(snap_compare, prepared_db):
     assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=NARROW, run_before=_history)
+
+
+COMPACT = (80, 24)
+
+
+def test_snapshot_dashboard_compact_at_80x24(snap_compare, tmp_path):
+    """Issue 16 item 9: below 120x30 the dashboard is the metric grid and one side panel (here the grid, its samples
+    at one pixel per half-block pixel, as many as fit, said in the panel's subtitle); `p` in the footer."""
+    db = make_dydit_db(tmp_path)
+
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=COMPACT, run_before=before)
+
+
+def test_snapshot_dashboard_compact_side_panel_switched_to_flops(snap_compare, tmp_path):
+    db = make_dydit_db(tmp_path)
+
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+        await pilot.press("p", "p", "p")                  # grid -> GPU -> events -> FLOPs budget
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=COMPACT, run_before=before)
+
+
+def test_snapshot_compare_ten_runs_in_rows(snap_compare, tmp_path):
+    """Issue 16 item 9: ten runs compared at 160x45 are the rows of the tables (each with its colour in the chart,
+    which draws no legend over the curves), every value and header whole."""
+    from test_tui_layout import make_compare_db
+
+    from difftui.tui.screens.compare import CompareScreen
+    db = make_compare_db(tmp_path, 10)
+
+    async def before(pilot):
+        app = pilot.app
+        await _history(pilot)
+        app.open_compare(list(range(1, 11)))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+                       and app.screen.summaries, 30, "compare")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=WIDE, run_before=before)
+
+
+def test_snapshot_compare_two_runs_at_80x24(snap_compare, tmp_path):
+    """Two runs in a narrow terminal: no room for them as columns, so they are rows as well."""
+    from test_tui_layout import make_compare_db
+
+    from difftui.tui.screens.compare import CompareScreen
+    db = make_compare_db(tmp_path, 2)
+
+    async def before(pilot):
+        app = pilot.app
+        await _history(pilot)
+        app.open_compare([1, 2])
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+                       and app.screen.summaries, 30, "compare")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=COMPACT, run_before=before)
+
+
+def test_snapshot_compare_grids_at_80x24(snap_compare, tmp_path):
+    """g in the narrow compare: the grids in place of the chart and the tables."""
+    from test_tui_layout import make_compare_db
+    from tui_helpers import grid_png
+
+    from difftui.engine.store import Store
+    from difftui.tui.screens.compare import CompareScreen
+    db = make_compare_db(tmp_path, 2)
+    with Store(db) as store:
+        for run_id in (1, 2):
+            store.add_sample(run_id, step=1000, kind="grid", sampler="DDIM eta=0 N=50 linear", nfe=50,
+                             png=grid_png(1000 + 300 * run_id))
+
+    async def before(pilot):
+        app = pilot.app
+        await _history(pilot)
+        app.open_compare([1, 2])
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+                       and len(app.screen.shown) == 2, 30, "compare")
+        await pilot.press("g")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=COMPACT, run_before=before)
+
+
+def test_snapshot_evaluations_with_a_long_sampler_at_160x45(snap_compare, tmp_path):
+    """The evaluation view at the README's size: a long sampler name wraps in its cell."""
+    from difftui.engine.store import Store
+    from difftui.tui.widgets.eval_table import EvalTable
+    db = make_dydit_db(tmp_path)
+    with Store(db) as store:
+        for step, sampler, fid in ((1000, "DDIM eta=0 N=50 linear", 14.25),
+                                   (2000, "EDM stochastic ImageNet-64 S_churn=40 (P3 T5, ours) N=40", 12.5)):
+            store.add_eval_results(1, [dict(step=step, snapshot=step, sampler=sampler, nfe=50, kind="fid", job_id=1,
+                                            samples=10_000, repeats=1, protocol={"quick": True}, metric=m, value=v)
+                                       for m, v in (("fid", fid), ("seconds", 61.0))])
+
+    async def before(pilot):
+        await _dashboard(pilot, 1)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: pilot.app.screen.query_one(EvalTable).row_count == 2, 30, "the evaluations")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=WIDE, run_before=before)
+
+
+def test_snapshot_train_further_at_80x24(snap_compare, prepared_db):
+    """r on a run that completed all its steps: how far to train it (the TUI's way, not the CLI's --max-steps)."""
+    from difftui.tui.screens.train_further import TrainFurtherScreen
+
+    async def before(pilot):
+        await _history(pilot)
+        pilot.app.push_screen(TrainFurtherScreen(1, 1000, 1000))
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainFurtherScreen), 10, "the question")
+        no_blink(pilot.app)
+        for widget in pilot.app.screen.query("Input"):
+            widget.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=COMPACT, run_before=before)

@@ -1,6 +1,11 @@
 """Compare two or more runs: their loss curves overlaid (aligned by step or by kimg), their last and best metrics, the
 config keys that differ, and their fixed-x_T grids side by side at the same step with one shared scrubber.
 
+Two runs, or three, are columns of the last / best and config tables, beside a chart with its legend. More runs
+than the side panel has room for as columns are its rows instead (issue 16 item 9: ten runs as columns cut every
+value to `0.…` and every header to `r…`, and their legend covered a third of the chart): each row starts with the
+run's colour in the chart, which then draws no legend of its own.
+
 The grids share the step: `[` and `]` walk through every step at which any of the runs drew a grid, and each run
 shows its grid of that step (or, when it has none there, its nearest earlier one, said so in its caption). The runs
 are read by a polling worker as the dashboard does, so live runs keep drawing; PNGs are decoded in a worker.
@@ -27,7 +32,7 @@ from difftui.tui import bindings
 from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.messages import CompareBatch, CompareGridsLoaded, ComparePolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
-from difftui.tui.widgets.member_table import LOSSES
+from difftui.tui.widgets.member_table import LOSSES, one_metric_note
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
@@ -35,6 +40,18 @@ __all__ = ["CompareScreen", "read_compare", "grid_at"]
 
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 5.0
+COMPACT_BELOW = (120, 30)   # columns, rows (as the dashboard's)
+LABEL_COLUMN = 16           # "L_simple last" and its padding
+RUN_COLUMN = 11             # one run's value column: "0.08123" or "1000/1000" and padding
+# plotext's colour names (overlay_chart.PALETTE) as Rich colours, for the runs' swatches in the tables.
+RICH_COLORS = {"cyan+": "bright_cyan", "magenta+": "bright_magenta", "orange+": "#ffaf00", "green+": "bright_green",
+               "red+": "bright_red", "blue+": "bright_blue", "cyan": "cyan", "magenta": "magenta",
+               "orange": "dark_orange", "green": "green", "red": "red", "blue": "blue"}
+
+
+def runs_fit_as_columns(count: int, width: int) -> bool:
+    """Whether `count` runs fit as value columns beside the label column in `width` cells."""
+    return LABEL_COLUMN + count * RUN_COLUMN <= width
 
 
 def read_compare(db_path: Path, run_ids: list[int], last_id: int = 0) -> CompareBatch:
@@ -59,7 +76,12 @@ def grid_at(rows: list[dict[str, Any]], step: int) -> dict[str, Any] | None:
     return rows[i - 1] if i else None
 
 
+def _diff_title(diff: list) -> str:
+    return f"config difference ({len(diff)} key{'' if len(diff) == 1 else 's'})"
+
+
 class CompareScreen(PollingScreen):
+    HELP_TITLE = "compare runs"
     BINDINGS = bindings.COMPARE
 
     def __init__(self, run_ids: list[int]) -> None:
@@ -75,6 +97,9 @@ class CompareScreen(PollingScreen):
         self.polls = 0
         self.metric = ""
         self.shown: dict[int, int | None] = {}      # run id -> sample id shown
+        self.images: dict[int, Any] = {}            # run id -> the decoded grid shown
+        self.tilings: dict[int, Any] = {}           # run id -> how it is laid out (half-blocks)
+        self.renderer = preferred()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="compare-title")
@@ -87,7 +112,7 @@ class CompareScreen(PollingScreen):
             for run_id in self.run_ids:
                 with Vertical(classes="compare-grid", id=f"compare-grid-{run_id}"):
                     yield Static(f"run {run_id}", classes="compare-caption", markup=False)
-                    yield widget_class(preferred())(None, classes="compare-picture")
+                    yield widget_class(self.renderer)(None, classes="compare-picture")
         yield Footer()
 
     @unless_closing
@@ -140,7 +165,13 @@ class CompareScreen(PollingScreen):
         chart = self.query_one(OverlayChart)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("compare ", style="bold")
-        for s in self.summaries:
+        if self.runs_in_rows:                       # the runs are named in the table, each with its colour
+            counts: dict[str, int] = {}
+            for s in self.summaries:
+                counts[s.run["status"]] = counts.get(s.run["status"], 0) + 1
+            text.append(f"{len(self.summaries)} runs ", style="bold")
+            text.append(f"({', '.join(f'{n} {st}' for st, n in counts.items())})   ")
+        for s in self.summaries if not self.runs_in_rows else ():
             text.append(f"run {s.run['id']} ", style="bold")
             text.append(f"{s.run['name']} ")
             text.append(s.run["status"], style=STATUS_STYLES.get(s.run["status"], ""))
@@ -148,7 +179,38 @@ class CompareScreen(PollingScreen):
         text.append(f"{chart.metric} by {chart.x}", style="dim")
         self.query_one("#compare-title", Static).update(text)
 
+    @property
+    def runs_in_rows(self) -> bool:
+        side = self.query_one("#compare-side")
+        return not runs_fit_as_columns(len(self.summaries), side.content_size.width or 60)
+
+    def on_resize(self, event) -> None:
+        # Below 120x30 the tables go under the chart, at the terminal's whole width, and the grids take the screen
+        # in turns with them (g; app.tcss).
+        compact = event.size.width < COMPACT_BELOW[0] or event.size.height < COMPACT_BELOW[1]
+        if compact != self.has_class("compact"):
+            self.set_class(compact, "compact")
+            self.refresh_bindings()
+        if self.summaries:
+            self.call_after_refresh(self._draw_title)
+            self.call_after_refresh(self._draw_side)
+        if self.images:
+            self.call_after_refresh(self._fit_grids)
+            self.call_after_refresh(self._draw_captions)
+
+    def swatch(self, run_id: int) -> Text:
+        """The run's colour in the chart, as a dot before its name."""
+        from difftui.tui.widgets.overlay_chart import color_of
+        order = self.query_one(OverlayChart).order
+        index = order.index(run_id) if run_id in order else 0
+        return Text("● ", style=RICH_COLORS.get(color_of(index), ""))
+
     def _draw_side(self) -> None:
+        rows = self.runs_in_rows
+        self.query_one(OverlayChart).legend = not rows          # the table's swatches name the curves instead
+        if rows:
+            self._draw_side_rows()
+            return
         metrics = Table(box=None, padding=(0, 1), title="last / best", title_justify="left", title_style="bold")
         metrics.add_column("", no_wrap=True, style="bold")
         for s in self.summaries:
@@ -162,13 +224,50 @@ class CompareScreen(PollingScreen):
         if any(s.nll for s in self.summaries):
             metrics.add_row("NLL b/d", *[format_number(s.nll[1]) if s.nll else "-" for s in self.summaries])
         self.query_one("#compare-metrics", Static).update(metrics)
-        diff = Table(box=None, padding=(0, 1), title=f"config difference ({len(self.diff)} keys)",
-                     title_justify="left", title_style="bold")
+        diff = Table(box=None, padding=(0, 1), title=_diff_title(self.diff), title_justify="left",
+                     title_style="bold")
         diff.add_column("key", no_wrap=True, style="cyan")
         for s in self.summaries:
             diff.add_column(f"run {s.run['id']}", justify="right")
         for key, values in self.diff:
             diff.add_row(key, *[format_setting(v) for v in values])
+        if not self.diff:
+            diff.add_row(Text("identical configs", style="dim"))
+        self.query_one("#compare-diff", Static).update(diff)
+
+    def _draw_side_rows(self) -> None:
+        """Runs as rows: a row per run (its colour, id and name), a column per figure; every value whole."""
+        names = [n for n in [*self.metrics(), "flops_ratio"] if any(n in s.last for s in self.summaries)]
+        metrics = Table(box=None, padding=(0, 1), title="last / best", title_justify="left", title_style="bold")
+        metrics.add_column("run", overflow="fold")
+        metrics.add_column("step", justify="right", no_wrap=True)
+        for name in names:
+            metrics.add_column(f"{name} last", justify="right", overflow="fold")
+            if name != "flops_ratio":
+                metrics.add_column("best", justify="right", overflow="fold")
+        nll = any(s.nll for s in self.summaries)
+        if nll:
+            metrics.add_column("NLL b/d", justify="right", overflow="fold")
+        for s in self.summaries:
+            run = s.run
+            cells: list[Any] = [Text.assemble(self.swatch(run["id"]), (f"{run['id']} ", "bold"), run["name"]),
+                                f"{run['step']}/{run['total_steps']}"]
+            for name in names:
+                cells.append(format_number(s.last.get(name)))
+                if name != "flops_ratio":
+                    cells.append(format_number(s.best.get(name)))
+            if nll:
+                cells.append(format_number(s.nll[1]) if s.nll else "-")
+            metrics.add_row(*cells)
+        self.query_one("#compare-metrics", Static).update(metrics)
+        diff = Table(box=None, padding=(0, 1), title=_diff_title(self.diff), title_justify="left",
+                     title_style="bold")
+        diff.add_column("run", no_wrap=True)
+        for key, _values in self.diff:
+            diff.add_column(key, justify="right", overflow="fold", header_style="cyan")
+        for i, s in enumerate(self.summaries):
+            diff.add_row(Text.assemble(self.swatch(s.run["id"]), (str(s.run["id"]), "bold")),
+                         *[format_setting(values[i]) for _key, values in self.diff])
         if not self.diff:
             diff.add_row(Text("identical configs", style="dim"))
         self.query_one("#compare-diff", Static).update(diff)
@@ -204,10 +303,19 @@ class CompareScreen(PollingScreen):
         if message.step != self.step:
             return
         for run_id, (row, image) in message.images.items():
-            box = self.query_one(f"#compare-grid-{run_id}")
-            box.query_one(".compare-picture").image = image
+            self.images[run_id] = image
             self.shown[run_id] = row["id"] if row else None
+        self._fit_grids()
         self._draw_captions()
+
+    def _fit_grids(self) -> None:
+        """Each run's grid in its box (half-blocks: at an integer scale, as many samples as fit; grid_tiles.py)."""
+        from difftui.tui.widgets.grid_image import fit_picture
+        for run_id, image in self.images.items():
+            box = self.query_one(f"#compare-grid-{run_id}")
+            caption = box.query_one(".compare-caption").outer_size.height
+            self.tilings[run_id] = fit_picture(box.query_one(".compare-picture"), image, self.renderer,
+                                               box.content_size.width, box.content_size.height - caption)
 
     def _draw_captions(self) -> None:
         step = self.step
@@ -222,6 +330,9 @@ class CompareScreen(PollingScreen):
                 text.append(f"step {row['step']}")
                 if row["step"] != step:
                     text.append(f" (none at {step})", style="yellow")
+                tiling = self.tilings.get(run_id)
+                if tiling is not None and tiling.partial:
+                    text.append(f"  {tiling.shown} of {tiling.total}", style="dim")
             self.query_one(f"#compare-grid-{run_id}").query_one(".compare-caption", Static).update(text)
         if self.steps:
             self.query_one("#compare-grids").border_title = (
@@ -250,8 +361,23 @@ class CompareScreen(PollingScreen):
 
     # -- chart keys -----------------------------------------------------------------------------------------------
 
+    def action_toggle_grids(self) -> None:
+        """g (compact layout): the grids in place of the chart and the tables, and back."""
+        self.toggle_class("show-grids")
+        if self.images:
+            self.call_after_refresh(self._fit_grids)
+            self.call_after_refresh(self._draw_captions)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_grids":
+            return self.has_class("compact")        # the wide layout shows both: no key in the footer
+        return True
+
     def action_next_metric(self) -> None:
         names = self.metrics()
+        if len(names) < 2:
+            self.notify(one_metric_note(names, "these runs"), title="m: metric", timeout=5)
+            return
         if names:
             i = names.index(self.metric) if self.metric in names else -1
             self.metric = names[(i + 1) % len(names)]

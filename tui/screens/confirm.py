@@ -13,6 +13,7 @@ __all__ = ["ConfirmScreen"]
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    HELP_TITLE = "confirm"
     BINDINGS = bindings.CONFIRM
 
     def __init__(self, question: str, detail: str = "") -> None:

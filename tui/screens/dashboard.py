@@ -1,6 +1,12 @@
 """The run dashboard: status line, the metric grid, the FLOPs-budget and GPU panels, the newest fixed-x_T grid (with
 a scrubber and a full-size view) and the events.
 
+Two layouts, chosen by the terminal's size (the screen's `compact` class; issue 16 item 9). From 120x30 up: the
+metric grid and the FLOPs panel on the left, the grid, GPU and events panels on the right. Below that (80x24,
+100x30): the metric grid on the left and ONE side panel on the right, wide enough for the grid's samples to be read,
+which `p` switches between the grid, the GPU, the events and the FLOPs panel; the chart filter's bar shows only
+while it is used.
+
 Polling follows dolphie: a worker reads what is new since the last poll and posts one `RunPolled`; the timer is
 re-armed only once that batch has been drawn, so polls never overlap and a slow terminal just polls less often. The
 first poll (and one after a rewind or a long pause) reads every series already reduced by SQL to buckets
@@ -18,15 +24,16 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input
 
 from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
-from difftui.tui.metric_series import CAPACITY, HIDDEN_METRICS, BucketSeries, as_value
+from difftui.tui.metric_series import CAPACITY, DEFAULT_SMOOTHING, HIDDEN_METRICS, BucketSeries, as_value
 from difftui.tui.screens.base import PollingScreen, unless_closing
+from difftui.tui.widgets.chart_filter import ChartFilter
 from difftui.tui.widgets.eval_view import EvalView
 from difftui.tui.widgets.event_log import EventLog
 from difftui.tui.widgets.flops_panel import FLOPS_TOLERANCE, FlopsPanel
@@ -37,6 +44,8 @@ from difftui.tui.widgets.status_line import StatusLine
 
 __all__ = ["DashboardScreen", "read_batch", "read_series", "decode_png"]
 
+COMPACT_BELOW = (120, 30)   # columns, rows: a smaller terminal gets the compact layout
+SIDE_PANELS = (("grid", "fixed-x_T grid"), ("gpu", "GPU"), ("events", "events"), ("flops-side-box", "FLOPs budget"))
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 3.0
 REREAD_ROWS = 20_000        # more new metric rows than this since the last poll: read the buckets again instead
@@ -112,6 +121,14 @@ def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: in
 
 
 class DashboardScreen(PollingScreen):
+    HELP_TITLE = "run dashboard"
+    # What the short lines of this screen leave out (the help screen's "details").
+    HELP_NOTES = (
+        ("few-step curve", "v measures the sampler panel and the held-out NLL (and FID when the Inception weights "
+                           "are there). The few-step curve (FID and NLL at 5/10/15/20 steps per covariance, "
+                           "playbook 5.7, 5.8) is drawn by the evaluator from a shell: "
+                           "difftui eval RUN_ID --curve --quick; t then shows it here."),
+    )
     BINDINGS = bindings.DASHBOARD
     AUTO_FOCUS = "#metrics"                 # not the filter: a focused input would swallow every key
 
@@ -126,6 +143,7 @@ class DashboardScreen(PollingScreen):
         self.full_read = True
         self.polls = 0
         self.opened_in: float | None = None        # seconds from mount to the first batch drawn
+        self.smoothing_on = DEFAULT_SMOOTHING        # the weight `e` turns smoothing back on with
         self._mounted_at = time.perf_counter()
 
     @staticmethod
@@ -136,25 +154,63 @@ class DashboardScreen(PollingScreen):
         yield StatusLine(id="status")
         with Horizontal(id="dash-main"):
             with Vertical(id="dash-left"):
-                with Horizontal(id="metrics-bar"):
-                    yield Input(placeholder="/ filter charts (e.g. loss, lr, eval)", id="metric-filter",
-                                compact=True)
+                with Horizontal(id="metrics-bar", classes="idle"):
+                    yield ChartFilter(id="metric-filter")
                 yield MetricGrid(id="metrics")
                 yield FlopsPanel(id="flops")
             with Vertical(id="dash-right"):
-                yield GridImage(id="grid")
-                yield GpuPanel(id="gpu")
-                yield EventLog(id="events")
+                yield GridImage(id="grid", classes="side shown")
+                yield GpuPanel(id="gpu").add_class("side")
+                yield EventLog(id="events").add_class("side")
+                with VerticalScroll(id="flops-side-box", classes="side"):     # the compact layout's FLOPs panel
+                    yield FlopsPanel(id="flops-side")
         yield EvalView(self.run_id, id="eval-view")               # hidden until `t` (issue 9)
         yield Footer()
 
     @unless_closing
     def on_mount(self) -> None:
         self._mounted_at = time.perf_counter()
-        self.query_one("#grid").border_title = "fixed-x_T grid"
-        self.query_one("#events").border_title = "events"
         self.query_one("#metrics").border_title = self._metrics_title()
+        self._layout(self.size.width, self.size.height)
         self.refresh_now()
+
+    # -- the layout: wide, or compact with one side panel (p) -------------------------------------------------------
+
+    side = 0                                    # which of SIDE_PANELS the compact layout shows
+
+    @property
+    def compact(self) -> bool:
+        return self.has_class("compact")
+
+    @unless_closing
+    def on_resize(self, event) -> None:
+        if self.is_mounted:
+            self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
+        if compact != self.compact or not self.query_one("#grid").border_title:
+            self.set_class(compact, "compact")
+            self._side_titles()
+            self.refresh_bindings()
+
+    def _side_titles(self) -> None:
+        """The side panels' titles; in the compact layout the one shown names the panel `p` shows next."""
+        for i, (panel_id, title) in enumerate(SIDE_PANELS):
+            panel = self.query_one(f"#{panel_id}")
+            panel.set_class(i == self.side, "shown")
+            following = SIDE_PANELS[(i + 1) % len(SIDE_PANELS)][1]
+            panel.border_title = f"{title}  (p: {following})" if self.compact else title
+
+    def action_next_panel(self) -> None:
+        """p (compact layout): the next side panel (grid, GPU, events, FLOPs)."""
+        self.side = (self.side + 1) % len(SIDE_PANELS)
+        self._side_titles()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_panel":
+            return self.compact                 # the wide layout shows every panel: no key in the footer
+        return True
 
     def _metrics_title(self) -> str:
         weight = self.query_one(MetricGrid).smoothing
@@ -216,9 +272,9 @@ class DashboardScreen(PollingScreen):
             grid.show(*batch.grid)
         ratio_chart = metrics.charts.get("flops_ratio")
         gpu_name = next((str(r.get("name")) for r in gpu.latest.values() if r.get("name")), "")
-        self.query_one(FlopsPanel).update_from(run, self.latest,
-                                               ratio_chart.series.get("flops_ratio") if ratio_chart else None,
-                                               grid.index.newest, gpu_name)
+        for panel in self.query(FlopsPanel):
+            panel.update_from(run, self.latest, ratio_chart.series.get("flops_ratio") if ratio_chart else None,
+                              grid.index.newest, gpu_name)
         if self.opened_in is None:
             self.opened_in = time.perf_counter() - self._mounted_at
         self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
@@ -313,6 +369,8 @@ class DashboardScreen(PollingScreen):
         grid = self.query_one(MetricGrid)
         grid.smoothing = weight
         grid.border_title = self._metrics_title()
+        if weight > 0:
+            self.smoothing_on = weight               # what `e` turns back on
 
     def action_smoothing_more(self) -> None:
         current = self.query_one(MetricGrid).smoothing
@@ -323,20 +381,41 @@ class DashboardScreen(PollingScreen):
         self._set_smoothing(next((w for w in reversed(SMOOTHING_STEPS) if w < current), 0.0))
 
     def action_toggle_smoothing(self) -> None:
-        from difftui.tui.metric_series import DEFAULT_SMOOTHING
+        """`e`: smoothing off, and on again at the weight chosen with - / + before (not the default)."""
         current = self.query_one(MetricGrid).smoothing
-        self._set_smoothing(0.0 if current > 0 else DEFAULT_SMOOTHING)
+        self._set_smoothing(0.0 if current > 0 else self.smoothing_on)
+
+    FILTER_FOCUS_S = 1.0                        # the longest keys wait for the filter to take focus
+
+    _filter_asked: float | None = None
 
     def action_filter_metrics(self) -> None:
-        self.query_one("#metric-filter", Input).focus()
+        """`/`: into the chart filter. Textual moves focus a moment later; keys typed meanwhile (`/grad` typed fast)
+        are held by the app until it has (ready_for_keys), so none is lost or sent to the dashboard's bindings."""
+        self.query_one("#metrics-bar").remove_class("idle")
+        self._filter_asked = time.monotonic()
+        self.query_one(ChartFilter).edit()
+
+    @property
+    def ready_for_keys(self) -> bool:
+        asked = self._filter_asked
+        if asked is not None and time.monotonic() - asked < self.FILTER_FOCUS_S:
+            if not isinstance(self.focused, ChartFilter):
+                return False
+        self._filter_asked = None
+        return super().ready_for_keys
+
+    @on(Input.Blurred, "#metric-filter")
+    def _filter_left(self, event: Input.Blurred) -> None:
+        self.query_one("#metrics-bar").set_class(not event.value, "idle")    # the compact layout hides an idle bar
 
     @on(Input.Changed, "#metric-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         grid = self.query_one(MetricGrid)
         grid.filter_text = event.value
         visible = len(grid.visible())
-        grid.border_subtitle = (f"{visible} of {len(grid.charts)} charts match '{event.value}'" if event.value
-                                else "")
+        grid.border_subtitle = (f"filter '{event.value}': {visible} of {len(grid.charts)} charts (esc clears)"
+                                if event.value else "")
 
     @on(Input.Submitted, "#metric-filter")
     def _filter_done(self) -> None:
@@ -360,9 +439,10 @@ class DashboardScreen(PollingScreen):
         self.query_one("#dash-main").display = not self.query_one(EvalView).toggle()
 
     def action_back(self) -> None:
-        focused = self.focused
-        if isinstance(focused, Input) and focused.id == "metric-filter":
-            focused.value = ""
+        """esc: clear the chart filter when it holds something (focused or not), else back to the history."""
+        chart_filter = self.query_one(ChartFilter)
+        if chart_filter.value or chart_filter.has_focus:
+            chart_filter.value = ""
             self.query_one(MetricGrid).focus()
             return
         self.app.pop_screen()

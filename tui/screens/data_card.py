@@ -26,6 +26,7 @@ class DataCardReady(Message):
 
 
 class DataCardScreen(DifftuiScreen):
+    HELP_TITLE = "data card"
     BINDINGS = bindings.DATA_CARD
 
     def __init__(self, config: Any) -> None:

@@ -19,6 +19,7 @@ from textual.worker import Worker
 
 from difftui.engine.text import one_line
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.screens.base import DifftuiScreen
 
 __all__ = ["DataCheckScreen", "DataCheckProgress", "DataCheckDone", "DataCheckFailed"]
@@ -50,6 +51,7 @@ class DataCheckFailed(Message):
 
 
 class DataCheckScreen(DifftuiScreen):
+    HELP_TITLE = "data check"
     BINDINGS = bindings.DATA_CHECK
 
     def __init__(self, dataset: str) -> None:
@@ -122,7 +124,7 @@ class DataCheckScreen(DifftuiScreen):
         self.running = False
         self.query_one("#data-check-progress").display = False
         status = self.query_one("#data-check-status", Static)
-        status.update(message.error)
+        status.update(in_tui_words(message.error))
         status.add_class("error")
 
     def worker_failed(self, worker: Worker, error: BaseException | None) -> None:

@@ -1,5 +1,7 @@
 """`?` (or F1) on any screen: the keys of the screen below, read from its bindings as Textual resolved them (so a
-remapped key shows as remapped and a new binding shows without anyone editing this screen)."""
+remapped key shows as remapped and a new binding shows without anyone editing this screen), then the details that
+the short messages left out: the screen's own notes (`HELP_NOTES`) and what the app kept from recent messages
+(`DifftuiApp.details`, e.g. where the Inception weights for FID go; issue 16 item 8)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,17 @@ from textual.widgets import Footer, Static
 
 from difftui.tui import bindings
 
-__all__ = ["HelpScreen", "KeyHelp", "screen_keys", "SCREEN_TITLES"]
+__all__ = ["HelpScreen", "KeyHelp", "screen_keys", "help_title"]
 
-SCREEN_TITLES = {"HistoryScreen": "run history", "DashboardScreen": "run dashboard",
-                 "PresetPickerScreen": "new run: pick a preset", "ReviewScreen": "new run: review and launch",
-                 "ConfirmScreen": "confirm", "GridViewScreen": "full-size grid"}
+
+def help_title(screen: Screen) -> str:
+    """What the screen is called in its help (its `HELP_TITLE`; every difftui screen has one, a test checks it), never
+    a class name: a title "keys: CompareScreen" told the user nothing."""
+    title = getattr(screen, "HELP_TITLE", "")
+    if title:
+        return title
+    words = "".join(f" {c.lower()}" if c.isupper() else c for c in type(screen).__name__.removesuffix("Screen"))
+    return words.strip() or "this screen"
 
 
 @dataclass(frozen=True)
@@ -60,14 +68,34 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, screen: Screen) -> None:
         super().__init__()
-        self.title_text = SCREEN_TITLES.get(type(screen).__name__, type(screen).__name__)
+        self.title_text = help_title(screen)
         self.keys = screen_keys(screen)
+        kept = getattr(screen.app, "details", {})
+        self.messages: list[tuple[str, str]] = list(kept.items())          # what recent messages left out
+        self.notes: list[tuple[str, str]] = list(getattr(screen, "HELP_NOTES", ()))
+        self.details = [*self.messages, *self.notes]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
+            # A message that said "? says where" is why the user is here: its details come first, then the keys.
+            if self.messages:
+                yield Static(self._details("details of recent messages", self.messages), id="help-messages")
             yield Static(self._table(), id="help-keys")
+            if self.notes:
+                yield Static(self._details("details", self.notes), id="help-details")
             yield Static("esc, q or ? closes this help", id="help-close")
         yield Footer()
+
+    @staticmethod
+    def _details(title: str, details: list[tuple[str, str]]) -> Text:
+        text = Text()
+        text.append(title, style="bold")
+        for topic, detail in details:
+            text.append("\n\n")
+            text.append(topic, style="bold cyan")
+            text.append("\n")
+            text.append(detail)
+        return text
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = f"keys: {self.title_text}"

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from difftui.engine.store import open_for_reading
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import RunsLoaded
 from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.run_table import RunTable
@@ -33,7 +34,7 @@ def run_detail(run: dict | None) -> Text:
     text.append(f"run {run['id']} ", style="bold")
     text.append(run["status"], style=STATUS_STYLES.get(run["status"], ""))
     if run.get("error") and run["status"] in ("failed", "crashed", "stopped"):
-        text.append(f": {run['error']}", style="red")
+        text.append(f": {in_tui_words(run['error'])}", style="red")
     for label, key in (("device", "device"), ("recipe", "recipe"), ("parent", "parent_id")):
         if run.get(key):
             text.append(f"   {label} {run[key]}", style="dim")
@@ -49,6 +50,7 @@ def run_detail(run: dict | None) -> Text:
 
 
 class HistoryScreen(PollingScreen):
+    HELP_TITLE = "run history"
     BINDINGS = bindings.HISTORY
     AUTO_FOCUS = "#runs"
 

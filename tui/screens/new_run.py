@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 
 from difftui.engine.numbers import format_setting
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.screens.base import DifftuiScreen
 
 __all__ = ["NewRunStep", "PresetPickerScreen", "STEPS", "preset_fields"]
@@ -105,7 +106,7 @@ def preset_fields(kind: str, preset: Any) -> list[tuple[str, str]]:
 
 def preset_detail(kind: str, name: str, preset: Any, error: str) -> Table | Text:
     if preset is None:
-        return Text(f"{name}: {error}", style="red")
+        return Text(f"{name}: {in_tui_words(error)}", style="red")
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
@@ -123,12 +124,14 @@ class PresetPickerScreen(NewRunStep):
     steps open with their list already filled. An Enter pressed before the list is filled is kept and applied when
     it is, so keys typed ahead (three quick Enters) each take a step."""
 
+    HELP_TITLE = "new run: pick a preset"
     BINDINGS = [*bindings.PICKER, *bindings.DATASET_PICKER]
     AUTO_FOCUS = "#presets"
 
     def __init__(self, kind: str, choices: dict[str, str], pending_picks: int = 0) -> None:
         super().__init__(choices)
         self.kind = kind
+        self.HELP_TITLE = f"new run: pick a {TITLES[kind]}"
         self.entries: dict[str, tuple[Any, str]] = {}
         self.suggested: dict[str, str] = {}     # backbones: name -> the data set's nearest paper anchor (1.7)
         self.loaded = False
@@ -237,7 +240,7 @@ class PresetPickerScreen(NewRunStep):
         preset, error = self.entries.get(name, (None, "not loaded"))
         if preset is None:
             self.pending_picks = 0
-            self.notify(f"{name}: {error}", title="invalid preset", severity="error", timeout=8)
+            self.notify(f"{name}: {in_tui_words(error)}", title="invalid preset", severity="error", timeout=8)
             return
         choices = {**self.choices, self.kind: name}
         pending, self.pending_picks = self.pending_picks, 0

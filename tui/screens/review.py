@@ -26,6 +26,7 @@ from difftui.engine.launch.request import LaunchRequest
 from difftui.engine.numbers import format_number
 from difftui.engine.text import one_line
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
 from difftui.tui.screens.new_run import NewRunStep
 from difftui.tui.widgets.tickbox import TickBox
@@ -123,6 +124,7 @@ def form_defaults(choices: dict[str, str], entries: dict[str, list] | None,
 
 
 class ReviewScreen(NewRunStep):
+    HELP_TITLE = "new run: review and launch"
     BINDINGS = [*bindings.REVIEW, *bindings.REVIEW_DATA]
     AUTO_FOCUS = "#batch-size"
 
@@ -164,7 +166,7 @@ class ReviewScreen(NewRunStep):
                     yield Input(self.defaults["max_steps"], id="max-steps", compact=True,
                                 placeholder="default (resolving ...)")
                 with Vertical(classes="field"):
-                    yield Label("--set overrides (key=value ...)")
+                    yield Label("overrides (key=value ...)")
                     yield Input(self.defaults["overrides"], id="overrides", compact=True,
                                 placeholder="e.g. recipe.grid_every=100 backbone.arch.dropout=0.1")
                 with Vertical(classes="field"):
@@ -268,7 +270,7 @@ class ReviewScreen(NewRunStep):
 
     def _show_error(self, text: str) -> None:
         widget = self.query_one("#review-error", Static)
-        widget.update(Text(text, style="bold red", no_wrap=True, overflow="ellipsis") if text else "")
+        widget.update(Text(in_tui_words(text), style="bold red") if text else "")
         widget.set_class(bool(text), "error")
 
     def _render_facts(self) -> None:
@@ -311,7 +313,7 @@ class ReviewScreen(NewRunStep):
         else:
             table.add_row("device", facts["device"] if facts and "device" in facts else Text("...", style="dim"))
         for warning in (facts or {}).get("warnings", []):              # shown, not refused (launch checks)
-            table.add_row("warning", Text(warning, style="yellow"))
+            table.add_row("warning", Text(in_tui_words(warning), style="yellow"))
         self.query_one("#facts", Static).update(table)
 
     # -- launch ---------------------------------------------------------------------------------------------------
@@ -343,7 +345,7 @@ class ReviewScreen(NewRunStep):
             self.post_message(LaunchFailed(report.errors[0]))
             return
         for warning in report.warnings:
-            self.app.call_from_thread(self.app.notify, warning, severity="warning", timeout=8)
+            self.app.call_from_thread(self.app.notify, in_tui_words(warning), severity="warning", timeout=8)
         started = new_run(self.app.db_path, config, plan=plan, parent_id=self.clone_of)   # the CLI's `run` call
         self.app.track(started.run_id, started.proc)
         remember(request)

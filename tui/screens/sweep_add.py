@@ -17,6 +17,7 @@ __all__ = ["SweepAddScreen"]
 
 
 class SweepAddScreen(ModalScreen[tuple[str, bool] | None]):
+    HELP_TITLE = "sweep: add a value"
     BINDINGS = bindings.SWEEP_ADD
     AUTO_FOCUS = "#add-value"
 

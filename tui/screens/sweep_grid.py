@@ -21,16 +21,34 @@ from textual.widgets.option_list import Option
 from difftui.engine.numbers import format_setting
 from difftui.engine.text import one_line
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import GridsLoaded
 from difftui.tui.screens.base import DifftuiScreen, unless_closing
 
-__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb"]
+__all__ = ["SweepStep", "SweepGridScreen", "grid_detail", "sweep_breadcrumb", "base_words"]
+
+
+def base_words(spec: Any, *, overrides: bool = True) -> str:
+    """The sweep's base run in the TUI's words: its presets, steps, off-tier, and its overrides (every one, or how
+    many: the breadcrumb has one line; the setup's review lists them all). Not RunSpec.describe, which writes
+    `--set` for the command line."""
+    if spec is None:
+        return "..."
+    parts = [" / ".join(n or "default" for n in (spec.dataset, spec.backbone, spec.sampler, spec.recipe))]
+    if spec.max_steps:
+        parts.append(f"{spec.max_steps:,} steps")
+    if spec.overrides:
+        parts.append("overrides " + " ".join(spec.overrides) if overrides else
+                     f"{len(spec.overrides)} override{'s' if len(spec.overrides) > 1 else ''}")
+    if spec.off_tier:
+        parts.append("off-tier")
+    return " · ".join(parts)
 
 
 def sweep_breadcrumb(spec: Any, here: str, grid: str | None = None) -> Text:
     text = Text("new sweep  ", style="bold")
     text.append("base: ", style="dim")
-    text.append(spec.describe() if spec is not None else "...", style="green")
+    text.append(base_words(spec, overrides=False), style="green")
     text.append("  >  ", style="dim")
     text.append("[grid]" if here == "grid" else f"grid: {grid}", style="bold reverse" if here == "grid" else "green")
     text.append("  >  ", style="dim")
@@ -39,7 +57,7 @@ def sweep_breadcrumb(spec: Any, here: str, grid: str | None = None) -> Text:
     return text
 
 
-def grid_detail(name: str, grid: Any, error: str, refusal: str | None) -> Table | Text:
+def grid_detail(name: str, grid: Any, error: str, refusal: str | None, base: str = "") -> Table | Text:
     if grid is None:
         return Text(f"{name}: {error}", style="red")
     table = Table.grid(padding=(0, 2))
@@ -56,9 +74,11 @@ def grid_detail(name: str, grid: Any, error: str, refusal: str | None) -> Table 
     table.add_row("applies to", grid.applies_to.describe())
     if grid.applies_to.reason:
         table.add_row("", Text(grid.applies_to.reason, style="dim"))
+    if base:
+        table.add_row("base run", base)
     if refusal:
         table.add_row("", "")
-        table.add_row(Text("not here", style="bold red"), Text(refusal, style="red"))
+        table.add_row(Text("not here", style="bold red"), Text(in_tui_words(refusal), style="red"))
     return table
 
 
@@ -70,6 +90,7 @@ class SweepStep(DifftuiScreen):
 
 
 class SweepGridScreen(SweepStep):
+    HELP_TITLE = "new sweep: pick a grid"
     BINDINGS = bindings.SWEEP_GRID
     AUTO_FOCUS = "#grids"
 
@@ -145,19 +166,35 @@ class SweepGridScreen(SweepStep):
             self.query_one("#grid-detail", Static).update("no grid presets found (presets/sweeps/*.yaml)")
         elif first is None:
             name, grid, error, refusal = message.entries[0]
-            self.query_one("#grid-detail", Static).update(grid_detail(name, grid, error, refusal))
+            self.query_one("#grid-detail", Static).update(grid_detail(name, grid, error, refusal,
+                                                                      base_words(self.spec)))
 
     @on(OptionList.OptionHighlighted, "#grids")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         name = event.option.id
         grid, error, refusal = self.entries.get(name, (None, "not loaded", None))
-        self.query_one("#grid-detail", Static).update(grid_detail(name, grid, error, refusal))
+        detail = grid_detail(name, grid, error, refusal, base_words(self.spec))
+        self.query_one("#grid-detail", Static).update(detail)
+
+    def action_pick_grid(self) -> None:
+        """Enter: take the highlighted grid (the list's own Enter is hidden behind this one)."""
+        options = self.query_one("#grids", OptionList)
+        if options.highlighted is not None:
+            self._pick(options.get_option_at_index(options.highlighted).id)
 
     @on(OptionList.OptionSelected, "#grids")
     def _selected(self, event: OptionList.OptionSelected) -> None:
+        self._pick(event.option.id)                     # a mouse click
+
+    def _pick(self, name: str) -> None:
         from difftui.tui.screens.sweep_setup import SweepSetupScreen
-        grid, _error, refusal = self.entries[event.option.id]
+        if name not in self.entries:
+            return
+        grid, error, refusal = self.entries[name]
+        if grid is None:
+            self.notify(f"{name}: {error}", title="invalid grid preset", severity="error", timeout=8)
+            return
         if refusal:
-            self.notify(refusal, title="grid does not apply", severity="warning", timeout=8)
+            self.notify(in_tui_words(refusal), title="grid does not apply", severity="warning", timeout=8)
             return
         self.app.push_screen(SweepSetupScreen(self.spec, grid))

@@ -25,6 +25,7 @@ COLUMNS = {"id": 4, "name": 24, "status": 10, "grid": 20, "members": 32, "slots"
 
 
 class SweepListScreen(PollingScreen):
+    HELP_TITLE = "sweeps"
     BINDINGS = bindings.SWEEP_LIST
     AUTO_FOCUS = "#sweeps"
 

@@ -25,8 +25,9 @@ from textual.worker import Worker
 from difftui.engine.numbers import format_duration, format_setting
 from difftui.engine.text import one_line
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
-from difftui.tui.screens.sweep_grid import SweepStep, sweep_breadcrumb
+from difftui.tui.screens.sweep_grid import SweepStep, base_words, sweep_breadcrumb
 from difftui.tui.widgets.tickbox import TickBox, TickList
 
 __all__ = ["SweepSetupScreen", "SweepRequest"]
@@ -69,6 +70,7 @@ class SweepRequest:
 
 
 class SweepSetupScreen(SweepStep):
+    HELP_TITLE = "new sweep: values and slots"
     BINDINGS = bindings.SWEEP_SETUP
     AUTO_FOCUS = "#sweep-values"
 
@@ -213,6 +215,7 @@ class SweepSetupScreen(SweepStep):
     # -- the review -----------------------------------------------------------------------------------------------
 
     def _show_error(self, text: str) -> None:
+        text = in_tui_words(text)
         widget = self.query_one("#sweep-error", Static)
         widget.update(Text(text, style="bold red") if text else "")
         widget.set_class(bool(text), "error")
@@ -220,14 +223,14 @@ class SweepSetupScreen(SweepStep):
     def _render_review(self) -> None:
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
-        table.add_column()
+        table.add_column(overflow="fold")                   # a long override wraps, never cut
         g = self.grid
         table.add_row("grid", f"{g.name} (playbook {g.playbook}): {g.description}")
-        table.add_row("base", self.spec.describe())
+        table.add_row("base", base_words(self.spec))
         plan, est = self.plan, self.estimate
         if plan is None:
-            table.add_row("", Text("the sweep does not plan: " + self.error if self.error else "planning ...",
-                                   style="red" if self.error else "dim"))
+            table.add_row("", Text(f"the sweep does not plan: {in_tui_words(self.error)}" if self.error
+                                   else "planning ...", style="red" if self.error else "dim"))
             self.query_one("#sweep-review", Static).update(table)
             return
         axes = "  x  ".join(f"{k.split('.')[-1]} {{{', '.join(format_setting(v) for v in vs)}}}"

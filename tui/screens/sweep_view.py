@@ -24,10 +24,11 @@ from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
 from difftui.engine.text import one_line
 from difftui.tui import bindings
+from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import SweepActionDone, SweepBatch, SweepPolled
 from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.axis_chart import AxisChart, AxisPoints
-from difftui.tui.widgets.member_table import LOSSES, MemberTable, sortable
+from difftui.tui.widgets.member_table import LOSSES, MemberTable, one_metric_note, sortable
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
@@ -65,6 +66,7 @@ def _counts(summaries: list[Any]) -> str:
 
 
 class SweepScreen(PollingScreen):
+    HELP_TITLE = "sweep"
     BINDINGS = bindings.SWEEP_VIEW
     AUTO_FOCUS = "#members"
 
@@ -204,7 +206,7 @@ class SweepScreen(PollingScreen):
         if r.get("off_grid"):
             text.append("  OFF-GRID", style="bold yellow")
         if r.get("error") and r["status"] in ("failed", "crashed"):
-            text.append(f"\n{r['error']}", style="red")
+            text.append(f"\n{in_tui_words(r['error'])}", style="red")
         if r.get("device"):
             text.append(f"\n{r['device']}", style="dim")
         widget.update(text)
@@ -262,7 +264,8 @@ class SweepScreen(PollingScreen):
 
     def action_next_metric(self) -> None:
         names = self.metrics()
-        if not names:
+        if len(names) < 2:
+            self.notify(one_metric_note(names, "the members"), title="m: metric", timeout=5)
             return
         i = names.index(self.metric) if self.metric in names else -1
         self.metric = names[(i + 1) % len(names)]
@@ -317,6 +320,6 @@ class SweepScreen(PollingScreen):
     @unless_closing
     def on_sweep_action_done(self, message: SweepActionDone) -> None:
         error = message.text.startswith("error: ")
-        self.notify(message.text.removeprefix("error: "), title="sweep", severity="error" if error else "information",
-                    timeout=8)
+        self.notify(in_tui_words(message.text.removeprefix("error: ")), title="sweep",
+                    severity="error" if error else "information", timeout=8)
         self.refresh_now()

@@ -53,7 +53,7 @@ class CurveTable(DataTable):
         self.records = records
         self.clear()
         for i, row in enumerate(rows):
-            self.add_row(*row, key=str(i))
+            self.add_row(*row, key=str(i), height=None)      # a long covariance name wraps, never cut
 
     def highlighted(self) -> dict[str, Any] | None:
         if not self.records or not 0 <= self.cursor_row < len(self.records):
@@ -73,7 +73,7 @@ class CurveChart(RecordsChart):
                 xs.append(float(r["protocol"].get("steps")))
                 ys.append(float(v))
         if not lines:
-            plt.title("few-step curve: none yet (difftui eval ID --curve)")
+            plt.title("few-step curve: none yet (? says how to draw one)")
         else:
             plt.title(f"few-step curve: FID vs steps (step {self.records[0]['step']})")
             for label, (xs, ys) in lines.items():

@@ -67,6 +67,6 @@ class EvalTable(DataTable):
         self._shown = keyed
         self.clear()
         for i, row in enumerate(rows):
-            self.add_row(*row, key=str(i))
+            self.add_row(*row, key=str(i), height=None)      # a long sampler name wraps in its cell, never cut
         if rows:
             self.move_cursor(row=len(rows) - 1, animate=False)

@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from difftui.engine.eval.rows import curve_records, group_evaluations, table_records
 from difftui.engine.launch import liveness
 from difftui.engine.store import Store
+from difftui.tui.advice import in_tui_words
 from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.widgets.curve_view import CurveChart, CurveTable
 from difftui.tui.widgets.eval_chart import EvalChart
@@ -66,7 +67,7 @@ def job_line(jobs: list[dict[str, Any]]) -> Text:
         text.append(f" at {when}")
     else:
         text.append(job["status"], style="red")
-        text.append(f": {job['error'] or ''}")
+        text.append(f": {in_tui_words(job['error'] or '')}")
     return text
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import RichLog
 
+from difftui.tui.advice import in_tui_words
+
 __all__ = ["EventLog", "LEVEL_STYLES"]
 
 LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
@@ -27,6 +29,6 @@ class EventLog(RichLog):
             line = Text()
             line.append(time.strftime("%H:%M:%S ", time.localtime(row["time"])), style="dim")
             line.append(f"{level:<7} ", style=LEVEL_STYLES.get(level, ""))
-            line.append(str(row["message"]), style="red" if level == "error" else "")
+            line.append(in_tui_words(str(row["message"])), style="red" if level == "error" else "")
             self.write(line)
             self.count += 1

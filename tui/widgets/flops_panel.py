@@ -37,6 +37,7 @@ P5_TABLE8: dict[str, tuple[tuple[float, float, float], ...]] = {
     "XL": ((1.0, 118.69, 2.27), (0.7, 84.33, 2.12), (0.6, 67.83, 2.18), (0.5, 57.88, 2.07), (0.3, 38.85, 3.36)),
 }
 SPARKS = "▁▂▃▄▅▆▇█"
+LABEL_WIDTH = 14
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,17 @@ class FlopsPanel(Static):
         rows = self.rows() if self.run is not None else []
         key = tuple((label, value.plain, tuple(value.spans)) for label, value in rows)
         if key != self._shown or not rows:
-            # A layout pass (which redraws every widget of the screen) only when the panel's height can change:
-            # the figures of a running run change every second, their rows do not.
-            layout = self._shown is None or len(key) != len(self._shown)
+            # A layout pass (which redraws every widget of the screen) only when the panel's height can change: a
+            # row more or less, or a value that now wraps onto more or fewer lines (values wrap, never cut). The
+            # figures of a running run change every second; their line count does not.
+            lines = self._lines(key)
+            layout = self._shown is None or lines != self._lines(self._shown)
             self._shown = key
             self.update(self.render_panel(rows), layout=layout)
+
+    def _lines(self, key: tuple) -> int:
+        width = max(self.content_size.width - LABEL_WIDTH - 1, 1)
+        return sum(max(1, -(-len(plain) // width)) for _, plain, _ in key)
 
     # -- the figures ----------------------------------------------------------------------------------------------
 
@@ -175,8 +182,7 @@ class FlopsPanel(Static):
                 value.append(f"  ·  {format_number(gflops * self.grid_nfe)} per grid sample (x NFE {self.grid_nfe}"
                              f"{', ' + self.grid_sampler if self.grid_sampler else ''})")
             else:
-                value.append("  ·  per grid sample: no grid yet (its NFE is counted when one is drawn)",
-                             style="dim italic")
+                value.append("  ·  per grid sample: x its NFE, once a grid is drawn", style="dim italic")
             rows.append(("GFLOPs", value))
         # Achieved training throughput, and its share of the card's peak.
         tflops = _finite(self.latest.get("tflops"))
@@ -262,8 +268,8 @@ class FlopsPanel(Static):
         if self.run is None:
             return Text("waiting for the run ...", style="dim")
         table = Table.grid(padding=(0, 1))
-        table.add_column(style="bold", no_wrap=True, min_width=14)
-        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column(style="bold", no_wrap=True, min_width=LABEL_WIDTH)
+        table.add_column(overflow="fold", ratio=1)           # wraps: nothing of a figure is cut off
         for label, value in rows if rows is not None else self.rows():
             table.add_row(label, value)
         return table

@@ -5,6 +5,10 @@ Its caption says which step, sampler and NFE drew the grid shown and which rende
 graphics where the terminal answered for them before the app started (graphics.py), half-block characters
 otherwise; `i` switches between the terminal's graphics and half-blocks. PNG bytes are decoded into PIL images by
 the dashboard's workers, never here.
+
+With half-blocks the grid is laid out for the panel at an integer scale (grid_tiles.py): all 64 samples when they
+fit at one pixel per half-block pixel, else as many as fit, said in the panel's subtitle (Enter shows them all); a grid
+squeezed by a fractional factor into the panel could not be read (issue 16 item 12).
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from difftui.tui import graphics
+from difftui.tui.grid_tiles import Tiling, fit_grid
 
-__all__ = ["GridImage", "GridIndex", "describe_grid"]
+__all__ = ["GridImage", "GridIndex", "describe_grid", "fit_picture", "TILED"]
+
+TILED = ("halfcell",)                          # renderers drawn one pixel per half cell, laid out by fit_grid
 
 
 class GridIndex:
@@ -68,9 +75,28 @@ class GridIndex:
         return self.rows[self.position] if self.rows and self.position >= 0 else None
 
 
+def fit_picture(picture: Any, image: Any, renderer: str, width: int, height: int, *, keep_all: bool = False
+                ) -> Tiling | None:
+    """Show `image` in `picture` (a textual-image widget) for a box of `width` x `height` cells: with half-blocks
+    re-tiled at an integer scale and sized to exactly one pixel per half cell; with graphics as it is, scaled by the
+    widget (a terminal's pixels are fine enough). Returns the tiling used (None when not tiled)."""
+    if image is None or renderer not in TILED or width <= 0 or height <= 0:
+        picture.styles.width, picture.styles.height = "auto", "1fr"
+        picture.image = image
+        return None
+    tiling = fit_grid(image, width, 2 * height, keep_all=keep_all)
+    if tiling.scale:
+        picture.styles.width, picture.styles.height = tiling.image.width, tiling.image.height // 2
+    else:                                      # too small even at scale 1 (keep_all): the widget scales it down
+        picture.styles.width, picture.styles.height = "auto", "1fr"
+    picture.image = tiling.image
+    return tiling
+
+
 def describe_grid(row: dict[str, Any] | None, renderer: str) -> Text:
-    """'DDIM eta=0 N=50 linear · NFE 50 · half-blocks': what drew the grid and what draws it here."""
-    text = Text(no_wrap=True, overflow="ellipsis")
+    """'DDIM eta=0 N=50 linear · NFE 50 · half-blocks': what drew the grid and what draws it here (wrapped, never
+    cut, where the panel is narrow)."""
+    text = Text()
     if row is not None:
         if row.get("sampler"):
             text.append(str(row["sampler"]))
@@ -93,6 +119,8 @@ class GridImage(Vertical):
         self._caption_key: tuple | None = None
         self.renderer = graphics.preferred()
         self.best = self.renderer if self.renderer in ("sixel", "kitty") else (graphics.detected() or "halfcell")
+        self.tiling: Tiling | None = None
+        self._fitted: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self._caption(), id="grid-caption", markup=False)
@@ -104,14 +132,14 @@ class GridImage(Vertical):
         if row is None:
             return Text("sample grid - none yet", style="dim")
         n = len(self.index.rows)
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text()                               # wraps rather than cut the scrubbing hint in a narrow panel
         text.append(f"step {row['step']:,}", style="bold")
         text.append(f"  {self.index.position + 1}/{n}")
         if self.index.live:
             text.append("  live", style="green")
         else:
             newest = self.index.newest
-            text.append(f"  scrubbing (newest: step {newest['step']:,}; end: live)" if newest else "  scrubbing",
+            text.append(f"  scrubbing · end: live (step {newest['step']:,})" if newest else "  scrubbing",
                         style="yellow")
         return text
 
@@ -122,19 +150,25 @@ class GridImage(Vertical):
 
     def refresh_caption(self) -> None:
         caption, source = self._caption(), describe_grid(self.index.current, self.renderer)
+        # The renderer again where a narrow panel cannot cut it off, after how many samples are shown when not all.
+        label = graphics.LABELS.get(self.renderer, self.renderer)
+        tiling = self.tiling
+        self.border_subtitle = (f"{tiling.shown} of {tiling.total} samples, Enter: all · {label}"
+                                if tiling is not None and tiling.partial else label)
         key = (caption.plain, tuple(caption.spans), source.plain, tuple(source.spans))
-        if key != self._caption_key:                # two fixed lines: no layout pass, and none when unchanged
+        if key != self._caption_key:                # they change with a new grid or the scrubber, not every poll
             self._caption_key = key
-            # The renderer again where a narrow panel cannot cut it off.
-            self.border_subtitle = graphics.LABELS.get(self.renderer, self.renderer)
-            self.query_one("#grid-caption", Static).update(caption, layout=False)
-            self.query_one("#grid-source", Static).update(source, layout=False)
+            self.query_one("#grid-caption", Static).update(caption)
+            self.query_one("#grid-source", Static).update(source)
+            self.call_after_refresh(self._fit)      # their height (wrapped or not) sets the picture's box
 
     def clear(self) -> None:
         """No grid (a run rewound to before its first grid): forget the index and the picture shown."""
         self.index.reset()
         self.shown_id = None
         self.image = None
+        self.tiling = None
+        self._fitted = None
         self.query_one("#grid-picture").image = None
         self.refresh_caption()
 
@@ -145,8 +179,29 @@ class GridImage(Vertical):
             return
         self.shown_id = sample_id
         self.image = image
-        self.query_one("#grid-picture").image = image
+        self._fit()
         self.refresh_caption()
+
+    def picture_box(self) -> tuple[int, int]:
+        """The cells the picture may take: the panel's content less the caption lines."""
+        captions = sum(self.query_one(f"#{i}").outer_size.height for i in ("grid-caption", "grid-source"))
+        return self.content_size.width, self.content_size.height - captions
+
+    def _fit(self) -> None:
+        if not self.is_mounted:
+            return
+        width, height = self.picture_box()
+        key = (self.renderer, width, height)
+        if self._fitted is not None and self._fitted[0] is self.image and self._fitted[1:] == key:
+            return                                  # this very image at this size: already laid out
+        self._fitted = (self.image, *key)
+        self.tiling = fit_picture(self.query_one("#grid-picture"), self.image, self.renderer, width, height)
+        self.refresh_caption()
+
+    def on_resize(self) -> None:
+        if self.image is not None:
+            self._fit()
+            self.refresh_caption()
 
     # -- the renderer ---------------------------------------------------------------------------------------------
 
@@ -163,5 +218,7 @@ class GridImage(Vertical):
             return
         self.renderer = kind
         await self.query_one("#grid-picture").remove()
-        await self.mount(graphics.widget_class(kind)(self.image, id="grid-picture"))
+        await self.mount(graphics.widget_class(kind)(None, id="grid-picture"))
+        self._fitted = None
+        self._fit()
         self.refresh_caption()

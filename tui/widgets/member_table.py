@@ -14,9 +14,17 @@ from textual.widgets.data_table import CellDoesNotExist
 from difftui.engine.numbers import format_number, format_setting
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
-__all__ = ["MemberTable", "Column", "member_columns", "sortable", "LOSSES"]
+__all__ = ["MemberTable", "Column", "member_columns", "sortable", "LOSSES", "one_metric_note"]
 
 LOSSES = ("L_simple", "L_vlb", "L_hybrid", "L_edm")
+
+
+def one_metric_note(names: list[str], whose: str) -> str:
+    """What `m` (next metric) says when there is nothing to switch to, rather than doing nothing silently."""
+    if not names:
+        return f"no loss logged by {whose} yet: m switches between losses once there are two"
+    return (f"{whose} log only {names[0]}: m switches between losses (L_vlb, L_hybrid come with the hybrid "
+            f"loss recipes)")
 STATUS_ORDER = {"running": 0, "stopping": 1, "queued": 2, "failed": 3, "crashed": 4, "stopped": 5, "completed": 6}
 
 

@@ -367,7 +367,7 @@ class MetricGrid(VerticalScroll):
             else:
                 cells.mount(chart)
             chart.display = self._matches(chart)
-            self.query_one("#metric-grid-empty").display = False
+            self._say_empty()
         return chart
 
     def set_series(self, series: dict[str, BucketSeries]) -> None:
@@ -444,10 +444,27 @@ class MetricGrid(VerticalScroll):
     def watch_filter_text(self) -> None:
         for chart in self.charts.values():
             chart.display = self._matches(chart)
+        self._say_empty()
+
+    def _say_empty(self) -> None:
+        """The line in place of the charts: none logged yet, or none matching the filter (and how to get them back)."""
+        if not self.is_mounted:
+            return
+        empty = self.query_one("#metric-grid-empty", Static)
+        if not self.charts:
+            empty.update("waiting for the first metrics ...")
+            empty.display = True
+        elif not self.visible():
+            empty.update(f"no chart matches the filter '{self.filter_text}' ({len(self.charts)} charts): "
+                         f"/ edits it, esc clears it")
+            empty.display = True
+        else:
+            empty.display = False
 
     def _matches(self, chart: MetricChart) -> bool:
         words = self.filter_text.lower().split()
-        hay = " ".join([chart.key, chart.title, *chart.series]).lower()
+        loss = ["loss"] if chart.key.startswith("L_") else []        # the placeholder's example finds the losses
+        hay = " ".join([chart.key, chart.title, *chart.series, *loss]).lower()
         return all(w in hay for w in words)
 
     def visible(self) -> list[MetricChart]:

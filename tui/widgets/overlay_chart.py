@@ -61,6 +61,7 @@ class OverlayChart(PlotextPlot):
     log_scale: reactive[bool] = reactive(False)
     smoothing: reactive[bool] = reactive(True)      # an EMA of each curve (as the dashboard's), so that close
                                                     # members stay apart; `e` shows the raw values
+    legend: reactive[bool] = reactive(True)         # plotext's legend; off where a table names the colours
 
     def __init__(self, *, title: str = "loss", id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -127,6 +128,9 @@ class OverlayChart(PlotextPlot):
     def watch_smoothing(self) -> None:
         self.replot()
 
+    def watch_legend(self) -> None:
+        self.replot()
+
     def on_resize(self) -> None:
         self.replot()
 
@@ -160,8 +164,8 @@ class OverlayChart(PlotextPlot):
             plt.title(f"{self.title}: {self.metric} by {self.x} ({', '.join(parts)})")
             for run_id, (xs, ys) in series.items():
                 if xs:
-                    plt.plot(xs, ys, label=self.labels.get(run_id, f"run {run_id}"), marker="braille",
-                             color=color_of(self.order.index(run_id)))
+                    label = self.labels.get(run_id, f"run {run_id}") if self.legend else None
+                    plt.plot(xs, ys, label=label, marker="braille", color=color_of(self.order.index(run_id)))
             plt.xlabel(self.x)
         plt.yscale("log" if self.log_scale and series else "linear")
         self.refresh()

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from difftui.engine.numbers import format_duration, format_number
+from difftui.tui.advice import in_tui_words
 from difftui.tui.widgets.flops_panel import budget_verdict
 
 __all__ = ["StatusLine", "STATUS_STYLES", "eta_seconds"]
@@ -77,7 +78,7 @@ class StatusLine(Static):
     def compose_line(self) -> Text:
         run = self.run
         assert run is not None
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text()                               # one line or two: the dashboard's CSS decides (compact)
         text.append(f"run {run['id']} ", style="bold")
         text.append(f"{run['name']}  ")
         text.append(f"● {self.status}", style=STATUS_STYLES.get(self.status, ""))
@@ -108,5 +109,5 @@ class StatusLine(Static):
         if run.get("off_tier"):
             text.append("  OFF-TIER", style="bold yellow")
         if self.status in ("failed", "crashed") and run.get("error"):
-            text.append(f"  {run['error']}", style="red")
+            text.append(f"  {in_tui_words(run['error'])}", style="red")
         return text
