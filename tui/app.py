@@ -302,9 +302,7 @@ class DifftuiApp(App[None]):
         """Resume from the newest checkpoint; `total_steps` sets a new end (a finished run trained further). A run with
         no step left asks how far to go (StepsExhausted -> StepsNeeded -> TrainFurtherScreen)."""
         from difftui.engine.launch.runs import resume
-        further = f" to train on to step {total_steps:,}" if total_steps else ""
-        self._run_action(run_id, "resume", lambda: resume(self.db_path, run_id, total_steps=total_steps),
-                         hint=further)
+        self._run_action(run_id, "resume", lambda: resume(self.db_path, run_id, total_steps=total_steps))
 
     def on_steps_needed(self, message: StepsNeeded) -> None:
         from difftui.tui.advice import steps_exhausted

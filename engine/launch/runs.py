@@ -34,6 +34,7 @@ from difftui.engine.launch.backends import backend_for
 from difftui.engine.launch.lock import Owned, process_start_time
 from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.launch.plan import LaunchPlan
+from difftui.engine.numbers import format_number
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store
 from difftui.engine.store.layout import remove_run_folder
 
@@ -134,7 +135,8 @@ def resume(db_path: str | os.PathLike[str], run_id: int, *, total_steps: int | N
                                  f"(resume with a larger --max-steps to train further)",
                                  run_id=run_id, step=run["step"], total_steps=run["total_steps"])
     proc = start_run(db_path, run_id, plan)
-    return Outcome(run_id, f"run {run_id} resuming from its newest checkpoint (pid {proc.pid})", proc=proc)
+    further = f" to train on to step {format_number(total_steps)}" if total_steps is not None else ""
+    return Outcome(run_id, f"run {run_id} resuming from its newest checkpoint{further} (pid {proc.pid})", proc=proc)
 
 
 def _live(store: Store, run_id: int) -> dict[str, Any]:

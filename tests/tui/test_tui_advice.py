@@ -154,7 +154,7 @@ async def test_r_on_a_finished_run_asks_how_far_and_trains_it_further_and_v_says
             field.value = "8"
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), 10, "the dashboard again")
-            await wait_for(pilot, lambda: any("resumed from its newest checkpoint to train on to step 8"
+            await wait_for(pilot, lambda: any("resuming from its newest checkpoint to train on to step 8"
                                               in str(n.message) for n in app._notifications), 30, "the resume")
             await wait_for(pilot, lambda: _finished(db, run_id, 8), 180,
                            lambda: f"the run to finish at step 8; engine.log:\n{engine_log(db, run_id)}")
