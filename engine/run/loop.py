@@ -37,6 +37,7 @@ from difftui.engine.run.checkpoint import (
     set_rng_state,
 )
 from difftui.engine.run.distributed import World, init_world
+from difftui.engine.run.grid_check import GridCheck
 from difftui.engine.run.meter import Clock, Interval, Meter
 from difftui.engine.run.peaks import peak_tflops
 from difftui.engine.run.sample_grid import grid_png
@@ -82,6 +83,7 @@ class TrainLoop:
         self.peak: float | None = None
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
         self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
+        self.grid_check = GridCheck(trainer.data, seed=trainer.recipe.seed, latent=trainer.config.dataset.latents)
 
     # -- rank 0 helpers -----------------------------------------------------------------------------------------
 
@@ -245,6 +247,10 @@ class TrainLoop:
             images, nfe = t.sample_grid()
             self.owner.record_grid(t.step, grid_png(images), self.trainer.config.sampler.grid.describe(), nfe)
             self.event(f"grid at step {t.step}")
+            problem = self.grid_check.record(self.owner.store, self.owner.run_id, t.step,
+                                             t.config.sampler.grid.describe(), nfe, images)     # issue 18: doctor
+            if problem:
+                self.event(problem, "warning")
         self.clock.restart()
 
     def evaluate_panel(self) -> None:
