@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from difftui.engine.atomic import atomic_write_bytes
+from difftui.engine.eval.diagnostics import panel_consistency
 from difftui.engine.run.sample_grid import grid_png
 from difftui.engine.store import Store
 
@@ -60,6 +61,8 @@ def record_panel(store: Store, run_id: int, step: int, rows: list[dict[str, Any]
             evals.append({**common, "metric": "nll_bpd", "value": float(row["nll_bpd"]), "samples": n_images})
             text += f", NLL {row['nll_bpd']:.3f} bits/dim on {n_images} images"
         lines.append(text)
+    # Issue 18 (playbook 5.2): how well the deterministic samplers' grids agree across step counts.
+    evals += [{**r, "step": step, "job_id": job_id, "snapshot": snapshot} for r in panel_consistency(rows)]
     if evals:
         store.add_eval_results(run_id, evals)
     return lines
