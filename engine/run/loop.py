@@ -192,6 +192,7 @@ class TrainLoop:
         """Queue the interval's values (rank 0), then fail the run if the non-finite steps ran too long (every rank
         sees the same reduced interval, so every rank stops at the same step)."""
         t, r = self.trainer, self.recipe
+        wait, t.data_wait_s = t.data_wait_s, 0.0
         if self.owner is not None:
             values = dict(interval.means)
             values["lr"] = t.learning_rate()
@@ -204,6 +205,7 @@ class TrainLoop:
             if seconds > 0 and steps:
                 ips = steps * r.batch_size / seconds
                 values["img_per_s"] = ips
+                values["data_wait"] = min(wait / seconds, 1.0)      # share of the interval spent waiting for batches
                 if self.flops_per_image is not None:
                     values["tflops"] = ips * self.flops_per_image / 1e12
                     if self.peak is not None:
