@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SEVERITIES", "Evidence", "Grid", "Finding", "Needs", "Diagnosis"]
+__all__ = ["SEVERITIES", "Evidence", "Grid", "Finding", "Needs", "Diagnosis", "set_args"]
 
 SEVERITIES = ("warning", "info")                    # a warning makes `difftui doctor` exit 1
 
@@ -95,6 +95,19 @@ class Diagnosis:
         return {"run": self.run_id, "step": self.step, "findings": [f.as_dict() for f in self.findings],
                 "needs": [n.as_dict() for n in self.needs], "clean": list(self.clean),
                 "not_applicable": list(self.not_applicable), "seconds": self.seconds}
+
+
+def set_args(edit: dict[str, Any]) -> list[str]:
+    """An edit as `--set KEY=VALUE` arguments (VALUE as YAML reads it back: true, null, 0.0005, quadratic)."""
+    def text(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if v is None:
+            return "null"
+        if isinstance(v, float):
+            return f"{v:g}"
+        return str(v)
+    return [f"{k}={text(v)}" for k, v in edit.items()]
 
 
 def _plain(value: Any) -> Any:

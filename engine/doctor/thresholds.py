@@ -44,6 +44,10 @@ TAIL_ROWS = 400                                     # the newest logged values o
 OVERVIEW_BUCKETS = 256                              # a whole series reduced to at most this many step buckets
 GPU_ROWS = 600                                      # the newest GPU samples (one per 2 s: the last ~10 minutes per GPU)
 
+EARLY_FRACTION = Threshold(
+    "early_fraction", 0.2, "3.3, 4.2",
+    "difftui's choice: the first 20% of a run's steps are its steepest descent; a series' jitter is judged on the "
+    "newest TAIL_ROWS values after them")
 MIN_ROWS = Threshold(
     "min_rows", 20, "3.3, 4.2",
     "difftui's choice: a robust spread (MAD) of fewer than 20 logged values is itself too noisy to judge")
@@ -54,8 +58,13 @@ MIN_ROWS = Threshold(
 VLB_JITTER = Threshold(
     "vlb_jitter", 8.0, "3.3",
     "difftui's choice (the playbook names the symptom, 'the VLB curve jitters', not a number): the per-image "
-    "coefficient of variation of the logged L_vlb, i.e. the spread one image's VLB estimate would have; measured on "
-    "tiny digits runs (bench/RESULTS.md, doctor): uniform t gives 15-40, P1's importance sampling 1-4")
+    "coefficient of variation of the logged L_vlb (measures.per_image_cv); measured on tiny digits runs, L_hybrid, "
+    "T = 1000: uniform t 50-140 between steps 600 and 1,066, P1's importance sampling 2.9 once warm (bench/RESULTS.md)")
+IS_WARMUP = Threshold(
+    "importance_warmup", 3.0, "3.3",
+    "difftui's choice: P1's resampler is uniform until every t holds 10 losses (engine/diffusion/resample.py); with "
+    "importance sampling on, L_vlb is judged only after 3 x 10 T / batch steps (filling 10 per t under uniform draws "
+    "takes about 2.5 x 10 T samples for T = 1000)")
 
 #----------------------------------------------------------------------------
 # 4.3 Mixed precision and gradient clipping.
@@ -66,8 +75,8 @@ SKIPPED_STEPS = Threshold(
     "(出现即回退 FP32 先跑通基线): any skipped non-finite step counts")
 CLIP_ACTIVE = Threshold(
     "clip_active_fraction", 0.5, "4.3",
-    "'most of the time' (the issue's words): more than half of the logged intervals have a mean gradient norm above "
-    "recipe.grad_clip, so clipping rescales most steps and lowers the effective learning rate (4.3)")
+    "difftui's choice for 'most of the time' (the issue's words): more than half of the logged intervals have a mean "
+    "gradient norm above recipe.grad_clip, so clipping rescales most steps and lowers the effective learning rate")
 
 #----------------------------------------------------------------------------
 # 4.4 / 3.5 DyDiT's router and its FLOPs budget.
@@ -108,10 +117,10 @@ MEMORISATION = Threshold(
 LOSS_PROGRESS = Threshold(
     "loss_progress", 0.5, "0.0",
     "difftui's choice for 0.0's 'the training loss falls': its level fell to at most half its first logged level")
-GRID_HIST_TV = Threshold(
-    "grid_hist_tv", 0.35, "0.0, 1.0",
-    "difftui's choice: total variation distance between the grid's and the data's 64-bin pixel histograms on [-1, 1] "
-    "(0 = the same, 1 = disjoint); a half-trained demo model's grid measures 0.10-0.25, a grid of pure noise 0.8")
+GRID_VALUE_W1 = Threshold(
+    "grid_value_w1", 0.5, "0.0, 1.0",
+    "difftui's choice: the Wasserstein-1 distance between the grid's and the data's pixel values "
+    "(eval/diagnostics.value_w1) exceeds half the data's pixel std")
 GRID_MEAN_SHIFT = Threshold(
     "grid_mean_shift", 0.5, "0.0, 1.0",
     "difftui's choice: the grid's pixel mean differs from the data's by more than half the data's pixel std "
@@ -123,6 +132,10 @@ SATURATION_EXCESS = Threshold(
     "saturation_excess", 0.10, "3.4, 5.4",
     "difftui's choice: the share of grid values at the ends of [-1, 1] (|x| >= 0.98) exceeds the data's share by "
     "more than 10 percentage points")
+STILL_IMPROVING = Threshold(
+    "still_improving", 0.2, "0.0, 1.0, 3.4, 5.4",
+    "difftui's choice for 'stays' / 'systematic': a grid symptom that shrank by more than 20% between the newest two "
+    "grids is training still under way (early grids of a healthy run are noise), not a stuck one")
 COLOUR_CAST = Threshold(
     "colour_cast", 0.25, "3.4, 5.4",
     "difftui's choice: the channels' mean offsets from the data differ from their common offset by more than a "
@@ -174,7 +187,7 @@ MFU_FRACTION = Threshold(
     "(anchor.img_per_s_ref, the papers' code on one H100, eager bf16) on an H100's dense bf16 peak")
 
 THRESHOLDS: dict[str, Threshold] = {t.name: t for t in (
-    MIN_ROWS, VLB_JITTER, SKIPPED_STEPS, CLIP_ACTIVE, FLOPS_BAND, ROUTER_PINNED, ROUTER_STAYS, EVAL_NOISE,
-    MIN_EVALS, LOSS_FALLS, MEMORISATION, LOSS_PROGRESS, GRID_HIST_TV, GRID_MEAN_SHIFT, GRID_STD_RATIO,
-    SATURATION_EXCESS, COLOUR_CAST, FEW_STEP_FACTOR, CONSISTENCY, DIVERGENCE, LOSS_JITTER, NEAR_DUPLICATES,
+    EARLY_FRACTION, MIN_ROWS, VLB_JITTER, IS_WARMUP, SKIPPED_STEPS, CLIP_ACTIVE, FLOPS_BAND, ROUTER_PINNED, ROUTER_STAYS, EVAL_NOISE,
+    MIN_EVALS, LOSS_FALLS, MEMORISATION, LOSS_PROGRESS, GRID_VALUE_W1, GRID_MEAN_SHIFT, GRID_STD_RATIO,
+    STILL_IMPROVING, SATURATION_EXCESS, COLOUR_CAST, FEW_STEP_FACTOR, CONSISTENCY, DIVERGENCE, LOSS_JITTER, NEAR_DUPLICATES,
     LOW_UTIL, DATA_WAIT, MFU_FRACTION)}

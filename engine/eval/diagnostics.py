@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HIST_BINS", "SATURATED", "LOWPASS_SIDE", "REFERENCE_IMAGES", "SPACING_IMAGES", "GridReference",
-           "histogram", "nearest_distances", "agreement", "consistency", "panel_consistency", "deterministic_group"]
+__all__ = ["QUANTILES", "SATURATED", "LOWPASS_SIDE", "REFERENCE_IMAGES", "SPACING_IMAGES", "GridReference",
+           "quantiles", "value_w1", "nearest_distances", "agreement", "consistency", "panel_consistency",
+           "deterministic_group"]
 
-HIST_BINS = 64                                      # pixel histograms on [-1, 1]
+QUANTILES = 1000                                    # the pixel-value distribution as this many quantiles
 SATURATED = 0.98                                    # |x| >= 0.98: at an end of the range (within 1% of it)
 LOWPASS_SIDE = 8                                    # "high-level content": the image area-averaged to at most 8x8
 REFERENCE_IMAGES = 4096                             # training images a grid is compared with (a fixed subset)
@@ -35,10 +36,19 @@ def as_array(images: Any) -> np.ndarray:
     return np.clip(np.asarray(images, dtype=np.float64), -1.0, 1.0)
 
 
-def histogram(x: np.ndarray) -> np.ndarray:
-    """The share of values in each of HIST_BINS equal bins of [-1, 1] (sums to 1)."""
-    counts, _ = np.histogram(x, bins=HIST_BINS, range=(-1.0, 1.0))
-    return counts / max(counts.sum(), 1)
+def quantiles(x: np.ndarray) -> np.ndarray:
+    """Q(q_k) of the pixel values at q_k = (k + 1/2) / QUANTILES, k = 0 .. QUANTILES - 1 (linear interpolation)."""
+    return np.quantile(np.asarray(x, dtype=np.float64).ravel(), (np.arange(QUANTILES) + 0.5) / QUANTILES)
+
+
+def value_w1(qa: np.ndarray, qb: np.ndarray) -> float:
+    """The Wasserstein-1 distance between two pixel-value distributions given by their quantiles:
+
+        W1 = integral_0^1 |Q_a(q) - Q_b(q)| dq  ~  mean_k |Q_a(q_k) - Q_b(q_k)|
+
+    in pixel units ([-1, 1] images: 0 .. 2). Unlike a histogram distance it does not depend on binning, so data with
+    few grey levels (the 17 of the digits) compared with continuous samples is not 'far' for being quantised."""
+    return float(np.mean(np.abs(np.asarray(qa) - np.asarray(qb))))
 
 
 def nearest_distances(a: np.ndarray, b: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
@@ -62,7 +72,7 @@ class GridReference:
     mean: float
     std: float
     channel_means: np.ndarray                       # [C]
-    hist: np.ndarray                                # [HIST_BINS]
+    quantiles: np.ndarray                           # [QUANTILES] of the pixel values
     saturated: float
     spacing: float                                  # median distance of a training image to its nearest other one
 
@@ -73,15 +83,14 @@ class GridReference:
         # The data's own spacing: d(x_j, B \ {x_j}) for the first SPACING_IMAGES, against all M.
         d = nearest_distances(first, x, exclude_self=True) if len(x) > 1 else np.array([math.nan])
         return cls(images=x.astype(np.float32), mean=float(x.mean()), std=float(x.std()),
-                   channel_means=x.mean(axis=(0, 2, 3)), hist=histogram(x),
+                   channel_means=x.mean(axis=(0, 2, 3)), quantiles=quantiles(x),
                    saturated=float(np.mean(np.abs(x) >= SATURATED)), spacing=float(np.median(d)))
 
     def measure(self, grid: Any) -> dict[str, float]:
         """The grid's numbers against this reference (one evals row each):
 
             grid_mean, grid_std          over every pixel value of the grid; data_mean, data_std the same of the data
-            hist_tv                      0.5 sum_b |p_b - q_b|, p and q the HIST_BINS-bin histograms of the grid and the
-                                         data (0: same distribution of values; 1: disjoint)
+            value_w1                     value_w1 (Wasserstein-1) between the grid's and the data's pixel values
             grid_saturated, data_saturated   the share of values with |x| >= SATURATED
             colour_cast                  (C = 3 only) with D_c = mean_c(grid) - mean_c(data):
                                          max_c |D_c - mean_c' D_c'| / data_std (a tint: channels shifted unequally)
@@ -91,7 +100,7 @@ class GridReference:
         """
         g = as_array(grid)
         out = {"grid_mean": float(g.mean()), "grid_std": float(g.std()), "data_mean": self.mean,
-               "data_std": self.std, "hist_tv": float(0.5 * np.abs(histogram(g) - self.hist).sum()),
+               "data_std": self.std, "value_w1": value_w1(quantiles(g), self.quantiles),
                "grid_saturated": float(np.mean(np.abs(g) >= SATURATED)), "data_saturated": self.saturated}
         if g.shape[1] == 3:
             shift = g.mean(axis=(0, 2, 3)) - self.channel_means

@@ -10,11 +10,12 @@ from difftui.engine.doctor.finding import Evidence, Finding, Needs
 from difftui.engine.doctor.rule import fmt, rule
 from difftui.engine.doctor.thresholds import (
     COLOUR_CAST,
-    GRID_HIST_TV,
     GRID_MEAN_SHIFT,
     GRID_STD_RATIO,
+    GRID_VALUE_W1,
     LOSS_PROGRESS,
     SATURATION_EXCESS,
+    STILL_IMPROVING,
     exceeds,
 )
 from difftui.engine.doctor.view import RunView
@@ -49,22 +50,46 @@ def _grids(v: RunView) -> list[tuple[int, dict[str, float]]]:
 def _needs_grids(rule_id: str, section: str, title: str, v: RunView) -> Needs:
     why = ("latent data sets are not compared (the grid is decoded pixels, the data latents)"
            if v.cfg("dataset.latents") else "grid statistics (recorded with every grid by this difftui)")
-    return Needs(rule_id, section, title, (why,), "the next grid records them (or run difftui with this version)")
+    return Needs(rule_id, section, title, (why,), "the next grid drawn by this difftui records them")
 
 
-def _off(g: dict[str, float]) -> list[str]:
-    """What is far from the data in one grid's statistics."""
-    out = []
+def _far(g: dict[str, float]) -> tuple[float, list[str]]:
+    """How far one grid is from the data: the largest of its measures over their thresholds (> 1: far), and what
+    is far, in words."""
     std = g.get("data_std", math.nan)
-    if exceeds(g.get("hist_tv", math.nan), GRID_HIST_TV):
-        out.append(f"pixel histogram distance {fmt(g['hist_tv'])} (TV, > {GRID_HIST_TV.value:g})")
+    w1 = g.get("value_w1", math.nan) / std if std > 0 else math.nan
     shift = abs(g.get("grid_mean", math.nan) - g.get("data_mean", math.nan)) / std if std > 0 else math.nan
-    if exceeds(shift, GRID_MEAN_SHIFT):
-        out.append(f"mean {fmt(g['grid_mean'])} vs the data's {fmt(g['data_mean'])} ({fmt(shift)} data std)")
     ratio = g.get("grid_std", math.nan) / std if std > 0 else math.nan
-    if exceeds(ratio, GRID_STD_RATIO) or exceeds(1 / ratio if ratio > 0 else math.inf, GRID_STD_RATIO):
-        out.append(f"std {fmt(g['grid_std'])} vs the data's {fmt(std)} (x{fmt(ratio)})")
-    return out
+    spread = max(ratio, 1 / ratio) if ratio > 0 else math.inf
+    score = max(x / t.value for x, t in ((w1, GRID_VALUE_W1), (shift, GRID_MEAN_SHIFT), (spread, GRID_STD_RATIO)))
+    words = []
+    if exceeds(w1, GRID_VALUE_W1):
+        words.append(f"pixel-value distance {fmt(w1)} data std (W1, > {GRID_VALUE_W1.value:g})")
+    if exceeds(shift, GRID_MEAN_SHIFT):
+        words.append(f"mean {fmt(g['grid_mean'])} vs the data's {fmt(g['data_mean'])} ({fmt(shift)} data std)")
+    if exceeds(spread, GRID_STD_RATIO):
+        words.append(f"std {fmt(g['grid_std'])} vs the data's {fmt(std)} (x{fmt(ratio)})")
+    return score, words
+
+
+def _drift(g: dict[str, float]) -> tuple[float, list[str]]:
+    """Colour drift and over-saturation of one grid: the larger measure over its threshold (> 1: drifting)."""
+    excess = g.get("grid_saturated", math.nan) - g.get("data_saturated", math.nan)
+    cast = g.get("colour_cast", math.nan)
+    score = max((x / t.value for x, t in ((excess, SATURATION_EXCESS), (cast, COLOUR_CAST)) if x == x),
+                default=math.nan)
+    words = []
+    if exceeds(excess, SATURATION_EXCESS):
+        words.append(f"{100 * g['grid_saturated']:.0f}% of values at the ends of [-1, 1] vs the data's "
+                     f"{100 * g['data_saturated']:.0f}%")
+    if exceeds(cast, COLOUR_CAST):
+        words.append(f"a colour cast of {fmt(cast)} data std")
+    return score, words
+
+
+def _stuck(older: float, newer: float) -> bool:
+    """Both beyond their thresholds (score > 1) and the newer not better by more than STILL_IMPROVING."""
+    return older > 1 and newer > 1 and newer >= older * (1 - STILL_IMPROVING.value)
 
 
 @rule("grid-off-data", "0.0, 1.0", "the loss falls but the EMA grid stays far from the data's statistics")
@@ -76,20 +101,24 @@ def grid_off_data(v: RunView) -> Finding | Needs | None:
     # Grids drawn once the loss had fallen to LOSS_PROGRESS of its first level; the newest two of them ("stays").
     judged = [(s, g) for s, g in grids
               if first_loss > 0 and v.loss_level_at(s) / first_loss <= LOSS_PROGRESS.value][-2:]
-    if not judged:
-        return None                                 # the loss has not fallen to half yet: not this symptom
-    offs = [_off(g) for _, g in judged]
-    if not all(offs):
+    if len(judged) < 2:
+        if judged and _far(judged[-1][1])[0] > 1:
+            return Needs("grid-off-data", "0.0, 1.0", "whether the grid stays far from the data",
+                         (f"a second grid after the loss fell (the grid at step {judged[-1][0]:,} is far from the "
+                          f"data; one grid cannot say it stays so)",), "the run's next grid (recipe.grid_every)")
+        return None                                 # the loss has not fallen to half yet, or the one grid is fine
+    (s0, g0), (s1, g1) = judged
+    (score0, _), (score1, words) = _far(g0), _far(g1)
+    if not _stuck(score0, score1):
         return None
-    step, g = judged[-1]
-    loss_now = v.loss_level_at(step)
+    loss_now = v.loss_level_at(s1)
     evidence = Evidence(
-        f"{v.loss_name} fell from {fmt(first_loss)} to {fmt(loss_now)}, yet the EMA grid at step {step:,} is far from "
-        f"the training images: {'; '.join(offs[-1])}" + (f" (and at step {judged[0][0]:,})" if len(judged) > 1 else ""),
-        {**g, "loss_first": first_loss, "loss_now": loss_now}, (judged[0][0], step))
+        f"{v.loss_name} fell from {fmt(first_loss)} to {fmt(loss_now)}, yet the EMA grid stays far from the training "
+        f"images: at step {s1:,} {'; '.join(words)} (at step {s0:,}: {fmt(score0)} x its thresholds, now "
+        f"{fmt(score1)} x)", {**g1, "far_score": score1, "far_score_before": score0, "loss_first": first_loss,
+                              "loss_now": loss_now}, (s0, s1))
     return Finding("grid-off-data", "warning", "The loss falls but the grid stays far from the data", "0.0, 1.0",
-                   WHY_0_0, evidence, advice=ADVICE_0_0, actions=(f"difftui eval {v.run_id}  (the panel and its 5.2 "
-                                                                  f"consistency score)",),
+                   WHY_0_0, evidence, advice=ADVICE_0_0, actions=(f"difftui eval {v.run_id}",),
                    used=(f"metric {v.loss_name}", "grid statistics (evals kind grid)"))
 
 
@@ -98,27 +127,25 @@ def colour_drift(v: RunView) -> Finding | Needs | None:
     grids = _grids(v)
     if not grids:
         return _needs_grids("colour-drift", "3.4, 5.4", "colour drift and over-saturation", v)
-    judged = grids[-2:]
-    seen = []
-    for _, g in judged:
-        excess = g.get("grid_saturated", math.nan) - g.get("data_saturated", math.nan)
-        what = []
-        if exceeds(excess, SATURATION_EXCESS):
-            what.append(f"{100 * g['grid_saturated']:.0f}% of values at the ends of [-1, 1] vs the data's "
-                        f"{100 * g['data_saturated']:.0f}%")
-        if exceeds(g.get("colour_cast", math.nan), COLOUR_CAST):
-            what.append(f"a colour cast of {fmt(g['colour_cast'])} data std")
-        seen.append(what)
-    if not all(seen):
-        return None                                 # "systematic": in every judged grid (the newest two)
-    step, g = judged[-1]
+    if len(grids) < 2:
+        if _drift(grids[-1][1])[0] > 1:
+            return Needs("colour-drift", "3.4, 5.4", "whether the grid's drift is systematic",
+                         (f"a second grid (the grid at step {grids[-1][0]:,} drifts; one grid cannot say it is "
+                          f"systematic)",), "the run's next grid (recipe.grid_every)")
+        return None
+    (s0, g0), (s1, g) = grids[-2:]
+    (score0, _), (score1, words) = _drift(g0), _drift(g)
+    if not _stuck(score0, score1):
+        return None                                 # "systematic": in the newest two grids, not shrinking
+    step = s1
     grid = v.cfg("sampler.grid", {}) or {}
     churn = float(grid.get("S_churn", 0.0) or 0.0)
     edits: tuple[dict, ...] = ()
     if grid.get("kind") == "edm_stochastic" and churn > 0:
         section, why, title = "5.4, 3.4", WHY_5_4, "The stochastic sampler's grid drifts in colour or saturates"
         edits = ({"sampler.grid.S_churn": 0.0},)
-        if v.cfg("dataset.name") == "cifar10":
+        if v.cfg("dataset.name") == "cifar10" and any(grid.get(k.split(".")[-1]) != x
+                                                      for k, x in P3_CIFAR10_CHURN.items()):
             edits += (P3_CIFAR10_CHURN,)
         advice = ("Playbook 5.4 fix 1: go back to S_churn = 0 as the aligned baseline and open the stochastic knobs "
                   "one at a time; fix 2: if it over-saturates, restrict S_tmin/S_tmax so that no noise is added at "
@@ -134,7 +161,8 @@ def colour_drift(v: RunView) -> Finding | Needs | None:
         section, why, title = "1.0, 3.4", WHY_1_0, "The grid drifts in colour or saturates"
         advice = ("Playbook 1.0 fix 1: one normalisation to [-1, 1] for training, sampling and visualisation; a custom "
                   "data set or network that rescales its input is the first suspect.")
-    evidence = Evidence(f"grid at step {step:,} ({grid.get('kind', '?')}, S_churn {churn:g}): {'; '.join(seen[-1])}"
-                        + (f"; also at step {judged[0][0]:,}" if len(judged) > 1 else ""), g, (judged[0][0], step))
+    evidence = Evidence(f"grid at step {step:,} ({grid.get('kind', '?')}, S_churn {churn:g}): {'; '.join(words)}; at "
+                        f"step {s0:,} {fmt(score0)} x its thresholds, now {fmt(score1)} x",
+                        {**g, "drift_score": score1, "drift_score_before": score0}, (s0, step))
     return Finding("colour-drift", "warning", title, section, why, evidence, edits=edits, advice=advice,
                    used=("grid statistics (evals kind grid)", "config sampler.grid, recipe.loss"))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from difftui.engine.doctor.finding import Evidence, Finding, Needs
 from difftui.engine.doctor.measures import finite, per_image_cv
 from difftui.engine.doctor.rule import fmt, rule, span_text
-from difftui.engine.doctor.thresholds import MIN_ROWS, VLB_JITTER, below, exceeds
+from difftui.engine.doctor.thresholds import EARLY_FRACTION, IS_WARMUP, MIN_ROWS, VLB_JITTER, below, exceeds
 from difftui.engine.doctor.view import RunView
 
 # playbook 3.3, "why": P1 观察到 VLB 各时间步项的贡献差异大, 均匀采样会引入不必要噪声; 重要性采样能显著降低目标方差并改进优化。
@@ -22,15 +24,22 @@ ADVICE_3_3 = ("Playbook 3.3 fix 2: if the VLB still jitters, lower lambda, enlar
 @rule("vlb-jitter", "3.3", "the VLB curve jitters (timestep sampling)",
       applies=lambda v: v.cfg("recipe.loss") in ("hybrid", "vlb"))
 def vlb_jitter(v: RunView) -> Finding | Needs | None:
-    s = v.tail("L_vlb")
+    importance = bool(v.cfg("recipe.importance_sampling"))
+    start = math.ceil(EARLY_FRACTION.value * v.step)
+    if importance:                                  # P1's resampler draws t uniformly until it is warm
+        start = max(start, math.ceil(IS_WARMUP.value * 10 * int(v.cfg("recipe.diffusion_steps", 1000)) /
+                                     int(v.cfg("recipe.batch_size", 1))))
+    s = v.tail("L_vlb").after(start)
     n = finite(s.values).size
     if below(n, MIN_ROWS):
+        after = f" after step {start:,} (" + ("the importance sampler's warm-up" if importance else
+                                              "the first 20% of the run") + ")"
         return Needs("vlb-jitter", "3.3", "the VLB curve's jitter",
-                     (f"L_vlb: at least {MIN_ROWS.value:g} logged values (has {n})",), "let the run train longer")
+                     (f"L_vlb: at least {MIN_ROWS.value:g} logged values{after} (has {n})",),
+                     "let the run train longer")
     cv = per_image_cv(s.values, v.images_per_value)
     if not exceeds(cv, VLB_JITTER):
         return None
-    importance = bool(v.cfg("recipe.importance_sampling"))
     loss = v.cfg("recipe.loss")
     lam = float(v.cfg("recipe.hybrid_lambda", 0.001))
     batch = int(v.cfg("recipe.batch_size", 1))

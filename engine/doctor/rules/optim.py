@@ -13,6 +13,7 @@ from difftui.engine.doctor.rule import fmt, rule, span_text
 from difftui.engine.doctor.thresholds import (
     CLIP_ACTIVE,
     DIVERGENCE,
+    EARLY_FRACTION,
     LOSS_JITTER,
     MIN_ROWS,
     SKIPPED_STEPS,
@@ -120,7 +121,9 @@ def _changes(v: RunView) -> tuple[list[str], dict, dict] | None:
         out.append(f"batch {batch} (recipe {recipe.name}: {preset_batch})")
         anchored["recipe.batch_size"] = preset_batch
     if width_changed:
-        out.append(f"width {width} (tier {tier.name}: {preset_width})")
+        diff = ", ".join(f"{k} {width.get(k)} (tier {tier.name}: {preset_width.get(k)})"
+                         for k in sorted(set(width) | set(preset_width)) if width.get(k) != preset_width.get(k))
+        out.append(f"width {diff}")
     if not math.isclose(lr, anchored_lr, rel_tol=1e-9):
         out.append(f"lr {lr:g} (the tier's rule: {anchored_lr:g})")
         anchored["recipe.lr"] = anchored_lr
@@ -136,16 +139,17 @@ def _changes(v: RunView) -> tuple[list[str], dict, dict] | None:
 @rule("lr-off-rule", "4.2, 1.8", "the loss oscillates or diverges with batch/width/lr off the tier's rule")
 def lr_off_rule(v: RunView) -> Finding | Needs | None:
     name = v.loss_name
-    s = v.tail(name)
+    s = v.tail(name).after(math.ceil(EARLY_FRACTION.value * v.step))      # past the steepest descent
     y = s.values
-    if below(finite(y).size, MIN_ROWS):
+    nonfinite = int(np.sum(~np.isfinite(y)))
+    if below(finite(y).size, MIN_ROWS) and not nonfinite:      # a non-finite loss is divergence however short
         return Needs("lr-off-rule", "4.2, 1.8", "whether the loss oscillates or diverges",
                      (f"{name}: at least {MIN_ROWS.value:g} logged values",), "let the run train longer")
     overview = v.overview(name)
     lowest = float(np.nanmin(overview.mean)) if np.isfinite(overview.mean).any() else math.nan
-    recent = level(y[-max(5, len(y) // 10):])
+    ok = finite(y)
+    recent = level(ok[-max(5, len(ok) // 10):])    # the newest finite values
     ratio = recent / lowest if lowest > 0 else math.nan
-    nonfinite = int(np.sum(~np.isfinite(y)))
     jitter = per_image_cv(y, v.images_per_value)
     diverging = exceeds(ratio, DIVERGENCE) or nonfinite > 0
     oscillating = exceeds(jitter, LOSS_JITTER)
@@ -159,10 +163,14 @@ def lr_off_rule(v: RunView) -> Finding | Needs | None:
     if not changes:
         return None                                 # the anchored pair itself: not this rule's symptom
     what = "diverges" if diverging else "oscillates"
+    seen = [f"newest finite level {fmt(recent)} = {fmt(ratio)} x the lowest level {fmt(lowest)}"]
+    if nonfinite:
+        seen.append(f"{nonfinite} of the last {len(y)} logged values not finite (from step "
+                    f"{int(s.steps[~np.isfinite(y)][0]):,})")
+    if jitter == jitter:
+        seen.append(f"per-image CV {fmt(jitter)}")
     evidence = Evidence(
-        f"{name} {what}: newest level {fmt(recent)} = {fmt(ratio)} x the lowest level {fmt(lowest)}"
-        f"{f', {nonfinite} non-finite values' if nonfinite else ''}; per-image CV {fmt(jitter)} "
-        f"({span_text(s.span)}); changed from the presets: {'; '.join(changes)}",
+        f"{name} {what}: {'; '.join(seen)} ({span_text(s.span)}); changed from the presets: {'; '.join(changes)}",
         {"level_ratio": ratio, "per_image_cv": jitter, "nonfinite": float(nonfinite), **numbers}, s.span)
     edits: tuple[dict, ...] = (anchored,) if anchored else ()
     arch = v.cfg("backbone.arch", {}) or {}

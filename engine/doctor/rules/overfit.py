@@ -91,7 +91,7 @@ def overfitting(v: RunView) -> Finding | Needs | None:
         if len(lacked) >= 2:
             return Needs("overfitting", "1.4, 4.5, 2.9", "held-out NLL / FID over training",
                          tuple(lacked), f"difftui eval {v.run_id} at several training steps, or "
-                                        f"recipe.snapshot_eval: true (FID of every snapshot)")
+                                        f"recipe.snapshot_eval: true to measure FID of every snapshot")
         return None
     family = v.cfg("backbone.family")
     dataset = v.cfg("dataset.name")

@@ -73,7 +73,7 @@ def ddim_consistency(v: RunView) -> Finding | Needs | None:
     if not rows:
         return Needs("ddim-consistency", "5.2", "the fixed-x_T consistency across step counts",
                      ("a panel evaluation with one deterministic sampler at two step counts or more (the ddim "
-                      "panel: DDIM N = 10/20/50/100; the edm-heun panel: Heun N = 10/18/40)",), f"difftui eval {v.run_id}  (or v on the dashboard)")
+                      "panel: DDIM N = 10/20/50/100; the edm-heun panel: Heun N = 10/18/40)",), f"difftui eval {v.run_id}, or v on the dashboard")
     step = max(r["step"] for r in rows)
     newest = [r for r in rows if r["step"] == step]
     worst = min(newest, key=lambda r: float(r["value"]))
