@@ -109,7 +109,7 @@ MEMORISATION = Threshold(
     "memorisation_ratio", 0.5, "1.4",
     "difftui's choice for 1.4's 'samples look like their nearest training images': the grid's median distance to "
     "its nearest training image is under half the typical spacing of the training images themselves "
-    "(eval/diagnostics.nn_ratio; fresh samples of the data distribution give about 1, copies give 0)")
+    "(metric grid_nn_ratio, eval/diagnostics.py; fresh samples of the data distribution give about 1, copies 0)")
 
 #----------------------------------------------------------------------------
 # 0.0 / 1.0 The EMA grid against the data's statistics; 3.4 / 5.4 colour drift and over-saturation.

@@ -4,7 +4,8 @@
     names                     the run's metric names (a skip-scan of the index)
     tail(name)                the newest TAIL_ROWS logged values of a series, oldest first
     overview(name)            the whole series in at most OVERVIEW_BUCKETS step buckets (an indexed aggregate)
-    evals(kind)               evaluation rows (FID, NLL, curve, panel, grid statistics), protocol decoded
+    evals(kind)               evaluation rows (FID, NLL, curve, panel, consistency), protocol decoded
+    grids(n)                  the newest n grids' statistics (metric rows logged with each grid)
     samples(kind), png(id)    grid and panel images
     gpu()                     the newest GPU_ROWS GPU samples
     quality()                 the data check's cached table of the run's data set (never computed here)
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from difftui.engine.doctor.thresholds import GPU_ROWS, OVERVIEW_BUCKETS, TAIL_ROWS
+from difftui.engine.eval.diagnostics import GRID_METRICS
 from difftui.engine.store import decode_value
 
 __all__ = ["RunView", "Series", "Overview"]
@@ -177,6 +179,16 @@ class RunView:
         out = [sorted(g.values(), key=lambda x: x[0]) for g in groups.values()]
         return sorted(out, key=len, reverse=True)
 
+    def grids(self, n: int = 2) -> list[tuple[int, dict[str, float]]]:
+        """The newest `n` grids' statistics (metric rows GRID_METRICS, engine/eval/diagnostics.py), oldest first:
+        (step, {metric: value})."""
+        by_step: dict[int, dict[str, float]] = {}
+        for name in GRID_METRICS:
+            s = self.tail(name, n)
+            for step, value in zip(s.steps.tolist(), s.values.tolist(), strict=True):
+                by_step.setdefault(int(step), {})[name] = float(value)
+        return sorted(by_step.items())[-n:]
+
     def loss_level_at(self, step: int, name: str | None = None) -> float:
         """The training loss's level around `step`: the median of the overview's bucket means within 2.5% of the
         run's span on either side (at least the nearest bucket)."""
@@ -212,9 +224,13 @@ class RunView:
             self._quality = None
             try:
                 from difftui.engine.config.model import DatasetProfile, from_mapping
-                from difftui.engine.data.quality import cached_quality
+                from difftui.engine.data.cache import cache_root
                 profile = from_mapping(DatasetProfile, self.config["dataset"], f"run {self.run_id} dataset")
-                self._quality = cached_quality(profile)
+                # No table of this data set at all (the usual case): say so without keying its contents, which
+                # for some array data sets imports their loaders (engine/data/imagenet64.py imports torch).
+                if any((cache_root(profile) / "quality").glob(f"{profile.name}-*.json")):
+                    from difftui.engine.data.quality import cached_quality
+                    self._quality = cached_quality(profile)
             except Exception:                       # a data set this machine cannot see: nothing to read
                 self._quality = None
         return self._quality

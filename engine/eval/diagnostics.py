@@ -1,11 +1,11 @@
 """Diagnostics of the fixed-x_T grids (issue 18): numbers the doctor judges that the engine did not record before,
 each defined once here, with its formula in the docstring. numpy only (a torch tensor is accepted and copied to the
-host); the engine calls them where grids are drawn and panels evaluated, and records evals rows:
+host); the engine calls them where grids are drawn and panels evaluated:
 
-    kind "grid"          GridReference.measure(grid)   the EMA grid against the training images (playbook 0.0, 1.0,
-                                                        3.4, 5.4) and its distance to them (1.4); one row per number
-    kind "consistency"   panel_consistency(rows)        one x_T's samples at several step counts of one deterministic
-                                                        sampler agree on their content (playbook 5.2)
+    GridReference.measure(grid)   the EMA grid against the training images (playbook 0.0, 1.0, 3.4, 5.4) and its
+                                  distance to them (1.4): metric rows GRID_METRICS at the grid's step
+    panel_consistency(rows)       one x_T's samples at several step counts of one deterministic sampler agree on
+                                  their content (playbook 5.2): evals rows of kind "consistency"
 
 Images are [N, C, H, W] in [-1, 1] (playbook 1.0), clipped to [-1, 1] first, as the PNG shows them.
 """
@@ -18,11 +18,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["QUANTILES", "SATURATED", "LOWPASS_SIDE", "REFERENCE_IMAGES", "SPACING_IMAGES", "GridReference",
+__all__ = ["GRID_METRICS", "QUANTILES", "SATURATED", "LOWPASS_SIDE", "REFERENCE_IMAGES", "SPACING_IMAGES", "GridReference",
            "quantiles", "value_w1", "nearest_distances", "agreement", "consistency", "panel_consistency",
            "deterministic_group"]
 
 QUANTILES = 1000                                    # the pixel-value distribution as this many quantiles
+# The metric names a grid's numbers are logged under (all "grid_*", so a front end can group or hide them).
+GRID_METRICS = ("grid_mean", "grid_std", "grid_data_mean", "grid_data_std", "grid_w1", "grid_saturated",
+                "grid_data_saturated", "grid_colour_cast", "grid_nn_ratio")
 SATURATED = 0.98                                    # |x| >= 0.98: at an end of the range (within 1% of it)
 LOWPASS_SIDE = 8                                    # "high-level content": the image area-averaged to at most 8x8
 REFERENCE_IMAGES = 4096                             # training images a grid is compared with (a fixed subset)
@@ -87,26 +90,28 @@ class GridReference:
                    saturated=float(np.mean(np.abs(x) >= SATURATED)), spacing=float(np.median(d)))
 
     def measure(self, grid: Any) -> dict[str, float]:
-        """The grid's numbers against this reference (one evals row each):
+        """The grid's numbers against this reference (GRID_METRICS):
 
-            grid_mean, grid_std          over every pixel value of the grid; data_mean, data_std the same of the data
-            value_w1                     value_w1 (Wasserstein-1) between the grid's and the data's pixel values
-            grid_saturated, data_saturated   the share of values with |x| >= SATURATED
-            colour_cast                  (C = 3 only) with D_c = mean_c(grid) - mean_c(data):
+            grid_mean, grid_std          over every pixel value of the grid; grid_data_mean, grid_data_std the same
+                                         of the reference images
+            grid_w1                      value_w1 (Wasserstein-1) between the grid's and the data's pixel values
+            grid_saturated, grid_data_saturated   the share of values with |x| >= SATURATED
+            grid_colour_cast             (C = 3 only) with D_c = mean_c(grid) - mean_c(data):
                                          max_c |D_c - mean_c' D_c'| / data_std (a tint: channels shifted unequally)
-            nn_ratio                     median_i d(g_i, B) / spacing, d as in `nearest_distances`, B the reference
+            grid_nn_ratio                median_i d(g_i, B) / spacing, d as in `nearest_distances`, B the reference
                                          images, spacing = median_j d(x_j, B \\ {x_j}): about 1 for fresh samples of
                                          the data distribution, 0 for copies of training images
         """
         g = as_array(grid)
-        out = {"grid_mean": float(g.mean()), "grid_std": float(g.std()), "data_mean": self.mean,
-               "data_std": self.std, "value_w1": value_w1(quantiles(g), self.quantiles),
-               "grid_saturated": float(np.mean(np.abs(g) >= SATURATED)), "data_saturated": self.saturated}
+        out = {"grid_mean": float(g.mean()), "grid_std": float(g.std()), "grid_data_mean": self.mean,
+               "grid_data_std": self.std, "grid_w1": value_w1(quantiles(g), self.quantiles),
+               "grid_saturated": float(np.mean(np.abs(g) >= SATURATED)), "grid_data_saturated": self.saturated}
         if g.shape[1] == 3:
             shift = g.mean(axis=(0, 2, 3)) - self.channel_means
-            out["colour_cast"] = float(np.max(np.abs(shift - shift.mean())) / max(self.std, 1e-12))
+            out["grid_colour_cast"] = float(np.max(np.abs(shift - shift.mean())) / max(self.std, 1e-12))
         if self.spacing > 0 and math.isfinite(self.spacing):
-            out["nn_ratio"] = float(np.median(nearest_distances(g.astype(np.float32), self.images)) / self.spacing)
+            out["grid_nn_ratio"] = float(np.median(nearest_distances(g.astype(np.float32), self.images)) /
+                                         self.spacing)
         return out
 
 

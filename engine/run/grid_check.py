@@ -1,7 +1,7 @@
 """Rank 0: each fixed-x_T grid measured against a fixed subset of the training images as it is drawn (issue 18; the
-numbers are defined in engine/eval/diagnostics.py), written as evals rows of kind "grid" for the doctor's rules of
-playbook 0.0 / 1.0 (the grid far from the data), 3.4 / 5.4 (colour drift, over-saturation) and 1.4 (samples nearing
-training images). A failure here never stops training: it is said once in the event log.
+numbers are defined in engine/eval/diagnostics.py), logged as metric rows (diagnostics.GRID_METRICS) at the grid's step
+for the doctor's rules of playbook 0.0 / 1.0 (the grid far from the data), 3.4 / 5.4 (colour drift, over-saturation)
+and 1.4 (samples nearing training images). A failure here never stops training: it is said once in the event log.
 """
 
 from __future__ import annotations
@@ -33,17 +33,12 @@ class GridCheck:
             self.reference = GridReference.from_images(images)
         return self.reference
 
-    def record(self, store: Any, run_id: int, step: int, sampler: str, nfe: int, images: torch.Tensor) -> str | None:
-        """Write the grid's numbers; returns a warning line the first time it cannot (else None)."""
+    def record(self, log: Any, step: int, kimg: float, images: torch.Tensor) -> str | None:
+        """Queue the grid's numbers on the run's LogBuffer; returns a warning line the first time it cannot."""
         if self.latent or self.failed:
             return None                             # a latent data set: the grid is decoded pixels, the data latents
         try:
-            reference = self._reference()
-            protocol = {"reference_images": len(reference.images), "seed_offset": REFERENCE_SEED_OFFSET,
-                        "definition": "difftui.engine.eval.diagnostics.GridReference.measure"}
-            store.add_eval_results(run_id, [
-                {"step": step, "sampler": sampler, "nfe": nfe, "metric": name, "value": value, "kind": "grid",
-                 "protocol": protocol} for name, value in reference.measure(images).items()])
+            log.add_metrics(step, kimg, self._reference().measure(images))
         except Exception as e:                      # diagnostics never stop training
             self.failed = True
             return f"grid statistics not recorded ({type(e).__name__}: {e}); the doctor's grid rules will say so"

@@ -249,8 +249,7 @@ class TrainLoop:
             images, nfe = t.sample_grid()
             self.owner.record_grid(t.step, grid_png(images), self.trainer.config.sampler.grid.describe(), nfe)
             self.event(f"grid at step {t.step}")
-            problem = self.grid_check.record(self.owner.store, self.owner.run_id, t.step,
-                                             t.config.sampler.grid.describe(), nfe, images)     # issue 18: doctor
+            problem = self.grid_check.record(self.owner.log, t.step, t.kimg, images)        # issue 18: doctor
             if problem:
                 self.event(problem, "warning")
         self.clock.restart()

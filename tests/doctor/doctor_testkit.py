@@ -30,10 +30,11 @@ def steps_of(cfg: dict[str, Any], n: int, start: int = 0) -> list[int]:
 
 
 def record(store: Store, cfg: dict[str, Any], *, series: dict[str, Any] = (), evals: Iterable[dict] = (),
-           gpu: Iterable[tuple] = (), step: int | None = None, status: str = "completed", device: str = "cpu",
-           name: str = "recorded") -> int:
+           gpu: Iterable[tuple] = (), grids: Iterable[tuple[int, dict]] = (), step: int | None = None,
+           status: str = "completed", device: str = "cpu", name: str = "recorded") -> int:
     """A finished (or `status`) run with `series` {name: values at log_every steps, or (steps, values)}, evals rows
-    (dicts for Store.add_eval_results) and GPU rows (time, idx, util, mem_used, mem_total, temp, power, name)."""
+    (dicts for Store.add_eval_results), GPU rows (time, idx, util, mem_used, mem_total, temp, power, name) and grid
+    statistics [(step, {grid_* metric: value})] logged as the engine logs them with each grid."""
     run_id = store.create_run(cfg, name=name, total_steps=cfg["recipe"]["total_steps"], device=device)
     batch = cfg["recipe"]["batch_size"]
     rows, last = [], 0
@@ -42,6 +43,9 @@ def record(store: Store, cfg: dict[str, Any], *, series: dict[str, Any] = (), ev
         for s, v in zip(steps, values, strict=True):
             rows.append((int(s), s * batch / 1000, metric, float(v), time.time()))
             last = max(last, int(s))
+    for s, numbers in grids:
+        rows += [(int(s), s * batch / 1000, metric, float(v), time.time()) for metric, v in numbers.items()]
+        last = max(last, int(s))
     store.write_batch(run_id, metrics=rows, gpu=list(gpu),
                       run_fields={"status": status, "step": step if step is not None else last,
                                   "ended": time.time() if status not in ("running", "queued") else None})

@@ -63,9 +63,9 @@ def test_a_grid_of_training_images_matches_the_data_and_is_a_copy():
     data = np.clip(rng.normal(-0.2, 0.5, (300, 3, 8, 8)), -1, 1)
     ref = GridReference.from_images(data)
     m = ref.measure(data[:64])
-    assert m["value_w1"] < 0.05 and abs(m["grid_mean"] - m["data_mean"]) < 0.05
-    assert m["nn_ratio"] == 0.0                                     # copies of training images
-    assert m["colour_cast"] < 0.1
+    assert m["grid_w1"] < 0.05 and abs(m["grid_mean"] - m["grid_data_mean"]) < 0.05
+    assert m["grid_nn_ratio"] == 0.0                                     # copies of training images
+    assert m["grid_colour_cast"] < 0.1
 
 
 def test_fresh_samples_of_the_data_distribution_are_about_one_spacing_away():
@@ -73,7 +73,7 @@ def test_fresh_samples_of_the_data_distribution_are_about_one_spacing_away():
     data = rng.normal(0.0, 0.3, (2_000, 1, 4, 4))
     fresh = rng.normal(0.0, 0.3, (64, 1, 4, 4))
     ref = GridReference.from_images(data)
-    assert ref.measure(fresh)["nn_ratio"] == pytest.approx(1.0, abs=0.15)
+    assert ref.measure(fresh)["grid_nn_ratio"] == pytest.approx(1.0, abs=0.15)
 
 
 def test_a_zero_to_one_grid_against_minus_one_to_one_data_is_shifted_by_a_known_amount():
@@ -82,9 +82,9 @@ def test_a_zero_to_one_grid_against_minus_one_to_one_data_is_shifted_by_a_known_
     data = rng.uniform(-1, 1, (1_000, 1, 8, 8))
     ref = GridReference.from_images(data)
     m = ref.measure((data[:64] + 1) / 2)
-    assert m["grid_mean"] - m["data_mean"] == pytest.approx(0.5, abs=0.02)
-    assert m["grid_std"] / m["data_std"] == pytest.approx(0.5, abs=0.02)
-    assert m["value_w1"] == pytest.approx(0.5, abs=0.03)          # integral of |q - 1| over [0, 1]
+    assert m["grid_mean"] - m["grid_data_mean"] == pytest.approx(0.5, abs=0.02)
+    assert m["grid_std"] / m["grid_data_std"] == pytest.approx(0.5, abs=0.02)
+    assert m["grid_w1"] == pytest.approx(0.5, abs=0.03)          # integral of |q - 1| over [0, 1]
 
 
 def test_value_w1_and_colour_cast_are_exact_on_simple_images():
@@ -98,7 +98,7 @@ def test_value_w1_and_colour_cast_are_exact_on_simple_images():
     ref = GridReference.from_images(data + np.random.default_rng(3).normal(0, 0.2, data.shape))
     tinted = np.zeros((4, 3, 4, 4))
     tinted[:, 0] += 0.3                                             # red lifted by 0.3, the others not
-    cast = ref.measure(tinted)["colour_cast"]
+    cast = ref.measure(tinted)["grid_colour_cast"]
     shift = np.array([0.3, 0.0, 0.0]) - ref.channel_means
     assert cast == pytest.approx(np.max(np.abs(shift - shift.mean())) / ref.std, rel=1e-9)
     assert cast > 0.25

@@ -203,9 +203,8 @@ def test_overfitting_on_a_cosine_schedule_cites_2_9_and_p3s_cifar_dropout(db):
 def test_fid_rising_late_and_samples_nearing_training_images_are_overfitting_too(db):
     fid = [dict(step=s, snapshot=s, sampler="DDIM eta=0 N=50 linear", nfe=50, kind="fid", metric="fid", value=v,
                 samples=10_000, protocol={}) for s, v in ((500, 30.0), (1000, 20.0), (1500, 22.0), (2000, 25.0))]
-    grid = [dict(step=s, sampler="DDIM", nfe=50, kind="grid", metric="nn_ratio", value=v, protocol={})
-            for s, v in ((500, 0.95), (1000, 0.7), (2000, 0.3))]
-    f = finding(run(db, config(), series={"L_simple": decaying(200)}, evals=fid + grid), "overfitting")
+    grids = [(s, {"grid_nn_ratio": v}) for s, v in ((500, 0.95), (1000, 0.7), (2000, 0.3))]
+    f = finding(run(db, config(), series={"L_simple": decaying(200)}, evals=fid, grids=grids), "overfitting")
     assert "FID rose from 20 (step 1,000) to 25 (step 2,000" in f.evidence.text
     assert "nearest training images" in f.evidence.text and f.evidence.numbers["nn_ratio_newest"] == 0.3
 
@@ -228,16 +227,16 @@ def test_a_rising_nll_while_the_loss_rises_too_is_not_overfitting(db):
 # 0.0 / 1.0 and 3.4 / 5.4 The grid's statistics.
 
 def grid_rows(step, **numbers):
-    base = dict(grid_mean=-0.5, grid_std=0.6, data_mean=-0.5, data_std=0.6, value_w1=0.05, grid_saturated=0.4,
-                data_saturated=0.4, nn_ratio=0.9)
+    """One grid's statistics as the engine logs them (metric rows grid_*)."""
+    base = dict(grid_mean=-0.5, grid_std=0.6, grid_data_mean=-0.5, grid_data_std=0.6, grid_w1=0.05,
+                grid_saturated=0.4, grid_data_saturated=0.4, grid_nn_ratio=0.9)
     base.update(numbers)
-    return [dict(step=step, sampler="DDIM eta=0 N=50 linear", nfe=50, kind="grid", metric=k, value=v, protocol={})
-            for k, v in base.items()]
+    return [(step, base)]
 
 
 def test_a_falling_loss_with_a_grid_far_from_the_data_points_at_the_normalisation(db):
-    rows = grid_rows(1000, value_w1=0.8, grid_mean=0.4) + grid_rows(2000, value_w1=0.75, grid_mean=0.35)
-    d = run(db, config(), series={"L_simple": decaying(200, 1.0, 0.05)}, evals=rows)
+    rows = grid_rows(1000, grid_w1=0.8, grid_mean=0.4) + grid_rows(2000, grid_w1=0.75, grid_mean=0.35)
+    d = run(db, config(), series={"L_simple": decaying(200, 1.0, 0.05)}, grids=rows)
     f = finding(d, "grid-off-data")
     assert f.section == "0.0, 1.0" and f.evidence.steps == (1000, 2000)
     assert "pixel-value distance 1.25 data std" in f.evidence.text
@@ -246,18 +245,18 @@ def test_a_falling_loss_with_a_grid_far_from_the_data_points_at_the_normalisatio
 
 
 def test_a_grid_that_is_still_getting_closer_to_the_data_is_training_under_way(db):
-    rows = grid_rows(1000, value_w1=1.2, grid_mean=0.4) + grid_rows(2000, value_w1=0.5, grid_mean=-0.1)
-    d = run(db, config(), series={"L_simple": decaying(200, 1.0, 0.05)}, evals=rows)
+    rows = grid_rows(1000, grid_w1=1.2, grid_mean=0.4) + grid_rows(2000, grid_w1=0.5, grid_mean=-0.1)
+    d = run(db, config(), series={"L_simple": decaying(200, 1.0, 0.05)}, grids=rows)
     assert finding(d, "grid-off-data") is None and "grid-off-data" in d.clean
-    one = run(db, config(), series={"L_simple": decaying(200, 1.0, 0.05)}, evals=grid_rows(2000, value_w1=0.8))
+    one = run(db, config(), series={"L_simple": decaying(200, 1.0, 0.05)}, grids=grid_rows(2000, grid_w1=0.8))
     assert "a second grid after the loss fell" in needs(one, "grid-off-data").missing[0]
 
 
 def test_a_grid_far_from_the_data_before_the_loss_has_fallen_is_not_this_symptom(db):
-    rows = grid_rows(100, value_w1=0.8)
+    rows = grid_rows(100, grid_w1=0.8)
     flat = np.full(200, 1.0)
-    assert finding(run(db, config(), series={"L_simple": flat}, evals=rows), "grid-off-data") is None
-    assert finding(run(db, config(), series={"L_simple": decaying(200)}, evals=grid_rows(2000)),
+    assert finding(run(db, config(), series={"L_simple": flat}, grids=rows), "grid-off-data") is None
+    assert finding(run(db, config(), series={"L_simple": decaying(200)}, grids=grid_rows(2000)),
                    "grid-off-data") is None                        # the healthy grid
     n = needs(run(db, config(), series={"L_simple": decaying(200)}), "grid-off-data")
     assert "grid statistics" in n.missing[0]
@@ -266,9 +265,9 @@ def test_a_grid_far_from_the_data_before_the_loss_has_fallen_is_not_this_symptom
 def test_over_saturation_with_a_stochastic_sampler_blames_s_churn_first(db):
     cfg = config(dataset="cifar10", backbone="ddpmpp-cifar10", sampler="edm-stochastic-cifar10",
                  recipe="p3-cifar10")
-    rows = grid_rows(1000, grid_saturated=0.35, data_saturated=0.05) + \
-        grid_rows(2000, grid_saturated=0.4, data_saturated=0.05, colour_cast=0.1)
-    f = finding(run(db, cfg, series={"L_edm": decaying(200)}, evals=rows), "colour-drift")
+    rows = grid_rows(1000, grid_saturated=0.35, grid_data_saturated=0.05) + \
+        grid_rows(2000, grid_saturated=0.4, grid_data_saturated=0.05, grid_colour_cast=0.1)
+    f = finding(run(db, cfg, series={"L_edm": decaying(200)}, grids=rows), "colour-drift")
     assert f.section == "5.4, 3.4" and f.edits == ({"sampler.grid.S_churn": 0.0},)
     assert "40% of values at the ends" in f.evidence.text
 
@@ -276,11 +275,11 @@ def test_over_saturation_with_a_stochastic_sampler_blames_s_churn_first(db):
 def test_a_colour_cast_with_a_deterministic_edm_sampler_points_at_p_train(db):
     cfg = config("recipe.P_mean=-0.4", dataset="cifar10", backbone="ddpmpp-cifar10", sampler="edm-heun",
                  recipe="p3-cifar10")
-    rows = grid_rows(1000, colour_cast=0.5) + grid_rows(2000, colour_cast=0.6)
-    f = finding(run(db, cfg, series={"L_edm": decaying(200)}, evals=rows), "colour-drift")
+    rows = grid_rows(1000, grid_colour_cast=0.5) + grid_rows(2000, grid_colour_cast=0.6)
+    f = finding(run(db, cfg, series={"L_edm": decaying(200)}, grids=rows), "colour-drift")
     assert f.section == "3.4, 5.4" and f.edits == ({"recipe.P_mean": -1.2, "recipe.P_std": 1.2},)
-    once = grid_rows(1000) + grid_rows(2000, colour_cast=0.6)     # one grid only: not "systematic"
-    assert finding(run(db, cfg, series={"L_edm": decaying(200)}, evals=once), "colour-drift") is None
+    once = grid_rows(1000) + grid_rows(2000, grid_colour_cast=0.6)     # one grid only: not "systematic"
+    assert finding(run(db, cfg, series={"L_edm": decaying(200)}, grids=once), "colour-drift") is None
 
 
 #----------------------------------------------------------------------------

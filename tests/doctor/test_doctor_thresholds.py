@@ -118,23 +118,22 @@ def test_eval_noise_min_evals_and_loss_falls_edges(db):
 
 def test_memorisation_edge(db):
     def rows(newest):
-        return [dict(step=s, sampler="g", nfe=50, kind="grid", metric="nn_ratio", value=v, protocol={})
-                for s, v in ((500, 0.9), (1000, newest))]
+        return [(s, {"grid_nn_ratio": v}) for s, v in ((500, 0.9), (1000, newest))]
     cfg = config()
-    assert found(db, "overfitting", cfg, series={"L_simple": decaying(100)}, evals=rows(T.MEMORISATION.value)) is None
+    assert found(db, "overfitting", cfg, series={"L_simple": decaying(100)}, grids=rows(T.MEMORISATION.value)) is None
     assert found(db, "overfitting", cfg, series={"L_simple": decaying(100)},
-                 evals=rows(T.MEMORISATION.value * IN)) is not None
+                 grids=rows(T.MEMORISATION.value * IN)) is not None
 
 
 def grid(step, **numbers):
-    base = dict(grid_mean=-0.5, grid_std=0.5, data_mean=-0.5, data_std=0.5, value_w1=0.05, grid_saturated=0.2,
-                data_saturated=0.2, colour_cast=0.0)
+    base = dict(grid_mean=-0.5, grid_std=0.5, grid_data_mean=-0.5, grid_data_std=0.5, grid_w1=0.05,
+                grid_saturated=0.2, grid_data_saturated=0.2, grid_colour_cast=0.0)
     base.update(numbers)
-    return [dict(step=step, sampler="g", nfe=50, kind="grid", metric=k, value=v, protocol={}) for k, v in base.items()]
+    return [(step, base)]
 
 
 @pytest.mark.parametrize("numbers_in, numbers_out", [
-    ({"value_w1": 0.5 * T.GRID_VALUE_W1.value}, {"value_w1": 0.5 * T.GRID_VALUE_W1.value * OUT}),
+    ({"grid_w1": 0.5 * T.GRID_VALUE_W1.value}, {"grid_w1": 0.5 * T.GRID_VALUE_W1.value * OUT}),
     ({"grid_mean": -0.5 + 0.5 * T.GRID_MEAN_SHIFT.value}, {"grid_mean": -0.5 + 0.5 * T.GRID_MEAN_SHIFT.value * OUT}),
     ({"grid_std": 0.5 * T.GRID_STD_RATIO.value}, {"grid_std": 0.5 * T.GRID_STD_RATIO.value * OUT}),
     ({"grid_std": 0.5 / T.GRID_STD_RATIO.value}, {"grid_std": 0.5 / T.GRID_STD_RATIO.value * IN}),
@@ -144,8 +143,8 @@ def test_grid_off_data_edges(db, numbers_in, numbers_out):
     loss = decaying(200, 1.0, 0.05)
     inside = grid(1000, **numbers_in) + grid(2000, **numbers_in)
     outside = grid(1000, **numbers_out) + grid(2000, **numbers_out)
-    assert found(db, "grid-off-data", cfg, series={"L_simple": loss}, evals=inside) is None
-    assert found(db, "grid-off-data", cfg, series={"L_simple": loss}, evals=outside) is not None
+    assert found(db, "grid-off-data", cfg, series={"L_simple": loss}, grids=inside) is None
+    assert found(db, "grid-off-data", cfg, series={"L_simple": loss}, grids=outside) is not None
 
 
 def test_still_improving_edge(db):
@@ -156,8 +155,8 @@ def test_still_improving_edge(db):
     older = 0.5
     for newer, expect in ((older * (1 - T.STILL_IMPROVING.value), True),
                           (older * (1 - T.STILL_IMPROVING.value) * IN, False)):
-        rows = grid(1000, value_w1=older) + grid(2000, value_w1=newer)
-        assert (found(db, "grid-off-data", cfg, series={"L_simple": loss}, evals=rows) is not None) is expect
+        rows = grid(1000, grid_w1=older) + grid(2000, grid_w1=newer)
+        assert (found(db, "grid-off-data", cfg, series={"L_simple": loss}, grids=rows) is not None) is expect
 
 
 def test_loss_progress_edge(db):
@@ -167,18 +166,18 @@ def test_loss_progress_edge(db):
     for x, expect in ((T.LOSS_PROGRESS.value, True), (T.LOSS_PROGRESS.value * OUT, False)):
         level = [1.0 if s <= 1000 else x for s in steps]
         f = found(db, "grid-off-data", cfg, series={"L_simple": (steps, level)},
-                  evals=grid(1500, value_w1=0.9) + grid(2000, value_w1=0.9))
+                  grids=grid(1500, grid_w1=0.9) + grid(2000, grid_w1=0.9))
         assert (f is not None) is expect, x
 
 
 @pytest.mark.parametrize("key, edge", [("grid_saturated", 0.2 + T.SATURATION_EXCESS.value),
-                                       ("colour_cast", T.COLOUR_CAST.value)])
+                                       ("grid_colour_cast", T.COLOUR_CAST.value)])
 def test_colour_drift_edges(db, key, edge):
     cfg = config()
     inside = grid(1000, **{key: edge * IN}) + grid(2000, **{key: edge * IN})
     outside = grid(1000, **{key: edge * OUT}) + grid(2000, **{key: edge * OUT})
-    assert found(db, "colour-drift", cfg, series={"L_simple": decaying(200)}, evals=inside) is None
-    assert found(db, "colour-drift", cfg, series={"L_simple": decaying(200)}, evals=outside) is not None
+    assert found(db, "colour-drift", cfg, series={"L_simple": decaying(200)}, grids=inside) is None
+    assert found(db, "colour-drift", cfg, series={"L_simple": decaying(200)}, grids=outside) is not None
 
 
 def test_few_step_factor_edge(db):

@@ -40,25 +40,22 @@ P3_CIFAR10_CHURN = {"sampler.grid.S_tmin": 0.01, "sampler.grid.S_tmax": 1.0}   #
 
 
 def _grids(v: RunView) -> list[tuple[int, dict[str, float]]]:
-    """The recorded grid statistics, one dict per grid step, oldest first."""
-    by_step: dict[int, dict[str, float]] = {}
-    for r in v.evals("grid"):
-        by_step.setdefault(int(r["step"]), {})[r["metric"]] = float(r["value"])
-    return sorted(by_step.items())
+    """The newest two grids' statistics, oldest first."""
+    return v.grids(2)
 
 
 def _needs_grids(rule_id: str, section: str, title: str, v: RunView) -> Needs:
     why = ("latent data sets are not compared (the grid is decoded pixels, the data latents)"
-           if v.cfg("dataset.latents") else "grid statistics (recorded with every grid by this difftui)")
+           if v.cfg("dataset.latents") else "grid statistics (logged with every grid by this difftui)")
     return Needs(rule_id, section, title, (why,), "the next grid drawn by this difftui records them")
 
 
 def _far(g: dict[str, float]) -> tuple[float, list[str]]:
     """How far one grid is from the data: the largest of its measures over their thresholds (> 1: far), and what
     is far, in words."""
-    std = g.get("data_std", math.nan)
-    w1 = g.get("value_w1", math.nan) / std if std > 0 else math.nan
-    shift = abs(g.get("grid_mean", math.nan) - g.get("data_mean", math.nan)) / std if std > 0 else math.nan
+    std = g.get("grid_data_std", math.nan)
+    w1 = g.get("grid_w1", math.nan) / std if std > 0 else math.nan
+    shift = abs(g.get("grid_mean", math.nan) - g.get("grid_data_mean", math.nan)) / std if std > 0 else math.nan
     ratio = g.get("grid_std", math.nan) / std if std > 0 else math.nan
     spread = max(ratio, 1 / ratio) if ratio > 0 else math.inf
     score = max(x / t.value for x, t in ((w1, GRID_VALUE_W1), (shift, GRID_MEAN_SHIFT), (spread, GRID_STD_RATIO)))
@@ -66,7 +63,7 @@ def _far(g: dict[str, float]) -> tuple[float, list[str]]:
     if exceeds(w1, GRID_VALUE_W1):
         words.append(f"pixel-value distance {fmt(w1)} data std (W1, > {GRID_VALUE_W1.value:g})")
     if exceeds(shift, GRID_MEAN_SHIFT):
-        words.append(f"mean {fmt(g['grid_mean'])} vs the data's {fmt(g['data_mean'])} ({fmt(shift)} data std)")
+        words.append(f"mean {fmt(g['grid_mean'])} vs the data's {fmt(g['grid_data_mean'])} ({fmt(shift)} data std)")
     if exceeds(spread, GRID_STD_RATIO):
         words.append(f"std {fmt(g['grid_std'])} vs the data's {fmt(std)} (x{fmt(ratio)})")
     return score, words
@@ -74,14 +71,14 @@ def _far(g: dict[str, float]) -> tuple[float, list[str]]:
 
 def _drift(g: dict[str, float]) -> tuple[float, list[str]]:
     """Colour drift and over-saturation of one grid: the larger measure over its threshold (> 1: drifting)."""
-    excess = g.get("grid_saturated", math.nan) - g.get("data_saturated", math.nan)
-    cast = g.get("colour_cast", math.nan)
+    excess = g.get("grid_saturated", math.nan) - g.get("grid_data_saturated", math.nan)
+    cast = g.get("grid_colour_cast", math.nan)
     score = max((x / t.value for x, t in ((excess, SATURATION_EXCESS), (cast, COLOUR_CAST)) if x == x),
                 default=math.nan)
     words = []
     if exceeds(excess, SATURATION_EXCESS):
         words.append(f"{100 * g['grid_saturated']:.0f}% of values at the ends of [-1, 1] vs the data's "
-                     f"{100 * g['data_saturated']:.0f}%")
+                     f"{100 * g['grid_data_saturated']:.0f}%")
     if exceeds(cast, COLOUR_CAST):
         words.append(f"a colour cast of {fmt(cast)} data std")
     return score, words
@@ -119,7 +116,7 @@ def grid_off_data(v: RunView) -> Finding | Needs | None:
                               "loss_now": loss_now}, (s0, s1))
     return Finding("grid-off-data", "warning", "The loss falls but the grid stays far from the data", "0.0, 1.0",
                    WHY_0_0, evidence, advice=ADVICE_0_0, actions=(f"difftui eval {v.run_id}",),
-                   used=(f"metric {v.loss_name}", "grid statistics (evals kind grid)"))
+                   used=(f"metric {v.loss_name}", "grid statistics (metrics grid_*)"))
 
 
 @rule("colour-drift", "3.4, 5.4", "systematic colour drift or over-saturation in the grid")
@@ -165,4 +162,4 @@ def colour_drift(v: RunView) -> Finding | Needs | None:
                         f"step {s0:,} {fmt(score0)} x its thresholds, now {fmt(score1)} x",
                         {**g, "drift_score": score1, "drift_score_before": score0}, (s0, step))
     return Finding("colour-drift", "warning", title, section, why, evidence, edits=edits, advice=advice,
-                   used=("grid statistics (evals kind grid)", "config sampler.grid, recipe.loss"))
+                   used=("grid statistics (metrics grid_*)", "config sampler.grid, recipe.loss"))

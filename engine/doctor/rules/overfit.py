@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from difftui.engine.doctor.finding import Evidence, Finding, Grid, Needs
 from difftui.engine.doctor.rule import fmt, rule
 from difftui.engine.doctor.thresholds import EVAL_NOISE, LOSS_FALLS, MEMORISATION, MIN_EVALS, below
@@ -74,11 +76,13 @@ def overfitting(v: RunView) -> Finding | Needs | None:
         signals.append(f"{label} rose from {fmt(best)} (step {s0:,}) to {fmt(last)} (step {s1:,}; "
                        f"{row.get('sampler') or 'fixed protocol'}) while {v.loss_name} fell from {fmt(l0)} to "
                        f"{fmt(l1)}")
-    nn = v.eval_series("grid", "nn_ratio")
-    if nn and nn[0]:
-        points = nn[0]
-        used.append(f"the grid's nearest-training-image ratio at {len(points)} grids")
-        (s0, first, _), (s1, newest, _) = points[0], points[-1]
+    nn = v.overview("grid_nn_ratio")
+    if len(nn) and np.isfinite(nn.mean).any():
+        ok = np.isfinite(nn.mean)
+        s0, first = int(nn.first[ok][0]), float(nn.mean[ok][0])
+        newest_row = v.tail("grid_nn_ratio", 1)
+        s1, newest = int(newest_row.steps[-1]), float(newest_row.values[-1])
+        used.append(f"the grid's nearest-training-image ratio ({int(nn.rows.sum())} grids)")
         if below(newest, MEMORISATION) and newest < first:
             numbers.update({"nn_ratio_first": first, "nn_ratio_newest": newest})
             steps += [s0, s1]
