@@ -120,7 +120,8 @@ LOSS_PROGRESS = Threshold(
 GRID_VALUE_W1 = Threshold(
     "grid_value_w1", 0.5, "0.0, 1.0",
     "difftui's choice: the Wasserstein-1 distance between the grid's and the data's pixel values "
-    "(eval/diagnostics.value_w1) exceeds half the data's pixel std")
+    "(eval/diagnostics.value_w1) exceeds half the data's pixel std; the default demo run's grids (batch 128) measure "
+    "0.51, 0.42, 0.35 data std at steps 100, 200, 300 (noise turning into digits), 64 training images 0.01")
 GRID_MEAN_SHIFT = Threshold(
     "grid_mean_shift", 0.5, "0.0, 1.0",
     "difftui's choice: the grid's pixel mean differs from the data's by more than half the data's pixel std "
@@ -131,7 +132,8 @@ GRID_STD_RATIO = Threshold(
 SATURATION_EXCESS = Threshold(
     "saturation_excess", 0.10, "3.4, 5.4",
     "difftui's choice: the share of grid values at the ends of [-1, 1] (|x| >= 0.98) exceeds the data's share by "
-    "more than 10 percentage points")
+    "more than 10 percentage points; the default demo run's grids exceed the digits' 58% by 39, 23, 15 points at "
+    "steps 100, 200, 300 (noise clipped at the ends, shrinking: not systematic)")
 STILL_IMPROVING = Threshold(
     "still_improving", 0.2, "0.0, 1.0, 3.4, 5.4",
     "difftui's choice for 'stays' / 'systematic': a grid symptom that shrank by more than 20% between the newest two "
@@ -151,18 +153,21 @@ FEW_STEP_FACTOR = Threshold(
 CONSISTENCY = Threshold(
     "consistency", 0.6, "5.2",
     "difftui's choice: the lowest agreement (eval/diagnostics.consistency) of a fixed-x_T panel grid with the "
-    "panel's most-step grid; same content gives 1, unrelated images 0; a trained demo model measures 0.8-0.95")
+    "panel's most-step grid; the exact Gaussian model gives 1, a model whose x_0 prediction is fresh noise about 0; "
+    "the default demo run at step 300 measures 0.984 (ddim panel, N = 10 against N = 100)")
 
 #----------------------------------------------------------------------------
 # 4.2 / 1.8 The loss after a change of width or batch.
 
 DIVERGENCE = Threshold(
     "divergence", 2.0, "4.2",
-    "difftui's choice for 'diverging': the newest loss level is more than twice the lowest level the run reached")
+    "difftui's choice for 'diverging': the newest loss level is more than twice the lowest level the run reached "
+    "(a running median of 5 step buckets; healthy tiny digits runs measure 1.04-1.07)")
 LOSS_JITTER = Threshold(
     "loss_jitter", 12.0, "4.2",
     "difftui's choice for 'oscillating': the per-image coefficient of variation of the logged training loss "
-    "(measures.per_image_cv); healthy tiny runs measure 1.5-4")
+    "(measures.per_image_cv) above three times the largest healthy value measured: tiny digits runs at lr 3e-3 to "
+    "3e-2 measure 1.2-1.3, the default demo run 4.1 past its first 20%")
 
 #----------------------------------------------------------------------------
 # 1.2 / 1.5 The data check.

@@ -136,6 +136,16 @@ def _changes(v: RunView) -> tuple[list[str], dict, dict] | None:
                            "rule_lr": anchored_lr}
 
 
+def _lowest_level(means: np.ndarray) -> float:
+    """The lowest level a series reached: the minimum of the running median (5 buckets) of its bucket means, so that
+    one lucky interval of a short, noisy run does not count as a level."""
+    ok = means[np.isfinite(means)]
+    if not ok.size:
+        return math.nan
+    width = min(5, ok.size)
+    return float(min(np.median(ok[i:i + width]) for i in range(ok.size - width + 1)))
+
+
 @rule("lr-off-rule", "4.2, 1.8", "the loss oscillates or diverges with batch/width/lr off the tier's rule")
 def lr_off_rule(v: RunView) -> Finding | Needs | None:
     name = v.loss_name
@@ -146,7 +156,7 @@ def lr_off_rule(v: RunView) -> Finding | Needs | None:
         return Needs("lr-off-rule", "4.2, 1.8", "whether the loss oscillates or diverges",
                      (f"{name}: at least {MIN_ROWS.value:g} logged values",), "let the run train longer")
     overview = v.overview(name)
-    lowest = float(np.nanmin(overview.mean)) if np.isfinite(overview.mean).any() else math.nan
+    lowest = _lowest_level(overview.mean)
     ok = finite(y)
     recent = level(ok[-max(5, len(ok) // 10):])    # the newest finite values
     ratio = recent / lowest if lowest > 0 else math.nan
