@@ -22,10 +22,11 @@ from difftui.engine.store.findings_reads import run_cursors
 __all__ = ["diagnose", "Doctor"]
 
 
-def diagnose(store: Any, run_id: int, *, rules=RULES) -> Diagnosis:
-    """Every applicable rule on run `run_id` of `store` (a StoreError when there is no such run)."""
+def diagnose(store: Any, run_id: int, *, rules=RULES, preset_dirs: tuple = ()) -> Diagnosis:
+    """Every applicable rule on run `run_id` of `store` (a StoreError when there is no such run); `preset_dirs`: the
+    user's preset folders (`--presets`), where a run's recipe and tier presets may live."""
     start = time.perf_counter()
-    view = RunView(store, run_id)
+    view = RunView(store, run_id, preset_dirs=preset_dirs)
     findings: list[Finding] = []
     needs: list[Needs] = []
     clean: list[str] = []
@@ -53,9 +54,10 @@ def diagnose(store: Any, run_id: int, *, rules=RULES) -> Diagnosis:
 class Doctor:
     """A run's judgement kept up to date cheaply: `check()` re-reads only when the run's tables moved."""
 
-    def __init__(self, store: Any, run_id: int):
+    def __init__(self, store: Any, run_id: int, preset_dirs: tuple = ()):
         self.store = store
         self.run_id = run_id
+        self.preset_dirs = tuple(preset_dirs)
         self.cursors: tuple | None = None
         self.diagnosis: Diagnosis | None = None
         self.judged = 0                             # how many times the rules ran (the rest were cursor checks)
@@ -66,7 +68,7 @@ class Doctor:
             from difftui.engine.store import StoreError
             raise StoreError(f"{self.store.path}: no run {self.run_id}")
         if cursors != self.cursors or self.diagnosis is None:
-            self.diagnosis = diagnose(self.store, self.run_id)
+            self.diagnosis = diagnose(self.store, self.run_id, preset_dirs=self.preset_dirs)
             self.cursors = cursors
             self.judged += 1
         return self.diagnosis

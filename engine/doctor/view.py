@@ -72,8 +72,9 @@ class Overview:
 
 
 class RunView:
-    def __init__(self, store: Any, run_id: int, run: dict[str, Any] | None = None):
+    def __init__(self, store: Any, run_id: int, run: dict[str, Any] | None = None, preset_dirs: tuple = ()):
         self.store = store
+        self.preset_dirs = tuple(preset_dirs)       # user preset folders (--presets), after $DIFFTUI_PRESETS
         self.run_id = run_id
         self.run = run if run is not None else store.get_run(run_id)
         if self.run is None:
@@ -242,7 +243,7 @@ class RunView:
         if (kind, name) not in self._presets:
             try:
                 from difftui.engine.config.catalog import Catalog
-                self._presets[(kind, name)] = Catalog().get(kind, name)
+                self._presets[(kind, name)] = Catalog(self.preset_dirs).get(kind, name)
             except Exception:                       # renamed, deleted or malformed: the rule says what it lacks
                 self._presets[(kind, name)] = None
         return self._presets[(kind, name)]

@@ -130,6 +130,23 @@ def test_an_oscillating_loss_is_found_and_the_anchored_presets_are_left_alone(db
     assert "lr-off-rule" in d.clean                                 # changed, but the loss is fine
 
 
+def test_a_users_own_recipe_preset_is_found_through_preset_dirs(db, tmp_path, monkeypatch):
+    from difftui.engine.config.catalog import builtin_dir
+    from difftui.engine.doctor import diagnose
+    folder = tmp_path / "mine"
+    (folder / "recipes").mkdir(parents=True)
+    text = (builtin_dir() / "recipes" / "p1-default.yaml").read_text().replace("name: p1-default", "name: mine")
+    (folder / "recipes" / "mine.yaml").write_text(text)
+    monkeypatch.setenv("DIFFTUI_PRESETS", str(folder))
+    cfg = config("recipe.batch_size=512", recipe="mine")
+    monkeypatch.delenv("DIFFTUI_PRESETS")
+    with Store(db) as store:
+        run_id = record(store, cfg, series={"L_simple": diverging()})
+        assert "renamed or removed" in needs(diagnose(store, run_id), "lr-off-rule").missing[0]
+        f = finding(diagnose(store, run_id, preset_dirs=(folder,)), "lr-off-rule")
+    assert "batch 512 (recipe mine: 128)" in f.evidence.text
+
+
 def test_a_non_finite_loss_counts_as_diverging(db):
     y = decaying(100)
     y[-3:] = np.nan

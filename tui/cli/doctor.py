@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         c = ctx_obj(ctx)
         with c.reading_store() as store:
             run = get_run(store, run_id)
-            diagnosis = diagnose(store, run_id)
+            diagnosis = diagnose(store, run_id, preset_dirs=tuple(c.presets))
         code = 1 if diagnosis.warnings else 0
         if as_json:
             print_json(diagnosis.as_dict())

@@ -133,7 +133,7 @@ def _changes(v: RunView) -> tuple[list[str], dict, dict] | None:
     else:
         out = []                                    # the lr follows the tier's rule: not this rule's case
     return out, anchored, {"batch": float(batch), "preset_batch": float(preset_batch), "lr": lr,
-                           "rule_lr": anchored_lr}
+                           "rule_lr": anchored_lr, "width_changed": float(width_changed)}
 
 
 def _lowest_level(means: np.ndarray) -> float:
@@ -184,11 +184,12 @@ def lr_off_rule(v: RunView) -> Finding | Needs | None:
         {"level_ratio": ratio, "per_image_cv": jitter, "nonfinite": float(nonfinite), **numbers}, s.span)
     edits: tuple[dict, ...] = (anchored,) if anchored else ()
     arch = v.cfg("backbone.arch", {}) or {}
-    if v.cfg("backbone.lr_rule") == "fixed" and "model_channels" in arch and v.cfg("backbone.family") == "unet":
+    if numbers["width_changed"] and v.cfg("backbone.lr_rule") == "fixed" and "model_channels" in arch and \
+            v.cfg("backbone.family") == "unet":
         p1 = 1e-4 / math.sqrt(arch["model_channels"] / 128)
         if not math.isclose(p1, numbers["lr"], rel_tol=1e-9):
             edits += ({"recipe.lr": p1},)          # A.6: P1's lr rule for the U-Net width
-    return Finding("lr-off-rule", "warning", f"The loss {what} after a change of batch or width", "4.2, 1.8",
+    return Finding("lr-off-rule", "warning", f"The loss {what} with batch, width or lr off the tier's rule", "4.2, 1.8",
                    WHY_4_2, evidence, edits=edits, advice=ADVICE_4_2,
                    used=(f"metric {name}", "config recipe.batch_size, recipe.lr, backbone.arch, backbone.lr_rule",
                          "the recipe and backbone presets"))
