@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GRID_METRICS", "QUANTILES", "SATURATED", "LOWPASS_SIDE", "REFERENCE_IMAGES", "SPACING_IMAGES", "GridReference",
+__all__ = ["GRID_METRICS", "QUANTILES", "SATURATED", "LOWPASS_SIDE", "REFERENCE_IMAGES", "REFERENCE_VALUES",
+           "SPACING_IMAGES", "NN_SIDE", "QUANTILE_VALUES", "GridReference", "reference_count", "lowpass",
            "quantiles", "value_w1", "nearest_distances", "agreement", "consistency", "panel_consistency",
            "deterministic_group"]
 
@@ -28,20 +29,32 @@ GRID_METRICS = ("grid_mean", "grid_std", "grid_data_mean", "grid_data_std", "gri
                 "grid_data_saturated", "grid_colour_cast", "grid_nn_ratio")
 SATURATED = 0.98                                    # |x| >= 0.98: at an end of the range (within 1% of it)
 LOWPASS_SIDE = 8                                    # "high-level content": the image area-averaged to at most 8x8
-REFERENCE_IMAGES = 4096                             # training images a grid is compared with (a fixed subset)
+REFERENCE_IMAGES = 4096                             # training images a grid is compared with (a fixed subset),
+REFERENCE_VALUES = 50_000_000                       # at most this many values (200 MB as float32: 4,096 at 64x64x3)
+NN_SIDE = 32                                        # nearest-image distances on images area-averaged to <= 32x32
+QUANTILE_VALUES = 1_000_000                         # quantiles from at most this many values (an even stride)
 SPACING_IMAGES = 256                                # of which this many measure the data's own spacing
 
 
-def as_array(images: Any) -> np.ndarray:
-    """[N, C, H, W] float64 in [-1, 1] from a numpy array or a torch tensor (copied to the host)."""
+def as_array(images: Any, dtype=np.float64) -> np.ndarray:
+    """[N, C, H, W] in [-1, 1] from a numpy array or a torch tensor (copied to the host)."""
     if hasattr(images, "detach"):
         images = images.detach().float().cpu().numpy()
-    return np.clip(np.asarray(images, dtype=np.float64), -1.0, 1.0)
+    return np.clip(np.asarray(images, dtype=dtype), -1.0, 1.0)
+
+
+def reference_count(shape: tuple[int, ...]) -> int:
+    """How many training images of one shape (C, H, W) the reference holds: REFERENCE_IMAGES, or fewer when they
+    would exceed REFERENCE_VALUES values (large images), never fewer than SPACING_IMAGES."""
+    return max(SPACING_IMAGES, min(REFERENCE_IMAGES, REFERENCE_VALUES // int(np.prod(shape))))
 
 
 def quantiles(x: np.ndarray) -> np.ndarray:
-    """Q(q_k) of the pixel values at q_k = (k + 1/2) / QUANTILES, k = 0 .. QUANTILES - 1 (linear interpolation)."""
-    return np.quantile(np.asarray(x, dtype=np.float64).ravel(), (np.arange(QUANTILES) + 0.5) / QUANTILES)
+    """Q(q_k) of the pixel values at q_k = (k + 1/2) / QUANTILES, k = 0 .. QUANTILES - 1 (linear interpolation), of
+    every value, or of every s-th value when there are more than QUANTILE_VALUES (s the smallest stride that fits)."""
+    flat = np.asarray(x).ravel()
+    flat = flat[::-(-flat.size // QUANTILE_VALUES)]
+    return np.quantile(flat, (np.arange(QUANTILES) + 0.5) / QUANTILES).astype(np.float64)
 
 
 def value_w1(qa: np.ndarray, qb: np.ndarray) -> float:
@@ -71,7 +84,7 @@ def nearest_distances(a: np.ndarray, b: np.ndarray, *, exclude_self: bool = Fals
 @dataclass(frozen=True)
 class GridReference:
     """The training images a run's grids are compared with (a fixed subset) and their statistics."""
-    images: np.ndarray                              # [M, C, H, W] float32 in [-1, 1]
+    images: np.ndarray                              # [M, C, h, w] float32: lowpass(x, NN_SIDE) of the M images
     mean: float
     std: float
     channel_means: np.ndarray                       # [C]
@@ -81,12 +94,13 @@ class GridReference:
 
     @classmethod
     def from_images(cls, images: Any) -> "GridReference":
-        x = as_array(images)
-        first = x[:SPACING_IMAGES]
+        x = as_array(images, np.float32)
+        small = lowpass(x, NN_SIDE)
         # The data's own spacing: d(x_j, B \ {x_j}) for the first SPACING_IMAGES, against all M.
-        d = nearest_distances(first, x, exclude_self=True) if len(x) > 1 else np.array([math.nan])
-        return cls(images=x.astype(np.float32), mean=float(x.mean()), std=float(x.std()),
-                   channel_means=x.mean(axis=(0, 2, 3)), quantiles=quantiles(x),
+        d = nearest_distances(small[:SPACING_IMAGES], small, exclude_self=True) if len(x) > 1 else \
+            np.array([math.nan])
+        return cls(images=small, mean=float(x.mean(dtype=np.float64)), std=float(x.std(dtype=np.float64)),
+                   channel_means=x.mean(axis=(0, 2, 3), dtype=np.float64), quantiles=quantiles(x),
                    saturated=float(np.mean(np.abs(x) >= SATURATED)), spacing=float(np.median(d)))
 
     def measure(self, grid: Any) -> dict[str, float]:
@@ -98,7 +112,8 @@ class GridReference:
             grid_saturated, grid_data_saturated   the share of values with |x| >= SATURATED
             grid_colour_cast             (C = 3 only) with D_c = mean_c(grid) - mean_c(data):
                                          max_c |D_c - mean_c' D_c'| / data_std (a tint: channels shifted unequally)
-            grid_nn_ratio                median_i d(g_i, B) / spacing, d as in `nearest_distances`, B the reference
+            grid_nn_ratio                median_i d(g_i, B) / spacing, d as in `nearest_distances` on the images
+                                         area-averaged to at most NN_SIDE x NN_SIDE, B the reference
                                          images, spacing = median_j d(x_j, B \\ {x_j}): about 1 for fresh samples of
                                          the data distribution, 0 for copies of training images
         """
@@ -110,8 +125,8 @@ class GridReference:
             shift = g.mean(axis=(0, 2, 3)) - self.channel_means
             out["grid_colour_cast"] = float(np.max(np.abs(shift - shift.mean())) / max(self.std, 1e-12))
         if self.spacing > 0 and math.isfinite(self.spacing):
-            out["grid_nn_ratio"] = float(np.median(nearest_distances(g.astype(np.float32), self.images)) /
-                                         self.spacing)
+            near = nearest_distances(lowpass(g, NN_SIDE).astype(np.float32), self.images)
+            out["grid_nn_ratio"] = float(np.median(near) / self.spacing)
         return out
 
 

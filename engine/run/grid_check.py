@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from difftui.engine.eval.diagnostics import REFERENCE_IMAGES, GridReference
+from difftui.engine.eval.diagnostics import GridReference, reference_count
 
 __all__ = ["GridCheck", "REFERENCE_SEED_OFFSET"]
 
@@ -28,7 +28,7 @@ class GridCheck:
     def _reference(self) -> GridReference:
         if self.reference is None:
             g = torch.Generator().manual_seed(self.seed + REFERENCE_SEED_OFFSET)
-            idx = torch.randperm(len(self.data), generator=g)[:REFERENCE_IMAGES]
+            idx = torch.randperm(len(self.data), generator=g)[:reference_count(tuple(self.data.shape))]
             images, _ = self.data.batch(idx.to(self.data.images.device))
             self.reference = GridReference.from_images(images)
         return self.reference

@@ -99,3 +99,18 @@ def test_the_doctor_judges_again_only_when_the_run_moved(runs):
                                             for s, v in zip(range(2020, 2220, 10), np.ones(20), strict=True)])
         doctor.check()
         assert doctor.judged == 3
+
+
+def test_a_rule_that_fails_is_a_needs_note_and_the_others_still_judge(runs):
+    from difftui.engine.doctor import diagnose
+    from difftui.engine.doctor.rule import Rule
+    from difftui.engine.doctor.rules import RULES
+
+    def broken(view):
+        raise KeyError("oops")
+
+    db, jittery, _ = runs
+    with Store(db) as store:
+        d = diagnose(store, jittery, rules=(Rule("broken", "0.0", "a broken rule", broken, lambda v: True), *RULES))
+    assert d.needs[0].rule == "broken" and d.needs[0].missing == ("the rule failed: KeyError: 'oops'",)
+    assert [f.rule for f in d.findings] == ["vlb-jitter"]

@@ -177,3 +177,53 @@ def test_panel_consistency_groups_the_deterministic_samplers_of_a_panel():
     assert sorted(r["sampler"] for r in out if r["metric"] == "agreement") == [
         "DDIM eta=0 N=10 linear", "DDIM eta=0 N=20 linear", "DDIM eta=0 N=50 linear"]
     assert panel_consistency(rows[:1] + rows[4:]) == []              # one step count per group: nothing to compare
+
+
+def test_large_images_are_bounded_in_count_and_compared_at_32_pixels():
+    from difftui.engine.eval.diagnostics import (
+        NN_SIDE,
+        REFERENCE_IMAGES,
+        REFERENCE_VALUES,
+        SPACING_IMAGES,
+        reference_count,
+    )
+    assert reference_count((3, 32, 32)) == REFERENCE_IMAGES
+    assert reference_count((3, 64, 64)) == REFERENCE_VALUES // (3 * 64 * 64) == 4069
+    assert reference_count((3, 256, 256)) == SPACING_IMAGES              # never fewer than the spacing sample
+    rng = np.random.default_rng(9)
+    data = rng.uniform(-1, 1, (300, 3, 64, 64)).astype(np.float32)
+    ref = GridReference.from_images(data)
+    assert ref.images.shape == (300, 3, NN_SIDE, NN_SIDE)
+    assert ref.measure(data[:16])["grid_nn_ratio"] == 0.0                 # copies stay copies at 32x32
+
+
+def test_quantiles_of_many_values_use_an_even_stride_and_stay_exact_enough():
+    from difftui.engine.eval.diagnostics import QUANTILE_VALUES
+    x = np.random.default_rng(10).normal(0.0, 0.3, 3 * QUANTILE_VALUES + 7)
+    assert value_w1(quantiles(x), np.quantile(x, (np.arange(1000) + 0.5) / 1000)) < 2e-3
+
+
+def test_a_grid_check_that_fails_says_so_once_and_never_stops_training():
+    from difftui.engine.run.grid_check import GridCheck
+
+    class Log:
+        rows = []
+
+        def add_metrics(self, step, kimg, values):
+            self.rows.append((step, values))
+
+    class Broken:                                                       # a data set that cannot give a batch
+        images = torch.zeros(4, 1, 8, 8)
+        shape = (1, 8, 8)
+
+        def __len__(self):
+            return 4
+
+        def batch(self, idx):
+            raise OSError("the cache file vanished")
+
+    check = GridCheck(Broken(), seed=0, latent=False)
+    first = check.record(Log(), 10, 0.08, torch.zeros(64, 1, 8, 8))
+    assert first.startswith("grid statistics not recorded (OSError: the cache file vanished)")
+    assert check.record(Log(), 20, 0.16, torch.zeros(64, 1, 8, 8)) is None and Log.rows == []
+    assert GridCheck(Broken(), seed=0, latent=True).record(Log(), 10, 0.08, torch.zeros(64, 1, 8, 8)) is None
