@@ -1,9 +1,11 @@
 """Every threshold at its edge: a measure exactly at (or just inside) the value is clean, just beyond it gives the
 finding (thresholds are data: engine/doctor/thresholds.py, each cited). Recorded runs through the Store API."""
 
+import math
+
 import numpy as np
 import pytest
-from doctor_testkit import config, decaying, finding, judge, needs, record
+from doctor_testkit import config, decaying, finding, judge, needs, record, with_cv
 
 from difftui.engine.doctor import thresholds as T
 from difftui.engine.doctor.measures import per_image_cv
@@ -38,6 +40,8 @@ def test_every_threshold_is_cited_and_the_registry_is_complete():
     for t in T.THRESHOLDS.values():
         assert t.section and t.basis and isinstance(t.value, (int, float))
         assert "playbook" in t.basis or "difftui's choice" in t.basis, t.name
+    declared = {v for v in vars(T).values() if isinstance(v, T.Threshold)}
+    assert declared == set(T.THRESHOLDS.values())                      # every threshold is in the registry
     assert T.exceeds(1.0, T.VLB_JITTER) is False and T.exceeds(float("nan"), T.VLB_JITTER) is False
     assert T.below(float("nan"), T.CONSISTENCY) is False
 
@@ -47,6 +51,32 @@ def test_vlb_jitter_edge(db):
     a = amplitude_for(T.VLB_JITTER.value, 100, 6.0, 1280)
     assert found(db, "vlb-jitter", cfg, series={"L_vlb": alternating(100, 6.0, a * IN)}) is None
     assert found(db, "vlb-jitter", cfg, series={"L_vlb": alternating(100, 6.0, a * OUT)}) is not None
+
+
+def calm_with_spike(steps, at):
+    """A calm L_vlb (cv 1 per image) with one spike of +100 at step `at` (alone it lifts the cv far above 8)."""
+    y = with_cv(len(steps), 6.0, 1.0, 1280, seed=4)
+    y[steps.index(at)] += 100.0
+    return y
+
+
+def test_early_fraction_edge(db):
+    # Values from ceil(EARLY_FRACTION * step) on are judged: a spike one logged value before it is ignored, at it not.
+    cfg = config("recipe.batch_size=128", recipe="p1-hybrid-cosine")
+    steps = list(range(10, 4010, 10))                                  # 400 values (the tail read), to step 4,000
+    start = math.ceil(T.EARLY_FRACTION.value * 4000)                   # 800
+    assert found(db, "vlb-jitter", cfg, series={"L_vlb": (steps, calm_with_spike(steps, start - 10))}) is None
+    assert found(db, "vlb-jitter", cfg, series={"L_vlb": (steps, calm_with_spike(steps, start))}) is not None
+
+
+def test_importance_sampling_warmup_edge(db):
+    # With importance sampling on, values before ceil(IS_WARMUP * 10 T / batch) are not judged either.
+    cfg = config("recipe.batch_size=8", "recipe.importance_sampling=true", "recipe.diffusion_steps=1000",
+                 recipe="p1-hybrid-cosine")
+    steps = list(range(10, 4010, 10))
+    warm = math.ceil(T.IS_WARMUP.value * 10 * 1000 / 8)                # 3,750: later than the early fraction's 800
+    assert found(db, "vlb-jitter", cfg, series={"L_vlb": (steps, calm_with_spike(steps, warm - 10))}) is None
+    assert found(db, "vlb-jitter", cfg, series={"L_vlb": (steps, calm_with_spike(steps, warm))}) is not None
 
 
 def test_min_rows_edge(db):
