@@ -6,8 +6,7 @@
     overview(name)            the whole series in at most OVERVIEW_BUCKETS step buckets (an indexed aggregate)
     evals(kind)               evaluation rows (FID, NLL, curve, panel, consistency), protocol decoded
     grids(n)                  the newest n grids' statistics (metric rows logged with each grid)
-    samples(kind), png(id)    grid and panel images
-    gpu()                     the newest GPU_ROWS GPU samples
+    gpu                       the newest GPU_ROWS GPU samples
     quality()                 the data check's cached table of the run's data set (never computed here)
     preset(kind, name)        the preset a run was made from, as the catalog holds it now
 
@@ -205,12 +204,6 @@ class RunView:
                 return math.nan
             return float(o.mean[ok][np.argmin(np.abs(mid[ok] - step))])
         return float(np.median(o.mean[near]))
-
-    def samples(self, kind: str) -> list[dict[str, Any]]:
-        return self.store.samples_index(self.run_id, kind)
-
-    def png(self, sample_id: int) -> bytes | None:
-        return self.store.sample_png(sample_id)
 
     @cached_property
     def gpu(self) -> list[dict[str, Any]]:
