@@ -59,6 +59,7 @@ def test_grids_and_panels_record_what_the_grid_and_consistency_rules_read(tmp_pa
     assert needs(d, "ddim-consistency") is None and needs(d, "grid-off-data") is None
 
 
+@pytest.mark.slow
 def test_a_real_hybrid_run_with_uniform_timesteps_has_a_jittery_vlb(tmp_path):
     db = tmp_path / "runs.db"
     run_id = train(db, tiny_config(300, "recipe.loss=hybrid", "recipe.variance=learned", "recipe.batch_size=32",
