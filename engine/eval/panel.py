@@ -20,6 +20,7 @@ import torch
 from difftui.engine.atomic import atomic_write_bytes
 from difftui.engine.config.model import SamplerPanel
 from difftui.engine.diffusion import Objective, SamplerArgs, evaluate_samplers
+from difftui.engine.eval.diagnostics import panel_consistency
 from difftui.engine.eval.rows import format_metric
 from difftui.engine.numbers import format_number
 from difftui.engine.run.builders import sampler_args
@@ -81,6 +82,8 @@ def record_panel(store: Store, run_id: int, step: int, rows: list[dict[str, Any]
             evals.append({**common, "metric": "nll_bpd", "value": float(row["nll_bpd"]), "samples": n_images})
             text += f", NLL {format_metric('nll_bpd', row['nll_bpd'])} bits/dim on {format_number(n_images)} images"
         lines.append(text)
+    # Issue 18 (playbook 5.2): how well the deterministic samplers' grids agree across step counts.
+    evals += [{**r, "step": step, "job_id": job_id, "snapshot": snapshot} for r in panel_consistency(rows)]
     if evals:
         store.add_eval_results(run_id, evals)
     return lines

@@ -2,6 +2,8 @@
 (runs/<id>/report/ by default).
 
     1. the run           status, step, kimg, device, times
+       findings          the doctor's findings (engine/doctor): evidence, playbook section, why, suggested edits;
+                         the rules that lacked their data
     2. configuration     every knob with its value and the playbook section that sets it; the resolved YAML
     3. data protocol     data set, resolution, normalisation, crop, x-flips, held-out split and its size (1.0-1.1, 5.5)
     4. evaluation        sampler, NFE, sample count, repeats, feature network, reference set, selection rule (5.5-5.6)
@@ -99,6 +101,7 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
     if run["error"]:
         md += ["", f"Error: `{run['error']}`"]
     md.append("")
+    md += findings_section(store, run_id)
 
     # 2. Configuration.
     md += ["## Configuration", "", "Every knob with its value and the playbook section that sets it.", ""]
@@ -230,6 +233,41 @@ def render_report(store: Store, run_id: int, out_dir: Path) -> str:
         md.append("No grid yet.")
     md.append("")
     return "\n".join(md)
+
+
+def findings_section(store: Store, run_id: int) -> list[str]:
+    """The doctor's judgement of the run (issue 18) as markdown: one row per finding, then what was not judged."""
+    from difftui.engine.doctor import diagnose
+    from difftui.engine.doctor.finding import set_args
+    d = diagnose(store, run_id)
+    md = ["## Findings (the playbook's common problems on this run)", "",
+          f"`difftui doctor {run_id}` at step {d.step:,}: {len(d.warnings)} warning(s), "
+          f"{len(d.findings) - len(d.warnings)} info; {len(d.clean)} rule(s) clean, {len(d.needs)} without their "
+          f"data, {len(d.not_applicable)} not applicable to this config.", ""]
+    if d.findings:
+        rows = []
+        for f in d.findings:
+            fixes = ["`" + " ".join(f"--set {a}" for a in set_args(e)) + "`" for e in f.edits]
+            if f.grid is not None:
+                fixes.append("sweep " + "; ".join(f"`{k}` in {list(v)}" for k, v in f.grid.axes.items()))
+            fixes += [f"`{a}`" for a in f.actions]
+            steps = f" ({f.evidence.steps[0]:,}-{f.evidence.steps[1]:,})" if f.evidence.steps else ""
+            rows.append([f.severity, f.section, f.title, _cell(f.evidence.text + steps), _cell(f.why),
+                         "<br>".join(fixes) or "-"])
+        md += _table(["severity", "playbook", "finding", "evidence (steps)", "why", "suggested"], rows)
+        md.append("")
+    else:
+        md += ["No finding.", ""]
+    for n in d.needs:
+        md.append(f"- not judged: {n.title} (playbook {n.section}): needs {'; '.join(n.missing)}"
+                  + (f"; `{n.how}`" if n.how else ""))
+    if d.needs:
+        md.append("")
+    return md
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _copy(path: str | None, out_dir: Path, prefix: str) -> str:

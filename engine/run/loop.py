@@ -37,7 +37,9 @@ from difftui.engine.run.checkpoint import (
     set_rng_state,
 )
 from difftui.engine.run.distributed import World, init_world
+from difftui.engine.run.grid_check import GridCheck
 from difftui.engine.run.meter import Clock, Interval, Meter, throughput
+from difftui.engine.run.peaks import peak_tflops
 from difftui.engine.run.sample_grid import grid_png, precision_note
 from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
 from difftui.engine.store import StoreError
@@ -52,24 +54,6 @@ class RunFailed(RuntimeError):
     """The run cannot go on (diverged, non-finite weights, no loadable checkpoint); one line."""
 
 
-# Dense tensor-core peaks (TFLOP/s) by card and precision, for MFU; a card not listed gets no MFU.
-PEAK_TFLOPS = {
-    "H200": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 66.9},
-    "H100 80GB HBM3": {"bf16": 989.0, "fp16": 989.0, "tf32": 494.5, "fp32": 66.9},      # SXM
-    "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "tf32": 378.0, "fp32": 51.2},
-    "H100 NVL": {"bf16": 835.0, "fp16": 835.0, "tf32": 417.5, "fp32": 60.0},
-    "A100": {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5},
-    "L40S": {"bf16": 362.0, "fp16": 362.0, "tf32": 183.0, "fp32": 91.6},
-    "RTX 4090": {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6},
-}
-
-
-def peak_tflops(device_name: str, precision: str, tf32: bool) -> float | None:
-    key = precision if precision in ("bf16", "fp16") else ("tf32" if tf32 else "fp32")
-    for card, peaks in PEAK_TFLOPS.items():
-        if card in device_name:
-            return peaks[key]
-    return None
 
 
 @dataclass
@@ -97,6 +81,7 @@ class TrainLoop:
         self.peak: float | None = None              # one card's dense peak TFLOP/s (MFU divides by the world's)
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
         self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
+        self.grid_check = GridCheck(trainer.data, seed=trainer.recipe.seed, latent=trainer.config.dataset.latents)
 
     # -- rank 0 helpers -----------------------------------------------------------------------------------------
 
@@ -210,6 +195,7 @@ class TrainLoop:
         """Queue the interval's values (rank 0), then fail the run if the non-finite steps ran too long (every rank
         sees the same reduced interval, so every rank stops at the same step)."""
         t, r = self.trainer, self.recipe
+        wait, t.data_wait_s = t.data_wait_s, 0.0
         if self.owner is not None:
             values = dict(interval.means)
             values["lr"] = t.learning_rate()
@@ -222,6 +208,7 @@ class TrainLoop:
             if seconds > 0 and steps:
                 values.update(throughput(steps * r.batch_size, seconds, self.flops_per_image, self.peak,
                                          self.world.size))
+                values["data_wait"] = min(wait / seconds, 1.0)      # share of the interval spent waiting for batches
             self.owner.log.add_metrics(t.step, t.kimg, values)
         if interval.streak >= r.max_nonfinite_steps:
             terms = ", ".join(interval.nonfinite_terms) or "the loss"
@@ -262,6 +249,9 @@ class TrainLoop:
             label = f"{t.config.sampler.grid.describe()} · {precision_note(t.precision)}"
             self.owner.record_grid(t.step, grid_png(images), label, nfe)
             self.event(f"grid at step {t.step}")
+            problem = self.grid_check.record(self.owner.log, t.step, t.kimg, images)        # issue 18: doctor
+            if problem:
+                self.event(problem, "warning")
         self.clock.restart()
 
     def evaluate_panel(self) -> None:

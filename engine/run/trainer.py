@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -76,6 +77,7 @@ class Trainer:
         self.event = event
         self.step = 0
         self.last_grid_step = -1
+        self.data_wait_s = 0.0
 
     #------------------------------------------------------------------------
     # Setup.
@@ -254,7 +256,9 @@ class Trainer:
     # One step (playbook 0.0).
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        start = time.perf_counter()
         x, y = self.stream.next(self.device) if self.loader else self.stream.next()
+        self.data_wait_s += time.perf_counter() - start      # host time waiting for the batch (the doctor's loader rule)
         if x.device != self.device:
             x = x.pin_memory().to(self.device, non_blocking=True)
             if y is not None:
