@@ -81,7 +81,7 @@ class TrainLoop:
         self.peak: float | None = None              # one card's dense peak TFLOP/s (MFU divides by the world's)
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
         self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
-        self.grid_check = GridCheck(trainer.data, seed=trainer.recipe.seed, latent=trainer.config.dataset.latents)
+        self.grid_check: GridCheck | None = None    # rank 0: the grid statistics' reference (built at the first grid)
 
     # -- rank 0 helpers -----------------------------------------------------------------------------------------
 
@@ -249,6 +249,8 @@ class TrainLoop:
             label = f"{t.config.sampler.grid.describe()} · {precision_note(t.precision)}"
             self.owner.record_grid(t.step, grid_png(images), label, nfe)
             self.event(f"grid at step {t.step}")
+            if self.grid_check is None:
+                self.grid_check = GridCheck(t.data, seed=t.recipe.seed, latent=t.config.dataset.latents)
             problem = self.grid_check.record(self.owner.log, t.step, t.kimg, images)        # issue 18: doctor
             if problem:
                 self.event(problem, "warning")

@@ -24,7 +24,7 @@ GRID_METRICS = {"grid_mean", "grid_std", "grid_data_mean", "grid_data_std", "gri
 
 
 def train(db, config, *, status="completed"):
-    run_id = launch.launch(db, config)
+    run_id = launch.new_run(db, config).run_id
     run = wait_for(db, run_id, lambda r: r["status"] not in ("queued", "running", "stopping"), timeout=600)
     assert run["status"] == status, run
     return run_id

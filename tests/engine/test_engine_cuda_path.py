@@ -26,8 +26,12 @@ class Owner:
     """The run owner's part that TrainLoop.checkpoint() and restore() use (no runs.db here)."""
 
     def __init__(self):
-        self.events, self.config_data, self.run_id, self.grids = [], {}, 1, []
+        self.events, self.config_data, self.run_id, self.grids, self.metrics = [], {}, 1, [], []
         self.store = self
+        self.log = self                             # the grid statistics go to the log buffer (issue 18)
+
+    def add_metrics(self, step, kimg, values):
+        self.metrics.append((step, values))
 
     def event(self, message, level="info"):
         self.events.append(message)

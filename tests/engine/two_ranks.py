@@ -40,7 +40,8 @@ def interval_metrics(world) -> dict[str, float]:
     from difftui.engine.run.loop import TrainLoop
     recipe = types.SimpleNamespace(batch_size=PER_RANK_BATCH * world.size, max_nonfinite_steps=20)
     trainer = types.SimpleNamespace(recipe=recipe, device=torch.device("cpu"), step=STEPS, kimg=0.0,
-                                    learning_rate=lambda: 1e-4, objective=types.SimpleNamespace(constants=dict))
+                                    learning_rate=lambda: 1e-4, objective=types.SimpleNamespace(constants=dict),
+                                    data_wait_s=0.0)
     owner = MetricsOwner() if world.main else None
     loop = TrainLoop(trainer, owner, world)
     loop.flops_per_image, loop.peak = FLOPS_PER_IMAGE, PEAK_TFLOPS
