@@ -83,6 +83,7 @@ class Control:
     snapshot: bool = False
     grid: bool = False
     evaluate: bool = False
+    requeue: bool = False                           # Slurm: checkpoint and leave, the job runs again (signals.py)
 
 
 #----------------------------------------------------------------------------
@@ -181,9 +182,9 @@ class TrainLoop:
     # -- the cadence ----------------------------------------------------------------------------------------------
 
     def control(self) -> Control:
-        """Stop / snapshot / grid / evaluate, agreed by all ranks (rank 0 reads the commands; a stop signal on any
-        rank stops them all)."""
-        flags = [signals.received() is not None, False, False, False]
+        """Stop / snapshot / grid / evaluate / requeue, agreed by all ranks (rank 0 reads the commands; a stop signal
+        on any rank stops them all)."""
+        flags = [signals.stop_signal() is not None, False, False, False, signals.requeue_signal() is not None]
         if self.owner is not None:
             flags[0] = flags[0] or self.owner.stop_requested.is_set()
             self.pending += self.owner.commands()
@@ -203,7 +204,11 @@ class TrainLoop:
         logging step, where all ranks decide together)."""
         if self.world.distributed:
             return False
-        return signals.received() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+        return signals.stop_signal() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+
+    def requeue_now(self) -> bool:
+        """Slurm's warning or SIGTERM seen between two logging steps (one process only, as `stop_now`)."""
+        return not self.world.distributed and signals.requeue_signal() is not None
 
     def log_interval(self, interval: Interval, seconds: float, steps: int) -> None:
         """Queue the interval's values (rank 0), then fail the run if the non-finite steps ran too long (every rank
@@ -314,12 +319,13 @@ class TrainLoop:
         start_step = t.step
         self.measure_flops()
         self.flush()
-        stop = self.stop_now() or signals.received() is not None
+        stop = self.stop_now() or signals.stop_signal() is not None
+        requeue = self.requeue_now() or signals.requeue_signal() is not None
         first = True
         if t.compiled and t.step < total:
             self.event("torch.compile: compiling the network during the first steps")
         self.clock.restart()
-        while t.step < total and not stop:
+        while t.step < total and not stop and not requeue:
             result = t.train_step()
             self.meter.accumulate(result.terms, result.ok)
             self.clock.tick()
@@ -347,16 +353,24 @@ class TrainLoop:
             if self.owner is not None and self.owner.log.due():
                 self.flush()
             stop = control.stop or self.stop_now()
+            requeue = control.requeue or self.requeue_now()
+        why = signals.stop_signal()
         if stop and t.step == start_step:
-            self.event("stopped before training started" + (f" ({signals.describe(signals.received())})"
-                                                            if signals.received() else ""))
+            self.event("stopped before training started" + (f" ({signals.describe(why)})" if why else ""))
             return "stopped"
         if stop and t.step < total:
             if self.last_ckpt_step != t.step:
                 self.checkpoint()
-            self.event(f"stopped at step {t.step}" + (f" ({signals.describe(signals.received())})"
-                                                      if signals.received() else ""))
+            self.event(f"stopped at step {t.step}" + (f" ({signals.describe(why)})" if why else ""))
             return "stopped"
+        if requeue and t.step < total:
+            # Slurm's time-limit warning (SIGUSR1) or its SIGTERM (requeue, preemption): checkpoint and leave with
+            # no final status; the requeued job resumes this run from here (engine/launch/slurm/task.py).
+            if self.last_ckpt_step != t.step:
+                self.checkpoint()
+            self.event(f"{signals.describe(signals.requeue_signal())} from Slurm at step {t.step}: checkpointed; "
+                       f"the run continues when its job runs again")
+            return "requeued"
         if t.last_grid_step != t.step:
             self.draw_grid()
         if self.last_ckpt_step != t.step:
@@ -374,7 +388,8 @@ def _log(message: str) -> None:
 
 def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
     """Train run `run_id` of `db_path` in this process (one rank of it under torchrun); returns the exit code:
-    0 completed or stopped, 1 failed, 2 no such run or database, 3 the run is owned by another engine."""
+    0 completed or stopped, 1 failed, 2 no such run or database, 3 the run is owned by another engine, 75
+    (signals.EXIT_REQUEUE) checkpointed for Slurm to run the job again (no final status)."""
     from difftui.engine.run.owner import RunOwner
     try:
         world = init_world()
@@ -421,6 +436,11 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         loop.restore()
         restored = True
         status = loop.run()
+        if status == "requeued":                    # no final status: the run stays active for its next job
+            if owner is not None:
+                owner.flush(trainer.step, trainer.kimg)
+                _log(f"checkpointed at step {trainer.step} for Slurm to run the job again")
+            return signals.EXIT_REQUEUE
         if owner is not None:
             owner.finish(status, trainer.step, trainer.kimg)
             _log(f"{status} at step {trainer.step}")

@@ -141,6 +141,17 @@ def _v_job_pid_start(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN pid_start REAL")
 
 
+def _v_slurm(db: sqlite_utils.Database) -> None:
+    """Runs and sweeps on a Slurm cluster (issue 17): a run's job (its key, "123" or "120_4" for an array task, and
+    the array index), the job's state, reason and nodes as Slurm last gave them, when it was submitted, and when a
+    stop was asked (scancel follows after the grace period); a sweep's Slurm options (JSON; NULL: a local sweep)."""
+    for column in ("slurm_job TEXT", "slurm_index INTEGER", "slurm_state TEXT", "slurm_reason TEXT",
+                   "slurm_nodes TEXT", "slurm_submitted REAL", "stop_asked REAL"):
+        db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+    db.execute("ALTER TABLE sweeps ADD COLUMN slurm TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_slurm_job ON runs (slurm_job)")
+
+
 MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs, _v_monotone_ids, _v_sweep_threads,
-              _v_job_pid_start]
+              _v_job_pid_start, _v_slurm]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@ processes race (a launcher and a reaper, a stop and the engine's own final write
 
     create_run          -> queued                         a new run, no process yet (a sweep member waits like this)
     claim_for_launch    -> queued, with pid               the launcher's claim, in the transaction that spawned it
+    claim_for_slurm     -> queued, with a Slurm job       the same claim for a job sbatch accepted (no pid here)
     mark_running        -> running                        the engine, once it holds runs/<id>/lock (the lock guards)
     mark_stopping       running -> stopping               a stop was asked (a queued engine takes the command later)
     finish_run          queued|running|stopping -> completed | stopped | failed     the engine's final word
@@ -123,6 +124,31 @@ class RunsTable:
         with self.atomic():
             self.db.execute("UPDATE runs SET status = 'queued', pid = ?, pid_start = ?, host = ?, launch = ?,"
                             " error = NULL, ended = NULL WHERE id = ?", [pid, pid_start, host, launch, run_id])
+
+    def claim_for_slurm(self, run_id: int, *, job: str, index: int | None, launch: str, submitted: float) -> None:
+        """The launcher's claim of a run submitted to Slurm (launch/slurm/submit.py): queued, owned by the job until
+        its engine reports (the job's state decides liveness: launch/liveness.py)."""
+        with self.atomic():
+            self.db.execute("UPDATE runs SET status = 'queued', pid = NULL, pid_start = NULL, host = NULL, launch = ?,"
+                            " slurm_job = ?, slurm_index = ?, slurm_state = 'PENDING', slurm_reason = NULL,"
+                            " slurm_nodes = NULL, slurm_submitted = ?, stop_asked = NULL, error = NULL, ended = NULL"
+                            " WHERE id = ?", [launch, job, index, submitted, run_id])
+
+    def record_slurm_state(self, run_id: int, *, state: str, reason: str | None, nodes: str | None) -> bool:
+        """What Slurm last said about the run's job (shown by ls, show and the dashboard); written only when it
+        changed. Returns whether it did."""
+        with self.atomic():
+            cur = self.db.execute("UPDATE runs SET slurm_state = ?, slurm_reason = ?, slurm_nodes = ? WHERE id = ? AND"
+                                  " (slurm_state IS NOT ? OR slurm_reason IS NOT ? OR slurm_nodes IS NOT ?)",
+                                  [state, reason, nodes, run_id, state, reason, nodes])
+        return cur.rowcount == 1
+
+    def mark_stop_asked(self, run_id: int, when: float) -> None:
+        """A stop was asked of a run on Slurm: scancel follows if it has not ended after the grace period."""
+        self.update_run(run_id, stop_asked=when)
+
+    def active_slurm_runs(self) -> list[dict[str, Any]]:
+        return self._rows(f"SELECT * FROM runs WHERE status IN {_ACTIVE_SQL} AND slurm_job IS NOT NULL ORDER BY id")
 
     def mark_running(self, run_id: int, *, pid: int, pid_start: float | None, host: str, started: float) -> None:
         """The engine owns the run (it holds runs/<id>/lock, which is the guard: no other process can be here)."""
