@@ -2,6 +2,10 @@
 --db PATH [...]` (an evaluation of a run that is not training), `... sweep SWEEP_ID --db PATH` (a sweep's supervisor,
 difftui.engine.sweeps.supervisor) and `... measure-tiers` (the tier cache), spawned by the TUI and the CLI.
 
+`train` and `eval` take `--spool RUN_DIR` instead of `--db` (issue 17: spool mode, what a compute node runs): the
+process never opens runs.db; it reads RUN_DIR/run.json and config.yaml and writes records to RUN_DIR/spool/, which a
+front end ingests (difftui.engine.store.ingest).
+
 No TUI, no typer: argparse only, so the worker starts with the fewest imports (DESIGN.md: the engine never imports
 the TUI).
 """
@@ -29,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train one run of a run database (resumes from its newest checkpoint)")
     train.add_argument("run_id", type=int)
-    train.add_argument("--db", required=True, help="path to runs.db")
+    where = train.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", help="path to runs.db")
+    where.add_argument("--spool", metavar="RUN_DIR", help="spool mode: the run's folder; runs.db is never opened")
     # Issue 11 item 7: parameter and MAC figures for the tier cache (difftui.engine.config.tier_figures), in this process.
     measure = sub.add_parser("measure-tiers", help="measure backbone tiers' parameters and MACs into the tier cache")
     measure.add_argument("--keys", help="JSON list of networks to measure ('-': stdin); prints a JSON answer")
@@ -46,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return measure_tiers(args)
     if args.command == "train":
         from difftui.engine.run.loop import train_run
-        return train_run(args.db, args.run_id)
+        return train_run(args.db, args.run_id, spool=args.spool)
     if args.command == "sweep":
         from difftui.engine.sweeps.supervisor import supervise
         return supervise(args.db, args.sweep_id)
@@ -60,7 +66,9 @@ def add_eval_parser(sub) -> None:
     """`eval RUN_ID --db PATH [...]`: evaluate a run that is not training, or any of its snapshots (evaluator.py)."""
     ev = sub.add_parser("eval", help="evaluate a run in this process: panel, held-out NLL, FID, few-step curve")
     ev.add_argument("run_id", type=int)
-    ev.add_argument("--db", required=True, help="path to runs.db")
+    where = ev.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", help="path to runs.db")
+    where.add_argument("--spool", metavar="RUN_DIR", help="spool mode: the run's folder; runs.db is never opened")
     ev.add_argument("--fid", action="store_true", help="FID and precision/recall (k=3) with the fixed sampler")
     ev.add_argument("--samples", type=int, default=None, help="generated images per FID (default 50,000)")
     ev.add_argument("--quick", action="store_true", help="the recipe's quick FID count (and 256 NLL images)")

@@ -23,15 +23,23 @@ from typing import Protocol
 from difftui.engine.launch import signals
 from difftui.engine.launch.plan import LaunchPlan
 
-__all__ = ["Backend", "LocalBackend", "TorchrunBackend", "backend_for", "engine_argv", "engine_env"]
+__all__ = ["Backend", "LocalBackend", "TorchrunBackend", "backend_for", "engine_argv", "engine_env",
+           "spool_engine_tail"]
 
 
 def _engine_tail(db_path: str | os.PathLike[str], run_id: int) -> list[str]:
     return ["-m", "difftui.engine", "train", str(run_id), "--db", str(Path(db_path).resolve())]
 
 
+def spool_engine_tail(run_id: int, run_dir: str | os.PathLike[str]) -> list[str]:
+    """The engine's arguments in spool mode (after the interpreter or torchrun): it never opens runs.db and writes
+    records to RUN_DIR/spool/ (what a backend for another machine starts, e.g. Slurm)."""
+    return ["-m", "difftui.engine", "train", str(run_id), "--spool", str(Path(run_dir).resolve())]
+
+
 class Backend(Protocol):
     name: str
+    sink: str                                       # where its engines write: "db" (runs.db) or "spool" (files)
 
     def argv(self, db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan) -> list[str]: ...
 
@@ -42,8 +50,11 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """One engine process on this machine (one GPU or the CPU)."""
+    """One engine process on this machine (one GPU or the CPU). It writes runs.db directly: SQLite in WAL mode is
+    safe for processes on one host, and every reader (ls, show, the sweep supervisor, the TUI) sees its rows at once
+    without an ingest (README, "On a Slurm cluster")."""
     name = "local"
+    sink = "db"
 
     def argv(self, db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan) -> list[str]:
         return [sys.executable, *_engine_tail(db_path, run_id)]

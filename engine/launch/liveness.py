@@ -15,7 +15,9 @@ the statements (`mark_crashed`, `end_sweep`, `fail_dead_job`).
             HEARTBEAT_TIMEOUT_S after its creation (the spawner records the pid at once). Another host: alive.
 
 Reaping marks the dead: runs crashed, sweeps stopped / completed / crashed, jobs failed, each with one line saying why.
-A read-only store (a runs.db this user cannot write) is never reaped.
+A read-only store (a runs.db this user cannot write) is never reaped. A spool-mode run (runs.sink = 'spool', issue 17)
+is ingested before it is judged: its final status, or its engine's first word, may still be in its spool. Its
+heartbeat file (runs/<id>/spool/heartbeat.json) is `spool_heartbeat`'s to read.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from typing import Any
 
 from difftui.engine.launch.lock import Holder, holder, pid_alive
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store, run_lock_path, sweep_lock_path
+from difftui.engine.store.ingest import ingest_runs
+from difftui.engine.store.spool import read_heartbeat
 
 __all__ = ["HEARTBEAT_TIMEOUT_S", "run_alive", "run_owner", "describe_owner", "local_owner_pid", "holds_lock",
-           "is_waiting", "sweep_alive", "job_alive", "reap_dead_runs", "reap_dead_sweeps", "reap_dead_jobs", "reap",
+           "is_waiting", "spool_heartbeat", "sweep_alive", "job_alive", "reap_dead_runs", "reap_dead_sweeps", "reap_dead_jobs", "reap",
            "RUN_GONE", "JOB_GONE"]
 
 HEARTBEAT_TIMEOUT_S = 60.0          # only for a process on another host, whose lock or pid this machine cannot see
@@ -94,10 +98,23 @@ def local_owner_pid(run: dict[str, Any]) -> int | None:
     return None
 
 
+def spool_heartbeat(run: dict[str, Any], *, now: float | None = None) -> tuple[dict[str, Any], float] | None:
+    """A spool-mode run's heartbeat file and its age in seconds: (time, pid, host, step, status ... as the engine last
+    wrote them, age), or None when the run has none (never started, or not a spool run)."""
+    if not run.get("run_dir"):
+        return None
+    beat = read_heartbeat(run["run_dir"])
+    if beat is None:
+        return None
+    return beat, (time.time() if now is None else now) - float(beat["time"])
+
+
 def reap_dead_runs(store: Store) -> list[int]:
-    """Mark active runs whose engine is gone as crashed; return their ids (none in a read-only store)."""
+    """Mark active runs whose engine is gone as crashed; return their ids (none in a read-only store). Active spool
+    runs are ingested first."""
     if store.read_only:
         return []
+    ingest_runs(store, store.spool_runs(active=True))
     dead = [run["id"] for run in store.active_runs() if not is_waiting(run) and not run_alive(run)]
     return [run_id for run_id in dead
             if store.mark_crashed(run_id, RUN_GONE, event="engine process is gone; run marked crashed (resume with r)")]

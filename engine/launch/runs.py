@@ -35,7 +35,9 @@ from difftui.engine.launch.lock import Owned, process_start_time
 from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.launch.plan import LaunchPlan
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store
+from difftui.engine.store.ingest import ingest_run
 from difftui.engine.store.layout import remove_run_folder
+from difftui.engine.store.spool import send_command, write_run_json
 
 __all__ = ["Owned", "LaunchError", "Outcome", "create_run", "start_run", "new_run", "resume", "request_stop",
            "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
@@ -54,16 +56,19 @@ def _get(store: Store, run_id: int) -> dict[str, Any]:
 # Creating and starting.
 
 def create_run(db_path: str | os.PathLike[str], config: RunConfig, *, sweep_id: int | None = None,
-               parent_id: int | None = None, plan: LaunchPlan | None = None) -> int:
-    """Insert a queued run with its resolved config; write runs/<id>/config.yaml. Returns the run id."""
+               parent_id: int | None = None, plan: LaunchPlan | None = None, sink: str = "db") -> int:
+    """Insert a queued run with its resolved config; write runs/<id>/config.yaml and run.json (all that a spool-mode
+    engine reads). `sink`: where its engine writes, 'db' (runs.db) or 'spool' (records in runs/<id>/spool/, what an
+    engine on a compute node writes; store/spool.py). Returns the run id."""
     data = config_to_dict(config)
     with Store(db_path) as store:
         run_id = store.create_run(data, name=config.name or "", total_steps=config.recipe.total_steps,
-                                  device=config.device, sweep_id=sweep_id, parent_id=parent_id)
+                                  device=config.device, sweep_id=sweep_id, parent_id=parent_id, sink=sink)
         name = config.name or f"{config.dataset.name}-{config.backbone.name}-{run_id}"
         store.update_run(run_id, name=name, launch=(plan or LaunchPlan()).to_json())
-        folder = Path(_get(store, run_id)["run_dir"])
-    atomic_write_text(folder / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+        run = _get(store, run_id)
+    atomic_write_text(Path(run["run_dir"]) / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    write_run_json(run)
     return run_id
 
 
@@ -80,9 +85,13 @@ def start_run(db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan | N
                 raise Owned(f"run {run_id} is already {run['status']} ({liveness.describe_owner(run)}); "
                             f"stop it first")
             plan = plan or LaunchPlan.from_json(run.get("launch"))
-            proc = backend_for(plan).spawn(db_path, run_id, plan, Path(run["run_dir"]))
+            backend = backend_for(plan)
+            if run["sink"] == "spool" and backend.sink == "db":
+                # A spool run started on this machine writes runs.db from now on: what its spool holds comes first.
+                ingest_run(store, run)
+            proc = backend.spawn(db_path, run_id, plan, Path(run["run_dir"]))
             store.claim_for_launch(run_id, pid=proc.pid, pid_start=process_start_time(proc.pid),
-                                   host=socket.gethostname(), launch=plan.to_json())
+                                   host=socket.gethostname(), launch=plan.to_json(), sink=backend.sink)
     return proc
 
 
@@ -117,6 +126,7 @@ def resume(db_path: str | os.PathLike[str], run_id: int, *, total_steps: int | N
             store.set_total_steps(run_id, config, total_steps)
             atomic_write_text(Path(run["run_dir"]) / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             run = _get(store, run_id)
+            write_run_json(run)
         if run["status"] == "completed" and run["step"] >= (run["total_steps"] or 0):
             raise LaunchError(f"run {run_id} already completed all {run['total_steps']} steps "
                               f"(resume with a larger --max-steps to train further)")
@@ -139,9 +149,9 @@ def _live(store: Store, run_id: int) -> dict[str, Any]:
 def request_stop(db_path: str | os.PathLike[str], run_id: int) -> Outcome:
     """Ask a live engine to checkpoint and exit; it answers by setting status 'stopped'."""
     with Store(db_path, create=False) as store:
-        _live(store, run_id)
+        run = _live(store, run_id)
         with store.atomic():
-            store.send_command(run_id, "stop")
+            send_command(store, run, "stop")          # a row in runs.db, or a file for a spool-mode engine
             store.mark_stopping(run_id)
     return Outcome(run_id, f"stop requested for run {run_id}; it checkpoints, then exits")
 

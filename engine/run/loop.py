@@ -1,6 +1,7 @@
-"""One run's training: `python -m difftui.engine train RUN_ID --db PATH`, alone or as one rank of torchrun.
+"""One run's training: `python -m difftui.engine train RUN_ID --db PATH` (or `--spool RUN_DIR`: never opens runs.db,
+writes records in RUN_DIR/spool/; run/owner.py), alone or as one rank of torchrun.
 
-    owner   RunOwner (rank 0)     the lock, the heartbeat thread, commands, every runs.db write, the status
+    owner   RunOwner (rank 0)     the lock, the heartbeat thread, commands, every write of the run's rows, the status
     trainer Trainer (every rank)  model, optimizer, EMA, objective, batch stream, one step
     loop    TrainLoop             the cadence: log every `log_every` steps, a grid every `grid_every`, a checkpoint
                                   every `snapshot_every`, commands and stop requests, non-finite steps
@@ -13,6 +14,7 @@ with one line `Type: message`; the traceback goes to runs/<id>/engine.log (this 
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import sys
@@ -252,9 +254,11 @@ class TrainLoop:
             if not t.weights_finite():
                 raise RunFailed(f"the weights are not finite at step {t.step}: not checkpointed (the newest "
                                 f"checkpoint, step {self.last_ckpt_step}, is finite). Lower recipe.lr")
-            # Flush first: the metrics up to this step are in runs.db before the checkpoint that claims them exists,
-            # so a crash between the two can only leave rows that a resume truncates, never a gap.
+            # Flush first: the metrics up to this step are in runs.db (or durable in the spool) before the checkpoint
+            # that claims them exists, so a crash between the two can only leave rows that a resume truncates, never
+            # a gap.
             self.flush()
+            self.owner.sync()
             state = t.state_dict(self.owner.config_data)
             state["ranks"] = ranks
             save_checkpoint(t.run_dir / "checkpoints", t.step, state, keep=self.recipe.keep_snapshots)
@@ -303,12 +307,14 @@ class TrainLoop:
         self.event(f"snapshot at step {t.step} ({t.kimg:,.0f} kimg): {path.name}")
         if r.snapshot_eval:
             try:
-                job_id, proc = snapshots.start_evaluation(self.owner.db_path, self.owner.run_id)
+                job_id, proc = snapshots.start_evaluation(self.owner.db_path, self.owner.run_id,
+                                                          spool=t.run_dir if self.owner.spool else None)
             except Exception as e:                  # an evaluation that cannot start never stops training
                 self.event(f"snapshot evaluation not started: {one_line(e)}", "warning")
             else:
                 self.evaluators.append(proc)
-                self.event(f"snapshot evaluation started (job {job_id}, pid {proc.pid})")
+                job = f"job {job_id}, " if job_id is not None else ""
+                self.event(f"snapshot evaluation started ({job}pid {proc.pid})")
         self.evaluators = [p for p in self.evaluators if p.poll() is None]      # reap the finished ones
         self.clock.restart()
 
@@ -386,10 +392,12 @@ def _log(message: str) -> None:
     print(f"--- {message}", file=sys.stderr, flush=True)
 
 
-def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
-    """Train run `run_id` of `db_path` in this process (one rank of it under torchrun); returns the exit code:
-    0 completed or stopped, 1 failed, 2 no such run or database, 3 the run is owned by another engine, 75
-    (signals.EXIT_REQUEUE) checkpointed for Slurm to run the job again (no final status)."""
+def train_run(db_path: str | os.PathLike[str] | None, run_id: int, *, spool: str | os.PathLike[str] | None = None
+              ) -> int:
+    """Train run `run_id` of `db_path` in this process (one rank of it under torchrun or srun), or in spool mode the
+    run in folder `spool` (runs.db is never opened); returns the exit code: 0 completed or stopped, 1 failed, 2 no
+    such run, database or run folder, 3 the run is owned by another engine, 75 (signals.EXIT_REQUEUE) checkpointed
+    for Slurm to run the job again (no final status)."""
     from difftui.engine.run.owner import RunOwner
     try:
         world = init_world()
@@ -403,7 +411,7 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
     try:
         if world.main:
             try:
-                owner = RunOwner(db_path, run_id)
+                owner = RunOwner(db_path, run_id, spool=spool)
             except Owned as e:
                 print(f"difftui engine: {e}; this engine exits without touching it", file=sys.stderr)
                 code = EXIT_OWNED
@@ -451,6 +459,8 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         message = one_line(e) if not isinstance(e, RunFailed) else f"RunFailed: {e}"
         if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
             message = f"DiskFull: disk full: cannot write {Path(db_path).resolve()} ({e})"
+        elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            message = f"DiskFull: {e.strerror}"
         if owner is not None:
             step = loop.trainer.step if loop is not None and restored else None
             try:
@@ -462,7 +472,10 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
                     owner.finish("failed", step, loop.trainer.kimg, error=message)
             except Exception:
                 traceback.print_exc(file=sys.stderr)
-                owner.store.finish_run(run_id, "failed", error=message)
+                try:
+                    owner.store.finish_run(run_id, "failed", error=message)
+                except Exception as again:          # nowhere to write (a full disk): the reaper marks it crashed
+                    _log(f"the failure could not be recorded either ({one_line(again)})")
         return 1
     finally:
         if owner is not None:

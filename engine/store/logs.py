@@ -59,11 +59,13 @@ class LogsTable:
             self._event(run_id, level, message)
 
     def add_sample(self, run_id: int, *, step: int, kind: str, sampler: str, nfe: int, png: bytes,
-                   path: str | None = None) -> int:
+                   path: str | None = None, at: float | None = None) -> int:
+        """One grid (or panel, curve) image; `at` is when it was drawn (default now; the ingester passes the
+        engine's time)."""
         with self.atomic():
             cur = self.db.execute(
                 "INSERT INTO samples (run_id, step, kind, sampler, nfe, path, png, time) VALUES (?,?,?,?,?,?,?,?)",
-                [run_id, step, kind, sampler, nfe, path, png, time.time()])
+                [run_id, step, kind, sampler, nfe, path, png, time.time() if at is None else at])
         return int(cur.lastrowid)
 
     def add_evals(self, run_id: int, rows: list[tuple[int, str, int, str, float]]) -> None:

@@ -1,0 +1,257 @@
+"""The spool's records: one line per Store write that a spool-mode engine or evaluator makes (issue 17 item 2).
+
+A compute node never opens runs.db. Its engine, and the evaluators it starts, call the Store's own write methods on a
+`SpoolSink` (spool.py), which appends each call as one line to a file in runs/<id>/spool/; the ingester (ingest.py)
+replays the lines onto runs.db through those very methods (`apply`). A local engine calls the same methods on a real
+`Store`. One list of methods, one meaning each: the local path and the cluster path run the same SQL.
+
+A line is a compact JSON array: the method's name, then its arguments without the run id (the ingesting run's):
+
+    ["write_batch", metrics, gpu, events, run_fields, final]    metrics [[step, kimg, name, value, time], ...],
+                                                                gpu [[time, idx, util, ...], ...], events
+                                                                [[time, level, message], ...], run_fields {step,
+                                                                kimg, heartbeat, device}, final [status, error]|null
+    ["mark_running", pid, pid_start, host, started]
+    ["update_run", {field: value}]                              only RUN_FIELDS
+    ["truncate_after", step]                                    a resume drops what the run re-does
+    ["finish_run", status, error]
+    ["add_sample", step, kind, sampler, nfe, path, time]        path relative to the run folder: the PNG is that file
+    ["add_eval_results", rows, time]
+    ["create_job", key, kind, args]                             the evaluator names its job with `key`
+    ["claim_job", key, pid, pid_start, host, message]
+    ["report_progress", key, done, total, message]
+    ["finish_job", key, status, message, error]
+    ["update_best_snapshot"]
+
+NaN and +-inf are written as JSON's NaN / Infinity (Python's json reads them back): non-finite numbers stay data.
+A line is complete when its newline is written; the ingester never reads past the last newline.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+__all__ = ["RUN_FIELDS", "METHODS", "RecordError", "encode", "parse", "apply"]
+
+RUN_FIELDS = ("step", "kimg", "heartbeat", "device")       # the run columns a spool may set
+_ARITY = {"write_batch": 5, "mark_running": 4, "update_run": 1, "truncate_after": 1, "finish_run": 2,
+          "add_sample": 6, "add_eval_results": 2, "create_job": 3, "claim_job": 5, "report_progress": 4,
+          "finish_job": 4, "update_best_snapshot": 0}
+METHODS = tuple(_ARITY)
+# A bad value inside a record: the row does not bind or unpack. Not a locked or full database (OperationalError).
+_BAD_ROW = (ValueError, TypeError, KeyError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError,
+            sqlite3.DataError)
+
+
+class RecordError(ValueError):
+    """A complete line that is not a record this difftui can apply; one line (the ingester adds file and offset)."""
+
+
+def encode(method: str, *args: Any) -> bytes:
+    """One record as one line."""
+    return json.dumps([method, *args], separators=(",", ":")).encode() + b"\n"
+
+
+#----------------------------------------------------------------------------
+# Reading.
+
+def _check(record: Any) -> list:
+    if not isinstance(record, list) or not record or record[0] not in _ARITY:
+        name = record[0] if isinstance(record, list) and record else record
+        raise RecordError(f"not a spool record (unknown method {str(name)[:40]!r})")
+    if len(record) != _ARITY[record[0]] + 1:
+        raise RecordError(f"{record[0]}: expected {_ARITY[record[0]]} arguments, got {len(record) - 1}")
+    return record
+
+
+def parse(data: bytes, start: int) -> tuple[list[tuple[int, list]], tuple[int, str] | None]:
+    """Complete lines (`data` ends with a newline) -> ([(byte offset of the line, record), ...], the first bad line as
+    (offset, reason) or None; the records before it are good). All lines are parsed as one JSON array first (the
+    fast path: one call for a whole chunk); line by line only when that fails, to find the bad one."""
+    if not data:
+        return [], None
+    try:
+        records = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+    except ValueError:
+        records = None
+    if records is not None and len(records) == data.count(b"\n"):
+        offsets = [start]
+        pos = data.find(b"\n")
+        while pos != -1 and pos + 1 < len(data):
+            offsets.append(start + pos + 1)
+            pos = data.find(b"\n", pos + 1)
+        out = []
+        for off, rec in zip(offsets, records, strict=True):
+            try:
+                out.append((off, _check(rec)))
+            except RecordError as e:
+                return out, (off, str(e))
+        return out, None
+    out, off = [], start
+    for line in data[:-1].split(b"\n"):
+        try:
+            out.append((off, _check(json.loads(line))))
+        except RecordError as e:
+            return out, (off, str(e))
+        except ValueError as e:
+            return out, (off, f"not a JSON line ({e})")
+        off += len(line) + 1
+    return out, None
+
+
+#----------------------------------------------------------------------------
+# Applying: each record is the Store method of its name, called on the ingesting run.
+
+class _Context:
+    """What applying needs beside the store: the run, its folder, and the evaluator jobs' keys -> row ids."""
+
+    def __init__(self, store, run_id: int, run_dir: Path):
+        self.store, self.run_id, self.run_dir = store, run_id, Path(run_dir)
+        self.jobs: dict[str, int] = {}
+
+    def job(self, key: Any) -> int:
+        key = str(key)
+        if key not in self.jobs:
+            job_id = self.store.job_for_spool_key(self.run_id, key)
+            if job_id is None:
+                raise RecordError(f"evaluator job {key!r} was never created in this spool")
+            self.jobs[key] = job_id
+        return self.jobs[key]
+
+
+def _run_fields(fields: Any) -> dict[str, Any]:
+    if fields is None:
+        return {}
+    if not isinstance(fields, dict):
+        raise RecordError(f"run fields must be an object, got {type(fields).__name__}")
+    bad = [k for k in fields if k not in RUN_FIELDS]
+    if bad:
+        raise RecordError(f"run field {bad[0]!r} is not one a spool may set ({', '.join(RUN_FIELDS)})")
+    return fields
+
+
+def _list(value: Any, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RecordError(f"{what} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _png(ctx: _Context, path: Any) -> tuple[bytes, str]:
+    rel = PurePosixPath(str(path))
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise RecordError(f"sample path {str(path)!r} is not inside the run folder")
+    full = ctx.run_dir / rel
+    try:
+        return full.read_bytes(), str(full)
+    except OSError as e:
+        raise RecordError(f"{full}: the sample's PNG cannot be read ({e.strerror or e})") from None
+
+
+def _write_batch(ctx: _Context, metrics, gpu, events, run_fields, final) -> None:
+    if final is not None and (not isinstance(final, list) or len(final) != 2):
+        raise RecordError(f"final must be [status, error], got {final!r}")
+    ctx.store.write_batch(ctx.run_id, metrics=_list(metrics, "metrics"), gpu=_list(gpu, "gpu"),
+                          events=_list(events, "events"), run_fields=_run_fields(run_fields),
+                          final=tuple(final) if final is not None else None)
+
+
+def _add_sample(ctx: _Context, step, kind, sampler, nfe, path, at) -> None:
+    png, full = _png(ctx, path)
+    ctx.store.add_sample(ctx.run_id, step=step, kind=kind, sampler=sampler, nfe=nfe, png=png, path=full, at=at)
+
+
+def _add_eval_results(ctx: _Context, rows, at) -> None:
+    rows = [dict(r) for r in _list(rows, "rows")]
+    for r in rows:
+        if r.get("job_id") is not None:
+            r["job_id"] = ctx.job(r["job_id"])
+    ctx.store.add_eval_results(ctx.run_id, rows, at=at)
+
+
+_APPLY: dict[str, Callable[..., None]] = {
+    "write_batch": _write_batch,
+    "mark_running": lambda ctx, pid, pid_start, host, started: ctx.store.mark_running(
+        ctx.run_id, pid=pid, pid_start=pid_start, host=host, started=started),
+    "update_run": lambda ctx, fields: ctx.store.update_run(ctx.run_id, **_run_fields(fields)),
+    "truncate_after": lambda ctx, step: ctx.store.truncate_after(ctx.run_id, int(step)),
+    "finish_run": lambda ctx, status, error: ctx.store.finish_run(ctx.run_id, status, error=error),
+    "add_sample": _add_sample,
+    "add_eval_results": _add_eval_results,
+    "create_job": lambda ctx, key, kind, args: ctx.jobs.__setitem__(
+        str(key), ctx.store.job_for_spool_key(ctx.run_id, str(key))
+        or ctx.store.create_job(ctx.run_id, kind, args, spool_key=str(key))),
+    "claim_job": lambda ctx, key, pid, pid_start, host, message: ctx.store.claim_job(
+        ctx.job(key), pid=pid, pid_start=pid_start, host=host, message=message),
+    "report_progress": lambda ctx, key, done, total, message: ctx.store.report_progress(
+        ctx.job(key), done, total, message),
+    "finish_job": lambda ctx, key, status, message, error: ctx.store.finish_job(
+        ctx.job(key), status, message=message, error=error),
+    "update_best_snapshot": lambda ctx: ctx.store.update_best_snapshot(ctx.run_id),
+}
+
+
+def _one(ctx: _Context, record: list) -> None:
+    try:
+        _APPLY[record[0]](ctx, *record[1:])
+    except RecordError:
+        raise
+    except _BAD_ROW as e:
+        raise RecordError(f"{record[0]}: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+
+
+def _merged(records: list[tuple[int, list]]):
+    """Consecutive write_batch records as one (their rows concatenated, the last run fields winning; a final status
+    closes the group): what a million small batches cost is then a few executemany calls."""
+    group: list | None = None
+    for _, rec in records:
+        if rec[0] == "write_batch" and isinstance(rec[1], list) and isinstance(rec[2], list) \
+                and isinstance(rec[3], list) and isinstance(rec[4], dict | None):
+            if group is None:
+                group = ["write_batch", [], [], [], {}, None]
+            group[1] += rec[1]
+            group[2] += rec[2]
+            group[3] += rec[3]
+            group[4].update(rec[4] or {})
+            if rec[5] is not None:
+                group[5] = rec[5]
+                yield group
+                group = None
+            continue
+        if group is not None:
+            yield group
+            group = None
+        yield rec
+    if group is not None:
+        yield group
+
+
+def apply(store, run_id: int, run_dir: str | Path, records: list[tuple[int, list]], *, merge: bool = True) -> None:
+    """Apply records (from `parse`) to run `run_id` in the caller's transaction. RecordError (one line) on the first
+    record that cannot be applied; the caller rolls back and, with merge=False, finds which one it was
+    (`apply_until_bad`)."""
+    ctx = _Context(store, run_id, Path(run_dir))
+    for rec in (_merged(records) if merge else (r for _, r in records)):
+        _one(ctx, rec)
+
+
+def apply_until_bad(store, run_id: int, run_dir: str | Path, records: list[tuple[int, list]]
+                    ) -> tuple[int, tuple[int, str] | None]:
+    """Apply records one at a time until one fails: (how many were applied, (its offset, reason) or None). Each
+    record runs in a savepoint, so a failing one leaves nothing behind."""
+    ctx = _Context(store, run_id, Path(run_dir))
+    conn = store.db.conn
+    for i, (off, rec) in enumerate(records):
+        conn.execute("SAVEPOINT spool_record")
+        try:
+            _one(ctx, rec)
+        except RecordError as e:
+            conn.execute("ROLLBACK TO spool_record")
+            conn.execute("RELEASE spool_record")
+            return i, (off, str(e))
+        conn.execute("RELEASE spool_record")
+    return len(records), None
