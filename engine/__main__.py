@@ -1,6 +1,7 @@
 """The engine's processes: `python -m difftui.engine train RUN_ID --db PATH` (one run's engine), `... eval RUN_ID
 --db PATH [...]` (an evaluation of a run that is not training), `... sweep SWEEP_ID --db PATH` (a sweep's supervisor,
-difftui.engine.sweeps.supervisor) and `... measure-tiers` (the tier cache), spawned by the TUI and the CLI.
+difftui.engine.sweeps.supervisor), `... measure-tiers` (the tier cache), spawned by the TUI and the CLI, and
+`... slurm-task TASK_FILE` (a Slurm job's wrapper, engine/launch/slurm/task.py), which a batch script execs.
 
 `train` and `eval` take `--spool RUN_DIR` instead of `--db` (issue 17: spool mode, what a compute node runs): the
 process never opens runs.db; it reads RUN_DIR/run.json and config.yaml and writes records to RUN_DIR/spool/, which a
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_argument("--shipped", action="store_true", help="regenerate the shipped engine/config/tier_figures.json")
     measure.add_argument("--presets", action="append", help="extra preset directory (repeatable)")
     measure.add_argument("--force", action="store_true", help="measure again even when cached")
+    task = sub.add_parser("slurm-task", help="a Slurm job's wrapper: run its engines with srun, requeue on a crash")
+    task.add_argument("task_file", help="the job's task file (runs/<id>/slurm/job.json, sweeps/<id>/slurm/array-K.json)")
     sweep = sub.add_parser("sweep", help="supervise one sweep: start its queued members as slots free up")
     sweep.add_argument("sweep_id", type=int)
     sweep.add_argument("--db", required=True, help="path to runs.db")
@@ -53,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from difftui.engine.run.loop import train_run
         return train_run(args.db, args.run_id, spool=args.spool)
+    if args.command == "slurm-task":
+        from difftui.engine.launch.slurm.task import main as slurm_task
+        return slurm_task(args.task_file)
     if args.command == "sweep":
         from difftui.engine.sweeps.supervisor import supervise
         return supervise(args.db, args.sweep_id)

@@ -24,3 +24,4 @@ class Outcome:
     message: str
     proc: subprocess.Popen | None = None
     job_id: int | None = None                       # the evaluator's job row (evaluate)
+    slurm_job: str | None = None                    # the Slurm job a run was submitted as (no process here)

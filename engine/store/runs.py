@@ -148,12 +148,12 @@ class RunsTable:
 
     def claim_for_slurm(self, run_id: int, *, job: str, index: int | None, launch: str, submitted: float) -> None:
         """The launcher's claim of a run submitted to Slurm (launch/slurm/submit.py): queued, owned by the job until
-        its engine reports (the job's state decides liveness: launch/liveness.py)."""
+        its engine reports (the job's state decides liveness: launch/liveness.py); its engines write a spool."""
         with self.atomic():
             self.db.execute("UPDATE runs SET status = 'queued', pid = NULL, pid_start = NULL, host = NULL, launch = ?,"
-                            " slurm_job = ?, slurm_index = ?, slurm_state = 'PENDING', slurm_reason = NULL,"
-                            " slurm_nodes = NULL, slurm_submitted = ?, stop_asked = NULL, error = NULL, ended = NULL"
-                            " WHERE id = ?", [launch, job, index, submitted, run_id])
+                            " sink = 'spool', slurm_job = ?, slurm_index = ?, slurm_state = 'PENDING',"
+                            " slurm_reason = NULL, slurm_nodes = NULL, slurm_submitted = ?, stop_asked = NULL,"
+                            " error = NULL, ended = NULL WHERE id = ?", [launch, job, index, submitted, run_id])
 
     def record_slurm_state(self, run_id: int, *, state: str, reason: str | None, nodes: str | None) -> bool:
         """What Slurm last said about the run's job (shown by ls, show and the dashboard); written only when it

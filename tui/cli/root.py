@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from difftui.tui.cli import data, eval, runs, sweep
 from difftui.tui.cli.common import Context, user_command
+from difftui.tui.cli.slurm import optional_values
 
 __all__ = ["app", "main"]
 
@@ -75,7 +76,7 @@ class DifftuiGroup(TyperGroup):
             _clean_metavars(command)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args, self.commands))
+        return super().parse_args(ctx, optional_values(hoist_global_options(args, self.commands)))
 
 
 app = typer.Typer(

@@ -23,7 +23,7 @@ from pydantic import model_validator
 from difftui.engine.config.schema import config_model, rule, to_dict, validate
 
 __all__ = ["SlurmOptions", "parse_time", "format_time", "parse_sbatch_pairs", "SBATCH_PASSTHROUGH", "SBATCH_OWN",
-           "options_from_mapping", "DEFAULT_SIGNAL_S", "DEFAULT_MAX_RETRIES"]
+           "options_from_mapping", "merge_options", "DEFAULT_SIGNAL_S", "DEFAULT_MAX_RETRIES"]
 
 DEFAULT_SIGNAL_S = 120                              # --signal=USR1@120: two minutes to checkpoint before the end
 DEFAULT_MAX_RETRIES = 3
@@ -216,6 +216,20 @@ class SlurmOptions:
         """The fields that differ from the defaults (what a profile or a run's launch plan stores)."""
         defaults = SlurmOptions()
         return {k: to_dict(v) for k, v in to_dict(self).items() if v != getattr(defaults, k)}
+
+
+def merge_options(base: SlurmOptions, changes: dict[str, Any], where: str = "command line") -> SlurmOptions:
+    """`base` (a profile) with `changes` (explicit options; None values are left out; `sbatch` pairs are added to the
+    profile's), validated: PresetError naming `where` and the key."""
+    data = base.to_dict()
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key == "sbatch":
+            data["sbatch"] = {**(data.get("sbatch") or {}), **value}
+        else:
+            data[key] = value
+    return options_from_mapping(data, where)
 
 
 def options_from_mapping(data: Any, where: str) -> SlurmOptions:

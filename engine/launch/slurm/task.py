@@ -38,6 +38,7 @@ from difftui.engine.launch.signals import EXIT_REQUEUE, SLURM_TASK_ENV
 
 __all__ = ["main", "decide", "Decision", "engine_argv", "job_key", "EXIT_FINAL"]
 
+WRAPPER_STREAM = "slurm"                            # runs/<id>/spool/slurm.jsonl: the wrapper's events
 EXIT_FINAL = (1, 2, 3)                              # failed, no run, owned: the engine's own word, never requeued
 
 
@@ -108,7 +109,8 @@ def _read_retries(run_dir: Path) -> int:
 
 
 class _Log:
-    """The wrapper's lines in the run's engine.log, and its events through the run's spool."""
+    """The wrapper's lines in the run's engine.log, and its events through the run's spool (its own file,
+    spool/slurm.jsonl: one writer per file), which the front end ingests with the engine's."""
 
     def __init__(self, run_dir: Path, run_id: int):
         self.run_dir, self.run_id = run_dir, run_id
@@ -120,16 +122,12 @@ class _Log:
 
     def event(self, message: str, level: str = "info") -> None:
         self.line(message)
-        record_event(self.run_dir, message, level)
-
-
-def record_event(run_dir: Path, message: str, level: str = "info") -> None:
-    """An event of the run from the wrapper (its own append-only file in the run's spool: one writer per file)."""
-    from difftui.engine.run.spool import append_wrapper_event
-    try:
-        append_wrapper_event(run_dir, message, level)
-    except OSError as e:
-        print(f"difftui slurm-task: cannot record the event ({e})", file=sys.stderr, flush=True)
+        from difftui.engine.store.spool import SpoolSink
+        try:
+            with SpoolSink(self.run_dir, self.run_id, stream=WRAPPER_STREAM) as sink:
+                sink.add_event(self.run_id, level, message)
+        except OSError as e:
+            self.line(f"cannot record this event in the spool ({e})")
 
 
 def main(task_file: str) -> int:
