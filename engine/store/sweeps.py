@@ -8,6 +8,7 @@ A sweep's status changes only here, each with its guard:
 
     create_sweep          -> running, no supervisor yet
     claim_sweep           -> running, with the launched supervisor's pid
+    claim_slurm_sweep     -> running, its members submitted to Slurm (no supervisor: their job arrays)
     mark_sweep_stopping   running -> stopping          a supervisor lives and winds the members down
     end_sweep             -> stopped | completed | crashed (from the statuses the caller names; by default only from
                              running or stopping, and, for the reaper, only while the same supervisor pid is recorded)
@@ -99,6 +100,13 @@ class SweepsTable:
             self.db.execute("UPDATE sweeps SET status = 'running', pid = ?, pid_start = ?, host = ?, error = NULL,"
                             " ended = NULL, started = COALESCE(started, ?) WHERE id = ?",
                             [pid, pid_start, host, time.time(), sweep_id])
+
+    def claim_slurm_sweep(self, sweep_id: int, slurm: str) -> None:
+        """A sweep whose members were (re)submitted to Slurm: running, with its Slurm options (JSON); no supervisor."""
+        with self.atomic():
+            self.db.execute("UPDATE sweeps SET status = 'running', slurm = ?, pid = NULL, pid_start = NULL,"
+                            " host = NULL, error = NULL, ended = NULL, started = COALESCE(started, ?) WHERE id = ?",
+                            [slurm, time.time(), sweep_id])
 
     def requeue_members(self, sweep_id: int, statuses: Iterable[str], run_ids: Iterable[int] | None = None
                         ) -> list[int]:

@@ -136,11 +136,12 @@ def _resolve_launch(c: Context, processes: int = 1, slurm: Any = None, **choices
     import difftui.engine.data  # noqa: F401  (torch, once: the data check and the device probe)
     probe = probe_devices()
     config, defaulted = resolve_new_run(c.catalog(), probe=probe, **choices)
-    report = launch_checks(config, probe=probe, check_data=_check_data_in_process, device_here=slurm is None)
+    if slurm is None:
+        report = launch_checks(config, probe=probe, check_data=_check_data_in_process)
+    else:                                           # the nodes' devices are Slurm's to check, the data is here
+        from difftui.engine.launch.slurm.checks import check_submission
+        report = check_submission(c.db, config, slurm, check_data=_check_data_in_process)
     warnings = list(report.warnings)
-    if report.ok and slurm is not None:
-        report = slurm_report(c, config, slurm)
-        warnings += report.warnings
     if not report.ok:
         raise UserError(report.errors[0])
     if config.recipe.batch_size % processes:
@@ -149,18 +150,6 @@ def _resolve_launch(c: Context, processes: int = 1, slurm: Any = None, **choices
     for warning in warnings:
         print(f"difftui: warning: {warning}", file=sys.stderr, flush=True)
     return config, defaulted
-
-
-def slurm_report(c: Context, config: Any, options: Any):
-    """Slurm's checks for a run of `config` submitted from this runs.db (engine/launch/slurm/checks.py)."""
-    from difftui.engine.launch.slurm.checks import slurm_checks
-    from difftui.engine.store import Store
-    from difftui.engine.store.layout import runs_root
-    folder = runs_root(c.db)
-    if not c.db.exists():
-        return slurm_checks(config, options, runs_folder=folder.parent)
-    with Store(c.db, create=False) as store:
-        return slurm_checks(config, options, runs_folder=folder.parent, store=store)
 
 
 RUN_FIELDS = ("id", "name", "status", "dataset", "backbone", "sampler", "recipe", "off_tier", "step", "total_steps",
@@ -216,6 +205,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
 
     from difftui.engine.config.schema import parse_integer
     from difftui.engine.launch.plan import LaunchPlan
+    from difftui.engine.launch.slurm.jobs import describe_job
     try:
         events_n = parse_integer(events)
     except ValueError:
@@ -252,10 +242,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
               f"  ended {fmt_time(r['ended'])}"]
     if r.get("slurm_job"):
         plan = LaunchPlan.from_json(r.get("launch"))
-        lines.append(f"  slurm     job {r['slurm_job']}"
-                     + (f" {r['slurm_state']}" if r.get("slurm_state") else "")
-                     + (f" ({r['slurm_reason']})" if r.get("slurm_reason") else "")
-                     + (f" on {r['slurm_nodes']}" if r.get("slurm_nodes") else "")
+        lines.append(f"  slurm     {describe_job(r)}"
                      + (f"; {plan.slurm_options().describe()}" if plan.slurm is not None else ""))
     if r["error"]:
         lines.append(f"  error     {r['error']}")

@@ -26,7 +26,7 @@ from difftui.engine.launch.checks import LaunchReport
 from difftui.engine.launch.slurm import client
 from difftui.engine.launch.slurm.options import SlurmOptions, format_time
 
-__all__ = ["slurm_checks", "filesystem_type", "SHARED_FILESYSTEMS", "shared_folder_problem"]
+__all__ = ["slurm_checks", "check_submission", "filesystem_type", "SHARED_FILESYSTEMS", "shared_folder_problem"]
 
 SHARED_FILESYSTEMS = frozenset({
     "nfs", "nfs4", "lustre", "gpfs", "beegfs", "ceph", "cephfs", "fuse.cephfs", "cifs", "smb3", "smbfs",
@@ -144,3 +144,24 @@ def slurm_checks(config: Any, options: SlurmOptions, *, runs_folder: str | os.Pa
     warnings += [warning] if warning else []
     where = f"Slurm, {options.describe()}" + (f" (nodes {', '.join(nodes[:4])})" if nodes else "")
     return LaunchReport(tuple(errors), tuple(warnings), where)
+
+
+def check_submission(db_path: str | os.PathLike[str], config: Any, options: SlurmOptions, *,
+                     check_data: Any = "default") -> LaunchReport:
+    """Everything a run (or a sweep's first member) of `db_path` must pass before it is submitted: the launch checks
+    that hold here (the data, with `check_data` as launch_checks takes it; not this machine's devices) and Slurm's
+    (above). What the CLI, the review screen and the sweeps all ask."""
+    from difftui.engine.launch.checks import launch_checks
+    from difftui.engine.store import Store
+    from difftui.engine.store.layout import runs_root
+    report = (launch_checks(config, device_here=False) if check_data == "default"
+              else launch_checks(config, device_here=False, check_data=check_data))
+    if not report.ok:
+        return report
+    folder = runs_root(Path(db_path)).parent
+    if Path(db_path).exists():
+        with Store(db_path, create=False) as store:
+            slurm = slurm_checks(config, options, runs_folder=folder, store=store)
+    else:
+        slurm = slurm_checks(config, options, runs_folder=folder)
+    return LaunchReport(slurm.errors, (*report.warnings, *slurm.warnings), slurm.device)

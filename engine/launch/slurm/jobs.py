@@ -126,14 +126,17 @@ def forget() -> None:
     _table.forget()
 
 
-def describe_job(run: dict[str, Any]) -> str | None:
-    """What `ls`, `show` and the dashboard say about a Slurm run's job (from the row's recorded state), e.g.
-    "job 120_4 PENDING (JobArrayTaskLimit)", "job 121 RUNNING on node[01-02]"; None for a run not on Slurm."""
+def describe_job(run: dict[str, Any], *, prefix: str = "job ") -> str | None:
+    """What `ls`, `show`, the sweep tables and the dashboard say about a Slurm run's job (from the row's recorded
+    state), e.g. "job 120_4 PENDING (JobArrayTaskLimit)", "job 121 RUNNING on node[01-02]"; just "job 121" once the
+    run has ended; None for a run not on Slurm."""
     key = run.get("slurm_job")
     if not key:
         return None
+    if run.get("status") not in ("queued", "running", "stopping"):
+        return f"{prefix}{key}"
     state = run.get("slurm_state") or "submitted"
-    text = f"job {key} {state}"
+    text = f"{prefix}{key} {state}"
     if state == "PENDING" and run.get("slurm_reason"):
         text += f" ({run['slurm_reason']})"
     elif state in ("RUNNING", "COMPLETING") and run.get("slurm_nodes"):
