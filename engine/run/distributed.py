@@ -23,8 +23,9 @@ import torch
 import torch.distributed as dist
 
 from difftui.engine.launch.signals import SLURM_TASK_ENV
+from difftui.engine.launch.slurm.task import slurm_port
 
-__all__ = ["World", "init_world", "slurm_world_env", "first_host", "slurm_port"]
+__all__ = ["World", "init_world", "slurm_world_env", "first_host"]
 
 TIMEOUT = datetime.timedelta(minutes=30)            # a grid or a checkpoint on rank 0 may keep the others waiting
 
@@ -91,11 +92,6 @@ def first_host(nodelist: str) -> str:
         return prefix + suffix
     first = ranges.split(",", 1)[0].split("-", 1)[0]
     return prefix + first + suffix
-
-
-def slurm_port(job_id: str | int) -> int:
-    """The rendezvous port of a job: 20000-39999 by job id (jobs that share a node have different ids)."""
-    return 20000 + int(job_id) % 20000
 
 
 def slurm_world_env(env: Mapping[str, str]) -> dict[str, str]:

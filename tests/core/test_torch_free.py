@@ -11,7 +11,10 @@ TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "di
               "difftui.engine.config.catalog", "difftui.engine.launch.checks", "difftui.engine.config.tier_figures",
               "difftui.engine.launch.request", "difftui.engine.store", "difftui.engine.launch.runs",
               "difftui.engine.launch.plan", "difftui.engine.launch.backends", "difftui.engine.launch.liveness",
-              "difftui.engine.eval.start", "difftui.tui.app",
+              "difftui.engine.eval.start", "difftui.engine.launch.slurm.options", "difftui.engine.launch.slurm.client",
+              "difftui.engine.launch.slurm.jobs", "difftui.engine.launch.slurm.checks",
+              "difftui.engine.launch.slurm.submit", "difftui.engine.launch.slurm.task",
+              "difftui.engine.launch.slurm.profiles", "difftui.engine.sweeps.slurm", "difftui.tui.app",
               "difftui.tui.cli", "difftui.tui.screens.review", "difftui.tui.screens.new_run"]
 
 

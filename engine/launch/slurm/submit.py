@@ -63,7 +63,7 @@ def sbatch_args(options: SlurmOptions, *, name: str, folder: Path, output: str,
     (members, throttle): `--array=0-(members-1)%throttle`."""
     args = options.sbatch_args()
     args += [f"--job-name={name}", f"--chdir={_absolute(folder, 'job folder')}",
-             f"--output={_pattern(Path(folder) / 'slurm' / output)}", "--open-mode=append", "--requeue",
+             f"--output={_pattern(Path(folder) / 'slurm')}/{output}", "--open-mode=append", "--requeue",
              f"--signal=USR1@{options.signal_s}"]
     if array is not None:
         count, throttle = array

@@ -36,7 +36,7 @@ from typing import Any
 from difftui.engine.atomic import atomic_write_text
 from difftui.engine.launch.signals import EXIT_REQUEUE, SLURM_TASK_ENV
 
-__all__ = ["main", "decide", "Decision", "engine_argv", "job_key", "EXIT_FINAL"]
+__all__ = ["main", "decide", "Decision", "engine_argv", "job_key", "slurm_port", "EXIT_FINAL"]
 
 WRAPPER_STREAM = "slurm"                            # runs/<id>/spool/slurm.jsonl: the wrapper's events
 EXIT_FINAL = (1, 2, 3)                              # failed, no run, owned: the engine's own word, never requeued
@@ -74,6 +74,12 @@ def describe_exit(rc: int) -> str:
     if rc < 0 and -rc in signal.Signals._value2member_map_:
         return f"{signal.Signals(-rc).name}"
     return f"exit code {rc}"
+
+
+def slurm_port(job_id: str | int) -> int:
+    """The rendezvous port of a job (MASTER_PORT): 20000-39999 by job id (jobs that share a node have different
+    ids)."""
+    return 20000 + int(job_id) % 20000
 
 
 def job_key(env: dict[str, str] | os._Environ) -> str:
@@ -153,7 +159,6 @@ def main(task_file: str) -> int:
     env[SLURM_TASK_ENV] = "1"
     env.setdefault("OMP_NUM_THREADS", env.get("DIFFTUI_CPU_THREADS", "1"))
     from difftui.engine.launch.slurm import client
-    from difftui.engine.run.distributed import slurm_port
     try:
         env["MASTER_ADDR"] = client.hostnames(env.get("SLURM_JOB_NODELIST", ""))[0]
     except (client.SlurmError, IndexError):
