@@ -87,16 +87,17 @@ def _spool_files(run_dir: Path) -> list[str]:
     return sorted((n for n in names if n.endswith(".jsonl") and not n.startswith(".")), key=_order)
 
 
-def _read_complete(f, position: int, chunk_bytes: int) -> bytes:
-    """From `position`, about `chunk_bytes` of complete lines (more if one line is longer); b"" when none."""
+def _read_complete(f, position: int, chunk_bytes: int) -> tuple[bytes, bool]:
+    """From `position`, about `chunk_bytes` of complete lines (more if one line is longer; b"" when there is no
+    complete line), and whether the end of the file was reached."""
     f.seek(position)
     data = f.read(chunk_bytes)
-    while data and b"\n" not in data[-chunk_bytes:]:
+    end = len(data) < chunk_bytes
+    while not end and b"\n" not in data[-chunk_bytes:]:
         more = f.read(chunk_bytes)
-        if not more:
-            break
+        end = len(more) < chunk_bytes
         data += more
-    return data[: data.rfind(b"\n") + 1]
+    return data[: data.rfind(b"\n") + 1], end
 
 
 def _ingest_file(store, run_id: int, run_dir: Path, name: str, result: IngestResult, chunk_bytes: int) -> None:
@@ -105,7 +106,7 @@ def _ingest_file(store, run_id: int, run_dir: Path, name: str, result: IngestRes
         while True:
             with store.atomic():
                 position = store._spool_position(run_id, name)      # again, under the write lock
-                data = _read_complete(f, position, chunk_bytes)
+                data, at_end = _read_complete(f, position, chunk_bytes)
                 if not data:
                     return
                 records, bad = parse(data, position)
@@ -126,7 +127,7 @@ def _ingest_file(store, run_id: int, run_dir: Path, name: str, result: IngestRes
             if error is not None:
                 result.errors.append(error)
                 return
-            if len(data) < chunk_bytes:
+            if at_end:
                 return
 
 

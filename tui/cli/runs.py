@@ -211,9 +211,11 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     except ValueError:
         raise UserError(f"--events: expected a whole number, got {events!r}") from None
     from difftui.engine.launch import liveness
+    from difftui.engine.store.ingest import ingest_runs
     c = ctx_obj(ctx)
     with c.reading_store() as store:
         liveness.reap(store)
+        ingest_runs(store, [get_run(store, run_id)])      # a spool run's late rows (its evaluators) too
         r = get_run(store, run_id)
         values = store.latest_values(run_id)
         grids = store.samples_index(run_id, "grid")
