@@ -136,7 +136,9 @@ class TrainLoop:
             raise RunFailed(str(path))
         if path is None:
             if world.main:
-                dropped = self.owner.store.truncate_after(self.owner.run_id, 0)
+                # Afresh from step 0: everything an earlier engine logged goes, its step-0 rows too (the FLOPs
+                # figure is logged again at the start step).
+                dropped = self.owner.store.truncate_after(self.owner.run_id, -1)
                 if dropped:
                     self.event("no checkpoint to resume from; restarted from step 0", "warning")
             return 0

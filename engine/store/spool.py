@@ -314,7 +314,7 @@ class SpoolSink:
         """Drop rows logged after `step` (the ingester does, in order); returns 1 when an earlier engine had logged
         past `step` (so rows will be dropped), else 0: the row count itself is known only to the ingester."""
         self._write("truncate_after", int(step))
-        return int(self.heartbeat.previous_step > step)
+        return int(self.heartbeat.previous_step > max(step, 0))     # a fresh start (-1) drops rows only if any
 
     def finish_run(self, run_id: int, status: str, *, error: str | None = None) -> bool:
         self._write("finish_run", status, error)
