@@ -87,6 +87,15 @@ def task_record(members: list[dict[str, Any]], *, array: bool, options: SlurmOpt
             "max_retries": options.max_retries, "env": env}
 
 
+def _fresh_retries(members: list[dict[str, Any]]) -> None:
+    """A submission (new, resumed, retried) gives each run its whole max_retries again (task.py counts them)."""
+    for m in members:
+        try:
+            (Path(m["run_dir"]) / "slurm" / "retries").unlink()
+        except FileNotFoundError:
+            pass
+
+
 def write_job(folder: Path, stem: str, task: dict[str, Any]) -> Path:
     """<folder>/slurm/<stem>.json and <stem>.sh (atomic writes); returns the script's path."""
     slurm = Path(folder) / "slurm"
@@ -103,6 +112,7 @@ def submit_run(run: dict[str, Any], options: SlurmOptions, env: dict[str, str] |
     """Submit one run (its row) as a job; returns (job id, submission time)."""
     folder = Path(run["run_dir"])
     script = write_job(folder, "job", task_record([run], array=False, options=options, env=env))
+    _fresh_retries([run])
     args = sbatch_args(options, name=f"difftui-run-{run['id']}", folder=folder, output="%j.out")
     submitted = time.time()
     job = client.sbatch(args, str(script))
@@ -118,6 +128,7 @@ def submit_array(sweep: dict[str, Any], members: list[dict[str, Any]], options: 
     (folder / "slurm").mkdir(parents=True, exist_ok=True)
     k = 1 + sum(1 for p in (folder / "slurm").glob("array-*.sh"))
     script = write_job(folder, f"array-{k}", task_record(members, array=True, options=options, env=env))
+    _fresh_retries(members)
     args = sbatch_args(options, name=f"difftui-sweep-{sweep['id']}", folder=folder, output="%A_%a.out",
                        array=(len(members), throttle))
     submitted = time.time()
