@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from difftui.engine.store.layout import spool_dir
-from difftui.engine.store.records import RecordError, apply, apply_until_bad, parse
+from difftui.engine.store.records import RecordError, apply, apply_until_bad, line_offset, parse
 from difftui.engine.store.spool import RUN_STREAM, read_heartbeat
 
 __all__ = ["SpoolFilesTable", "IngestResult", "ingest_run", "ingest_runs", "CHUNK_BYTES"]
@@ -109,7 +109,7 @@ def _ingest_file(store, run_id: int, run_dir: Path, name: str, result: IngestRes
                 data, at_end = _read_complete(f, position, chunk_bytes)
                 if not data:
                     return
-                records, bad = parse(data, position)
+                records, bad = parse(data)
                 conn = store.db.conn
                 conn.execute("SAVEPOINT spool_chunk")
                 try:
@@ -117,10 +117,11 @@ def _ingest_file(store, run_id: int, run_dir: Path, name: str, result: IngestRes
                     applied = len(records)
                 except RecordError:
                     conn.execute("ROLLBACK TO spool_chunk")
-                    applied, bad = apply_until_bad(store, run_id, run_dir, records)
+                    applied, reason = apply_until_bad(store, run_id, run_dir, records)
+                    bad = (applied, reason) if reason is not None else bad
                 conn.execute("RELEASE spool_chunk")
-                end = bad[0] if bad is not None else position + len(data)
-                error = f"{path}: byte {bad[0]}: {bad[1]}" if bad is not None else None
+                end = position + (line_offset(data, bad[0]) if bad is not None else len(data))
+                error = f"{path}: byte {end}: {bad[1]}" if bad is not None else None
                 store._set_spool_position(run_id, name, end, error)
             result.records += applied
             result.bytes += end - position

@@ -69,8 +69,17 @@ def test_every_record_is_a_store_write_method_of_the_same_name_and_the_sink_has_
     for method in records.METHODS:
         assert callable(getattr(Store, method)), method
         assert callable(getattr(SpoolSink, method)), method
-    assert records.parse(records.encode("write_batch", [], [], [], {}, None), 0) == \
-        ([(0, ["write_batch", [], [], [], {}, None])], None)
+    assert records.parse(records.encode("write_batch", [], [], [], {}, None)) == \
+        ([["write_batch", [], [], [], {}, None]], None)
+
+
+def test_a_batch_s_metric_rows_travel_grouped_by_interval_and_come_back_in_order():
+    rows = [(5, 0.04, "L_simple", 0.9, 10.0), (5, 0.04, "lr", 1e-4, 10.0), (5, 0.04, "L_simple", 0.8, 10.0),
+            (10, 0.08, "L_simple", math.nan, 11.0), (10, 0.08, "lr", math.inf, 11.0)]
+    groups = records.group_metrics(rows)
+    assert [g[:3] for g in groups] == [[5, 0.04, 10.0], [5, 0.04, 10.0], [10, 0.08, 11.0]]   # a repeated name: new
+    back = records.metric_rows(records.parse(records.encode("write_batch", groups, [], [], {}, None))[0][0][1])
+    assert back[:3] == rows[:3] and back[4] == rows[4] and math.isnan(back[3][3]) and back[3][:3] == rows[3][:3]
 
 
 def test_ingest_applies_each_line_once_and_reads_only_new_bytes(tmp_path, monkeypatch):
@@ -110,7 +119,7 @@ def test_a_torn_last_line_waits_until_it_is_complete(tmp_path):
     db, run_id, run_dir = spool_run(tmp_path)
     with SpoolSink(run_dir, run_id) as sink:
         batch(sink, 10)
-    line = records.encode("write_batch", [[20, 0.16, "L_simple", 0.5, 1020.0]], [], [], {"step": 20}, None)
+    line = records.encode("write_batch", [[20, 0.16, 1020.0, {"L_simple": 0.5}]], [], [], {"step": 20}, None)
     path = spool_dir(run_dir) / "run.jsonl"
     complete = path.stat().st_size
     with open(path, "ab") as f:
@@ -135,7 +144,7 @@ def test_a_new_writer_cuts_the_torn_tail_a_killed_one_left(tmp_path):
     assert f.torn == len(b'["write_batch",[[6,0.1,"L_sim') and path.read_bytes() == whole
     f.append(records.encode("truncate_after", 6))
     f.close()
-    assert records.parse(path.read_bytes(), 0)[0] == [(0, ["truncate_after", 5]), (len(whole), ["truncate_after", 6])]
+    assert records.parse(path.read_bytes()) == ([["truncate_after", 5], ["truncate_after", 6]], None)
 
 
 def test_nan_and_infinities_stay_data_through_the_spool(tmp_path):
@@ -173,7 +182,7 @@ def test_a_bad_line_stops_its_file_there_with_one_line_naming_the_file_and_byte(
     bad_at = path.stat().st_size
     with open(path, "ab") as f:
         f.write(b'["write_batch",[],[],[],{"status":"completed"},null]\n')     # not a field a spool may set
-        f.write(records.encode("write_batch", [[20, 0.16, "L_simple", 0.5, 1020.0]], [], [], {}, None))
+        f.write(records.encode("write_batch", [[20, 0.16, 1020.0, {"L_simple": 0.5}]], [], [], {}, None))
     result = ingest(db, run_id)
     assert result.records == 1
     assert result.errors == [f"{path}: byte {bad_at}: run field 'status' is not one a spool may set "
@@ -187,6 +196,27 @@ def test_a_bad_line_stops_its_file_there_with_one_line_naming_the_file_and_byte(
     path.write_bytes(b"")                                                       # replaced by a shorter file
     assert ingest(db, run_id).errors == [f"{path}: 0 bytes, but {bad_at} were already ingested: the file was "
                                          f"replaced or cut (ingesting it again would duplicate rows)"]
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b"not json", "not a JSON line (Expecting value: line 1 column 1 (char 0))"),
+    (b'["drop_table","runs"]', "not a spool record (unknown method 'drop_table')"),
+    (b'["truncate_after"]', "truncate_after: expected 1 arguments, got 0"),
+    (b'["write_batch",[[1,0.0,5.0,["not","a","map"]]],[],[],{},null]', "write_batch: AttributeError: 'list' object "
+                                                                       "has no attribute 'items'"),
+])
+def test_a_line_that_is_not_a_record_is_named_with_its_byte_offset(tmp_path, line, reason):
+    db, run_id, run_dir = spool_run(tmp_path)
+    path = spool_dir(run_dir) / "run.jsonl"
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 10)
+        batch(sink, 20)
+    bad_at = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(line + b"\n" + records.encode("truncate_after", 0))
+    result = ingest(db, run_id)
+    assert result.records == 2 and result.errors == [f"{path}: byte {bad_at}: {reason}"]
+    assert [s for s, _ in Store(db).series(run_id, "L_simple")] == [10, 20]
 
 
 def test_the_offset_is_read_again_inside_the_write_transaction(tmp_path, monkeypatch):
