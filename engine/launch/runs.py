@@ -1,4 +1,4 @@
-"""The run use cases: new run, resume, stop (request / force), delete; and `start_run`, the one way an engine is
+"""The run use cases: new run, resume, stop (request / force), checkpoint now, delete; and `start_run`, the one way an engine is
 started (DESIGN.md, process model). The TUI and the CLI make these same calls and show what they return (an
 `Outcome`, or a `LaunchError` with one line), so the two front ends cannot disagree; the sweep supervisor starts its
 members through `start_run` too. Evaluate is difftui.engine.eval.start.
@@ -40,7 +40,7 @@ from difftui.engine.store.layout import remove_run_folder
 from difftui.engine.store.spool import send_command, write_run_json
 
 __all__ = ["Owned", "LaunchError", "Outcome", "create_run", "start_run", "new_run", "resume", "request_stop",
-           "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
+           "request_checkpoint", "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
 
 STOP_GRACE_S = 30.0                                 # `stop --force`: SIGTERM, then SIGKILL after this long
 
@@ -154,6 +154,14 @@ def request_stop(db_path: str | os.PathLike[str], run_id: int) -> Outcome:
             send_command(store, run, "stop")          # a row in runs.db, or a file for a spool-mode engine
             store.mark_stopping(run_id)
     return Outcome(run_id, f"stop requested for run {run_id}; it checkpoints, then exits")
+
+
+def request_checkpoint(db_path: str | os.PathLike[str], run_id: int) -> Outcome:
+    """Ask a live engine to write a checkpoint now (the "snapshot" command), between two steps; it goes on training."""
+    with Store(db_path, create=False) as store:
+        run = _live(store, run_id)
+        send_command(store, run, "snapshot")
+    return Outcome(run_id, f"checkpoint requested for run {run_id}; its engine writes one at the next logging step")
 
 
 def force_stop(db_path: str | os.PathLike[str], run_id: int, *, grace_s: float = STOP_GRACE_S,
