@@ -65,6 +65,15 @@ class SpoolFilesTable:
         with self.atomic():
             self._set_spool_position(run_id, name, self._spool_position(run_id, name), error)
 
+    def spool_cuts(self, run_id: int) -> list[tuple[int, float]]:
+        """The resume cuts applied from a run's spool: [(step, time written), ...] (records.after_cuts)."""
+        return [(r["step"], r["time"]) for r in self._rows("SELECT step, time FROM spool_cuts WHERE run_id = ?"
+                                                           " ORDER BY time", [run_id])]
+
+    def add_spool_cut(self, run_id: int, step: int, at: float) -> None:
+        with self.atomic():
+            self.db.execute("INSERT INTO spool_cuts (run_id, step, time) VALUES (?,?,?)", [run_id, step, at])
+
     def note_heartbeat(self, run_id: int, beat: float) -> None:
         """runs.heartbeat = `beat` unless it already holds a later one."""
         with self.atomic():

@@ -15,7 +15,7 @@ A line is a compact JSON array: the method's name, then its arguments without th
                                                                 [status, error] or null
     ["mark_running", pid, pid_start, host, started]
     ["update_run", {field: value}]                              only RUN_FIELDS
-    ["truncate_after", step]                                    a resume drops what the run re-does
+    ["truncate_after", step, time]                              a resume drops what the run re-does (the cut)
     ["finish_run", status, error]
     ["add_sample", step, kind, sampler, nfe, path, time]        path relative to the run folder: the PNG is that file
     ["add_eval_results", rows, time]
@@ -27,6 +27,11 @@ A line is a compact JSON array: the method's name, then its arguments without th
 
 NaN and +-inf are written as JSON's NaN / Infinity (Python's json reads them back): non-finite numbers stay data.
 A line is complete when its newline is written; the ingester never reads past the last newline.
+
+One rule is the spool's own, because its files are read one after another, not in the order they were written: a
+cut (truncate_after S at time T, in run.jsonl) also drops the evaluation rows and images of steps after S that an
+evaluator wrote before T into its own file and that are applied after the cut (`after_cuts`). runs.db then holds
+what a local run's would: the re-done steps' results, never the abandoned ones'.
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ import sqlite3
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-__all__ = ["RUN_FIELDS", "METHODS", "RecordError", "encode", "parse", "apply", "apply_until_bad", "line_offset", "group_metrics",
+__all__ = ["RUN_FIELDS", "METHODS", "RecordError", "encode", "parse", "apply", "apply_until_bad", "line_offset", "after_cuts", "group_metrics",
            "metric_rows"]
 
 RUN_FIELDS = ("step", "kimg", "heartbeat", "device")       # the run columns a spool may set
-_ARITY = {"write_batch": 5, "mark_running": 4, "update_run": 1, "truncate_after": 1, "finish_run": 2,
+_ARITY = {"write_batch": 5, "mark_running": 4, "update_run": 1, "truncate_after": 2, "finish_run": 2,
           "add_sample": 6, "add_eval_results": 2, "create_job": 3, "claim_job": 5, "report_progress": 4,
           "finish_job": 4, "update_best_snapshot": 0}
 METHODS = tuple(_ARITY)
@@ -56,6 +61,12 @@ class RecordError(ValueError):
 def encode(method: str, *args: Any) -> bytes:
     """One record as one line."""
     return json.dumps([method, *args], separators=(",", ":")).encode() + b"\n"
+
+
+def after_cuts(step: Any, at: Any, cuts: list[tuple[int, float]]) -> bool:
+    """Whether a row of `step` written at time `at` survives the cuts [(step S, time T), ...]: not when some cut
+    came after it (T > at) and drops its step (step > S)."""
+    return not any(step > s and (at is None or at < t) for s, t in cuts)
 
 
 def group_metrics(rows) -> list[list]:
@@ -130,6 +141,18 @@ class _Context:
     def __init__(self, store, run_id: int, run_dir: Path):
         self.store, self.run_id, self.run_dir = store, run_id, Path(run_dir)
         self.jobs: dict[str, int] = {}
+        self._cuts: list[tuple[int, float]] | None = None
+
+    @property
+    def cuts(self) -> list[tuple[int, float]]:
+        if self._cuts is None:
+            self._cuts = self.store.spool_cuts(self.run_id)
+        return self._cuts
+
+    def cut(self, step: int, at: float) -> None:
+        self.store.truncate_after(self.run_id, step)
+        self.store.add_spool_cut(self.run_id, step, at)
+        self.cuts.append((step, at))
 
     def job(self, key: Any) -> int:
         key = str(key)
@@ -180,12 +203,16 @@ def _write_batch(ctx: _Context, metrics, gpu, events, run_fields, final) -> None
 
 
 def _add_sample(ctx: _Context, step, kind, sampler, nfe, path, at) -> None:
+    if not after_cuts(step, at, ctx.cuts):
+        return
     png, full = _png(ctx, path)
     ctx.store.add_sample(ctx.run_id, step=step, kind=kind, sampler=sampler, nfe=nfe, png=png, path=full, at=at)
 
 
 def _add_eval_results(ctx: _Context, rows, at) -> None:
-    rows = [dict(r) for r in _list(rows, "rows")]
+    rows = [dict(r) for r in _list(rows, "rows") if after_cuts(r["step"], at, ctx.cuts)]
+    if not rows:
+        return
     for r in rows:
         if r.get("job_id") is not None:
             r["job_id"] = ctx.job(r["job_id"])
@@ -197,7 +224,7 @@ _APPLY: dict[str, Callable[..., None]] = {
     "mark_running": lambda ctx, pid, pid_start, host, started: ctx.store.mark_running(
         ctx.run_id, pid=pid, pid_start=pid_start, host=host, started=started),
     "update_run": lambda ctx, fields: ctx.store.update_run(ctx.run_id, **_run_fields(fields)),
-    "truncate_after": lambda ctx, step: ctx.store.truncate_after(ctx.run_id, int(step)),
+    "truncate_after": lambda ctx, step, at: ctx.cut(int(step), float(at)),
     "finish_run": lambda ctx, status, error: ctx.store.finish_run(ctx.run_id, status, error=error),
     "add_sample": _add_sample,
     "add_eval_results": _add_eval_results,

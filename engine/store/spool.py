@@ -38,7 +38,7 @@ from difftui.engine.atomic import atomic_write_text
 from difftui.engine.store.connection import StoreError
 from difftui.engine.store.jobs import best_snapshot
 from difftui.engine.store.layout import commands_dir, heartbeat_path, run_json_path, spool_dir
-from difftui.engine.store.records import RUN_FIELDS, encode, group_metrics, parse
+from difftui.engine.store.records import RUN_FIELDS, after_cuts, encode, group_metrics, parse
 
 __all__ = ["SpoolFile", "SpoolSink", "Heartbeat", "read_heartbeat", "read_run", "write_run_json", "send_command",
            "send_file_command", "take_file_commands", "RUN_STREAM", "RUN_JSON_FORMAT", "SYNC_EVERY_S"]
@@ -48,6 +48,7 @@ RUN_JSON_FORMAT = "difftui-run-1"
 SYNC_EVERY_S = 5.0                                  # fsync the loop's records this often (and before each checkpoint)
 _COMMAND = re.compile(r"^[a-z][a-z_-]{0,31}$")
 _TAIL_BLOCK = 1 << 16
+_CUT = b'["truncate_after",'
 
 
 #----------------------------------------------------------------------------
@@ -245,6 +246,28 @@ def send_command(store, run: dict[str, Any], command: str, args: dict[str, Any] 
         store.send_command(run["id"], command, args)
 
 
+def spool_cuts(run_dir: str | os.PathLike[str]) -> list[tuple[int, float]]:
+    """The resume cuts in a run's run.jsonl, [(step, time), ...], as the ingester will apply them (a byte search for
+    the few truncate_after lines, then only those parsed)."""
+    try:
+        data = (spool_dir(run_dir) / f"{RUN_STREAM}.jsonl").read_bytes()
+    except FileNotFoundError:
+        return []
+    cuts, pos = [], data.find(_CUT)
+    while pos != -1:
+        end = data.find(b"\n", pos)
+        if end == -1:
+            break
+        if pos == 0 or data[pos - 1:pos] == b"\n":
+            try:
+                _, step, at = json.loads(data[pos:end])
+                cuts.append((int(step), float(at)))
+            except (ValueError, TypeError):
+                pass
+        pos = data.find(_CUT, end)
+    return cuts
+
+
 #----------------------------------------------------------------------------
 # The sink.
 
@@ -323,7 +346,7 @@ class SpoolSink:
     def truncate_after(self, run_id: int, step: int) -> int:
         """Drop rows logged after `step` (the ingester does, in order); returns 1 when an earlier engine had logged
         past `step` (so rows will be dropped), else 0: the row count itself is known only to the ingester."""
-        self._write("truncate_after", int(step))
+        self._write("truncate_after", int(step), time.time())
         return int(self.heartbeat.previous_step > step)
 
     def finish_run(self, run_id: int, status: str, *, error: str | None = None) -> bool:
@@ -390,6 +413,7 @@ class SpoolSink:
         """The evaluation rows the run's evaluators have written to the spool (eval.*.jsonl), oldest first, shaped like
         Store.eval_results' rows (protocol decoded, NaN for a missing value). `last_id` is not supported."""
         rows: list[dict[str, Any]] = []
+        cuts = spool_cuts(self.run_dir)
         for path in sorted(spool_dir(self.run_dir).glob("eval.*.jsonl")):
             data = path.read_bytes()
             records, _ = parse(data[: data.rfind(b"\n") + 1])
@@ -398,7 +422,7 @@ class SpoolSink:
                         or not isinstance(rec[1], list):
                     continue
                 for r in rec[1]:
-                    if not isinstance(r, dict):
+                    if not isinstance(r, dict) or not after_cuts(r.get("step"), rec[2], cuts):
                         continue
                     row = {"step": r.get("step"), "sampler": r.get("sampler"), "nfe": r.get("nfe"),
                            "metric": r.get("metric"), "value": r.get("value"), "kind": r.get("kind"),

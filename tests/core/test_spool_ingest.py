@@ -137,14 +137,14 @@ def test_a_torn_last_line_waits_until_it_is_complete(tmp_path):
 
 def test_a_new_writer_cuts_the_torn_tail_a_killed_one_left(tmp_path):
     path = tmp_path / "spool" / "run.jsonl"
-    whole = records.encode("truncate_after", 5)
+    whole = records.encode("truncate_after", 5, 1.0)
     path.parent.mkdir()
     path.write_bytes(whole + b'["write_batch",[[6,0.1,"L_sim')
     f = SpoolFile(path)
     assert f.torn == len(b'["write_batch",[[6,0.1,"L_sim') and path.read_bytes() == whole
-    f.append(records.encode("truncate_after", 6))
+    f.append(records.encode("truncate_after", 6, 2.0))
     f.close()
-    assert records.parse(path.read_bytes()) == ([["truncate_after", 5], ["truncate_after", 6]], None)
+    assert records.parse(path.read_bytes()) == ([["truncate_after", 5, 1.0], ["truncate_after", 6, 2.0]], None)
 
 
 def test_nan_and_infinities_stay_data_through_the_spool(tmp_path):
@@ -174,6 +174,32 @@ def test_a_resume_cut_drops_the_rows_the_run_redoes_in_order(tmp_path):
     assert steps == [(10, "L_simple"), (10, "grad_norm"), (20, "L_simple"), (30, "L_simple")]
 
 
+def test_a_cut_also_drops_what_an_evaluator_wrote_before_it_for_the_steps_it_drops(tmp_path):
+    """The evaluator's file is read after run.jsonl: its rows of steps past the cut, written before the cut, must
+    not come back (as in runs.db written directly, where the cut deletes them), its later ones must."""
+    db, run_id, run_dir = spool_run(tmp_path)
+    fid = lambda step, value: {"step": step, "sampler": "DDIM", "nfe": 10, "metric": "fid", "value": value,
+                               "kind": "fid", "snapshot": step, "samples": 64, "job_id": None}
+    grid = run_dir / "grids" / "step-0000020.png"
+    grid.parent.mkdir()
+    grid.write_bytes(b"png")
+    with SpoolSink.for_evaluator(run_dir, run_id) as ev:
+        ev.add_eval_results(run_id, [fid(10, 5.0), fid(20, 4.0)], at=100.0)      # before the cut
+        ev.add_sample(run_id, step=20, kind="curve", sampler="DDIM", nfe=10, png=b"png", path=str(grid), at=100.0)
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 20)
+        sink.truncate_after(run_id, 10)             # the resume: steps after 10 are re-done
+    with SpoolSink.for_evaluator(run_dir, run_id) as ev:
+        ev.add_eval_results(run_id, [fid(20, 3.0)])                                  # the re-done snapshot's
+        assert [(r["step"], r["value"]) for r in ev.eval_results(run_id, kind="fid")] == [(10, 5.0), (20, 3.0)]
+        assert ev.update_best_snapshot(run_id) == 20
+    assert ingest(db, run_id).errors == []
+    with Store(db) as store:
+        assert [(r["step"], r["value"]) for r in store.eval_results(run_id, kind="fid")] == [(10, 5.0), (20, 3.0)]
+        assert store.samples_index(run_id, kind="curve") == [] and store.series(run_id, "L_simple") == []
+        assert store.spool_cuts(run_id)[0][0] == 10
+
+
 def test_a_bad_line_stops_its_file_there_with_one_line_naming_the_file_and_byte(tmp_path):
     db, run_id, run_dir = spool_run(tmp_path)
     path = spool_dir(run_dir) / "run.jsonl"
@@ -201,7 +227,7 @@ def test_a_bad_line_stops_its_file_there_with_one_line_naming_the_file_and_byte(
 @pytest.mark.parametrize("line, reason", [
     (b"not json", "not a JSON line (Expecting value: line 1 column 1 (char 0))"),
     (b'["drop_table","runs"]', "not a spool record (unknown method 'drop_table')"),
-    (b'["truncate_after"]', "truncate_after: expected 1 arguments, got 0"),
+    (b'["truncate_after",5]', "truncate_after: expected 2 arguments, got 1"),
     (b'["write_batch",[[1,0.0,5.0,["not","a","map"]]],[],[],{},null]', "write_batch: AttributeError: 'list' object "
                                                                        "has no attribute 'items'"),
 ])
@@ -213,7 +239,7 @@ def test_a_line_that_is_not_a_record_is_named_with_its_byte_offset(tmp_path, lin
         batch(sink, 20)
     bad_at = path.stat().st_size
     with open(path, "ab") as f:
-        f.write(line + b"\n" + records.encode("truncate_after", 0))
+        f.write(line + b"\n" + records.encode("truncate_after", 0, 1.0))
     result = ingest(db, run_id)
     assert result.records == 2 and result.errors == [f"{path}: byte {bad_at}: {reason}"]
     assert [s for s, _ in Store(db).series(run_id, "L_simple")] == [10, 20]
