@@ -382,3 +382,25 @@ def test_a_database_from_before_the_spool_opens_with_its_runs_writing_it_directl
     with Store(db) as store:
         assert store.get_run(1)["sink"] == "db" and store.spool_runs() == []
         assert store.spool_positions(1) == {}
+
+
+def test_difftui_sync_says_each_run_s_news_and_exits_1_on_a_bad_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from difftui.tui.cli import app
+    db, run_id, run_dir = spool_run(tmp_path)
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 10)
+    path = spool_dir(run_dir) / "run.jsonl"
+    first = CliRunner().invoke(app, ["--db", str(db), "sync"])
+    assert first.exit_code == 0
+    assert first.stdout.strip() == f"run 1: 1 new record ({path.stat().st_size} bytes); queued"
+    bad_at = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b'["finish_run","exploded",null]\n')
+    second = CliRunner().invoke(app, ["--db", str(db), "sync"])
+    assert second.exit_code == 1 and second.stdout.strip() == "run 1: nothing new; queued"
+    assert second.stderr.strip() == (f"difftui: error: {path}: byte {bad_at}: finish_run: ValueError: finish_run: "
+                                     f"'exploded' is not one of completed, stopped, failed")
+    empty = CliRunner().invoke(app, ["--db", str(tmp_path / "none.db"), "sync"])
+    assert empty.exit_code == 2 and empty.stderr.strip() == f"difftui: error: {tmp_path / 'none.db'}: no such run database"
