@@ -28,11 +28,14 @@ from typing import Any
 
 from difftui.engine.store.layout import spool_dir
 from difftui.engine.store.records import RecordError, apply, apply_until_bad, line_offset, parse
+from difftui.engine.store.runs import ACTIVE_STATUSES
 from difftui.engine.store.spool import RUN_STREAM, read_heartbeat
 
-__all__ = ["SpoolFilesTable", "IngestResult", "ingest_run", "ingest_runs", "CHUNK_BYTES"]
+__all__ = ["SpoolFilesTable", "IngestResult", "ingest_run", "ingest_runs", "ingest_listed", "CHUNK_BYTES",
+           "RECENT_S"]
 
 CHUNK_BYTES = 8 << 20                               # new bytes applied per transaction
+RECENT_S = 3600.0                                   # a list keeps ingesting a spool run this long after it ended
 
 
 @dataclass
@@ -177,3 +180,15 @@ def ingest_runs(store, runs: list[dict[str, Any]], *, retry_errors: bool = False
     if store.read_only:
         return []
     return [ingest_run(store, r, retry_errors=retry_errors) for r in runs if r.get("sink") == "spool"]
+
+
+def ingest_listed(store, runs: list[dict[str, Any]], *, now: float | None = None) -> list[IngestResult]:
+    """What a list of runs (the history, a sweep's members) ingests on each poll: the spool runs that may still be
+    written, i.e. active ones, ended ones whose evaluation is still open, and those that ended less than
+    RECENT_S ago (an evaluator they started may not have named its job yet). A long history of finished cluster
+    runs then costs no file system call per poll; `difftui sync` and the dashboard of a run ingest it whatever."""
+    now = time.time() if now is None else now
+    recent = [r for r in runs if r.get("sink") == "spool" and (
+        r["status"] in ACTIVE_STATUSES or r.get("ended") is None or now - r["ended"] < RECENT_S
+        or store.jobs_for(r["id"], active=True))]
+    return ingest_runs(store, recent)

@@ -404,3 +404,24 @@ def test_difftui_sync_says_each_run_s_news_and_exits_1_on_a_bad_line(tmp_path):
                                      f"'exploded' is not one of completed, stopped, failed")
     empty = CliRunner().invoke(app, ["--db", str(tmp_path / "none.db"), "sync"])
     assert empty.exit_code == 2 and empty.stderr.strip() == f"difftui: error: {tmp_path / 'none.db'}: no such run database"
+
+
+def test_a_list_ingests_the_spool_runs_that_may_still_be_written_and_leaves_the_long_finished_alone(tmp_path):
+    from difftui.engine.store.ingest import RECENT_S, ingest_listed
+    db = tmp_path / "runs.db"
+    ids = []
+    for name in ("long-finished", "just-finished", "long-finished-evaluating", "running"):
+        with Store(db) as store:
+            run_id = store.create_run(CONFIG, name=name, total_steps=100, sink="spool")
+            run = store.get_run(run_id)
+        write_run_json(run)
+        with SpoolSink(run["run_dir"], run_id) as sink:
+            batch(sink, 10)
+        ids.append(run_id)
+    now = 10 * RECENT_S
+    with Store(db) as store:
+        for run_id, ended in zip(ids[:3], (now - 2 * RECENT_S, now - 60, now - 2 * RECENT_S), strict=True):
+            store.update_run(run_id, status="completed", ended=ended)
+        store.create_job(ids[2], "snapshot-eval")
+        got = {r.run_id: r.records for r in ingest_listed(store, store.spool_runs(), now=now)}
+    assert got == {ids[1]: 1, ids[2]: 1, ids[3]: 1}
