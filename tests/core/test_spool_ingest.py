@@ -425,3 +425,28 @@ def test_a_list_ingests_the_spool_runs_that_may_still_be_written_and_leaves_the_
         store.create_job(ids[2], "snapshot-eval")
         got = {r.run_id: r.records for r in ingest_listed(store, store.spool_runs(), now=now)}
     assert got == {ids[1]: 1, ids[2]: 1, ids[3]: 1}
+
+
+def test_difftui_sync_follow_keeps_ingesting_until_interrupted(tmp_path):
+    import time
+    db, run_id, run_dir = spool_run(tmp_path)
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 10)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from difftui.tui.cli import main; sys.argv[0] = 'difftui';"
+                             " main()", "--db", str(db), "sync", "--follow", "--every", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        steps = lambda: [s for s, _ in Store(db).series(run_id, "L_simple")]
+        deadline = time.monotonic() + 120
+        while steps() != [10] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with SpoolSink(run_dir, run_id) as sink:        # the engine writes on; the next pass takes it
+            batch(sink, 20, final=("completed", None))
+        while steps() != [10, 20] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert steps() == [10, 20]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[0].startswith("run 1: 1 new record") and out.splitlines()[-1].endswith("; completed")
