@@ -1,4 +1,4 @@
-"""The run use cases: new run, resume, stop (request / force), delete; and `start_run`, the one way an engine is
+"""The run use cases: new run, resume, stop (request / force), checkpoint now, delete; and `start_run`, the one way an engine is
 started (DESIGN.md, process model). The TUI and the CLI make these same calls and show what they return (an
 `Outcome`, or a `LaunchError` with one line), so the two front ends cannot disagree; the sweep supervisor starts its
 members through `start_run` too. Evaluate is difftui.engine.eval.start.
@@ -42,7 +42,7 @@ from difftui.engine.store.layout import remove_run_folder
 from difftui.engine.store.spool import send_command, write_run_json
 
 __all__ = ["Owned", "LaunchError", "Outcome", "create_run", "start_run", "new_run", "resume", "request_stop",
-           "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
+           "request_checkpoint", "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
 
 STOP_GRACE_S = 30.0                                 # `stop --force`: SIGTERM, then SIGKILL after this long
 
@@ -210,6 +210,14 @@ def _force_stop_slurm(store: Store, run: dict[str, Any]) -> Outcome:
                                            f"it can; resume continues from the newest checkpoint)")
         store.finish_run(run_id, "stopped")
     return Outcome(run_id, f"run {run_id} stopped: Slurm job {key} cancelled", slurm_job=key)
+
+
+def request_checkpoint(db_path: str | os.PathLike[str], run_id: int) -> Outcome:
+    """Ask a live engine to write a checkpoint now (the "snapshot" command), between two steps; it goes on training."""
+    with Store(db_path, create=False) as store:
+        run = _live(store, run_id)
+        send_command(store, run, "snapshot")
+    return Outcome(run_id, f"checkpoint requested for run {run_id}; its engine writes one at the next logging step")
 
 
 def force_stop(db_path: str | os.PathLike[str], run_id: int, *, grace_s: float = STOP_GRACE_S,

@@ -109,6 +109,8 @@ class RunOwner:
                         if rows:
                             store.write_batch(self.run_id, gpu=rows)
                         store.heartbeat.beat()
+                        for sink in (store, self.store):        # fsync here, so the loop's appends never wait
+                            sink.file.sync_if_due()
                     else:
                         store.write_batch(self.run_id, gpu=rows, run_fields={"heartbeat": time.time()})
                     for cmd in store.take_commands(self.run_id):

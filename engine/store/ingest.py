@@ -27,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from difftui.engine.store.layout import spool_dir
-from difftui.engine.store.records import RecordError, apply, apply_until_bad, parse
+from difftui.engine.store.records import RecordError, apply, apply_until_bad, line_offset, parse
+from difftui.engine.store.runs import ACTIVE_STATUSES
 from difftui.engine.store.spool import RUN_STREAM, read_heartbeat
 
-__all__ = ["SpoolFilesTable", "IngestResult", "ingest_run", "ingest_runs", "CHUNK_BYTES"]
+__all__ = ["SpoolFilesTable", "IngestResult", "ingest_run", "ingest_runs", "ingest_listed", "CHUNK_BYTES",
+           "RECENT_S"]
 
 CHUNK_BYTES = 8 << 20                               # new bytes applied per transaction
+RECENT_S = 3600.0                                   # a list keeps ingesting a spool run this long after it ended
 
 
 @dataclass
@@ -64,6 +67,15 @@ class SpoolFilesTable:
     def set_spool_error(self, run_id: int, name: str, error: str) -> None:
         with self.atomic():
             self._set_spool_position(run_id, name, self._spool_position(run_id, name), error)
+
+    def spool_cuts(self, run_id: int) -> list[tuple[int, float]]:
+        """The resume cuts applied from a run's spool: [(step, time written), ...] (records.after_cuts)."""
+        return [(r["step"], r["time"]) for r in self._rows("SELECT step, time FROM spool_cuts WHERE run_id = ?"
+                                                           " ORDER BY time", [run_id])]
+
+    def add_spool_cut(self, run_id: int, step: int, at: float) -> None:
+        with self.atomic():
+            self.db.execute("INSERT INTO spool_cuts (run_id, step, time) VALUES (?,?,?)", [run_id, step, at])
 
     def note_heartbeat(self, run_id: int, beat: float) -> None:
         """runs.heartbeat = `beat` unless it already holds a later one."""
@@ -109,7 +121,7 @@ def _ingest_file(store, run_id: int, run_dir: Path, name: str, result: IngestRes
                 data, at_end = _read_complete(f, position, chunk_bytes)
                 if not data:
                     return
-                records, bad = parse(data, position)
+                records, bad = parse(data)
                 conn = store.db.conn
                 conn.execute("SAVEPOINT spool_chunk")
                 try:
@@ -117,10 +129,11 @@ def _ingest_file(store, run_id: int, run_dir: Path, name: str, result: IngestRes
                     applied = len(records)
                 except RecordError:
                     conn.execute("ROLLBACK TO spool_chunk")
-                    applied, bad = apply_until_bad(store, run_id, run_dir, records)
+                    applied, reason = apply_until_bad(store, run_id, run_dir, records)
+                    bad = (applied, reason) if reason is not None else bad
                 conn.execute("RELEASE spool_chunk")
-                end = bad[0] if bad is not None else position + len(data)
-                error = f"{path}: byte {bad[0]}: {bad[1]}" if bad is not None else None
+                end = position + (line_offset(data, bad[0]) if bad is not None else len(data))
+                error = f"{path}: byte {end}: {bad[1]}" if bad is not None else None
                 store._set_spool_position(run_id, name, end, error)
             result.records += applied
             result.bytes += end - position
@@ -167,3 +180,15 @@ def ingest_runs(store, runs: list[dict[str, Any]], *, retry_errors: bool = False
     if store.read_only:
         return []
     return [ingest_run(store, r, retry_errors=retry_errors) for r in runs if r.get("sink") == "spool"]
+
+
+def ingest_listed(store, runs: list[dict[str, Any]], *, now: float | None = None) -> list[IngestResult]:
+    """What a list of runs (the history, a sweep's members) ingests on each poll: the spool runs that may still be
+    written, i.e. active ones, ended ones whose evaluation is still open, and those that ended less than
+    RECENT_S ago (an evaluator they started may not have named its job yet). A long history of finished cluster
+    runs then costs no file system call per poll; `difftui sync` and the dashboard of a run ingest it whatever."""
+    now = time.time() if now is None else now
+    recent = [r for r in runs if r.get("sink") == "spool" and (
+        r["status"] in ACTIVE_STATUSES or r.get("ended") is None or now - r["ended"] < RECENT_S
+        or store.jobs_for(r["id"], active=True))]
+    return ingest_runs(store, recent)

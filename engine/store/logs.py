@@ -35,8 +35,9 @@ class LogsTable:
         with self.atomic():
             conn = self.db.conn
             if metrics:
+                # encode_value inlined (NaN -> 'NaN'; v != v only for NaN): the hot path of logging and of ingest
                 conn.executemany("INSERT INTO metrics (run_id, step, kimg, name, value, time) VALUES (?,?,?,?,?,?)",
-                                 [(run_id, s, k, n, encode_value(v), t) for s, k, n, v, t in metrics])
+                                 [(run_id, s, k, n, v if v == v else "NaN", t) for s, k, n, v, t in metrics])
             if gpu:
                 conn.executemany("INSERT INTO gpu (run_id, time, idx, util, mem_used, mem_total, temperature, power,"
                                  " name, uuid, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

@@ -145,13 +145,17 @@ def _v_spool(db: sqlite_utils.Database) -> None:
     """Compute nodes never open runs.db (issue 17 item 2): a run records where its engine writes (`sink`: 'db', this
     file; 'spool', append-only records in runs/<id>/spool/ that a front end ingests), the ingester keeps how far it
     has read each spool file (`spool_files`: the byte offset advances in the transaction that applies the rows it
-    covers, and the last error, one line), and an evaluator job started by a spool engine is found again by the key
-    it named itself with (`jobs.spool_key`)."""
+    covers, and the last error, one line), the resume cuts it applied (`spool_cuts`: what an evaluator's file,
+    read after the cut, may no longer add; store/records.py), and an evaluator job started by a spool engine is
+    found again by the key it named itself with (`jobs.spool_key`)."""
     db.execute("ALTER TABLE runs ADD COLUMN sink TEXT NOT NULL DEFAULT 'db'")
     db.execute("""
         CREATE TABLE IF NOT EXISTS spool_files (
             run_id INTEGER NOT NULL, file TEXT NOT NULL, position INTEGER NOT NULL DEFAULT 0, error TEXT,
             updated REAL, PRIMARY KEY (run_id, file))""")
+    db.execute("CREATE TABLE IF NOT EXISTS spool_cuts (run_id INTEGER NOT NULL, step INTEGER NOT NULL,"
+               " time REAL NOT NULL)")
+    db.execute("CREATE INDEX IF NOT EXISTS spool_cuts_run ON spool_cuts (run_id)")
     db.execute("ALTER TABLE jobs ADD COLUMN spool_key TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS jobs_spool_key ON jobs (run_id, spool_key)")
 

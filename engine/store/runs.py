@@ -127,7 +127,8 @@ class RunsTable:
 
     def delete_run_rows(self, run_id: int) -> None:
         with self.atomic():
-            for table in ("metrics", "gpu", "samples", "evals", "events", "commands", "jobs", "spool_files"):
+            for table in ("metrics", "gpu", "samples", "evals", "events", "commands", "jobs", "spool_files",
+                          "spool_cuts"):
                 self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             self.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
 

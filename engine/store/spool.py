@@ -6,7 +6,9 @@
                 (one evaluator process). The ingester (ingest.py) applies them to runs.db through the same methods.
     SpoolFile   one append-only file: each append is whole lines in one write; a torn tail that a killed writer left
                 is cut off when the next writer opens the file (it was never complete, so never ingested); a write
-                that fails (a full disk) is cut back, so no half line is ever followed by another.
+                that fails (a full disk) is cut back, so no half line is ever followed by another. fsync every
+                SYNC_EVERY_S from the heartbeat thread, before each checkpoint and at the end: a process killed
+                loses nothing it wrote (the kernel has it), a machine that dies loses at most those seconds.
     Heartbeat   runs/<id>/spool/heartbeat.json, rewritten atomically every beat: time, pid, host, step, status.
                 `read_heartbeat` is what a front end (liveness, the ingester) reads.
     commands    a front end writes one file per command into runs/<id>/commands/ (atomically); the engine's heartbeat
@@ -36,16 +38,17 @@ from difftui.engine.atomic import atomic_write_text
 from difftui.engine.store.connection import StoreError
 from difftui.engine.store.jobs import best_snapshot
 from difftui.engine.store.layout import commands_dir, heartbeat_path, run_json_path, spool_dir
-from difftui.engine.store.records import RUN_FIELDS, encode, parse
+from difftui.engine.store.records import RUN_FIELDS, after_cuts, encode, group_metrics, parse
 
 __all__ = ["SpoolFile", "SpoolSink", "Heartbeat", "read_heartbeat", "read_run", "write_run_json", "send_command",
            "send_file_command", "take_file_commands", "RUN_STREAM", "RUN_JSON_FORMAT", "SYNC_EVERY_S"]
 
 RUN_STREAM = "run"                                  # rank 0's loop: run.jsonl
 RUN_JSON_FORMAT = "difftui-run-1"
-SYNC_EVERY_S = 5.0                                  # fsync a record file at least this often (and at each checkpoint)
+SYNC_EVERY_S = 5.0                                  # fsync the loop's records this often (and before each checkpoint)
 _COMMAND = re.compile(r"^[a-z][a-z_-]{0,31}$")
 _TAIL_BLOCK = 1 << 16
+_CUT = b'["truncate_after",'
 
 
 #----------------------------------------------------------------------------
@@ -79,6 +82,7 @@ class SpoolFile:
         self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.torn = _drop_torn_tail(self.fd)
         self.size = os.fstat(self.fd).st_size
+        self.dirty = False
         self.last_sync = time.monotonic()
 
     def append(self, data: bytes) -> None:
@@ -96,12 +100,18 @@ class SpoolFile:
                 raise OSError(errno.ENOSPC, f"disk full: cannot write {self.path}") from None
             raise OSError(e.errno, f"cannot write {self.path} ({e.strerror})") from None
         self.size += len(data)
-        if time.monotonic() - self.last_sync >= SYNC_EVERY_S:
-            self.sync()
+        self.dirty = True
 
     def sync(self) -> None:
         os.fsync(self.fd)
+        self.dirty = False
         self.last_sync = time.monotonic()
+
+    def sync_if_due(self) -> None:
+        """fsync when something was written and SYNC_EVERY_S have passed since the last one (the heartbeat thread
+        calls it, so that the loop's appends never wait for the disk; any thread may: it is the file descriptor's)."""
+        if self.dirty and time.monotonic() - self.last_sync >= SYNC_EVERY_S:
+            self.sync()
 
     def close(self) -> None:
         if self.fd is not None:
@@ -236,6 +246,28 @@ def send_command(store, run: dict[str, Any], command: str, args: dict[str, Any] 
         store.send_command(run["id"], command, args)
 
 
+def spool_cuts(run_dir: str | os.PathLike[str]) -> list[tuple[int, float]]:
+    """The resume cuts in a run's run.jsonl, [(step, time), ...], as the ingester will apply them (a byte search for
+    the few truncate_after lines, then only those parsed)."""
+    try:
+        data = (spool_dir(run_dir) / f"{RUN_STREAM}.jsonl").read_bytes()
+    except FileNotFoundError:
+        return []
+    cuts, pos = [], data.find(_CUT)
+    while pos != -1:
+        end = data.find(b"\n", pos)
+        if end == -1:
+            break
+        if pos == 0 or data[pos - 1:pos] == b"\n":
+            try:
+                _, step, at = json.loads(data[pos:end])
+                cuts.append((int(step), float(at)))
+            except (ValueError, TypeError):
+                pass
+        pos = data.find(_CUT, end)
+    return cuts
+
+
 #----------------------------------------------------------------------------
 # The sink.
 
@@ -289,7 +321,8 @@ class SpoolSink:
     def write_batch(self, run_id: int, *, metrics=(), gpu=(), events=(), run_fields: dict[str, Any] | None = None,
                     final: tuple[str, str | None] | None = None) -> None:
         fields = dict(run_fields or {})
-        self._write("write_batch", list(metrics), list(gpu), list(events), fields, list(final) if final else None)
+        self._write("write_batch", group_metrics(metrics), list(gpu), list(events), fields,
+                    list(final) if final else None)
         known = {k: v for k, v in fields.items() if k in ("step", "kimg", "device")}
         if final is not None:
             self.sync()
@@ -313,7 +346,7 @@ class SpoolSink:
     def truncate_after(self, run_id: int, step: int) -> int:
         """Drop rows logged after `step` (the ingester does, in order); returns 1 when an earlier engine had logged
         past `step` (so rows will be dropped), else 0: the row count itself is known only to the ingester."""
-        self._write("truncate_after", int(step))
+        self._write("truncate_after", int(step), time.time())
         return int(self.heartbeat.previous_step > max(step, 0))     # a fresh start (-1) drops rows only if any
 
     def finish_run(self, run_id: int, status: str, *, error: str | None = None) -> bool:
@@ -380,14 +413,16 @@ class SpoolSink:
         """The evaluation rows the run's evaluators have written to the spool (eval.*.jsonl), oldest first, shaped like
         Store.eval_results' rows (protocol decoded, NaN for a missing value). `last_id` is not supported."""
         rows: list[dict[str, Any]] = []
+        cuts = spool_cuts(self.run_dir)
         for path in sorted(spool_dir(self.run_dir).glob("eval.*.jsonl")):
             data = path.read_bytes()
-            records, _ = parse(data[: data.rfind(b"\n") + 1], 0)
-            for _, rec in records:
-                if rec[0] != "add_eval_results" or not isinstance(rec[1], list):
+            records, _ = parse(data[: data.rfind(b"\n") + 1])
+            for rec in records:
+                if not isinstance(rec, list) or len(rec) != 3 or rec[0] != "add_eval_results" \
+                        or not isinstance(rec[1], list):
                     continue
                 for r in rec[1]:
-                    if not isinstance(r, dict):
+                    if not isinstance(r, dict) or not after_cuts(r.get("step"), rec[2], cuts):
                         continue
                     row = {"step": r.get("step"), "sampler": r.get("sampler"), "nfe": r.get("nfe"),
                            "metric": r.get("metric"), "value": r.get("value"), "kind": r.get("kind"),

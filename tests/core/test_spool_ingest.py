@@ -69,8 +69,17 @@ def test_every_record_is_a_store_write_method_of_the_same_name_and_the_sink_has_
     for method in records.METHODS:
         assert callable(getattr(Store, method)), method
         assert callable(getattr(SpoolSink, method)), method
-    assert records.parse(records.encode("write_batch", [], [], [], {}, None), 0) == \
-        ([(0, ["write_batch", [], [], [], {}, None])], None)
+    assert records.parse(records.encode("write_batch", [], [], [], {}, None)) == \
+        ([["write_batch", [], [], [], {}, None]], None)
+
+
+def test_a_batch_s_metric_rows_travel_grouped_by_interval_and_come_back_in_order():
+    rows = [(5, 0.04, "L_simple", 0.9, 10.0), (5, 0.04, "lr", 1e-4, 10.0), (5, 0.04, "L_simple", 0.8, 10.0),
+            (10, 0.08, "L_simple", math.nan, 11.0), (10, 0.08, "lr", math.inf, 11.0)]
+    groups = records.group_metrics(rows)
+    assert [g[:3] for g in groups] == [[5, 0.04, 10.0], [5, 0.04, 10.0], [10, 0.08, 11.0]]   # a repeated name: new
+    back = records.metric_rows(records.parse(records.encode("write_batch", groups, [], [], {}, None))[0][0][1])
+    assert back[:3] == rows[:3] and back[4] == rows[4] and math.isnan(back[3][3]) and back[3][:3] == rows[3][:3]
 
 
 def test_ingest_applies_each_line_once_and_reads_only_new_bytes(tmp_path, monkeypatch):
@@ -110,7 +119,7 @@ def test_a_torn_last_line_waits_until_it_is_complete(tmp_path):
     db, run_id, run_dir = spool_run(tmp_path)
     with SpoolSink(run_dir, run_id) as sink:
         batch(sink, 10)
-    line = records.encode("write_batch", [[20, 0.16, "L_simple", 0.5, 1020.0]], [], [], {"step": 20}, None)
+    line = records.encode("write_batch", [[20, 0.16, 1020.0, {"L_simple": 0.5}]], [], [], {"step": 20}, None)
     path = spool_dir(run_dir) / "run.jsonl"
     complete = path.stat().st_size
     with open(path, "ab") as f:
@@ -128,14 +137,14 @@ def test_a_torn_last_line_waits_until_it_is_complete(tmp_path):
 
 def test_a_new_writer_cuts_the_torn_tail_a_killed_one_left(tmp_path):
     path = tmp_path / "spool" / "run.jsonl"
-    whole = records.encode("truncate_after", 5)
+    whole = records.encode("truncate_after", 5, 1.0)
     path.parent.mkdir()
     path.write_bytes(whole + b'["write_batch",[[6,0.1,"L_sim')
     f = SpoolFile(path)
     assert f.torn == len(b'["write_batch",[[6,0.1,"L_sim') and path.read_bytes() == whole
-    f.append(records.encode("truncate_after", 6))
+    f.append(records.encode("truncate_after", 6, 2.0))
     f.close()
-    assert records.parse(path.read_bytes(), 0)[0] == [(0, ["truncate_after", 5]), (len(whole), ["truncate_after", 6])]
+    assert records.parse(path.read_bytes()) == ([["truncate_after", 5, 1.0], ["truncate_after", 6, 2.0]], None)
 
 
 def test_nan_and_infinities_stay_data_through_the_spool(tmp_path):
@@ -165,6 +174,32 @@ def test_a_resume_cut_drops_the_rows_the_run_redoes_in_order(tmp_path):
     assert steps == [(10, "L_simple"), (10, "grad_norm"), (20, "L_simple"), (30, "L_simple")]
 
 
+def test_a_cut_also_drops_what_an_evaluator_wrote_before_it_for_the_steps_it_drops(tmp_path):
+    """The evaluator's file is read after run.jsonl: its rows of steps past the cut, written before the cut, must
+    not come back (as in runs.db written directly, where the cut deletes them), its later ones must."""
+    db, run_id, run_dir = spool_run(tmp_path)
+    fid = lambda step, value: {"step": step, "sampler": "DDIM", "nfe": 10, "metric": "fid", "value": value,
+                               "kind": "fid", "snapshot": step, "samples": 64, "job_id": None}
+    grid = run_dir / "grids" / "step-0000020.png"
+    grid.parent.mkdir()
+    grid.write_bytes(b"png")
+    with SpoolSink.for_evaluator(run_dir, run_id) as ev:
+        ev.add_eval_results(run_id, [fid(10, 5.0), fid(20, 4.0)], at=100.0)      # before the cut
+        ev.add_sample(run_id, step=20, kind="curve", sampler="DDIM", nfe=10, png=b"png", path=str(grid), at=100.0)
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 20)
+        sink.truncate_after(run_id, 10)             # the resume: steps after 10 are re-done
+    with SpoolSink.for_evaluator(run_dir, run_id) as ev:
+        ev.add_eval_results(run_id, [fid(20, 3.0)])                                  # the re-done snapshot's
+        assert [(r["step"], r["value"]) for r in ev.eval_results(run_id, kind="fid")] == [(10, 5.0), (20, 3.0)]
+        assert ev.update_best_snapshot(run_id) == 20
+    assert ingest(db, run_id).errors == []
+    with Store(db) as store:
+        assert [(r["step"], r["value"]) for r in store.eval_results(run_id, kind="fid")] == [(10, 5.0), (20, 3.0)]
+        assert store.samples_index(run_id, kind="curve") == [] and store.series(run_id, "L_simple") == []
+        assert store.spool_cuts(run_id)[0][0] == 10
+
+
 def test_a_bad_line_stops_its_file_there_with_one_line_naming_the_file_and_byte(tmp_path):
     db, run_id, run_dir = spool_run(tmp_path)
     path = spool_dir(run_dir) / "run.jsonl"
@@ -173,7 +208,7 @@ def test_a_bad_line_stops_its_file_there_with_one_line_naming_the_file_and_byte(
     bad_at = path.stat().st_size
     with open(path, "ab") as f:
         f.write(b'["write_batch",[],[],[],{"status":"completed"},null]\n')     # not a field a spool may set
-        f.write(records.encode("write_batch", [[20, 0.16, "L_simple", 0.5, 1020.0]], [], [], {}, None))
+        f.write(records.encode("write_batch", [[20, 0.16, 1020.0, {"L_simple": 0.5}]], [], [], {}, None))
     result = ingest(db, run_id)
     assert result.records == 1
     assert result.errors == [f"{path}: byte {bad_at}: run field 'status' is not one a spool may set "
@@ -187,6 +222,27 @@ def test_a_bad_line_stops_its_file_there_with_one_line_naming_the_file_and_byte(
     path.write_bytes(b"")                                                       # replaced by a shorter file
     assert ingest(db, run_id).errors == [f"{path}: 0 bytes, but {bad_at} were already ingested: the file was "
                                          f"replaced or cut (ingesting it again would duplicate rows)"]
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b"not json", "not a JSON line (Expecting value: line 1 column 1 (char 0))"),
+    (b'["drop_table","runs"]', "not a spool record (unknown method 'drop_table')"),
+    (b'["truncate_after",5]', "truncate_after: expected 2 arguments, got 1"),
+    (b'["write_batch",[[1,0.0,5.0,["not","a","map"]]],[],[],{},null]', "write_batch: AttributeError: 'list' object "
+                                                                       "has no attribute 'items'"),
+])
+def test_a_line_that_is_not_a_record_is_named_with_its_byte_offset(tmp_path, line, reason):
+    db, run_id, run_dir = spool_run(tmp_path)
+    path = spool_dir(run_dir) / "run.jsonl"
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 10)
+        batch(sink, 20)
+    bad_at = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(line + b"\n" + records.encode("truncate_after", 0, 1.0))
+    result = ingest(db, run_id)
+    assert result.records == 2 and result.errors == [f"{path}: byte {bad_at}: {reason}"]
+    assert [s for s, _ in Store(db).series(run_id, "L_simple")] == [10, 20]
 
 
 def test_the_offset_is_read_again_inside_the_write_transaction(tmp_path, monkeypatch):
@@ -326,3 +382,71 @@ def test_a_database_from_before_the_spool_opens_with_its_runs_writing_it_directl
     with Store(db) as store:
         assert store.get_run(1)["sink"] == "db" and store.spool_runs() == []
         assert store.spool_positions(1) == {}
+
+
+def test_difftui_sync_says_each_run_s_news_and_exits_1_on_a_bad_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from difftui.tui.cli import app
+    db, run_id, run_dir = spool_run(tmp_path)
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 10)
+    path = spool_dir(run_dir) / "run.jsonl"
+    first = CliRunner().invoke(app, ["--db", str(db), "sync"])
+    assert first.exit_code == 0
+    assert first.stdout.strip() == f"run 1: 1 new record ({path.stat().st_size} bytes); queued"
+    bad_at = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b'["finish_run","exploded",null]\n')
+    second = CliRunner().invoke(app, ["--db", str(db), "sync"])
+    assert second.exit_code == 1 and second.stdout.strip() == "run 1: nothing new; queued"
+    assert second.stderr.strip() == (f"difftui: error: {path}: byte {bad_at}: finish_run: ValueError: finish_run: "
+                                     f"'exploded' is not one of completed, stopped, failed")
+    empty = CliRunner().invoke(app, ["--db", str(tmp_path / "none.db"), "sync"])
+    assert empty.exit_code == 2 and empty.stderr.strip() == f"difftui: error: {tmp_path / 'none.db'}: no such run database"
+
+
+def test_a_list_ingests_the_spool_runs_that_may_still_be_written_and_leaves_the_long_finished_alone(tmp_path):
+    from difftui.engine.store.ingest import RECENT_S, ingest_listed
+    db = tmp_path / "runs.db"
+    ids = []
+    for name in ("long-finished", "just-finished", "long-finished-evaluating", "running"):
+        with Store(db) as store:
+            run_id = store.create_run(CONFIG, name=name, total_steps=100, sink="spool")
+            run = store.get_run(run_id)
+        write_run_json(run)
+        with SpoolSink(run["run_dir"], run_id) as sink:
+            batch(sink, 10)
+        ids.append(run_id)
+    now = 10 * RECENT_S
+    with Store(db) as store:
+        for run_id, ended in zip(ids[:3], (now - 2 * RECENT_S, now - 60, now - 2 * RECENT_S), strict=True):
+            store.update_run(run_id, status="completed", ended=ended)
+        store.create_job(ids[2], "snapshot-eval")
+        got = {r.run_id: r.records for r in ingest_listed(store, store.spool_runs(), now=now)}
+    assert got == {ids[1]: 1, ids[2]: 1, ids[3]: 1}
+
+
+def test_difftui_sync_follow_keeps_ingesting_until_interrupted(tmp_path):
+    import time
+    db, run_id, run_dir = spool_run(tmp_path)
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 10)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from difftui.tui.cli import main; sys.argv[0] = 'difftui';"
+                             " main()", "--db", str(db), "sync", "--follow", "--every", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        steps = lambda: [s for s, _ in Store(db).series(run_id, "L_simple")]
+        deadline = time.monotonic() + 120
+        while steps() != [10] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with SpoolSink(run_dir, run_id) as sink:        # the engine writes on; the next pass takes it
+            batch(sink, 20, final=("completed", None))
+        while steps() != [10, 20] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert steps() == [10, 20]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[0].startswith("run 1: 1 new record") and out.splitlines()[-1].endswith("; completed")

@@ -186,6 +186,9 @@ def test_commands_as_files_reach_a_spool_engine_and_stop_ends_it_stopped_with_a_
     assert "evaluate requested" in start_evaluation(db, run_id).message
     panel = lambda s: [e["message"] for e in s.events_since(run_id) if e["message"].startswith("panel ")]
     wait_ingested(db, run_id, lambda s, r: panel(s))
+    assert "checkpoint requested" in launch.request_checkpoint(db, run_id).message
+    saved = lambda s: [e["message"] for e in s.events_since(run_id) if e["message"].startswith("checkpoint at ")]
+    wait_ingested(db, run_id, lambda s, r: saved(s))
     assert launch.request_stop(db, run_id).message.endswith("it checkpoints, then exits")
     assert proc.wait(timeout=300) == 0
     run = wait_ingested(db, run_id, lambda s, r: ENDED(r))
@@ -197,7 +200,9 @@ def test_commands_as_files_reach_a_spool_engine_and_stop_ends_it_stopped_with_a_
         panels = store.samples_index(run_id, kind="panel")
     assert f"stopped at step {run['step']}" in events and len(panels) == 1
     assert [p.name.split("-", 1)[1] for p in sorted((run_dir / "commands" / "done").iterdir())] == \
-        ["evaluate.json", "stop.json"]
+        ["evaluate.json", "snapshot.json", "stop.json"]
+    with Store(db) as store:
+        assert store.take_commands(run_id) == []    # nothing went through runs.db's commands table
     assert [p for p in (run_dir / "commands").iterdir() if p.is_file()] == []   # each taken once
     assert no_duplicated_groups(db, run_id)
 
@@ -235,3 +240,11 @@ def test_a_spool_resume_from_an_older_checkpoint_drops_the_steps_it_redoes(tmp_p
     result = CliRunner().invoke(app, ["--db", str(tmp_path / "other.db"), "sync", str(copy)])
     assert result.exit_code == 0, result.stderr
     assert metric_rows(tmp_path / "other.db", 1) == second
+    # Trained further on this machine: its engine writes runs.db directly from now on, after the same cut.
+    proc = launch.resume(db, run_id, total_steps=40).proc
+    assert proc.wait(timeout=600) == 0
+    run = wait_for(db, run_id, ENDED)
+    assert (run["status"], run["step"], run["sink"]) == ("completed", 40, "db")
+    assert [s for s, _, n, _ in metric_rows(db, run_id) if n == "L_simple"] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert no_duplicated_groups(db, run_id)
+    assert '"total_steps": 40' in (run_dir / "run.json").read_text()

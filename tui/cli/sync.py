@@ -55,10 +55,10 @@ def sync(ctx: typer.Context,
     """Ingest what spool-mode engines wrote into runs.db (all spool runs, or the run folders given)."""
     c = ctx_obj(ctx)
     paths = list(paths or [])
-    errors = _once(c.db, paths, quiet=False)
     if not follow:
-        raise typer.Exit(1 if errors else 0)
-    try:
+        raise typer.Exit(1 if _once(c.db, paths, quiet=False) else 0)
+    try:                                            # Ctrl-C mid-pass rolls its transaction back: nothing half-applied
+        _once(c.db, paths, quiet=False)
         while True:
             time.sleep(every)
             _once(c.db, paths, quiet=True)

@@ -15,7 +15,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
 from difftui.engine.store import open_for_reading
-from difftui.engine.store.ingest import ingest_runs
+from difftui.engine.store.ingest import ingest_listed
 from difftui.tui import bindings
 from difftui.tui.messages import RunsLoaded
 from difftui.tui.screens.base import PollingScreen, unless_closing
@@ -86,7 +86,7 @@ class HistoryScreen(PollingScreen):
         self.app.reap_children()
         with open_for_reading(self.app.db_path) as store:
             liveness.reap(store)                    # ingests the active spool runs first
-            ingest_runs(store, store.spool_runs())  # the ended ones too: their evaluators may still write
+            ingest_listed(store, store.spool_runs())    # and the ended ones whose evaluators may still write
             runs = store.list_runs()
             for run in runs:                        # the engine's delete rule, asked here, off the UI thread
                 run["delete_refused"] = delete_refusal(store, run)
