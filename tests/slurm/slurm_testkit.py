@@ -26,14 +26,26 @@ def look(db: Path, run_id: int) -> dict[str, Any]:
         return store.get_run(run_id)
 
 
+HELD_S = 5.0
+_held_since: dict[str, float] = {}
+
+
 def release_if_held(run: dict[str, Any]) -> bool:
-    """A requeued job waits about two minutes in Slurm (PENDING, BeginTime): make it eligible now."""
+    """A requeued job waits about two minutes in Slurm (PENDING, BeginTime): make it eligible now, once it has shown
+    so for HELD_S seconds (released at once, while the old job's processes are still being killed, Slurm may start
+    it with the revoked credential and fail it: "Killing non-startable batch job")."""
+    key = run.get("slurm_job")
     if run.get("slurm_state") == "PENDING" and run.get("slurm_reason") == "BeginTime":
+        since = _held_since.setdefault(key, time.monotonic())
+        if time.monotonic() - since < HELD_S:
+            return False
         try:
-            client.release(run["slurm_job"])
+            client.release(key)
         except client.SlurmError:
             return False
+        _held_since.pop(key, None)
         return True
+    _held_since.pop(key, None)
     return False
 
 

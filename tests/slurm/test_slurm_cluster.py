@@ -194,6 +194,11 @@ def test_a_sweep_runs_as_one_array_never_three_at_once_and_a_killed_member_is_re
         members = store.sweep_members(sweep_id)
     assert [m["slurm_job"] for m in members] == [f"{array}_{i}" for i in range(3)]
     third = members[2]["id"]
+    # `sweep show` gives each member's job and state: the third waits for the throttle.
+    shown = watch(db, third, lambda r: r["slurm_reason"] == "JobArrayTaskLimit", timeout=60)
+    table = CliRunner().invoke(cli_app, ["sweep", "show", "--db", str(db), str(sweep_id)]).stdout
+    assert f"{array}_2 PENDING (JobArrayTaskLimit)" in table and "slurm job" in table, table
+    assert "none: Slurm job arrays" in table and shown["status"] == "queued"
     # The third waits for the throttle, then runs; kill its engine (the job step) once it trains.
     watch(db, third, lambda r: r["status"] == "running" and r["step"] >= 10, timeout=420)
     subprocess.run(["scancel", "--signal=KILL", f"{array}_2.0"], check=True, timeout=30)
@@ -271,3 +276,66 @@ def test_the_cli_refuses_what_this_cluster_cannot_run_in_one_line_before_anythin
     assert "slurm     job " in shown and "PENDING (JobHeldUser); the default partition, 1 node x 1 task (CPU)" in shown
     stop = CliRunner().invoke(cli_app, ["stop", "--db", str(db), "1"])
     assert stop.exit_code == 0 and "its pending Slurm job" in stop.stdout and "run 1 stopped at step 0" in stop.stdout
+    # Without --detach, `run --slurm` follows the job from here (ingest and squeue each poll) to its end.
+    followed = CliRunner().invoke(cli_app, ["run", "--db", str(db), *tiny, "--slurm", "--time", "10:00"])
+    assert followed.exit_code == 0, followed.stderr
+    assert "run 2 submitted to Slurm as job " in followed.stdout and "run 2 completed at step 20/20" in followed.stdout
+
+
+def test_sweep_stop_resume_add_and_retry_on_slurm_cancel_and_submit_arrays(slurm_db):
+    """With every job held (sbatch --hold), nothing trains: stop cancels the pending tasks, resume submits the
+    stopped members as a new array, add submits its new member as an array of its own, retry a cancelled one."""
+    from difftui.engine.config.catalog import Catalog
+    from difftui.engine.sweeps import (
+        RunSpec,
+        Slots,
+        add_value,
+        launch_sweep,
+        plan_sweep,
+        resume_sweep,
+        retry_members,
+        stop_sweep,
+    )
+    db = slurm_db
+    catalog = Catalog()
+    spec = RunSpec(overrides=("recipe.batch_size=8", "backbone.arch.model_channels=16"), max_steps=20, device="cpu")
+    grid = catalog.get("sweeps", "p1-dropout")
+    sweep_plan = plan_sweep(catalog, grid, spec, values={"recipe.dropout": [0.1, 0.2]}, device="cpu")
+    held = SlurmOptions(sbatch={"hold": ""})
+    sweep_id, first = launch_sweep(db, sweep_plan, Slots(("slurm",), 2), slurm=held)
+    a, b = (m["id"] for m in Store(db).sweep_members(sweep_id))
+    for run_id in (a, b):
+        assert watch(db, run_id, lambda r: r["slurm_reason"] == "JobHeldUser", timeout=60)["status"] == "queued"
+    assert stop_sweep(db, sweep_id) == (f"sweep {sweep_id}: 2 pending member(s) cancelled, stop requested for 0 "
+                                        f"running member(s) (scancel if they have not ended after the grace period);"
+                                        f" sweep resume {sweep_id} submits the stopped ones again")
+    with Store(db) as store:
+        liveness.reap(store)
+        assert store.get_sweep(sweep_id)["status"] == "stopped"
+        assert [m["status"] for m in store.sweep_members(sweep_id)] == ["stopped", "stopped"]
+    line = resume_sweep(db, sweep_id)
+    with Store(db) as store:
+        second = store.get_run(a)["slurm_job"].split("_")[0]
+        assert [m["slurm_job"] for m in store.sweep_members(sweep_id)] == [f"{second}_0", f"{second}_1"]
+        assert store.get_sweep(sweep_id)["status"] == "running" and second != first
+    assert line == (f"sweep {sweep_id} resumed (submitted to Slurm as job array {second}): 2 member(s) waiting, 2 "
+                    f"stopped or crashed member(s) queued again")
+    line = add_value(db, catalog, sweep_id, "0.3")
+    with Store(db) as store:
+        c = store.sweep_members(sweep_id)[2]
+    third = c["slurm_job"].split("_")[0]
+    assert c["slurm_job"] == f"{third}_0" and third not in (first, second)
+    assert line == f"sweep {sweep_id}: recipe.dropout=0.3 added as run {c['id']} (submitted to Slurm as job array {third})"
+    subprocess.run(["scancel", f"{second}_1"], check=True, timeout=30)      # gone without a final status: crashed
+    run = watch(db, b, ENDED, timeout=60)
+    assert run["status"] == "crashed" and run["error"] in (     # a cancelled pending task may be forgotten at once
+        f"Slurm job {second}_1 ended CANCELLED without a final status",
+        f"Slurm job {second}_1 is gone (slurmctld no longer knows it) without a final status")
+    assert retry_members(db, sweep_id).startswith(f"sweep {sweep_id}: run {b} queued again (submitted to Slurm as job "
+                                                  f"array ")
+    assert look(db, b)["slurm_job"].endswith("_0") and look(db, b)["status"] == "queued"
+    stop_sweep(db, sweep_id)
+    with Store(db) as store:
+        liveness.reap(store)
+        assert store.get_sweep(sweep_id)["status"] == "stopped"
+        assert {m["status"] for m in store.sweep_members(sweep_id)} == {"stopped"}
