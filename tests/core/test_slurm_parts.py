@@ -352,3 +352,28 @@ def test_the_time_limit_must_hold_one_checkpoint_interval_at_the_measured_speed(
                                 "for at least 00:35:20, or lower recipe.snapshot_every",)
         assert slurm_checks(config, options_from_mapping({"time": "36:00"}, "x"), runs_folder=tmp_path,
                             store=store).ok
+
+
+def test_the_member_tables_give_a_slurm_sweeps_members_their_job_and_state():
+    """The sweep view's table (TUI) and `sweep show`'s (CLI) say the same: waiting, PENDING with Slurm's reason,
+    RUNNING on which nodes, and the bare job once the member has ended; a local sweep has no such column."""
+    from difftui.engine.sweeps.compare import RunSummary
+    from difftui.tui.cli.sweep import member_rows
+    from difftui.tui.widgets.member_table import member_columns
+    base = {"pid": None, "step": 0, "total_steps": 60, "axis_values": '{"recipe.dropout": 0.1}', "off_grid": 0}
+    runs = [{**base, "id": 1, "status": "running", "slurm_job": "7_0", "slurm_state": "RUNNING", "slurm_nodes": "vm"},
+            {**base, "id": 2, "status": "queued", "slurm_job": "7_1", "slurm_state": "PENDING",
+             "slurm_reason": "JobArrayTaskLimit"},
+            {**base, "id": 3, "status": "completed", "slurm_job": "7_2", "slurm_state": "RUNNING"},
+            {**base, "id": 4, "status": "queued", "slurm_job": None}]
+    summaries = [RunSummary(r) for r in runs]
+    header, rows = member_rows(summaries)
+    jobs_cli = [row[header.index("slurm job")] for row in rows]
+    status_cli = [row[header.index("status")] for row in rows]
+    cols = {c.key: c for c in member_columns(summaries)}
+    jobs_tui = [cols["slurm"].cell(s).plain for s in summaries]
+    assert jobs_cli == jobs_tui == ["7_0 RUNNING on vm", "7_1 PENDING (JobArrayTaskLimit)", "7_2", "-"]
+    assert status_cli == ["running", "queued", "completed", "queued (waiting)"]
+    assert [cols["status"].cell(s).plain for s in summaries] == ["running", "queued", "completed", "waiting"]
+    local = [RunSummary({**r, "slurm_job": None}) for r in runs]
+    assert "slurm job" not in member_rows(local)[0] and "slurm" not in {c.key for c in member_columns(local)}

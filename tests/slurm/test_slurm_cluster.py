@@ -47,6 +47,14 @@ async def opened(app, pilot, run_id: int) -> None:
     app.open_dashboard(run_id)
 
 
+def plain(renderable) -> str:
+    """What a rich renderable shows, as text."""
+    from rich.console import Console
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(renderable)
+    return console.export_text()
+
+
 def series_steps(db, run_id, name="L_simple"):
     with Store(db) as store:
         return [s for s, _ in store.series(run_id, name)]
@@ -339,3 +347,61 @@ def test_sweep_stop_resume_add_and_retry_on_slurm_cancel_and_submit_arrays(slurm
         liveness.reap(store)
         assert store.get_sweep(sweep_id)["status"] == "stopped"
         assert {m["status"] for m in store.sweep_members(sweep_id)} == {"stopped"}
+
+
+async def test_the_review_screens_where_choice_submits_the_run_with_a_slurm_profile(slurm_db, monkeypatch, tmp_path):
+    from difftui.tui.app import DifftuiApp
+    from difftui.tui.screens.dashboard import DashboardScreen
+    from difftui.tui.screens.new_run import PresetPickerScreen
+    from difftui.tui.screens.review import ReviewScreen
+    from difftui.tui.widgets.status_line import StatusLine
+    from difftui.tui.widgets.where_select import WhereSelect
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    (tmp_path / "cfg" / "difftui").mkdir(parents=True)
+    (tmp_path / "cfg" / "difftui" / "slurm.yaml").write_text(
+        "profiles:\n  held: {time: '10:00', sbatch: {hold: ''}}\n")
+    db = slurm_db
+
+    async def until(condition, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, what() if callable(what) else what
+            await pilot.pause(0.1)
+
+    app = DifftuiApp(db_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        for kind in ("datasets", "backbones", "samplers", "recipes"):
+            await until(lambda kind=kind: isinstance(app.screen, PresetPickerScreen) and app.screen.kind == kind
+                        and app.screen.entries, f"the {kind} picker")
+            await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, ReviewScreen) and app.screen.config, "the review")
+        review = app.screen
+        where = review.query_one("#where", WhereSelect)
+        await until(lambda: where.profiles, "the Slurm profiles")
+        review.query_one("#batch-size").value = "8"
+        review.query_one("#max-steps").value = "20"
+        review.query_one("#overrides").value = "backbone.arch.model_channels=16"
+        where.focus()
+        await pilot.pause()
+        await pilot.press("enter")                              # open it: this machine, the cluster's defaults, held
+        await until(lambda: where.expanded, "the where list")
+        await pilot.press("down", "down", "enter")
+        await until(lambda: where.value == "slurm:held", "the held profile chosen")
+        await until(lambda: review.config is not None and review.config.recipe.batch_size == 8
+                    and "Slurm (profile held)" in plain(review.query_one("#facts").content),
+                    lambda: f"the Slurm facts: {review.error!r} {plain(review.query_one('#facts').content)}")
+        assert "Slurm (profile held): the default partition, time 10:00, 1 node x 1 task (CPU), device cpu" in \
+            plain(review.query_one("#facts").content)
+        assert review.config.device == "cpu"
+        await pilot.press("ctrl+l")
+        shown = ""
+        deadline = time.monotonic() + 60
+        while "PENDING (JobHeldUser)" not in shown:
+            assert time.monotonic() < deadline, shown
+            await pilot.pause(0.2)
+            if isinstance(app.screen, DashboardScreen) and app.screen.polls:
+                shown = str(app.screen.query_one(StatusLine).render())
+    run = look(db, 1)
+    assert f"Slurm job {run['slurm_job']} PENDING (JobHeldUser)" in shown
+    assert LaunchPlan.from_json(run["launch"]).slurm == {"time": "10:00", "sbatch": {"hold": ""}}
+    assert launch.request_stop(db, 1).message.startswith("run 1 stopped: its pending Slurm job")

@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets._select import SelectOverlay
 from textual.worker import Worker
 
 from difftui.engine.launch.request import LaunchRequest
@@ -214,9 +215,17 @@ class ReviewScreen(NewRunStep):
         self._debounce = self.set_timer(DEBOUNCE_S, self.start_resolve)
 
     def action_next_field(self) -> None:
-        """Enter: on to the next field (resolving what was typed at once); on the Launch button, launch."""
+        """Enter: on to the next field (resolving what was typed at once); on the Launch button, launch; on the
+        "where" list, open it, or take the highlighted choice (this binding comes first, so it does what the list's
+        own Enter would)."""
         if isinstance(self.focused, Button):
             self.action_launch()
+            return
+        if isinstance(self.focused, SelectOverlay):
+            self.focused.action_select()
+            return
+        if isinstance(self.focused, Select):
+            self.focused.action_show_overlay()
             return
         if isinstance(self.focused, Input):
             self.start_resolve()
