@@ -287,11 +287,13 @@ def test_squeue_is_asked_once_per_poll_for_all_runs_and_again_for_a_newer_submis
     calls = []
     monkeypatch.setattr(client, "squeue", lambda: calls.append(1) or {"1": JobInfo("1", "1", "RUNNING")})
     monkeypatch.setattr(client, "sacct", lambda keys: None)
+    monkeypatch.setattr(client, "squeue_job", lambda key: calls.append(key) or None)
     monkeypatch.setenv("DIFFTUI_SLURM_POLL_S", "60")
     table = jobs.JobTable()
     assert table.lookup("1").alive and table.lookup("1").alive and table.lookup("2").gone
-    assert len(calls) == 1
-    assert table.lookup("2", submitted=time.time() + 1).gone and len(calls) == 2   # submitted after the answer
+    assert calls == [1, "2"]                        # one squeue for all; the missing one asked by its id, once
+    assert table.lookup("2").gone and calls == [1, "2"]
+    assert table.lookup("2", submitted=time.time() + 1).gone and calls == [1, "2", 1]  # submitted after the answer
 
 
 #----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-__all__ = ["SlurmError", "JobInfo", "Partition", "available", "sbatch", "squeue", "sacct", "sinfo", "scancel",
+__all__ = ["SlurmError", "JobInfo", "Partition", "available", "sbatch", "squeue", "squeue_job", "sacct", "sinfo",
+           "scancel",
            "requeue", "release", "hostnames", "parse_squeue", "parse_sinfo", "parse_sacct", "parse_slurm_time",
            "TIMEOUT_S"]
 
@@ -126,6 +127,18 @@ def squeue(user: str | None = None) -> dict[str, JobInfo]:
     out = _run(["squeue", "--noheader", "--array", "--states=all", f"--user={user or getpass.getuser()}",
                 f"--format={_SQUEUE_FIELDS}"])
     return parse_squeue(out)
+
+
+def squeue_job(key: str) -> JobInfo | None:
+    """One job by its key, whoever submitted it (`squeue` of this user's jobs did not list it); None when
+    slurmctld does not know it (any more)."""
+    try:
+        out = _run(["squeue", "--noheader", "--array", "--states=all", f"--jobs={key}", f"--format={_SQUEUE_FIELDS}"])
+    except SlurmError as e:
+        if "invalid job id" in str(e).lower():
+            return None
+        raise
+    return parse_squeue(out).get(key)
 
 
 def parse_sacct(text: str) -> dict[str, JobInfo]:

@@ -1,6 +1,7 @@
-"""What Slurm says about difftui's jobs: one squeue call per poll for all of them, shared by every caller of this
-process and rate-limited (`POLL_S`), sacct for jobs slurmctld has forgotten (where the cluster keeps accounting), and
-what each state means.
+"""What Slurm says about difftui's jobs: one squeue call per poll for all of them (this user's), shared by every
+caller of this process and rate-limited (`POLL_S`); a job it does not list is asked by its id once (another user's
+job in a shared runs.db), then sacct where slurmctld has forgotten it (where the cluster keeps accounting); and what
+each state means.
 
     alive   PENDING, CONFIGURING, RUNNING, COMPLETING, SUSPENDED, REQUEUED, REQUEUE_HOLD ... (the job will still run,
             or is still ending and may yet leave its final status)
@@ -100,11 +101,19 @@ class JobTable:
             if job is not None:
                 return Lookup(key, job=job, seen=self.seen)
             if key not in self.accounted:
-                try:
-                    found = client.sacct([key])
-                except SlurmError:
-                    found = None
-                self.accounted[key] = (found or {}).get(key) if found is not None else None
+                try:                                # another user's job (a shared runs.db), or one forgotten
+                    job = client.squeue_job(key)
+                except SlurmError as e:
+                    return Lookup(key, error=str(e), seen=self.seen)
+                if job is not None and job.state in ALIVE_STATES:
+                    return Lookup(key, job=job, seen=self.seen)
+                if job is None:
+                    try:
+                        found = client.sacct([key])
+                    except SlurmError:
+                        found = None
+                    job = (found or {}).get(key)
+                self.accounted[key] = job           # ended or gone: final, never asked again
             job = self.accounted[key]
             return Lookup(key, job=job, gone=job is None, seen=self.seen)
 
