@@ -462,5 +462,6 @@ def test_an_unreadable_spool_is_one_line_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "listdir", denied)
     assert ingest(db, run_id).errors == [f"{spool_dir(run_dir)}: cannot be read (Permission denied)"]
     monkeypatch.undo()
-    monkeypatch.setattr(os, "stat", denied)
-    assert ingest(db, run_id).errors == [f"{spool_dir(run_dir) / 'run.jsonl'}: cannot be read (Permission denied)"]
+    (spool_dir(run_dir) / "gpu.0.jsonl").mkdir()     # a file that cannot be opened as one
+    assert ingest(db, run_id).errors == [f"{spool_dir(run_dir) / 'gpu.0.jsonl'}: cannot be read (Is a directory)"]
+    assert [s for s, _ in Store(db).series(run_id, "L_simple")] == [10]         # the readable file was ingested
