@@ -92,6 +92,7 @@ def _order(name: str) -> tuple[int, str]:
 
 
 def _spool_files(run_dir: Path) -> list[str]:
+    """The record files of a run's spool, in the order they are applied ([] when it has no spool (yet))."""
     try:
         names = os.listdir(spool_dir(run_dir))
     except (FileNotFoundError, NotADirectoryError):
@@ -151,13 +152,21 @@ def ingest_run(store, run: dict[str, Any], *, retry_errors: bool = True,
     run_id, run_dir = run["id"], Path(run["run_dir"])
     result = IngestResult(run_id)
     known = store.spool_positions(run_id)
-    for name in _spool_files(run_dir):
+    try:
+        names = _spool_files(run_dir)
+    except OSError as e:                            # an unreadable folder: said, never a traceback in `ls`
+        result.errors.append(f"{spool_dir(run_dir)}: cannot be read ({e.strerror or e})")
+        return result
+    for name in names:
         position, error = known.get(name, (0, None))
         if error is not None and not retry_errors:
             continue
         try:
             size = os.stat(spool_dir(run_dir) / name).st_size
         except FileNotFoundError:
+            continue
+        except OSError as e:
+            result.errors.append(f"{spool_dir(run_dir) / name}: cannot be read ({e.strerror or e})")
             continue
         if size < position:
             message = (f"{spool_dir(run_dir) / name}: {size} bytes, but {position} were already ingested: the file "
@@ -168,7 +177,10 @@ def ingest_run(store, run: dict[str, Any], *, retry_errors: bool = True,
             continue
         if size == position and error is None:
             continue
-        _ingest_file(store, run_id, run_dir, name, result, chunk_bytes)
+        try:
+            _ingest_file(store, run_id, run_dir, name, result, chunk_bytes)
+        except OSError as e:
+            result.errors.append(f"{spool_dir(run_dir) / name}: cannot be read ({e.strerror or e})")
     beat = read_heartbeat(run_dir)
     if beat is not None and (run.get("heartbeat") is None or beat["time"] > run["heartbeat"]):
         store.note_heartbeat(run_id, float(beat["time"]))

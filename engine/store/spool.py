@@ -147,16 +147,28 @@ class Heartbeat:
                                       "status": previous.get("status", "queued"), "pid": previous.get("pid"),
                                       "pid_start": previous.get("pid_start"), "host": previous.get("host")}
         self.previous_step = int(previous.get("step") or 0)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()               # the state: held for a dict update, never across a write
+        self._write_lock = threading.Lock()         # the file: the newest state wins, whichever thread wrote first
+        self._seq = self._written = 0
 
     def update(self, **fields: Any) -> None:
         with self._lock:
             self.state.update(fields)
 
+    def known(self) -> dict[str, Any]:
+        """A copy of the state (what the next beat will write)."""
+        with self._lock:
+            return dict(self.state)
+
     def beat(self) -> None:
         with self._lock:
             self.state["time"] = time.time()
-            atomic_write_text(heartbeat_path(self.run_dir), json.dumps(self.state))
+            self._seq += 1
+            seq, text = self._seq, json.dumps(self.state)
+        with self._write_lock:
+            if seq > self._written:                 # never an older state over a newer one
+                atomic_write_text(heartbeat_path(self.run_dir), text)
+                self._written = seq
 
 
 #----------------------------------------------------------------------------
@@ -401,8 +413,7 @@ class SpoolSink:
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         run = read_run(self.run_dir)
-        with self.heartbeat._lock:
-            run.update({k: v for k, v in self.heartbeat.state.items() if v is not None})
+        run.update({k: v for k, v in self.heartbeat.known().items() if v is not None})
         return run if run["id"] == run_id else None
 
     def take_commands(self, run_id: int) -> list[dict[str, Any]]:

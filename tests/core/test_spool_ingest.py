@@ -450,3 +450,18 @@ def test_difftui_sync_follow_keeps_ingesting_until_interrupted(tmp_path):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.splitlines()[0].startswith("run 1: 1 new record") and out.splitlines()[-1].endswith("; completed")
+
+
+def test_an_unreadable_spool_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    db, run_id, run_dir = spool_run(tmp_path)
+    with SpoolSink(run_dir, run_id) as sink:
+        batch(sink, 10)
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(os, "listdir", denied)
+    assert ingest(db, run_id).errors == [f"{spool_dir(run_dir)}: cannot be read (Permission denied)"]
+    monkeypatch.undo()
+    (spool_dir(run_dir) / "gpu.0.jsonl").mkdir()     # a file that cannot be opened as one
+    assert ingest(db, run_id).errors == [f"{spool_dir(run_dir) / 'gpu.0.jsonl'}: cannot be read (Is a directory)"]
+    assert [s for s, _ in Store(db).series(run_id, "L_simple")] == [10]         # the readable file was ingested

@@ -86,7 +86,8 @@ def test_a_spool_run_lands_in_runs_db_once_and_equals_the_same_run_written_direc
     db, direct, spooled, before, untouched = pair
     assert untouched == before == [("queued", 0, None, None)]       # the engine never opened runs.db
     first = ingest(db, spooled)
-    assert first.records > 10 and ingest(db, spooled).records == 0   # a second ingest: nothing new
+    # How many lines depends on how many ~1 s flushes the run took; what they hold is checked below.
+    assert first.records > 0 and ingest(db, spooled).records == 0    # a second ingest: nothing new
     with Store(db) as store:
         a, b = store.get_run(direct), store.get_run(spooled)
         events_a = [e["message"] for e in store.events_since(direct)]
