@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from difftui.engine.launch.lock import Holder, holder, pid_alive
+from difftui.engine.launch.signals import STOP_GRACE_S
 from difftui.engine.launch.slurm import client as slurm_client
 from difftui.engine.launch.slurm import jobs as slurm_jobs
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store, run_lock_path, sweep_lock_path
@@ -179,7 +180,6 @@ def reap_dead_runs(store: Store) -> list[int]:
 def _reap_slurm_runs(store: Store) -> list[int]:
     """The active Slurm runs (ingested just before): record their job's state, cancel the job of a stop past its
     grace period, mark the dead crashed (and cancel a job that runs on without a heartbeat). Returns the crashed."""
-    from difftui.engine.launch.runs import STOP_GRACE_S
     crashed = []
     now = time.time()
     for run in store.active_slurm_runs():

@@ -34,6 +34,7 @@ from difftui.engine.launch.backends import SlurmBackend, SlurmJob, backend_for
 from difftui.engine.launch.lock import Owned, process_start_time
 from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.launch.plan import LaunchPlan
+from difftui.engine.launch.signals import STOP_GRACE_S
 from difftui.engine.launch.slurm import client as slurm_client
 from difftui.engine.launch.slurm import jobs as slurm_jobs
 from difftui.engine.numbers import format_number
@@ -46,7 +47,6 @@ __all__ = ["Owned", "LaunchError", "Outcome", "StepsExhausted", "create_run", "s
            "request_stop", "request_checkpoint", "force_stop", "delete_refusal", "check_delete", "delete_run",
            "STOP_GRACE_S"]
 
-STOP_GRACE_S = 30.0                                 # `stop --force`: SIGTERM, then SIGKILL after this long
 
 
 class StepsExhausted(LaunchError):

@@ -23,11 +23,12 @@ import os
 import signal
 
 __all__ = ["install", "received", "describe", "blocked", "stop_signal", "requeue_signal", "under_slurm",
-           "SLURM_TASK_ENV", "EXIT_REQUEUE"]
+           "SLURM_TASK_ENV", "EXIT_REQUEUE", "STOP_GRACE_S"]
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 WARNING_SIGNAL = signal.SIGUSR1                    # sbatch --signal=USR1@N: the time limit is near
 SLURM_TASK_ENV = "DIFFTUI_SLURM_TASK"              # set by the Slurm job wrapper for the engines it starts
+STOP_GRACE_S = 30.0                                # a stop's SIGTERM (or Slurm stop) before SIGKILL / scancel
 EXIT_REQUEUE = 75                                  # the engine checkpointed and left for its job to run again
 
 _received: int | None = None

@@ -26,7 +26,7 @@ from difftui.tui.cli import app
 ENDED = lambda run: run["status"] not in ACTIVE_STATUSES
 EXTRA = ("recipe.log_every=5", "recipe.grid_every=15", "recipe.snapshot_every=10", "recipe.diffusion_steps=50")
 # Metrics that depend on the wall clock (the rest must be equal, bit for bit, between the two sinks).
-TIMED = {"img_per_s", "tflops", "mfu"}
+TIMED = {"img_per_s", "tflops", "mfu", "data_wait"}       # data_wait: the share of an interval spent waiting
 
 pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 
