@@ -221,7 +221,7 @@ class DifftuiApp(App[None]):
 
     def open_sweep(self, sweep_id: int) -> None:
         """The sweep view (closing the sweep setup screens that launched it)."""
-        from difftui.tui.screens.sweep_grid import SweepStep
+        from difftui.tui.screens.sweep_step import SweepStep
         from difftui.tui.screens.sweep_view import SweepScreen
         while len(self.screen_stack) > 1 and isinstance(self.screen, SweepStep):
             self.pop_screen()

@@ -20,39 +20,9 @@ from textual.widgets.option_list import Option
 from difftui.engine.numbers import format_setting
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
-from difftui.tui.screens.base import DifftuiScreen
+from difftui.tui.screens.new_run_step import STEPS, TITLES, NewRunStep
 
 __all__ = ["NewRunStep", "PresetPickerScreen", "STEPS", "preset_fields"]
-
-STEPS = ("datasets", "backbones", "samplers", "recipes")
-TITLES = {"datasets": "dataset profile", "backbones": "backbone tier", "samplers": "sampler panel",
-          "recipes": "training recipe"}
-
-
-class NewRunStep(DifftuiScreen):
-    """A screen of the new-run flow (the app pops all of them once a run is launched)."""
-
-    def __init__(self, choices: dict[str, str]) -> None:
-        super().__init__()
-        self.choices = choices
-
-    def breadcrumb(self, here: str) -> Text:
-        text = Text("new run  ", style="bold")
-        for kind in STEPS:
-            label = TITLES[kind].split()[-1] if kind != "datasets" else "dataset"
-            if kind == here:
-                text.append(f"[{label}]", style="bold reverse")
-            elif kind in self.choices:
-                text.append(f"{label}: {self.choices[kind]}", style="green")
-            else:
-                text.append(label, style="dim")
-            text.append("  >  ", style="dim")
-        text.append("[review]" if here == "review" else "review", style="bold reverse" if here == "review" else "dim")
-        return text
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
 
 def _fmt(value: Any) -> str:
     """A preset's value as it is written in its YAML (engine/numbers.format_setting), lists and maps included."""

@@ -29,7 +29,7 @@ from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
-from difftui.tui.screens.new_run import NewRunStep
+from difftui.tui.screens.new_run_step import NewRunStep
 from difftui.tui.widgets.tickbox import TickBox
 from difftui.tui.widgets.where_select import WhereSelect
 

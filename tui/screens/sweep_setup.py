@@ -28,7 +28,7 @@ from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
-from difftui.tui.screens.sweep_grid import SweepStep, base_words, sweep_breadcrumb
+from difftui.tui.screens.sweep_step import SweepStep, base_words, sweep_breadcrumb
 from difftui.tui.widgets.tickbox import TickBox, TickList
 from difftui.tui.widgets.where_select import WhereSelect
 
