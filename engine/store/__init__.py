@@ -16,7 +16,7 @@ threads: open one `Store` per thread (they are cheap).
     records.py      the spool's record format: one line per Store write method, and applying them
     ingest.py       the ingester: spool records into runs.db by byte offset (spool_files)
 
-No SQL lives outside this package (tests/core/test_no_sql_outside_store.py). Which runs, sweeps and jobs are alive,
+No SQL lives outside this package (tests/store/test_no_sql_outside_store.py). Which runs, sweeps and jobs are alive,
 and reaping the dead ones, is decided in difftui.engine.launch.liveness; the store only runs the statements.
 """
 

@@ -106,7 +106,7 @@ class RunsTable:
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Set columns of a run (its name, launch plan, device, config, best snapshot ...). A status change goes
-        through the named transitions below (tests/core/test_no_sql_outside_store.py checks the engine and the TUI)."""
+        through the named transitions below (tests/store/test_no_sql_outside_store.py checks the engine and the TUI)."""
         if not fields:
             return
         cols = ", ".join(f"{k} = ?" for k in fields)

@@ -1,10 +1,9 @@
 """The data side in the real app: `c` on the dataset step opens the data-quality table, the backbone step puts the
 data set's paper-anchor tiers first, and ctrl+o on the review screen shows the run's data card."""
 
-import asyncio
-import time
 
 from textual.widgets import Markdown
+from waiting import pilot_wait
 
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.data_card import DataCardScreen
@@ -15,24 +14,12 @@ from difftui.tui.screens.review import ReviewScreen
 SIZE = (140, 44)
 
 
-async def wait_for(pilot, condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-        await asyncio.sleep(0.05)
-
-
 def picker(app, kind):
     return isinstance(app.screen, PresetPickerScreen) and app.screen.kind == kind and app.screen.entries
 
 
 async def choose(pilot, app, kind, name):
-    await wait_for(pilot, lambda: picker(app, kind), what=f"the {kind} picker")
+    await pilot_wait(pilot, lambda: picker(app, kind), what=f"the {kind} picker")
     options = app.screen.query_one("#presets")
     options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(name)
     await pilot.press("enter")
@@ -41,23 +28,23 @@ async def choose(pilot, app, kind, name):
 async def test_c_on_the_dataset_step_opens_the_quality_table_and_escape_returns(tmp_path):
     app = DifftuiApp(db_path=tmp_path / "runs.db")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: picker(app, "datasets"), what="the dataset picker")
+        await pilot_wait(pilot, lambda: picker(app, "datasets"), what="the dataset picker")
         assert app.screen.query_one("#presets").get_option_at_index(app.screen.query_one("#presets").highlighted).id \
             == "digits"
         await pilot.press("c")
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, DataCheckScreen) and app.screen)
-        await wait_for(pilot, lambda: screen.table is not None, 120, "the table")
+        screen = await pilot_wait(pilot, lambda: isinstance(app.screen, DataCheckScreen) and app.screen)
+        await pilot_wait(pilot, lambda: screen.table is not None, 120, "the table")
         assert screen.table["items"]["train"] + screen.table["items"]["test"] == 1797
         assert "Data-quality table: digits" in screen.query_one("#data-check-table", Markdown).source
         await pilot.press("escape")
-        await wait_for(pilot, lambda: picker(app, "datasets"), what="back on the dataset picker")
+        await pilot_wait(pilot, lambda: picker(app, "datasets"), what="back on the dataset picker")
 
 
 async def test_backbone_step_suggests_the_anchor_tiers_first_and_review_shows_the_data_card(tmp_path):
     app = DifftuiApp(db_path=tmp_path / "runs.db")
     async with app.run_test(size=SIZE) as pilot:
         await choose(pilot, app, "datasets", "cifar10")
-        await wait_for(pilot, lambda: picker(app, "backbones"), what="the backbone picker")
+        await pilot_wait(pilot, lambda: picker(app, "backbones"), what="the backbone picker")
         options = app.screen.query_one("#presets")
         first = [options.get_option_at_index(i) for i in range(3)]
         assert [o.id for o in first] == ["unet-cifar10", "ddpmpp-cifar10", "ncsnpp-cifar10"]
@@ -70,14 +57,14 @@ async def test_backbone_step_suggests_the_anchor_tiers_first_and_review_shows_th
         await pilot.press("enter")                                  # unet-cifar10
         await choose(pilot, app, "samplers", "ddim")
         await choose(pilot, app, "recipes", "p1-default")
-        review = await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.config
+        review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.config
                                 and app.screen, what="the review")
         assert review.config.dataset.name == "cifar10"
         await pilot.press("ctrl+o")
-        card = await wait_for(pilot, lambda: isinstance(app.screen, DataCardScreen) and app.screen)
-        await wait_for(pilot, lambda: "Data card: cifar10" in card.query_one("#data-card", Markdown).source,
+        card = await pilot_wait(pilot, lambda: isinstance(app.screen, DataCardScreen) and app.screen)
+        await pilot_wait(pilot, lambda: "Data card: cifar10" in card.query_one("#data-card", Markdown).source,
                        what="the card")
         source = card.query_one("#data-card", Markdown).source
         assert "## Preprocessing protocol" in source and "CIFAR-10 32x32" in source
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="back on the review")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen), what="back on the review")

@@ -4,18 +4,14 @@ under uniform t, a loss that diverges after a batch change, a test split that co
 demo run raises no warning."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from doctor_testkit import finding, judge, needs
+from engine_testkit import tiny_cifar10_md5, tiny_config, wait_for, write_tiny_cifar10  # noqa: E402
 
 from difftui.engine.config.catalog import Catalog, config_to_dict
 from difftui.engine.launch import runs as launch
 from difftui.engine.store import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engine"))
-from engine_testkit import tiny_cifar10_md5, tiny_config, wait_for, write_tiny_cifar10  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("engine_hygiene")          # one CPU thread per engine; none outlives its test
 

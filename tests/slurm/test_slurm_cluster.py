@@ -109,7 +109,7 @@ async def test_a_run_trains_through_sbatch_lands_in_runs_db_once_and_the_dashboa
 # Two srun tasks (DDP, gloo) against one process.
 
 def test_a_two_task_run_through_srun_matches_one_process_with_the_same_global_batch(slurm_db):
-    """The DDP test's stated tolerance (tests/engine/test_engine_ddp.py): the mean L_simple over the second half of
+    """The DDP test's stated tolerance (tests/run/test_run_ddp.py): the mean L_simple over the second half of
     training within 15%, every logged point within 25%."""
     db = slurm_db
     steps = 120

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tui_helpers import engine_log, kill_engines, wait_for
+from tui_helpers import engine_log, kill_engines, pilot_wait
 
 from difftui.engine.config.catalog import Catalog
 from difftui.engine.config.model import PresetError
@@ -104,9 +104,9 @@ async def test_the_data_check_of_a_missing_data_set_names_the_review_field_not_a
     (presets / "my-cifar.yaml").write_text(text)
     app = DifftuiApp(db_path=tmp_path / "runs.db", preset_dirs=[tmp_path / "presets"])
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.preset_entries is not None, 30, "the presets")
+        await pilot_wait(pilot, lambda: app.preset_entries is not None, 30, "the presets")
         app.push_screen(DataCheckScreen("my-cifar"))
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, DataCheckScreen) and app.screen.is_mounted
+        screen = await pilot_wait(pilot, lambda: isinstance(app.screen, DataCheckScreen) and app.screen.is_mounted
                                 and app.screen.query("#data-check-status.error") and app.screen, 60, "the refusal")
         status = str(screen.query_one("#data-check-status").render())
         assert "CIFAR-10 not found" in status
@@ -139,11 +139,11 @@ async def test_r_on_a_finished_run_asks_how_far_and_trains_it_further_and_v_says
     try:
         app = DifftuiApp(db_path=db)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+            await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
             app.open_dashboard(run_id)
-            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls, 30, "dash")
+            await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls, 30, "dash")
             await pilot.press("r")
-            ask = await wait_for(pilot, lambda: isinstance(app.screen, TrainFurtherScreen) and app.screen, 30,
+            ask = await pilot_wait(pilot, lambda: isinstance(app.screen, TrainFurtherScreen) and app.screen, 30,
                                  "the train-further question")
             assert "completed all 4 steps" in str(ask.query_one("#further-title").render())
             assert not any(CLI.search(str(n.message)) for n in app._notifications)
@@ -153,22 +153,22 @@ async def test_r_on_a_finished_run_asks_how_far_and_trains_it_further_and_v_says
             assert app.screen is ask and "enter more than that" in str(ask.query_one("#further-error").render())
             field.value = "8"
             await pilot.press("enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), 10, "the dashboard again")
-            await wait_for(pilot, lambda: any("resuming from its newest checkpoint to train on to step 8"
+            await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen), 10, "the dashboard again")
+            await pilot_wait(pilot, lambda: any("resuming from its newest checkpoint to train on to step 8"
                                               in str(n.message) for n in app._notifications), 30, "the resume")
-            await wait_for(pilot, lambda: _finished(db, run_id, 8), 180,
+            await pilot_wait(pilot, lambda: _finished(db, run_id, 8), 180,
                            lambda: f"the run to finish at step 8; engine.log:\n{engine_log(db, run_id)}")
 
             # v without the Inception weights: one short line, no flag; the details are behind ?.
             await pilot.press("v")
-            toast = await wait_for(pilot, lambda: next((str(n.message) for n in app._notifications
+            toast = await pilot_wait(pilot, lambda: next((str(n.message) for n in app._notifications
                                                         if "evaluating run" in str(n.message)), None), 30, "v's line")
             for job in [k for k in app.processes if isinstance(k, tuple)]:
                 app.processes[job].terminate()                 # the evaluation itself is not what is tested here
             assert "no FID: the Inception weights are missing (? says where to put them)" in toast
             assert not CLI.search(toast) and len(toast) < 120
             await pilot.press("question_mark")
-            help_screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
+            help_screen = await pilot_wait(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
             details = str(help_screen.query_one("#help-messages").render())      # first, above the keys
             assert FID_TOPIC in details and INCEPTION_FILE in details
             assert str(Path(app.details[FID_TOPIC].split("Put the file in ")[1].split("/ ")[0])) in details

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tui_helpers import wait_for
+from tui_helpers import pilot_wait
 from typer.testing import CliRunner
 
 from difftui.engine.launch.lock import process_start_time
@@ -101,7 +101,7 @@ async def tui_answers(db: Path, ids: dict[str, int]) -> tuple[dict, dict]:
     app = DifftuiApp(db_path=db)
     answers: dict[str, dict[str, tuple[bool, str]]] = {"evaluate": {}, "stop": {}, "delete": {}}
     async with app.run_test(size=(140, 36), message_hook=hook) as pilot:
-        history = await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
+        history = await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
                                  and app.screen, 30, "the history screen")
         precheck = {state: next(r for r in history.query_one(RunTable).runs if r["id"] == run_id)["delete_refused"]
                     for state, run_id in ids.items()}
@@ -110,7 +110,7 @@ async def tui_answers(db: Path, ids: dict[str, int]) -> tuple[dict, dict]:
                 run_id = ids[state]
                 before = len(done)
                 getattr(app, f"{action}_run")(run_id)
-                await wait_for(pilot, lambda n=before: len(done) > n, 30, f"the TUI's {action} of the {state} run")
+                await pilot_wait(pilot, lambda n=before: len(done) > n, 30, f"the TUI's {action} of the {state} run")
                 message = done[-1]
                 assert (message.run_id, message.action) == (run_id, action)
                 answers[action][state] = (not message.refused, message.text)

@@ -10,7 +10,7 @@ import math
 import time
 
 import pytest
-from tui_helpers import FIXED_T, engine_log, grid_png, make_dydit_db, wait_for
+from tui_helpers import FIXED_T, engine_log, grid_png, make_dydit_db, pilot_wait
 
 from difftui.engine.config.catalog import Catalog
 from difftui.engine.numbers import format_number
@@ -32,9 +32,9 @@ SIZE = (160, 45)
 
 
 async def open_dashboard(app, pilot, run_id: int) -> DashboardScreen:
-    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "the history")
+    await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "the history")
     app.open_dashboard(run_id)
-    dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+    dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                           and app.screen, 30, "the dashboard")
     await pilot.pause()
     return dash
@@ -58,24 +58,24 @@ async def test_a_reopened_dashboard_follows_the_newest_grid_until_the_user_scrub
             new = store.add_sample(1, step=1100, kind="grid", sampler="DDIM eta=0 N=50 linear", nfe=50,
                                    png=grid_png(1100))
         dash.refresh_now()
-        await wait_for(pilot, lambda: grid.shown_id == new, 30, "the new grid shown")
+        await pilot_wait(pilot, lambda: grid.shown_id == new, 30, "the new grid shown")
         caption = str(grid.query_one("#grid-caption").render())
         assert "step 1,100" in caption and "5/5" in caption and "live" in caption
         source = str(grid.query_one("#grid-source").render())
         assert "DDIM eta=0 N=50 linear" in source and "NFE 50" in source and "half-blocks" in source
         # Scrubbing back holds the view; a newer grid does not yank it; end returns to live.
         await pilot.press("left_square_bracket")
-        await wait_for(pilot, lambda: grid.shown_id == 4, 30, "the step-1000 grid")
+        await pilot_wait(pilot, lambda: grid.shown_id == 4, 30, "the step-1000 grid")
         with Store(prepared_db) as store:
             newer = store.add_sample(1, step=1200, kind="grid", sampler="DDIM eta=0 N=50 linear", nfe=50,
                                      png=grid_png(1200))
         polls = dash.polls
         dash.refresh_now()
-        await wait_for(pilot, lambda: dash.polls > polls, 30, "a poll")
+        await pilot_wait(pilot, lambda: dash.polls > polls, 30, "a poll")
         assert grid.index.current["step"] == 1000 and grid.shown_id == 4
         assert "scrubbing · end: live (step 1,200)" in str(grid.query_one("#grid-caption").render())
         await pilot.press("end")
-        await wait_for(pilot, lambda: grid.shown_id == newer and grid.index.live, 30, "live again")
+        await pilot_wait(pilot, lambda: grid.shown_id == newer and grid.index.live, 30, "live again")
 
 
 def loss_chart(dash: DashboardScreen) -> tuple[MetricGrid, MetricChart, ChartPlot]:
@@ -91,7 +91,7 @@ async def test_the_smoothed_value_in_a_charts_header_is_its_last_point(prepared_
         metrics, chart, plot = loss_chart(dash)
         for keys, weight in (((), 0.6), (("plus",), 0.8), (("minus", "minus"), 0.3)):
             await pilot.press(*keys)
-            await wait_for(pilot, lambda: plot._cache_key is not None and plot._cache_key[2] == chart.version, 10,
+            await pilot_wait(pilot, lambda: plot._cache_key is not None and plot._cache_key[2] == chart.version, 10,
                            "the chart redrawn")
             assert metrics.smoothing == weight and chart.border_subtitle == f"EMA {weight:g}"
             drawn_last = chart._drawn["L_simple"][2][-1]            # what plotext was handed, last smoothed point
@@ -102,7 +102,7 @@ async def test_the_smoothed_value_in_a_charts_header_is_its_last_point(prepared_
             # Debiased: the header follows the curve (the old un-debiased EMA lagged by ~0.4 at step 70).
             assert abs(drawn_last - chart._drawn["L_simple"][1][-1]) < 0.05
         await pilot.press("e")                                      # smoothing off: the header is the raw last
-        await wait_for(pilot, lambda: metrics.smoothing == 0, 10, "raw")
+        await pilot_wait(pilot, lambda: metrics.smoothing == 0, 10, "raw")
         legend = str(chart.query_one(".chart-legend").render())
         assert legend.startswith(f"last {format_number(chart.series['L_simple'].last)} ")
         assert "L_simple last" in str(dash.query_one(StatusLine).render())   # the status line says "last" too
@@ -204,9 +204,9 @@ async def test_nan_and_inf_are_shown_as_such_and_never_stop_the_charts(tmp_path)
             store.write_batch(run, metrics=[(30, 0, "L_simple", float("inf"), FIXED_T + 30),
                                             (40, 0, "L_simple", float("nan"), FIXED_T + 40)])
         dash.refresh_now()
-        await wait_for(pilot, lambda: chart.series["L_simple"].last_step == 40, 30, "the non-finite rows")
+        await pilot_wait(pilot, lambda: chart.series["L_simple"].last_step == 40, 30, "the non-finite rows")
         plot = chart.query_one(ChartPlot)
-        await wait_for(pilot, lambda: plot._cache_key is not None and plot._cache_key[2] == chart.version, 10,
+        await pilot_wait(pilot, lambda: plot._cache_key is not None and plot._cache_key[2] == chart.version, 10,
                        "the chart redrawn")
         legend = str(chart.query_one(".chart-legend").render())
         assert legend.startswith("EMA NaN") and "last NaN" in legend and "2 non-finite" in legend
@@ -221,7 +221,7 @@ async def test_a_streaming_run_redraws_charts_within_their_budget_and_a_key_redr
     async with app.run_test(size=SIZE) as pilot:
         dash = await open_dashboard(app, pilot, 1)
         metrics, chart, plot = loss_chart(dash)
-        await wait_for(pilot, lambda: plot.builds and plot.allowed == chart.version, 10, "the first canvas")
+        await pilot_wait(pilot, lambda: plot.builds and plot.allowed == chart.version, 10, "the first canvas")
         shown = sum(1 for p in dash.query(ChartPlot) if p.chart.display)
         plot.cost = 0.004                                   # as measured on a 2-core laptop
         assert plot.min_gap() == pytest.approx(max(1.0, min(shown * 0.004 / 0.02, 5.0)))
@@ -234,7 +234,7 @@ async def test_a_streaming_run_redraws_charts_within_their_budget_and_a_key_redr
         assert plot.allowed < chart.version and plot.builds == builds      # new data waits for the budget
         assert "last 0.123" in str(chart.query_one(".chart-legend").render())  # the legend does not
         await pilot.press("plus")                           # a key: at once, with the newest data
-        await wait_for(pilot, lambda: plot.allowed == chart.version and plot.builds > builds, 5, "the redraw")
+        await pilot_wait(pilot, lambda: plot.allowed == chart.version and plot.builds > builds, 5, "the redraw")
 
 
 async def test_quitting_while_the_dashboard_opens_ends_the_app_cleanly(prepared_db):
@@ -243,7 +243,7 @@ async def test_quitting_while_the_dashboard_opens_ends_the_app_cleanly(prepared_
     for ticks in range(10):
         app = DifftuiApp(db_path=prepared_db)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda app=app: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+            await pilot_wait(pilot, lambda app=app: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
             app.open_dashboard(1)
             for _ in range(ticks):
                 await asyncio.sleep(0)
@@ -285,12 +285,12 @@ async def test_chart_filter_log_scale_full_size_grid_and_help(tmp_path):
         await pilot.press("slash", "escape")                         # esc in the filter clears it
         assert len(metrics.visible()) == len(metrics.charts)
         await pilot.press("enter")
-        view = await wait_for(pilot, lambda: isinstance(app.screen, GridViewScreen) and app.screen, 10, "full grid")
+        view = await pilot_wait(pilot, lambda: isinstance(app.screen, GridViewScreen) and app.screen, 10, "full grid")
         assert view.image is dash.query_one(GridImage).image and "step 2,000" in str(
             view.query_one("#grid-view-caption").render())
         await pilot.press("escape")
         await pilot.press("question_mark")
-        help_screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
+        help_screen = await pilot_wait(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
         listed = {k.description for k in help_screen.keys if k.where == "screen"}
         assert {b.description for b in bindings.DASHBOARD} <= listed
         await pilot.press("escape")
@@ -305,12 +305,12 @@ async def test_the_image_key_switches_between_the_terminals_graphics_and_half_bl
         grid = dash.query_one(GridImage)
         assert grid.renderer == "halfcell" and grid.best == "sixel"        # DIFFTUI_GRAPHICS pins the start
         await pilot.press("i")
-        await wait_for(pilot, lambda: type(grid.query_one("#grid-picture")) is graphics.widget_class("sixel"), 10,
+        await pilot_wait(pilot, lambda: type(grid.query_one("#grid-picture")) is graphics.widget_class("sixel"), 10,
                        "the sixel widget")
         assert grid.renderer == "sixel" and "sixel" in str(grid.query_one("#grid-source").render())
         assert grid.query_one("#grid-picture").image is grid.image
         await pilot.press("i")
-        await wait_for(pilot, lambda: grid.renderer == "halfcell", 10, "half-blocks again")
+        await pilot_wait(pilot, lambda: grid.renderer == "halfcell", 10, "half-blocks again")
     monkeypatch.setattr(graphics, "_detected", "halfcell")      # a terminal with neither: the key says so
     app = DifftuiApp(db_path=prepared_db)
     async with app.run_test(size=SIZE) as pilot:
@@ -325,7 +325,7 @@ async def test_history_at_100x30_keeps_its_key_columns_and_footer_keys(prepared_
     from textual.widgets._footer import FooterKey
     app = DifftuiApp(db_path=prepared_db)
     async with app.run_test(size=(100, 30)) as pilot:
-        history = await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
+        history = await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
                                  and app.screen, 30, "the history")
         await pilot.pause()
         table = history.query_one(RunTable)

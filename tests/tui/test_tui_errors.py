@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tui_helpers import wait_for
+from tui_helpers import pilot_wait
 
 from difftui.engine.config.model import PresetError
 from difftui.engine.text import one_line
@@ -15,7 +15,7 @@ from difftui.tui.app import DifftuiApp
 async def test_a_failed_worker_is_one_toast_line_with_its_whole_message(tmp_path):
     app = DifftuiApp(db_path=tmp_path / "runs.db")
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: not app.opening, 60, "the database opened")
+        await pilot_wait(pilot, lambda: not app.opening, 60, "the database opened")
         for error, shown in ((OSError("disk full\nwhile writing runs.db-wal"),
                               "OSError: disk full while writing runs.db-wal"),
                              (PresetError("recipe 'p1':\n  key 'lr': expected a number"),

@@ -3,7 +3,7 @@ metric over training steps, the few-step curve as a table and a chart with its g
 
 from __future__ import annotations
 
-from tui_helpers import FIXED_T, grid_png, wait_for
+from tui_helpers import FIXED_T, grid_png, pilot_wait
 
 from difftui.engine.eval.rows import best_values, group_evaluations, table_records
 from difftui.engine.store import Store
@@ -68,14 +68,14 @@ async def test_t_shows_the_evaluations_the_curve_and_the_evaluators_progress(pre
     add_evaluations(prepared_db)
     app = DifftuiApp(db_path=prepared_db)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: len(app.screen_stack) > 1, 30, "the history screen")
+        await pilot_wait(pilot, lambda: len(app.screen_stack) > 1, 30, "the history screen")
         app.open_dashboard(1)
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+        dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
         view = dash.query_one(EvalView)
         assert not view.display
         await pilot.press("t")
-        await wait_for(pilot, lambda: view.polls, 30, "the evaluation view's first poll")
+        await pilot_wait(pilot, lambda: view.polls, 30, "the evaluation view's first poll")
         assert view.display and not dash.query_one("#dash-main").display
         table = view.query_one(EvalTable)
         assert table.row_count == 3
@@ -86,7 +86,7 @@ async def test_t_shows_the_evaluations_the_curve_and_the_evaluators_progress(pre
         curve = view.query_one(CurveTable)
         assert curve.row_count == 8
         assert view.query_one(CurveChart).records and view.query_one(EvalChart).records
-        await wait_for(pilot, lambda: view.shown_grid is not None, 30, "the curve grid")
+        await pilot_wait(pilot, lambda: view.shown_grid is not None, 30, "the curve grid")
         caption = str(view.query_one("#curve-caption").render())
         assert "N=5" in caption and "same x_T" in caption
         jobs = str(view.query_one("#eval-jobs").render())
@@ -119,19 +119,19 @@ async def test_the_view_shows_an_evaluation_at_work_and_then_its_evaluator_gone(
             store.report_progress(job, 3, 12, "FID: repeat 1/1, 640/10,000 images")
         app = DifftuiApp(db_path=prepared_db)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: len(app.screen_stack) > 1, 30, "the history screen")
+            await pilot_wait(pilot, lambda: len(app.screen_stack) > 1, 30, "the history screen")
             app.open_dashboard(1)
-            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+            dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                                   and app.screen, 30, "the dashboard")
             view = dash.query_one(EvalView)
             await pilot.press("t")
-            await wait_for(pilot, lambda: view.polls >= 2, 30, "two polls of the evaluation view")
+            await pilot_wait(pilot, lambda: view.polls >= 2, 30, "two polls of the evaluation view")
             jobs = str(view.query_one("#eval-jobs").render())
             assert jobs.startswith(f"eval job {job} running") and "3/12 (25%)" in jobs
             assert [n.message for n in app._notifications if n.severity == "error"] == []
             live.kill()                                 # kill -9: the next poll reaps it
             live.wait()
-            await wait_for(pilot, lambda: "failed" in str(view.query_one("#eval-jobs").render()), 30,
+            await pilot_wait(pilot, lambda: "failed" in str(view.query_one("#eval-jobs").render()), 30,
                            "the killed evaluator's job to read failed")
             jobs = str(view.query_one("#eval-jobs").render())
             assert jobs.startswith(f"eval job {job} failed: evaluator process ended without a final status "

@@ -16,7 +16,7 @@ import pkgutil
 import pytest
 from textual import events
 from textual.screen import Screen
-from tui_helpers import wait_for
+from tui_helpers import pilot_wait
 
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.dashboard import DashboardScreen
@@ -30,9 +30,9 @@ SIZE = (140, 40)
 
 async def _dashboard(pilot, run_id: int = 1) -> DashboardScreen:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+    await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
     app.open_dashboard(run_id)
-    screen = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+    screen = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                             and app.screen.query_one(MetricGrid).charts and app.screen, 30, "the dashboard")
     await pilot.pause()
     return screen
@@ -128,11 +128,11 @@ async def test_the_help_of_the_compare_screen_is_titled_in_words(tmp_path):
     db = make_prepared_db(tmp_path)
     app = DifftuiApp(db_path=db)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
         app.open_compare([1, 2])
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls, 30, "compare")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls, 30, "compare")
         await pilot.press("question_mark")
-        help_screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
+        help_screen = await pilot_wait(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
         await pilot.pause()
         title = help_screen.query_one("#help-box").border_title
         assert title == "keys: compare runs"
@@ -148,6 +148,6 @@ async def test_keys_typed_right_after_slash_all_land_in_the_filter(prepared_db, 
         screen = await _dashboard(pilot)
         for key, char in (("slash", "/"), ("i", "i"), ("m", "m"), ("g", "g")):       # in one burst, as a
             app.post_message(events.Key(key, char))                                  # terminal sends them
-        await wait_for(pilot, lambda: screen.query_one(ChartFilter).value == "img", 5,
+        await pilot_wait(pilot, lambda: screen.query_one(ChartFilter).value == "img", 5,
                        lambda: f"the filter to hold 'img', not {screen.query_one(ChartFilter).value!r}")
         assert app.focused is screen.query_one(ChartFilter)

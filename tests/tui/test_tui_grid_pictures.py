@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from textual.app import App
 from textual_image._sixel import image_to_sixels
-from tui_helpers import make_dydit_db, wait_for
+from tui_helpers import make_dydit_db, pilot_wait
 
 from difftui.engine.run.grid_layout import GRID_SIDE, tile_boxes
 from difftui.engine.run.sample_grid import grid_image
@@ -165,12 +165,12 @@ async def test_half_block_panels_draw_whole_tiles_and_the_full_view_all_of_them_
         store.add_sample(1, step=2100, kind="grid", sampler="DDIM eta=0 N=50 linear", nfe=50, png=buffer.getvalue())
     app = DifftuiApp(db_path=db)
     async with app.run_test(size=size) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
         app.open_dashboard(1)
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+        dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "dash")
         grid = dash.query_one(GridImage)
-        await wait_for(pilot, lambda: grid.tiling is not None and grid.index.current["step"] == 2100, 30, "tiling")
+        await pilot_wait(pilot, lambda: grid.tiling is not None and grid.index.current["step"] == 2100, 30, "tiling")
         await pilot.pause()
         tiling = grid.tiling
         picture = grid.query_one("#grid-picture")
@@ -180,8 +180,8 @@ async def test_half_block_panels_draw_whole_tiles_and_the_full_view_all_of_them_
         assert tiling.image.width <= width and tiling.image.height <= 2 * height
         assert f"{tiling.shown} of 64 samples, Enter: all" in grid.border_subtitle
         await pilot.press("enter")
-        view = await wait_for(pilot, lambda: isinstance(app.screen, GridViewScreen) and app.screen, 10, "full")
-        await wait_for(pilot, lambda: view.tiling is not None, 10, "the full view's tiling")
+        view = await pilot_wait(pilot, lambda: isinstance(app.screen, GridViewScreen) and app.screen, 10, "full")
+        await pilot_wait(pilot, lambda: view.tiling is not None, 10, "the full view's tiling")
         await pilot.pause()
         assert view.tiling.shown == 64
         box = view.query_one("#grid-view-box").region

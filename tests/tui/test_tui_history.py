@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from tui_helpers import dead_pid, engine_log, kill_engines, run_status, wait_for
+from tui_helpers import dead_pid, engine_log, kill_engines, pilot_wait, run_status
 
 from difftui.engine.config.catalog import Catalog
 from difftui.engine.launch.runs import create_run
@@ -23,7 +23,7 @@ SIZE = (140, 36)
 
 
 async def open_history(app, pilot) -> HistoryScreen:
-    return await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
+    return await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
                           and app.screen, 30, "the history screen")
 
 
@@ -51,7 +51,7 @@ async def test_history_lists_runs_and_shows_dead_engine_as_crashed(prepared_db):
 
         # Enter opens the dashboard of the selected run; its series comes from runs.db.
         await pilot.press("down", "down", "down", "enter")
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+        dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
         assert dash.run_id == 1
         assert dash.query_one(MetricGrid).point_count() == 100
@@ -74,7 +74,7 @@ async def test_delete_asks_first(prepared_db):
         await pilot.press("n")
         assert isinstance(app.screen, HistoryScreen) and table.row_count == 4
         await pilot.press("d", "y")
-        await wait_for(pilot, lambda: table.row_count == 3, 30, "the run to disappear")
+        await pilot_wait(pilot, lambda: table.row_count == 3, 30, "the run to disappear")
         assert 3 not in {r["id"] for r in table.runs}
     with Store(prepared_db) as store:
         assert store.get_run(3) is None
@@ -97,12 +97,12 @@ async def test_resume_a_crashed_run_starts_a_real_engine(tmp_path):
             table = history.query_one(RunTable)
             assert table.selected_run()["status"] == "crashed"
             await pilot.press("r")
-            await wait_for(pilot, lambda: run_id in app.processes, 30, "the engine process")
-            await wait_for(pilot, lambda: (table.selected_run() or {}).get("status") == "running", 90,
+            await pilot_wait(pilot, lambda: run_id in app.processes, 30, "the engine process")
+            await pilot_wait(pilot, lambda: (table.selected_run() or {}).get("status") == "running", 90,
                            lambda: f"the resumed run to be running; engine.log:\n{engine_log(db, run_id)}")
             assert app.processes[run_id].poll() is None
             await pilot.press("s")
-            await wait_for(pilot, lambda: (table.selected_run() or {}).get("status") in ("stopped", "completed"),
+            await pilot_wait(pilot, lambda: (table.selected_run() or {}).get("status") in ("stopped", "completed"),
                            90, lambda: f"the run to stop; engine.log:\n{engine_log(db, run_id)}")
         run = run_status(db, run_id)
         assert run["status"] in ("stopped", "completed") and run["error"] is None
@@ -116,7 +116,7 @@ async def test_a_file_that_is_not_a_run_database_is_reported_not_crashed(tmp_pat
     app = DifftuiApp(db_path=db)
     async with app.run_test(size=SIZE) as pilot:
         splash = app.screen.query_one("#splash")
-        await wait_for(pilot, lambda: "cannot open" in str(splash.render()), 30, "the error on the splash")
+        await pilot_wait(pilot, lambda: "cannot open" in str(splash.render()), 30, "the error on the splash")
         assert "not a usable run database" in str(splash.render())
         assert app.is_running
 
@@ -126,7 +126,7 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
     async with app.run_test(size=SIZE) as pilot:
         await open_history(app, pilot)
         app.open_dashboard(1)
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+        dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
         chart = dash.query_one(MetricGrid)
         assert chart.point_count() == 100 and len(dash.query_one("#grid").index.rows) == 4
@@ -136,7 +136,7 @@ async def test_dashboard_reads_the_run_afresh_after_a_resume_rewinds_it(prepared
             store.write_batch(1, metrics=[(510, 65.3, "L_simple", 0.2, time.time())],
                               run_fields=dict(status="running", step=510, heartbeat=time.time(), pid=None))
         dash.refresh_now()
-        await wait_for(pilot, lambda: chart.point_count() == 51 and chart.series_of("L_simple").last_step == 510, 30,
+        await pilot_wait(pilot, lambda: chart.point_count() == 51 and chart.series_of("L_simple").last_step == 510, 30,
                        "the rewound series")
         assert [r["step"] for r in dash.query_one("#grid").index.rows] == [250, 500]
 
@@ -156,10 +156,10 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monk
         app = DifftuiApp(db_path=db)
         async with app.run_test(size=SIZE) as pilot:
             await open_history(app, pilot)
-            await wait_for(pilot, lambda: (run_status(db, run_id) or {}).get("status") == "completed", 90,
+            await pilot_wait(pilot, lambda: (run_status(db, run_id) or {}).get("status") == "completed", 90,
                            lambda: f"the run to complete; engine.log:\n{engine_log(db, run_id)}")
             app.open_dashboard(run_id)
-            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), 10, "the dashboard")
+            await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen), 10, "the dashboard")
             await pilot.press("v")
 
             def panel_rows():
@@ -171,7 +171,7 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monk
                     jobs = store.jobs_for(run_id)
                 return jobs[-1] if jobs and jobs[-1]["status"] not in ("queued", "running") else None
             # The evaluator runs in its own process; its progress and results are in runs.db.
-            await wait_for(pilot, job, 120, "the evaluator to finish")
+            await pilot_wait(pilot, job, 120, "the evaluator to finish")
             # The panel's evaluations join the metric grid: one chart per eval metric, a line per sampler.
             metrics = app.screen.query_one(MetricGrid)
             # The panel's sampler and the held-out NLL's full chain each took their seconds (the two may reach the
@@ -180,7 +180,7 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monk
             def timed_lines():
                 chart = metrics.charts.get("eval:seconds")
                 return set(chart.series) if chart is not None else None
-            await wait_for(pilot, lambda: timed_lines() == timed, 30, lambda: f"{timed}, not {timed_lines()}")
+            await pilot_wait(pilot, lambda: timed_lines() == timed, 30, lambda: f"{timed}, not {timed_lines()}")
         assert job()["status"] == "done" and "FID skipped" not in job()["message"]
         assert [r["sampler"] for r in panel_rows()] == ["DDIM eta=0 N=5 linear"]
         with Store(db) as store:

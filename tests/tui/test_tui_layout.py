@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from textual.geometry import Region
-from tui_helpers import FIXED_T, config_dict, make_dydit_db, wait_for
+from tui_helpers import FIXED_T, config_dict, make_dydit_db, pilot_wait
 
 from difftui.engine.store import Store
 from difftui.tui.app import DifftuiApp
@@ -54,9 +54,9 @@ def footer_keys(screen) -> dict[str, str]:
 
 async def _dashboard(pilot, run_id: int = 1) -> DashboardScreen:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+    await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
     app.open_dashboard(run_id)
-    screen = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+    screen = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                             and app.screen.query_one(GridImage).shown_id is not None and app.screen, 30, "dashboard")
     await pilot.pause()
     return screen
@@ -84,7 +84,7 @@ async def test_below_120x30_the_dashboard_has_one_side_panel_that_p_switches_and
         side_flops = dash.query_one("#flops-side", FlopsPanel)       # the FLOPs panel of this layout, fed too
         assert side_flops.rows() and all(whole(value, drawn(side_flops)) for _, value in side_flops.rows())
         await pilot.resize_terminal(*WIDE)
-        await wait_for(pilot, lambda: not dash.compact, 10, "the wide layout")
+        await pilot_wait(pilot, lambda: not dash.compact, 10, "the wide layout")
         await pilot.pause()
         assert shown(dash) == ["grid", "gpu", "events"] and dash.query_one("#flops").display
         assert "p" not in footer_keys(dash)
@@ -104,7 +104,7 @@ async def test_at_160x45_the_flops_lines_and_the_scrubbing_caption_are_whole(tmp
         assert whole("606 per grid sample (x NFE 50, DDIM eta=0 N=50 linear)", text)
         await pilot.press("left_square_bracket")
         grid = dash.query_one(GridImage)
-        await wait_for(pilot, lambda: not grid.index.live, 10, "scrubbing")
+        await pilot_wait(pilot, lambda: not grid.index.live, 10, "scrubbing")
         await pilot.pause()
         assert "step 1,000 1/2 scrubbing · end: live (step 2,000)" in drawn(grid.query_one("#grid-caption"))
         assert "DDIM eta=0 N=50 linear · NFE 50 · half-blocks" in drawn(grid.query_one("#grid-source"))
@@ -122,7 +122,7 @@ async def test_a_long_sampler_name_is_whole_in_the_evaluation_table_at_160x45(tm
         dash = await _dashboard(pilot)
         await pilot.press("t")
         table = dash.query_one(EvalTable)
-        await wait_for(pilot, lambda: table.row_count == 1, 30, "the evaluation row")
+        await pilot_wait(pilot, lambda: table.row_count == 1, 30, "the evaluation row")
         await pilot.pause()
         assert whole(sampler, drawn(table))
 
@@ -144,9 +144,9 @@ def make_compare_db(tmp_path, runs: int):
 
 async def _compare(pilot, run_ids: list[int]) -> CompareScreen:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+    await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
     app.open_compare(run_ids)
-    screen = await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+    screen = await pilot_wait(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
                             and app.screen.summaries and app.screen, 30, "compare")
     await pilot.pause()
     return screen

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from tui_helpers import engine_log, kill_engines, no_blink, run_status, wait_for
+from tui_helpers import engine_log, kill_engines, no_blink, pilot_wait, run_status
 
 from difftui.tui.app import DifftuiApp
 from difftui.tui.prefs import load_choices
@@ -43,14 +43,14 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             # No runs yet: the app opens on the new-run flow. The defaults are highlighted; Enter takes each.
             for kind, default in (("datasets", "digits"), ("backbones", "unet-demo"), ("samplers", "ddim"),
                                   ("recipes", "p1-default")):
-                await wait_for(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
+                await pilot_wait(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
                                and app.screen.kind == kind and app.screen.entries, 30, f"the {kind} picker")
                 options = app.screen.query_one("#presets")
                 assert options.get_option_at_index(options.highlighted).id == default
                 await pilot.press("enter")
             assert db.exists()
 
-            review = await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.config
+            review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.config
                                     and app.screen, 60, "the resolved config")
             no_blink(app)
             assert review.choices == {"datasets": "digits", "backbones": "unet-demo", "samplers": "ddim",
@@ -61,10 +61,10 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             await replace_input(pilot, "2000")
             await pilot.press("tab")
             await replace_input(pilot, "recipe.no_such_key=1")
-            await wait_for(pilot, lambda: review.error, 30, "the PresetError line")
+            await pilot_wait(pilot, lambda: review.error, 30, "the PresetError line")
             assert "no_such_key" in review.error and "\n" not in review.error
             await replace_input(pilot, TINY)
-            await wait_for(pilot, lambda: review.config is not None and review.config.recipe.batch_size == 8
+            await pilot_wait(pilot, lambda: review.config is not None and review.config.recipe.batch_size == 8
                            and review.config.backbone.arch["model_channels"] == 16 and review.facts, 60,
                            "the tiny config and its parameter count")
             assert review.config.recipe.total_steps == 2000 and not review.error
@@ -72,7 +72,7 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             assert review.facts["device"] in ("cpu", "cpu (no CUDA)") or review.facts["device"].startswith("cuda")
 
             await pilot.press("ctrl+l")
-            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen, 60,
+            dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen, 60,
                                   "the dashboard")
             # The launch is remembered for the next new run (in the test's own config folder).
             remembered = load_choices()
@@ -82,7 +82,7 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
             assert [type(s).__name__ for s in app.screen_stack[1:]] == ["HistoryScreen", "DashboardScreen"]
             chart = dash.query_one(MetricGrid)
             status = dash.query_one(StatusLine)
-            await wait_for(pilot, lambda: chart.point_count("L_simple") >= 2 and status.step > 0, 150,
+            await pilot_wait(pilot, lambda: chart.point_count("L_simple") >= 2 and status.step > 0, 150,
                            lambda: f"metrics on the dashboard; engine.log:\n{engine_log(db, run_id)}")
             assert status.status in ("running", "queued")
             assert status.img_per_s and status.img_per_s > 0
@@ -99,21 +99,21 @@ async def test_new_run_flow_launches_engine_shows_metrics_and_stops(tmp_path, mo
         # Reopen: the history lists the live run, Enter reattaches, new points keep arriving, `s` stops it.
         app = DifftuiApp(db_path=db)
         async with app.run_test(size=SIZE) as pilot:
-            history = await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
+            history = await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
                                      and app.screen, 30, "the history screen")
             table = history.query_one(RunTable)
             assert table.selected_run()["id"] == run_id
             assert table.selected_run()["status"] in ("running", "queued")
             await pilot.press("enter")
-            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen, 30,
+            dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen, 30,
                                   "the dashboard again")
             chart = dash.query_one(MetricGrid)
-            await wait_for(pilot, lambda: chart.point_count() >= 2, 60, "the series read back")
+            await pilot_wait(pilot, lambda: chart.point_count() >= 2, 60, "the series read back")
             seen = chart.point_count()
-            await wait_for(pilot, lambda: chart.point_count() > seen, 90,
+            await pilot_wait(pilot, lambda: chart.point_count() > seen, 90,
                            lambda: f"new points after reattaching; engine.log:\n{engine_log(db, run_id)}")
             await pilot.press("s")
-            await wait_for(pilot, lambda: dash.run and dash.run["status"] in ("stopped", "completed"), 90,
+            await pilot_wait(pilot, lambda: dash.run and dash.run["status"] in ("stopped", "completed"), 90,
                            lambda: f"the run to stop; engine.log:\n{engine_log(db, run_id)}")
             assert dash.query_one(StatusLine).status in ("stopped", "completed")
     finally:

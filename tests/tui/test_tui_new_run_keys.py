@@ -8,7 +8,7 @@ import json
 
 import pytest
 from textual import events
-from tui_helpers import no_blink, wait_for
+from tui_helpers import no_blink, pilot_wait
 
 from difftui.tui import bindings
 from difftui.tui.app import DifftuiApp
@@ -53,7 +53,7 @@ async def test_fast_typing_through_the_new_run_screens_loses_nothing(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         # Four Enters at once, as soon as the app starts (before the presets are even read): four steps.
         type_fast(app, "enter", "enter", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.kind == "recipes"
+        await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.kind == "recipes"
                        and app.screen.loaded, 60, lambda: f"the recipes picker (at {app.screen})")
         # Then Enter into the review screen and the whole form typed in one burst, editing keys included: the
         # review screen is not even composed when the first of these keys arrives.
@@ -61,15 +61,15 @@ async def test_fast_typing_through_the_new_run_screens_loses_nothing(tmp_path):
                   "backspace", "backspace", "backspace", "3", "2",          # batch size 128 -> 32
                   "tab", "home", "ctrl+k", "2", "0", "0",                     # max steps -> 200
                   "tab", *"recipe.log_every=5", "left", "left", "backspace", "7")   # a typo made on the way
-        review = await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
-        await wait_for(pilot, lambda: values(review) == ["32", "200", "recipe.log_ever7=5"], 30,
+        review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
+        await pilot_wait(pilot, lambda: values(review) == ["32", "200", "recipe.log_ever7=5"], 30,
                        lambda: f"every key typed, in order (have {values(review)})")
         assert app.focused is review.query_one("#overrides")
         # The resolved config is what was typed (the worker's resolve never rewrites a field).
-        await wait_for(pilot, lambda: review.config is not None or review.error, 60, "a resolve")
+        await pilot_wait(pilot, lambda: review.config is not None or review.error, 60, "a resolve")
         type_fast(app, "backspace", "y")                            # ... and fixed
-        await wait_for(pilot, lambda: values(review)[2] == "recipe.log_every=5", 30, "the edit")
-        await wait_for(pilot, lambda: review.config is not None and review.config.recipe.log_every == 5
+        await pilot_wait(pilot, lambda: values(review)[2] == "recipe.log_every=5", 30, "the edit")
+        await pilot_wait(pilot, lambda: review.config is not None and review.config.recipe.log_every == 5
                        and review.config.recipe.batch_size == 32 and review.config.recipe.total_steps == 200, 60,
                        lambda: f"the typed config (error: {review.error})")
         assert values(review) == ["32", "200", "recipe.log_every=5"]
@@ -78,40 +78,40 @@ async def test_fast_typing_through_the_new_run_screens_loses_nothing(tmp_path):
 async def test_picker_and_review_footers_name_every_key_and_q_quits(tmp_path):
     app = DifftuiApp(db_path=tmp_path / "runs.db")
     async with app.run_test(size=(100, 30)) as pilot:
-        picker = await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded
+        picker = await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded
                                 and app.screen, 60, "the dataset picker")
         expected = {"enter": "Next", "escape": "Back", "q": "Quit", "question_mark": "Help", "c": "Check data"}
-        await wait_for(pilot, lambda: footer(picker) == expected, 10, lambda: f"the picker footer {footer(picker)}")
+        await pilot_wait(pilot, lambda: footer(picker) == expected, 10, lambda: f"the picker footer {footer(picker)}")
         await pilot.press("enter", "enter", "enter", "enter")
-        review = await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
+        review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
         no_blink(app)
         # Focus is in the batch-size field, where q and ? are typed: the footer offers ctrl+q and F1 instead.
-        await wait_for(pilot, lambda: footer(review) == {"enter": "Next", "ctrl+l": "Launch", "escape": "Back",
+        await pilot_wait(pilot, lambda: footer(review) == {"enter": "Next", "ctrl+l": "Launch", "escape": "Back",
                                                          "ctrl+q": "Quit", "f1": "Help", "ctrl+g": "Sweep this config",
                                                          "ctrl+o": "Data card"}, 10,
                        lambda: f"the review footer {footer(review)}")
         await pilot.press("q")
         assert values(review)[0].endswith("q") is False          # an integer field refuses the letter...
         # An empty max-steps field stands for the default, which the resolve shows as its placeholder.
-        await wait_for(pilot, lambda: review.config is not None, 60, "the resolved config")
+        await pilot_wait(pilot, lambda: review.config is not None, 60, "the resolved config")
         assert values(review)[1] == "" and review.query_one("#max-steps").placeholder == (
             f"default: {review.config.recipe.total_steps:,} steps")
         assert app.is_running                                     # ...and does not quit
         review.query_one(TickBox).focus()
-        await wait_for(pilot, lambda: footer(review) == {"enter": "Next", "ctrl+l": "Launch", "escape": "Back",
+        await pilot_wait(pilot, lambda: footer(review) == {"enter": "Next", "ctrl+l": "Launch", "escape": "Back",
                                                          "q": "Quit", "question_mark": "Help",
                                                          "ctrl+g": "Sweep this config", "ctrl+o": "Data card"}, 10,
                        lambda: f"the review footer with the checkbox focused {footer(review)}")
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, 10, "q to quit")
+        await pilot_wait(pilot, lambda: not app.is_running, 10, "q to quit")
 
 
 async def test_the_checkbox_reads_as_one_and_the_placeholder_as_a_hint(tmp_path):
     app = DifftuiApp(db_path=tmp_path / "runs.db")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded, 60, "picker")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded, 60, "picker")
         await pilot.press("enter", "enter", "enter", "enter")
-        review = await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
+        review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
         box = review.query_one(TickBox)
         assert str(box._button) == "[ ]"
         box.focus()
@@ -130,7 +130,7 @@ async def test_an_invalid_user_preset_shows_its_reason_and_cannot_be_picked(tmp_
     (presets / "datasets" / "broken.yaml").write_text("name: broken\nresolution: eight\n")
     app = DifftuiApp(db_path=tmp_path / "runs.db", preset_dirs=[presets])
     async with app.run_test(size=SIZE) as pilot:
-        picker = await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded
+        picker = await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded
                                 and app.screen, 60, "the dataset picker")
         preset, error = picker.entries["broken"]
         assert preset is None and "broken.yaml" in error and "\n" not in error
@@ -150,9 +150,9 @@ async def test_help_lists_the_keys_of_the_screen_it_was_opened_on(tmp_path):
     app = DifftuiApp(db_path=tmp_path / "runs.db")
     app.set_keymap({"picker.quit": "x"})
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded, 60, "picker")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.loaded, 60, "picker")
         await pilot.press("question_mark")
-        help_screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
+        help_screen = await pilot_wait(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen, 10, "help")
         listed = {k.description: k.keys for k in help_screen.keys if k.where == "screen"}
         declared = {b.description for b in bindings.PICKER}
         assert declared <= set(listed)                             # from the bindings: never stale
@@ -170,12 +170,12 @@ async def test_the_last_choices_come_back_on_the_next_new_run(tmp_path, config_h
     async with app.run_test(size=SIZE) as pilot:
         for kind, remembered in (("datasets", "cifar10"), ("backbones", "unet-cifar10"), ("samplers", "ddim"),
                                  ("recipes", "p1-default")):
-            picker = await wait_for(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
+            picker = await pilot_wait(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
                                     and app.screen.kind == kind and app.screen.loaded and app.screen, 60, kind)
             options = picker.query_one("#presets")
             assert options.get_option_at_index(options.highlighted).id == remembered
             await pilot.press("enter")
-        review = await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
+        review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
         assert values(review) == ["16", "300", "recipe.log_every=3"]
         assert "last launch" in str(review.query_one("#review-note").render())
 

@@ -3,7 +3,7 @@ dashboard without an error, and are shown as nan/inf, never as blanks or zeros."
 
 import math
 
-from tui_helpers import FIXED_T, add_run, wait_for
+from tui_helpers import FIXED_T, add_run, pilot_wait
 
 from difftui.engine.store import Store
 from difftui.tui.app import DifftuiApp
@@ -30,12 +30,12 @@ async def test_a_diverged_run_opens_in_the_history_and_the_dashboard_showing_nan
     db, run_id = diverged_db(tmp_path)
     app = DifftuiApp(db_path=db)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen), 30, "the history")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen), 30, "the history")
         history_text = lambda: app.export_screenshot()            # the SVG holds the visible text
-        await wait_for(pilot, lambda: "diverged" in history_text(), 30, "the diverged run listed")
+        await pilot_wait(pilot, lambda: "diverged" in history_text(), 30, "the diverged run listed")
         assert "NaN" in history_text()
         app.open_dashboard(run_id)
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+        dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
         await pilot.pause(0.5)
         screen = app.export_screenshot()

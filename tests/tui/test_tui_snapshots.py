@@ -7,11 +7,14 @@ have delivered (presets read, config resolved and measured, dashboard polled).
 
 from __future__ import annotations
 
-from tui_helpers import make_dydit_db, no_blink, wait_for
+from tui_helpers import make_dydit_db, no_blink, pilot_wait
 
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.confirm import ConfirmScreen
 from difftui.tui.screens.dashboard import DashboardScreen
+from difftui.tui.screens.data_card import DataCardScreen
+from difftui.tui.screens.data_check import DataCheckScreen
+from difftui.tui.screens.grid_view import GridViewScreen
 from difftui.tui.screens.help import HelpScreen
 from difftui.tui.screens.history import HistoryScreen
 from difftui.tui.screens.new_run import PresetPickerScreen
@@ -24,14 +27,14 @@ WIDE = (160, 45)
 
 async def _history(pilot) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+    await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
     no_blink(app)
     await pilot.pause()
 
 
 async def _picker(pilot, kind: str) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.kind == kind
+    await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.kind == kind
                    and app.screen.entries, 30, f"the {kind} picker")
     no_blink(app)
     await pilot.pause()
@@ -45,7 +48,7 @@ def test_snapshot_delete_confirm(snap_compare, prepared_db):
     async def before(pilot):
         await _history(pilot)
         await pilot.press("down", "d")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), 10, "the confirm dialog")
+        await pilot_wait(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), 10, "the confirm dialog")
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=before)
@@ -67,13 +70,18 @@ def test_snapshot_backbone_picker(snap_compare, tmp_path):
     assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)
 
 
+async def _review(pilot) -> None:
+    """Through the four pickers with their defaults, to the review screen."""
+    for kind in ("datasets", "backbones", "samplers", "recipes"):
+        await _picker(pilot, kind)
+        await pilot.press("enter")
+
+
 def test_snapshot_review(snap_compare, tmp_path):
     async def before(pilot):
         app = pilot.app
-        for kind in ("datasets", "backbones", "samplers", "recipes"):
-            await _picker(pilot, kind)
-            await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.facts, 60,
+        await _review(pilot)
+        await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.facts, 60,
                        "the measured config")
         no_blink(app)
         await pilot.pause()
@@ -86,7 +94,7 @@ def test_snapshot_dashboard(snap_compare, prepared_db):
         app = pilot.app
         await _history(pilot)
         await pilot.press("down", "down", "down", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+        await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                        and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard")
         await pilot.pause()
 
@@ -97,7 +105,7 @@ async def _dashboard(pilot, run_id: int) -> None:
     app = pilot.app
     await _history(pilot)
     app.open_dashboard(run_id)
-    await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+    await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                    and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard")
     no_blink(app)
     await pilot.pause()
@@ -127,7 +135,7 @@ def test_snapshot_help_on_the_dashboard(snap_compare, prepared_db):
     async def before(pilot):
         await _dashboard(pilot, 1)
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), 10, "the help screen")
+        await pilot_wait(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), 10, "the help screen")
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=before)
@@ -174,7 +182,7 @@ def test_snapshot_compare_ten_runs_in_rows(snap_compare, tmp_path):
         app = pilot.app
         await _history(pilot)
         app.open_compare(list(range(1, 11)))
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+        await pilot_wait(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
                        and app.screen.summaries, 30, "compare")
         await pilot.pause()
 
@@ -192,7 +200,7 @@ def test_snapshot_compare_two_runs_at_80x24(snap_compare, tmp_path):
         app = pilot.app
         await _history(pilot)
         app.open_compare([1, 2])
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+        await pilot_wait(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
                        and app.screen.summaries, 30, "compare")
         await pilot.pause()
 
@@ -216,7 +224,7 @@ def test_snapshot_compare_grids_at_80x24(snap_compare, tmp_path):
         app = pilot.app
         await _history(pilot)
         app.open_compare([1, 2])
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
+        await pilot_wait(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.polls
                        and len(app.screen.shown) == 2, 30, "compare")
         await pilot.press("g")
         await pilot.pause()
@@ -239,7 +247,7 @@ def test_snapshot_evaluations_with_a_long_sampler_at_160x45(snap_compare, tmp_pa
     async def before(pilot):
         await _dashboard(pilot, 1)
         await pilot.press("t")
-        await wait_for(pilot, lambda: pilot.app.screen.query_one(EvalTable).row_count == 2, 30, "the evaluations")
+        await pilot_wait(pilot, lambda: pilot.app.screen.query_one(EvalTable).row_count == 2, 30, "the evaluations")
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=db), terminal_size=WIDE, run_before=before)
@@ -252,10 +260,60 @@ def test_snapshot_train_further_at_80x24(snap_compare, prepared_db):
     async def before(pilot):
         await _history(pilot)
         pilot.app.push_screen(TrainFurtherScreen(1, 1000, 1000))
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainFurtherScreen), 10, "the question")
+        await pilot_wait(pilot, lambda: isinstance(pilot.app.screen, TrainFurtherScreen), 10, "the question")
         no_blink(pilot.app)
         for widget in pilot.app.screen.query("Input"):
             widget.cursor_blink = False
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=COMPACT, run_before=before)
+
+
+def test_snapshot_grid_view(snap_compare, tmp_path):
+    """Enter on the dashboard: the whole fixed-x_T grid at an integer scale, centred, with its caption."""
+    db = make_dydit_db(tmp_path)
+
+    async def before(pilot):
+        app = pilot.app
+        await _dashboard(pilot, 1)
+        await pilot.press("enter")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, GridViewScreen), 10, "the full grid")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=db), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_data_check(snap_compare, tmp_path, monkeypatch):
+    """`c` on the dataset step: the built-in digits' data-quality table (playbook 1.2-1.5). The time the check took
+    is the one value that differs between runs: fixed here, after the real check."""
+    from difftui.engine.data import quality
+    real = quality.check_dataset
+
+    def timed_alike(*args, **kwargs):
+        return {**real(*args, **kwargs), "seconds": 12.0, "images_per_s": 150.0}
+
+    monkeypatch.setattr(quality, "check_dataset", timed_alike)
+
+    async def before(pilot):
+        app = pilot.app
+        await _picker(pilot, "datasets")
+        await pilot.press("c")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, DataCheckScreen) and app.screen.table is not None,
+                         120, "the data-quality table")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_data_card(snap_compare, tmp_path):
+    """ctrl+o on the review: the run's data card (source, splits, licence, what the profile vouches for)."""
+    async def before(pilot):
+        app = pilot.app
+        await _review(pilot)
+        await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.config, 60, "the review")
+        await pilot.press("ctrl+o")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, DataCardScreen)
+                         and "Data card" in app.screen.query_one("#data-card").source, 60, "the data card")
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tui_helpers import config_dict, grid_png, wait_for
+from tui_helpers import config_dict, grid_png, pilot_wait
 
 from difftui.engine.store import Store
 from difftui.engine.store.spool import SpoolSink, write_run_json
@@ -48,20 +48,20 @@ async def test_the_history_and_the_dashboard_ingest_a_spool_run_and_follow_it_to
                     path=str(run_dir / "grids" / "step-0000030.png"))
     app = DifftuiApp(db_path=db)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "the history")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "the history")
         with Store(db) as store:
             run = store.get_run(run_id)
         assert (run["status"], run["step"], run["host"]) == ("running", 30, "node7")    # ingested by its poll
         app.open_dashboard(run_id)
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
+        dash = await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
                               and app.screen, 30, "the dashboard")
-        await wait_for(pilot, lambda: dash.latest.get("L_simple") == 1.0 / 30, 30, "the loss")
+        await pilot_wait(pilot, lambda: dash.latest.get("L_simple") == 1.0 / 30, 30, "the loss")
         grid = dash.query_one(GridImage)
-        await wait_for(pilot, lambda: grid.index.current is not None and grid.index.current["step"] == 30, 30,
+        await pilot_wait(pilot, lambda: grid.index.current is not None and grid.index.current["step"] == 30, 30,
                        "the grid")
         log_steps(sink, [100, 200], final=("completed", None))       # the engine goes on, then ends
         dash.refresh_now()
-        await wait_for(pilot, lambda: dash.run["status"] == "completed", 30, "the final status")
+        await pilot_wait(pilot, lambda: dash.run["status"] == "completed", 30, "the final status")
         assert dash.run["step"] == 200 and dash.latest["L_simple"] == 1.0 / 200
         # An evaluator the engine started writes after the run ended: the reaper no longer ingests the run (it is
         # not active), the dashboard's poll still does.
@@ -69,7 +69,7 @@ async def test_the_history_and_the_dashboard_ingest_a_spool_run_and_follow_it_to
             ev.add_event(run_id, "info", "eval: a late result")
         polls = dash.polls
         dash.refresh_now()
-        await wait_for(pilot, lambda: dash.polls > polls + 1, 30, "two polls")
+        await pilot_wait(pilot, lambda: dash.polls > polls + 1, 30, "two polls")
         with Store(db) as store:
             assert [e["message"] for e in store.events_since(run_id)][-1] == "eval: a late result"
     sink.close()

@@ -12,6 +12,7 @@ from textual.widgets import OptionList
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.compare import CompareScreen
 from difftui.tui.screens.history import HistoryScreen
+from difftui.tui.screens.sweep_add import SweepAddScreen
 from difftui.tui.screens.sweep_grid import SweepGridScreen
 from difftui.tui.screens.sweep_list import SweepListScreen
 from difftui.tui.screens.sweep_setup import SweepSetupScreen
@@ -114,3 +115,19 @@ def test_snapshot_sweep_setup_at_80x24(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=make_sweep_db(tmp_path)), terminal_size=(80, 24), run_before=before)
+
+
+def test_snapshot_sweep_add(snap_compare, tmp_path):
+    """`a` on the sweep view: the add-a-value dialog over the view, with the paper's grid and the off-grid tick."""
+    async def before(pilot):
+        app = pilot.app
+        await _history(pilot)
+        await _highlight(pilot, 2)
+        await pilot.press("g")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.polls, 30, "the view")
+        await pilot.press("a")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, SweepAddScreen), 10, "the add dialog")
+        no_blink(app)
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=make_sweep_db(tmp_path)), terminal_size=SIZE, run_before=before)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable
+
+import tui_helpers
+import waiting
+from tui_helpers import no_blink  # noqa: F401  (re-exported for the sweep screens' tests)
+from waiting import pilot_wait  # noqa: F401  (the one pilot wait)
 
 from difftui.engine.store import Store
 from difftui.engine.sweeps import RunSpec
@@ -21,22 +25,18 @@ def tiny_spec(steps: int, *extra: str) -> RunSpec:
 
 def wait_until(db: Path, predicate: Callable[[Store], Any], timeout: float = 240.0, what: str = "condition",
                poll: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with Store(db, create=False) as store:
-            value = predicate(store)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                sweeps = store.list_sweeps()
-                runs = [(r["id"], r["status"], r["step"], r["pid"], r["error"]) for r in store.list_runs()]
-                logs = ""
-                for s in sweeps:
-                    log = Path(s["sweep_dir"]) / "supervisor.log"
-                    logs += log.read_text()[-2000:] if log.exists() else ""
-                raise AssertionError(f"timed out waiting for {what}: sweeps "
-                                     f"{[(s['id'], s['status'], s['error']) for s in sweeps]} runs {runs}\n{logs}")
-        time.sleep(poll)
+    """tests/kit/waiting.py's wait_until, failing with the sweeps, their runs and the supervisors' logs."""
+    return waiting.wait_until(db, predicate, timeout=timeout, what=what, poll=poll, explain=_sweeps_now)
+
+
+def _sweeps_now(store: Store) -> str:
+    sweeps = store.list_sweeps()
+    runs = [(r["id"], r["status"], r["step"], r["pid"], r["error"]) for r in store.list_runs()]
+    logs = ""
+    for s in sweeps:
+        log = Path(s["sweep_dir"]) / "supervisor.log"
+        logs += log.read_text()[-2000:] if log.exists() else ""
+    return f"sweeps {[(s['id'], s['status'], s['error']) for s in sweeps]} runs {runs}\n{logs}"
 
 
 def sweep_status(db: Path, sweep_id: int) -> str:
@@ -61,25 +61,9 @@ def engine_starts(store: Store, run_id: int) -> int:
 FIXED_T = 1_767_225_600.0          # 2026-01-01 00:00:00 UTC
 
 
-def grid_png(step: int, seed: int = 0, cells: int = 8, size: int = 8) -> bytes:
-    """A deterministic stand-in for an 8x8 sample grid (brightness depends on the step and the run)."""
-    import io
-    import math as m
-
-    from PIL import Image
-    pad = 2
-    side = cells * size + (cells + 1) * pad
-    img = Image.new("L", (side, side), 0)
-    px = img.load()
-    for gy in range(cells):
-        for gx in range(cells):
-            for y in range(size):
-                for x in range(size):
-                    v = 0.5 + 0.5 * m.sin(0.9 * x + 0.7 * y + gx * 1.3 + gy * 0.4 + step / 100 + seed)
-                    px[pad + gx * (size + pad) + x, pad + gy * (size + pad) + y] = int(255 * v)
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="PNG")
-    return buf.getvalue()
+def grid_png(step: int, seed: int = 0) -> bytes:
+    """tui_helpers' stand-in grid, one brightness pattern per run (`seed`)."""
+    return tui_helpers.grid_png(step, seed=seed)
 
 
 def tiny_config_dict(steps: int = 20, *extra: str) -> dict:
@@ -142,20 +126,3 @@ def make_sweep_db(tmp_path: Path) -> Path:
     return db
 
 
-async def pilot_wait(pilot, condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """Pause the pilot until `condition()` is truthy (bounded; the assertion names what never happened)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await pilot.pause(0.1)
-
-
-def no_blink(app) -> None:
-    from textual.widgets import Input
-    for screen in app.screen_stack:
-        for widget in screen.query(Input):
-            widget.cursor_blink = False

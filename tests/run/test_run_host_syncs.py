@@ -1,7 +1,7 @@
 """The CUDA training step has no host sync and no blocking copy once it runs (issue 19, item 6).
 
 The real `Trainer.setup()` and `Trainer.train_step()` (plus the loop's per-step `Meter.accumulate`) of five tiny
-configurations run on fake CUDA tensors (tests/engine/fake_cuda.py: what is real, what stands in for the driver and
+configurations run on fake CUDA tensors (tests/kit/fake_cuda.py: what is real, what stands in for the driver and
 why), and the probe fails the test on any host sync, blocking host-to-device copy or CPU/GPU mix in the steady-state
 step, naming the engine's source line. The five cover every per-step path: DDPM with x-flips and uniform t (P1's
 default), L_hybrid with P1's importance sampling, EDM with P3's augmentation, fp16 with its loss scaler, and a

@@ -93,7 +93,7 @@ def write_imagenet64_npz(root: Path, per_batch: int = 3, val: int = 4, seed: int
 
 
 def write_tiny_cifar10(root: Path, per_batch: int = 4, seed: int = 0) -> np.ndarray:
-    """tests/engine/engine_testkit.py's tiny CIFAR-10 (one writer for the whole suite)."""
+    """tests/kit/engine_testkit.py's tiny CIFAR-10 (one writer for the whole suite)."""
     import importlib.util
     import sys
     module = sys.modules.get("engine_testkit")

@@ -1,5 +1,5 @@
 """What two ranks (torchrun, gloo on the CPU) must get right that one rank cannot show (issue 19): MFU is per card,
-and a data set's cache is built by rank 0 alone. Each rank runs tests/engine/two_ranks.py."""
+and a data set's cache is built by rank 0 alone. Each rank runs tests/run/two_ranks.py."""
 
 import json
 import os

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
+from waiting import wait_for  # noqa: F401  (the one wait_for: tests/kit/waiting.py)
 
 from difftui.engine.config.catalog import Catalog
-from difftui.engine.store import Store
 
 # A tiny U-Net (16 channels), batch 8, a 10-step DDIM grid: a CPU step takes milliseconds.
 TINY = ["recipe.batch_size=8", "backbone.arch.model_channels=16", "sampler.grid.steps=10"]
@@ -17,21 +16,6 @@ TINY = ["recipe.batch_size=8", "backbone.arch.model_channels=16", "sampler.grid.
 
 def tiny_config(steps: int, *extra: str, dataset: str | None = None, device: str = "cpu"):
     return Catalog().resolve(dataset=dataset, overrides=[*TINY, *extra], max_steps=steps, device=device)
-
-
-def wait_for(db: Path, run_id: int, predicate, timeout: float = 120.0, poll: float = 0.1) -> dict:
-    """Poll the run row until predicate(row) is true; fail with the engine log on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with Store(db, create=False) as store:
-            run = store.get_run(run_id)
-        if predicate(run):
-            return run
-        if time.monotonic() > deadline:
-            log = Path(run["run_dir"]) / "engine.log"
-            tail = log.read_text()[-3000:] if log.exists() else "(no engine.log)"
-            raise AssertionError(f"run {run_id} stuck at status {run['status']} step {run['step']}\n{tail}")
-        time.sleep(poll)
 
 
 def tiny_cifar10_md5(root: Path) -> str:

@@ -10,17 +10,19 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from waiting import pilot_wait  # noqa: F401  (the one pilot wait: tests/kit/waiting.py)
 
 from difftui.engine.store import Store
 
 FIXED_T = 1_767_225_600.0          # 2026-01-01 00:00:00 UTC
 
 
-def grid_png(step: int, cells: int = 8, size: int = 8) -> bytes:
-    """A deterministic stand-in for an 8x8 sample grid (grey squares whose brightness depends on step)."""
+def grid_png(step: int, cells: int = 8, size: int = 8, *, seed: float = 0) -> bytes:
+    """A deterministic stand-in for an 8x8 sample grid (grey squares whose brightness depends on the step, and on
+    `seed` for one run among several)."""
     from PIL import Image
     pad = 2
     side = cells * size + (cells + 1) * pad
@@ -30,7 +32,7 @@ def grid_png(step: int, cells: int = 8, size: int = 8) -> bytes:
         for gx in range(cells):
             for y in range(size):
                 for x in range(size):
-                    v = 0.5 + 0.5 * math.sin(0.9 * x + 0.7 * y + gx * 1.3 + gy * 0.4 + step / 100)
+                    v = 0.5 + 0.5 * math.sin(0.9 * x + 0.7 * y + gx * 1.3 + gy * 0.4 + step / 100 + seed)
                     px[pad + gx * (size + pad) + x, pad + gy * (size + pad) + y] = int(255 * v)
     buf = io.BytesIO()
     img.convert("RGB").save(buf, format="PNG")
@@ -79,19 +81,6 @@ def no_blink(app) -> None:
     for screen in app.screen_stack:
         for widget in screen.query(Input):
             widget.cursor_blink = False
-
-
-async def wait_for(pilot, condition: Callable[[], Any], timeout: float = 30.0,
-                   what: str | Callable[[], str] = "condition") -> Any:
-    """Pause the pilot until `condition()` is truthy (bounded; the assertion names what never happened)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")
-        await pilot.pause(0.1)
 
 
 def kill_engines(db: Path) -> None:

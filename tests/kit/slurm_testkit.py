@@ -4,17 +4,15 @@ job that Slurm holds back (about two minutes, reason BeginTime), the run's event
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from engine_testkit import tiny_config  # noqa: E402,F401  (re-exported for the tests)
+
 from difftui.engine.launch import liveness
 from difftui.engine.launch.slurm import client
 from difftui.engine.store import ACTIVE_STATUSES, Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from engine_testkit import tiny_config  # noqa: E402,F401  (re-exported for the tests)
 
 ENDED = lambda run: run["status"] not in ACTIVE_STATUSES  # noqa: E731
 

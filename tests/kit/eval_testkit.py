@@ -3,16 +3,13 @@ tiny runs to evaluate."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from engine_testkit import TINY, tiny_config, wait_for, write_tiny_cifar10  # noqa: E402
 from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engine"))
-from engine_testkit import TINY, tiny_config, wait_for, write_tiny_cifar10  # noqa: E402
 
 __all__ = ["StandInFeatureNet", "TINY", "tiny_config", "wait_for", "write_tiny_cifar10", "finished_run",
            "EVAL_RUN"]

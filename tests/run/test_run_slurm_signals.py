@@ -2,7 +2,7 @@
 cluster: SIGUSR1 (the time-limit warning) and SIGTERM (a requeue or a preemption) make it checkpoint at the next step
 and leave with exit code 75 and no final status, so that the requeued job resumes the same run from that step; a
 stop asked through the command file (difftui stop) ends it 'stopped' (issue 17 item 4). The same engine outside
-Slurm keeps its old answer to SIGTERM (stopped), tests/engine/test_engine_faults.py."""
+Slurm keeps its old answer to SIGTERM (stopped), tests/run/test_run_faults.py."""
 
 import os
 import signal

@@ -1,5 +1,5 @@
 """What the two-process tests run in each rank: `python -m torch.distributed.run --standalone --nproc-per-node 2
-tests/engine/two_ranks.py MODE OUT [ARGS]` (the launcher the engine's own torchrun backend uses; gloo on the CPU).
+tests/run/two_ranks.py MODE OUT [ARGS]` (the launcher the engine's own torchrun backend uses; gloo on the CPU).
 Each mode joins the world with the engine's `init_world()` and rank 0 writes what it saw to OUT as JSON.
 
     mfu OUT           the loop's throughput and MFU for an interval of 10 steps in 2 s at 8 images per rank
