@@ -244,9 +244,11 @@ def start(
     if options is not None:
         slots = Slots(("slurm",), concurrency)
         plan = plan_sweep(catalog, grid_preset, spec, values=chosen, off_grid=off_grid, device=device)
-        if plan.members and plan.members[0].config.recipe.batch_size % options.processes:
-            raise UserError(f"recipe.batch_size {plan.members[0].config.recipe.batch_size} does not split over "
-                            f"{options.processes} processes (the recipe's batch is the global batch)")
+        from difftui.engine.config.batch import batch_split_error
+        problem = batch_split_error(plan.members[0].config.recipe.batch_size, options.processes) if plan.members \
+            else None
+        if problem is not None:
+            raise UserError(problem)
         sweep_id, job = launch_sweep(c.db, plan, slots, name=name, slurm=options)
         out.print(f"sweep {sweep_id} submitted to Slurm as job array {job}: {grid} (playbook "
                   f"{grid_preset.playbook}), {len(plan.members)} runs, {plan.total_steps:,} steps in all, "

@@ -81,9 +81,11 @@ class SweepRequest:
         slots = self.slots(spec.device)
         plan = plan_sweep(catalog, grid, spec, values=dict(self.values), off_grid=self.off_grid,
                           device=spec.device if options is not None else slots.member_device)
-        if options is not None and plan.members and plan.members[0].config.recipe.batch_size % options.processes:
-            raise PresetError(f"batch size {plan.members[0].config.recipe.batch_size} does not split over "
-                              f"{options.processes} processes (the recipe's batch is the global batch)")
+        if options is not None and plan.members:
+            from difftui.engine.config.batch import batch_split_error
+            problem = batch_split_error(plan.members[0].config.recipe.batch_size, options.processes)
+            if problem is not None:
+                raise PresetError(problem)
         return plan, slots
 
 
