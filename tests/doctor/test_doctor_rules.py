@@ -289,6 +289,19 @@ def test_over_saturation_with_a_stochastic_sampler_blames_s_churn_first(db):
     assert "40% of values at the ends" in f.evidence.text
 
 
+def test_saturated_grids_of_a_network_still_learning_wait_for_the_loss_to_fall(db):
+    """A short run (the demo for 60 steps): its grids at 30 and 60 are noise pushed to the ends of [-1, 1], and the
+    loss has not fallen to half its first level: not a systematic drift yet, so the rule waits (Needs), the same
+    condition 0.0's grid rule keeps. Once the loss has fallen, the same grids are the finding."""
+    rows = grid_rows(1000, grid_saturated=0.99, grid_data_saturated=0.58) + \
+        grid_rows(2000, grid_saturated=0.99, grid_data_saturated=0.58)
+    learning = run(db, config(), series={"L_simple": np.linspace(1.0, 0.6, 200)}, grids=rows)
+    assert finding(learning, "colour-drift") is None
+    assert "after the loss has fallen to half its first level" in needs(learning, "colour-drift").missing[0]
+    fallen = run(db, config(), series={"L_simple": decaying(200, 1.0, 0.05)}, grids=rows)
+    assert finding(fallen, "colour-drift").section == "1.0, 3.4"
+
+
 def test_a_colour_cast_with_a_deterministic_edm_sampler_points_at_p_train(db):
     cfg = config("recipe.P_mean=-0.4", dataset="cifar10", backbone="ddpmpp-cifar10", sampler="edm-heun",
                  recipe="p3-cifar10")

@@ -89,15 +89,21 @@ def _stuck(older: float, newer: float) -> bool:
     return older > 1 and newer > 1 and newer >= older * (1 - STILL_IMPROVING.value)
 
 
+def _after_the_loss_fell(v: RunView, grids: list[tuple[int, dict[str, float]]]
+                         ) -> list[tuple[int, dict[str, float]]]:
+    """The grids drawn once the loss had fallen to LOSS_PROGRESS of its first level: before that a grid shows a
+    network still learning (noise pushed to the ends of [-1, 1]), not a symptom (0.0's 'the loss falls')."""
+    first_loss = v.loss_level_at(0)
+    return [(s, g) for s, g in grids if first_loss > 0 and v.loss_level_at(s) / first_loss <= LOSS_PROGRESS.value]
+
+
 @rule("grid-off-data", "0.0, 1.0", "the loss falls but the EMA grid stays far from the data's statistics")
 def grid_off_data(v: RunView) -> Finding | Needs | None:
     grids = _grids(v)
     if not grids:
         return _needs_grids("grid-off-data", "0.0, 1.0", "the grid against the data's statistics", v)
     first_loss = v.loss_level_at(0)
-    # Grids drawn once the loss had fallen to LOSS_PROGRESS of its first level; the newest two of them ("stays").
-    judged = [(s, g) for s, g in grids
-              if first_loss > 0 and v.loss_level_at(s) / first_loss <= LOSS_PROGRESS.value][-2:]
+    judged = _after_the_loss_fell(v, grids)[-2:]        # the newest two ("stays")
     if len(judged) < 2:
         if judged and _far(judged[-1][1])[0] > 1:
             return Needs("grid-off-data", "0.0, 1.0", "whether the grid stays far from the data",
@@ -121,14 +127,18 @@ def grid_off_data(v: RunView) -> Finding | Needs | None:
 
 @rule("colour-drift", "3.4, 5.4", "systematic colour drift or over-saturation in the grid")
 def colour_drift(v: RunView) -> Finding | Needs | None:
-    grids = _grids(v)
-    if not grids:
+    drawn = _grids(v)
+    if not drawn:
         return _needs_grids("colour-drift", "3.4, 5.4", "colour drift and over-saturation", v)
+    grids = _after_the_loss_fell(v, drawn)
     if len(grids) < 2:
-        if _drift(grids[-1][1])[0] > 1:
-            return Needs("colour-drift", "3.4, 5.4", "whether the grid's drift is systematic",
-                         (f"a second grid (the grid at step {grids[-1][0]:,} drifts; one grid cannot say it is "
-                          f"systematic)",), "the run's next grid (recipe.grid_every)")
+        newest = (grids or drawn)[-1]
+        if _drift(newest[1])[0] > 1:
+            wanted = (f"a second grid (the grid at step {newest[0]:,} drifts; one grid cannot say it is systematic)"
+                      if grids else f"grids after the loss has fallen to half its first level (the grid at step "
+                                    f"{newest[0]:,} drifts, but the network is still learning)")
+            return Needs("colour-drift", "3.4, 5.4", "whether the grid's drift is systematic", (wanted,),
+                         "the run's next grid (recipe.grid_every)")
         return None
     (s0, g0), (s1, g) = grids[-2:]
     (score0, _), (score1, words) = _drift(g0), _drift(g)
