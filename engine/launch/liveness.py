@@ -8,7 +8,9 @@ the statements (`mark_crashed`, `end_sweep`, `fail_dead_job`).
             (it is importing torch), a 'queued' run lives while the process its launcher started does (pid and start
             time, recorded by the launcher's claim). A queued run with no pid waits to be started (e.g. in a sweep's
             queue): neither alive nor dead. A run owned on another host, whose lock this machine cannot see, lives
-            while its heartbeat is younger than HEARTBEAT_TIMEOUT_S.
+            while its heartbeat is younger than HEARTBEAT_TIMEOUT_S. A run whose folder was deleted under its engine
+            (the lock file is gone with it, while the engine still holds its unlinked inode) lives while the engine
+            that marked it running does (its pid and start time, this host): it notices and stops by itself.
     sweep   alive while its supervisor holds sweeps/<id>/lock, or, before it has taken it, while the launched
             process lives (pid and start time). Supervised on another host: alive (its lock cannot be seen here).
     job     alive while its evaluator process lives (pid and start time; this host). A job with no pid yet lives
@@ -29,7 +31,7 @@ from difftui.engine.launch.lock import Holder, holder, pid_alive
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store, run_lock_path, sweep_lock_path
 
 __all__ = ["HEARTBEAT_TIMEOUT_S", "run_alive", "run_owner", "describe_owner", "local_owner_pid", "holds_lock",
-           "is_waiting", "sweep_alive", "job_alive", "reap_dead_runs", "reap_dead_sweeps", "reap_dead_jobs", "reap",
+           "is_waiting", "lock_file_lost", "sweep_alive", "job_alive", "reap_dead_runs", "reap_dead_sweeps", "reap_dead_jobs", "reap",
            "RUN_GONE", "JOB_GONE"]
 
 HEARTBEAT_TIMEOUT_S = 60.0          # only for a process on another host, whose lock or pid this machine cannot see
@@ -71,7 +73,16 @@ def run_alive(run: dict[str, Any], *, now: float | None = None) -> bool:
         return True
     if run["status"] == "queued":
         return pid_alive(run["pid"], run.get("pid_start"))
-    return False
+    return lock_file_lost(run)
+
+
+def lock_file_lost(run: dict[str, Any]) -> bool:
+    """A running or stopping run whose lock file is gone (its folder deleted, or replaced, under its engine; issue 16
+    item 1) while the engine that marked it running lives: the engine holds the unlinked lock, so the run is alive
+    and may be neither reaped nor started twice. The pid with its start time names that one process (a pid reused
+    by a later process has a later start time); unknown start time: not assumed."""
+    return (run["status"] in ("running", "stopping") and _here(run["host"]) and run.get("pid_start") is not None
+            and pid_alive(run["pid"], run["pid_start"]))
 
 
 def describe_owner(run: dict[str, Any]) -> str:
@@ -81,6 +92,8 @@ def describe_owner(run: dict[str, Any]) -> str:
         return owner.describe()
     if not _here(run["host"]):
         return f"pid {run['pid']} on {run['host']}"
+    if lock_file_lost(run):
+        return f"pid {run['pid']}, whose run folder is gone; it stops by itself"
     return f"starting as pid {run['pid']}"
 
 

@@ -39,6 +39,7 @@ from difftui.engine.run.checkpoint import (
 from difftui.engine.run.distributed import World, init_world
 from difftui.engine.run.grid_check import GridCheck
 from difftui.engine.run.meter import Clock, Interval, Meter, throughput
+from difftui.engine.run.owner import RunLost
 from difftui.engine.run.peaks import peak_tflops
 from difftui.engine.run.sample_grid import grid_png, precision_note
 from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
@@ -92,6 +93,25 @@ class TrainLoop:
     def flush(self, **fields: Any) -> None:
         if self.owner is not None:
             self.owner.flush(self.trainer.step, self.trainer.kimg, **fields)
+
+    def lost(self):
+        """Rank 0: why this engine no longer owns its run (RunOwner.lost: its folder or runs.db is gone), or None."""
+        return self.owner.lost() if self.owner is not None else None
+
+    def end_lost(self) -> None:
+        """Every rank, after a stop: when rank 0 lost its run folder or runs.db (issue 16 items 1-2), end the run
+        with RunLost (status failed, one line): checkpointed first where the folder is still there (runs.db went),
+        never written into a folder that was deleted (that would recreate it, at a path that may be another run's)."""
+        lost = self.world.broadcast(self.lost())
+        if lost is None:
+            return
+        t = self.trainer
+        kept = ""
+        if not lost.folder_gone:
+            if self.last_ckpt_step != t.step:
+                self.checkpoint()
+            kept = f"; its checkpoint at step {t.step} is kept"
+        raise RunLost(f"{lost.reason}: stopped at step {t.step}{kept}")
 
     # -- start ---------------------------------------------------------------------------------------------------
 
@@ -171,7 +191,7 @@ class TrainLoop:
         rank stops them all)."""
         flags = [signals.received() is not None, False, False, False]
         if self.owner is not None:
-            flags[0] = flags[0] or self.owner.stop_requested.is_set()
+            flags[0] = flags[0] or self.owner.stop_requested.is_set() or self.lost() is not None
             self.pending += self.owner.commands()
             for name in self.pending:
                 if name in ("snapshot", "grid", "evaluate"):
@@ -189,7 +209,8 @@ class TrainLoop:
         logging step, where all ranks decide together)."""
         if self.world.distributed:
             return False
-        return signals.received() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+        return signals.received() is not None or (self.owner is not None and self.owner.stop_requested.is_set()) \
+            or self.lost() is not None
 
     def log_interval(self, interval: Interval, seconds: float, steps: int) -> None:
         """Queue the interval's values (rank 0), then fail the run if the non-finite steps ran too long (every rank
@@ -231,6 +252,7 @@ class TrainLoop:
             if not t.weights_finite():
                 raise RunFailed(f"the weights are not finite at step {t.step}: not checkpointed (the newest "
                                 f"checkpoint, step {self.last_ckpt_step}, is finite). Lower recipe.lr")
+            self.owner.guard_folder()               # never recreate a deleted run folder (issue 16 item 1)
             # Flush first: the metrics up to this step are in runs.db before the checkpoint that claims them exists,
             # so a crash between the two can only leave rows that a resume truncates, never a gap.
             self.flush()
@@ -273,6 +295,7 @@ class TrainLoop:
             rows = evaluate_panel(t.objective, t.sampling_net(), t.x_T, t.config.sampler, images=images,
                                   seed=self.recipe.seed, y=t.grid_labels, image_labels=labels, nll_net=t.ema.net)
             decode = t.decoder.decode if t.decoder is not None else None
+            self.owner.guard_folder()
             for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir,
                                      len(images) if images is not None else 0, decode=decode):
                 self.event(line)
@@ -284,6 +307,7 @@ class TrainLoop:
         recipe asks, their evaluation in a process of its own (training does not wait for it)."""
         from difftui.engine.run import snapshots
         t, r = self.trainer, self.recipe
+        self.owner.guard_folder()
         path = snapshots.maybe_write(t.run_dir, t.step, r.batch_size, t.ema.net, r.snapshot_kimg)
         if path is None:
             return
@@ -339,6 +363,8 @@ class TrainLoop:
             if self.owner is not None and self.owner.log.due():
                 self.flush()
             stop = control.stop or self.stop_now()
+        if stop:
+            self.end_lost()
         if stop and t.step == start_step:
             self.event("stopped before training started" + (f" ({signals.describe(signals.received())})"
                                                             if signals.received() else ""))
@@ -362,6 +388,18 @@ class TrainLoop:
 
 def _log(message: str) -> None:
     print(f"--- {message}", file=sys.stderr, flush=True)
+
+
+def _lost_instead(error: BaseException, owner, loop: TrainLoop | None) -> BaseException:
+    """A write refused (RunOwner.guard_folder) or failed (deleted between the check and the write) because the run
+    folder went away ends the run as the loss it is, saying at which step, not as the FileNotFoundError it caused."""
+    lost = owner.lost() if owner is not None else None
+    if lost is None or not lost.folder_gone or not isinstance(error, (RunLost, OSError)):
+        return error
+    if isinstance(error, RunLost) and str(error) != lost.reason:
+        return error                                # end_lost's line says it already
+    step = f": stopped at step {loop.trainer.step}" if loop is not None else ""
+    return RunLost(f"{lost.reason}{step}")
 
 
 def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
@@ -418,9 +456,13 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
             _log(f"{status} at step {trainer.step}")
         return 0
     except BaseException as e:
-        traceback.print_exc(file=sys.stderr)
-        sys.stderr.flush()
+        e = _lost_instead(e, owner, loop)
         message = one_line(e, named=True)                # the run's error column names the type: "RunFailed: ..."
+        if isinstance(e, RunLost):
+            _log(f"failed: {message}")                 # a clean end, said in one line (issue 16 items 1-2)
+        else:
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
         if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
             message = f"DiskFull: disk full: cannot write {Path(db_path).resolve()} ({e})"
         if owner is not None:

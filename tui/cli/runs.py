@@ -77,10 +77,12 @@ def run(
                                         name=name)
     started = new_run(c.db, config, plan=plan)
     run_id, proc = started.run_id, started.proc
+    with c.store() as store:                        # the run's own folder: runs/<id>.1 when runs/<id> was taken
+        log = Path(get_run(store, run_id)["run_dir"]) / "engine.log"
     steps = f"{config.recipe.total_steps} steps" + (" (the CPU default; --max-steps N for more)" if defaulted else "")
     out.print(f"run {run_id} started (pid {proc.pid}): {config.dataset.name} / {config.backbone.name} / "
               f"{config.sampler.name} / {config.recipe.name}, {steps}, device {config.device}, {plan.describe()}; "
-              f"log {Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}", markup=False)
+              f"log {log}", markup=False)
     if plan.nnodes > 1:
         out.print(f"on each of the other {plan.nnodes - 1} machine(s), with the same data set paths, run:\n  "
                   f"python -m torch.distributed.run --nnodes {plan.nnodes} --nproc-per-node {plan.nproc_per_node} "
