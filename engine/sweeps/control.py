@@ -296,7 +296,7 @@ def clone_run(db_path: str | os.PathLike[str], catalog: Any, run_id: int, *, set
     if device is not None:
         replace["device"] = device
     config = spec.resolve(catalog, list(sets), **replace)
-    check_available(config.dataset)
+    check_available(config.dataset, config.recipe.batch_size)
     new_id = create_run(db_path, config, parent_id=run_id)
     proc = start_run(db_path, new_id) if start else None
     return new_id, proc

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from difftui.tui.cli import data, doctor, eval, runs, sweep
-from difftui.tui.cli.common import Context, user_command
+from difftui.tui.cli.common import Context, fail, global_path_error, user_command
 
 __all__ = ["app", "main"]
 
@@ -99,6 +99,9 @@ def root(
 ) -> None:
     from difftui.engine.store import default_db_path
     ctx.obj = Context((db or default_db_path()).expanduser(), list(presets or []))
+    problem = global_path_error(ctx.obj.db, ctx.obj.presets, db_named="--db" if db else "$DIFFTUI_DB")
+    if problem is not None and not ctx.resilient_parsing:
+        fail(problem)
     if ctx.invoked_subcommand is None:
         open_tui(ctx.obj)
 

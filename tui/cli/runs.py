@@ -94,10 +94,10 @@ def run(
     raise typer.Exit(follow(c, run_id, proc))
 
 
-def _check_data_in_process(profile) -> str | None:
+def _check_data_in_process(profile, batch_size: int) -> str | None:
     from difftui.engine.data import DataError, check_available
     try:
-        check_available(profile)
+        check_available(profile, batch_size)
     except DataError as e:
         return str(e)
     return None
