@@ -1,6 +1,7 @@
-"""Launch checks that used to miss (issue 16 item 6): an image folder with fewer images than one batch, a --db in a
-folder that does not exist, a --presets folder that is not there: each refused in one line before anything is
-created; and `difftui data check DIR` takes the folder's path as well as a preset's name."""
+"""Refusals that used to miss or sprawl (issue 16 items 6 and 10): an image folder with fewer images than one batch,
+a --db in a folder that does not exist, a --presets folder that is not there: each refused in one line before
+anything is created; `difftui data check DIR` takes the folder's path as well as a preset's name; a usage error (a
+run id that is not a number) is one line too."""
 
 import json
 
@@ -80,3 +81,18 @@ def test_data_check_takes_an_image_folders_path(tmp_path, monkeypatch):
     assert relative.exit_code == 0 and json.loads(relative.stdout)["items"]["train"] == 6
     assert "does not exist" in one_line_error(invoke("data", "check", tmp_path / "none"))
     assert "no dataset preset named 'nonesuch'" in one_line_error(invoke("data", "check", "nonesuch"))
+
+
+def test_usage_errors_are_one_line_naming_the_command_like_every_other_user_error(tmp_path):
+    """Issue 16 item 10: typer drew a six-line box for a run id that is not a number."""
+    db = tmp_path / "runs.db"
+    cases = {("show", "abc"): "show: Invalid value for 'ID': expected a whole number (see difftui show --help)",
+             ("stop", "1x", "--force"): "stop: Invalid value for 'ID': expected a whole number (see difftui stop "
+                                        "--help)",
+             ("sweep", "show", "q"): "sweep show: Invalid value for 'sweep_id': expected a whole number (see difftui "
+                                     "sweep show --help)",
+             ("show",): "show: Missing argument 'ID' (see difftui show --help)",
+             ("ls", "--bogus"): "ls: No such option: --bogus (see difftui ls --help)",
+             ("nosuch",): "No such command 'nosuch' (see difftui --help)"}
+    for args, expected in cases.items():
+        assert one_line_error(invoke("--db", db, *args)) == expected, args

@@ -19,6 +19,9 @@ from difftui.tui.cli.common import Context, fail, global_path_error, user_comman
 __all__ = ["app", "main"]
 
 GLOBAL_OPTIONS = ("--db", "--presets")          # accepted before or after the command
+# click's UsageError as typer raises it (recent typer carries its own copy of click: its BadParameter derives from it).
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+TYPER_NOT_AN_INTEGER = "Input should be a valid integer, unable to parse string as an integer"
 
 
 def hoist_global_options(args: list[str], commands: Any) -> list[str]:
@@ -66,8 +69,19 @@ def _clean_metavars(command: Any) -> None:
     command.get_help_option = help_option
 
 
+def usage_line(error: Any) -> str:
+    """A usage error (a run id that is not a number, a missing argument, an unknown option or command) as the one
+    line every other user error is (issue 16 item 10), naming the command and where its help is: typer would draw a
+    six-line box."""
+    path = error.ctx.command_path if error.ctx is not None else "difftui"
+    text = error.format_message().rstrip(".").replace(TYPER_NOT_AN_INTEGER, "expected a whole number")
+    where = path.removeprefix("difftui").strip()
+    return f"{where + ': ' if where else ''}{text} (see {path} --help)"
+
+
 class DifftuiGroup(TyperGroup):
-    """The root command: global options after the command too, and clean metavars on every command."""
+    """The root command: global options after the command too, clean metavars on every command, and usage errors
+    (the root's and every command's) as one line with exit 2."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,7 +89,16 @@ class DifftuiGroup(TyperGroup):
             _clean_metavars(command)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args, self.commands))
+        try:
+            return super().parse_args(ctx, hoist_global_options(args, self.commands))
+        except UsageError as e:
+            fail(usage_line(e), code=e.exit_code)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)              # resolves the command and parses its own arguments
+        except UsageError as e:
+            fail(usage_line(e), code=e.exit_code)
 
 
 app = typer.Typer(

@@ -80,11 +80,9 @@ def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for s in summaries:
         r = s.run
-        values = s.axis_values
         axis_cells = []
         for a in axes:
-            v = values.get(a)
-            axis_cells.append(format_setting(v))
+            axis_cells.append(format_setting(s.setting(a)))
         if r.get("off_grid"):
             axis_cells[-1:] = [f"{axis_cells[-1]} (off-grid)"] if axis_cells else []
         status = r["status"] + (" (waiting)" if r["status"] == "queued" and not r["pid"] else "")

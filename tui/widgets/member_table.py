@@ -50,7 +50,7 @@ class Column:
 def _axis_text(summary: Any, key: str, off_grid: dict[str, list[Any]]) -> Text:
     """The member's value on one axis; a value off the paper's grid is marked with a yellow '*'."""
     from difftui.engine.config.model import same_value
-    v = summary.axis_values.get(key)
+    v = summary.setting(key)
     text = Text(format_setting(v))
     if summary.run.get("off_grid") and any(same_value(v, o) for o in off_grid.get(key, ())):
         text.append("*", style="bold yellow")
@@ -66,7 +66,7 @@ def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None =
     cols = [Column("run", "run", 5, lambda s: s.run["id"], lambda s: Text(str(s.run["id"]), justify="right"))]
     for key in axes:
         cols.append(Column(f"axis:{key}", key.split(".")[-1], max(8, len(key.split(".")[-1]) + 2),
-                           lambda s, k=key: s.axis_values.get(k), lambda s, k=key: _axis_text(s, k, off_grid)))
+                           lambda s, k=key: s.setting(k), lambda s, k=key: _axis_text(s, k, off_grid)))
 
     def status_cell(s: Any) -> Text:
         r = s.run
