@@ -63,6 +63,6 @@ def open_for_reading(path: str | os.PathLike[str]) -> Store:
         try:
             return Store(path, create=False)
         except StoreError as e:
-            if "readonly" not in str(e) and "unable to open" not in str(e):
+            if e.reason != "read_only":
                 raise
     return Store(path, read_only=True)
