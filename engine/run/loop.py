@@ -36,7 +36,7 @@ from difftui.engine.run.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from difftui.engine.run.distributed import World, init_world
+from difftui.engine.run.distributed import World, collective_failed, dead_rank, init_world, peer_processes
 from difftui.engine.run.grid_check import GridCheck
 from difftui.engine.run.meter import Clock, Interval, Meter, throughput
 from difftui.engine.run.owner import RunLost
@@ -53,6 +53,10 @@ EXIT_OWNED = 3                                      # another engine owns the ru
 
 class RunFailed(RuntimeError):
     """The run cannot go on (diverged, non-finite weights, no loadable checkpoint); one line."""
+
+
+class RankDied(RuntimeError):
+    """Another rank's process ended while this one waited for it in a collective; one line naming the rank."""
 
 
 
@@ -180,9 +184,16 @@ class TrainLoop:
             self.event(f"FLOPs not measured ({one_line(e, named=True)})", "warning")
             return
         self.flops_per_image = 3 * 2 * macs          # forward + backward (2 x forward), 2 FLOPs per multiply-add
-        self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
+        if not self.logged_at("gflops_fwd", t.step):     # an engine that started at this step wrote it already
+            self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
         if t.device.type == "cuda":
             self.peak = peak_tflops(torch.cuda.get_device_name(t.device), t.precision, self.recipe.tf32)
+
+    def logged_at(self, name: str, step: int) -> bool:
+        """Rank 0: runs.db holds `name` at `step` already (e.g. from an engine that started, then crashed, at the
+        same step; a resume keeps the rows up to its checkpoint's step), so writing it again would double it."""
+        tail = self.owner.store.series_tail(self.owner.run_id, name)
+        return bool(tail) and tail[0]["step"] == step             # newest first
 
     # -- the cadence ----------------------------------------------------------------------------------------------
 
@@ -402,6 +413,22 @@ def _lost_instead(error: BaseException, owner, loop: TrainLoop | None) -> BaseEx
     return RunLost(f"{lost.reason}{step}")
 
 
+def _rank_death_instead(error: BaseException, world: World, peers) -> BaseException:
+    """Rank 0: a collective that failed because another rank's process ended is said as that (RankDied: rank 1,
+    pid ...), not as gloo's "Connection reset by peer"; the transport's words follow in brackets."""
+    if not (world.distributed and world.main and collective_failed(error)):
+        return error
+    died = dead_rank(peers)
+    if died is None:
+        return error
+    rank, pid = died
+    text = str(error)
+    said = next((w for w in ("Connection reset by peer", "Connection closed by peer") if w in text), None)
+    detail = (f"gloo: {said}" if "gloo" in text else said) if said else one_line(error, limit=120)
+    return RankDied(f"rank {rank} of {world.size} (pid {pid}) ended while rank 0 waited for it in a collective "
+                    f"({detail}); its own output is in engine.log")
+
+
 def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
     """Train run `run_id` of `db_path` in this process (one rank of it under torchrun); returns the exit code:
     0 completed or stopped, 1 failed, 2 no such run or database, 3 the run is owned by another engine."""
@@ -415,7 +442,10 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
     loop: TrainLoop | None = None
     restored = False                                # until then, a failure keeps the run's recorded step
     code = 0
+    peers = None
     try:
+        if world.distributed:
+            peers = peer_processes(world)           # rank 0: to name a rank that dies later
         if world.main:
             try:
                 owner = RunOwner(db_path, run_id)
@@ -457,6 +487,7 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         return 0
     except BaseException as e:
         e = _lost_instead(e, owner, loop)
+        e = _rank_death_instead(e, world, peers)
         message = one_line(e, named=True)                # the run's error column names the type: "RunFailed: ..."
         if isinstance(e, RunLost):
             _log(f"failed: {message}")                 # a clean end, said in one line (issue 16 items 1-2)

@@ -268,12 +268,13 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
     c = ctx_obj(ctx)
     total = steps_option(max_steps)
     plan = launch_plan(gpus, nproc_per_node) if gpus is not None or nproc_per_node is not None else None
+    since = time.time()                             # the follower says this engine's warnings, not older ones
     resumed = launch.resume(c.db, run_id, total_steps=total, plan=plan)
     proc = resumed.proc
     out.print(resumed.message)
     if detach:
         return
-    raise typer.Exit(follow(c, run_id, proc))
+    raise typer.Exit(follow(c, run_id, proc, since=since))
 
 
 @user_command
