@@ -42,10 +42,12 @@ from difftui.tui.cli.slurm import SLURM_OPTIONS, slurm_options
 def run(
     ctx: typer.Context,
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", metavar="NAME",
-                                          help="dataset profile (default: digits)"),
+                                          help="dataset profile (default: digits, or the recipe's anchor)"),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", metavar="NAME",
-                                           help="backbone tier (default: unet-demo)"),
-    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", metavar="NAME", help="sampler panel (default: ddim)"),
+                                           help="backbone tier (default: unet-demo, or the recipe's anchor)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", metavar="NAME",
+                                          help="sampler panel (default: the recipe's: edm-heun for EDM, "
+                                               "covariance-ocm for OCM, else ddim)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", metavar="NAME",
                                          help="training recipe (default: p1-default)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",

@@ -191,9 +191,11 @@ def _counts(summaries: list[Any]) -> dict[str, int]:
 def start(
     ctx: typer.Context,
     grid: str = typer.Argument(..., help="grid preset (difftui presets sweeps), e.g. p1-dropout"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="dataset profile (default: digits)"),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="backbone tier (default: unet-demo)"),
-    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", help="sampler panel (default: ddim)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="dataset profile (default: digits, or the recipe's anchor)"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="backbone tier (default: unet-demo, or the recipe's anchor)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", "-s",
+                                          help="sampler panel (default: the recipe's: edm-heun for EDM, "
+                                               "covariance-ocm for OCM, else ddim)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="training recipe (default: p1-default)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override a config key: section.key=value"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="train each member this many steps"),

@@ -195,10 +195,12 @@ class PresetPickerScreen(NewRunStep):
                 label = Text.assemble(label, ("  * anchor", "bold green"))
             options.add_option(Option(label, id=name))
         remembered = self.app.remembered.get(self.kind)
+        fallback = DEFAULTS.get(self.kind)
+        if self.kind == "samplers":
+            remembered, fallback = self._sampler_defaults(remembered)
         names = [e[0] for e in listed]
         # The explicit choice, then (on the backbone step) the data set's nearest paper anchor, then the last choice.
-        for wanted in (self.choices.get(self.kind), next(iter(self.suggested), None), remembered,
-                       DEFAULTS.get(self.kind)):
+        for wanted in (self.choices.get(self.kind), next(iter(self.suggested), None), remembered, fallback):
             if wanted in names:
                 options.highlighted = names.index(wanted)
                 break
@@ -211,6 +213,18 @@ class PresetPickerScreen(NewRunStep):
         if self.pending_picks:
             self.pending_picks -= 1
             self.action_pick()
+
+    def _sampler_defaults(self, remembered: str | None) -> tuple[str | None, str]:
+        """The sampler step's (remembered, default): the default follows the recipe this flow trains (its recipe,
+        else the last one used, else the default recipe) as in the CLI (catalog.default_sampler: EDM Heun for an EDM
+        recipe); the last sampler is offered only when it was used with that same recipe."""
+        from difftui.engine.config.catalog import DEFAULTS, default_sampler
+        from difftui.engine.config.model import to_dict
+        last = self.app.remembered
+        recipe_name = self.choices.get("recipes") or last.get("recipes") or DEFAULTS["recipes"]
+        recipe = next((p for name, p, _ in self.app.preset_entries.get("recipes", []) if name == recipe_name), None)
+        fallback = default_sampler(to_dict(recipe)) if recipe is not None else DEFAULTS["samplers"]
+        return (remembered if last.get("recipes") == recipe_name else None), fallback
 
     @on(OptionList.OptionHighlighted, "#presets")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
