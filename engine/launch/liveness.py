@@ -23,7 +23,7 @@ the statements (`mark_crashed`, `end_sweep`, `fail_dead_job`).
     job     alive while its evaluator process lives (pid and start time; this host). A job with no pid yet lives
             HEARTBEAT_TIMEOUT_S after its creation (the spawner records the pid at once). Another host: alive.
 
-Reaping marks the dead: runs crashed, sweeps stopped / completed / crashed, jobs failed, each with one line saying why.
+Reaping marks the dead: runs crashed, sweeps stopped / completed / partial / crashed, jobs failed, each with one line saying why.
 A read-only store (a runs.db this user cannot write) is never reaped. A spool-mode run (runs.sink = 'spool', issue 17)
 is ingested before it is judged: its final status, or its engine's first word, may still be in its spool. Its
 heartbeat file (runs/<id>/spool/heartbeat.json) is `spool_heartbeat`'s to read. Reaping a Slurm run also records
@@ -42,7 +42,14 @@ from typing import Any
 from difftui.engine.launch.lock import Holder, holder, pid_alive
 from difftui.engine.launch.slurm import client as slurm_client
 from difftui.engine.launch.slurm import jobs as slurm_jobs
-from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store, run_lock_path, sweep_lock_path
+from difftui.engine.store import (
+    ACTIVE_STATUSES,
+    ACTIVE_SWEEP_STATUSES,
+    Store,
+    run_lock_path,
+    sweep_lock_path,
+    sweep_outcome,
+)
 from difftui.engine.store.ingest import ingest_runs
 from difftui.engine.store.spool import read_heartbeat
 
@@ -245,40 +252,47 @@ def sweep_alive(sweep: dict[str, Any]) -> bool:
 
 
 def reap_dead_sweeps(store: Store) -> list[int]:
-    """Sweeps marked running or stopping whose supervisor is gone: 'stopped' when it was stopping, 'completed' when
-    nothing is left to do, otherwise 'crashed' (its started members train on; `sweep resume` restarts the
-    supervisor). Returns their ids."""
+    """Sweeps marked running or stopping whose supervisor is gone: 'stopped' when it was stopping; when every member
+    has ended, what sweep_outcome says (completed, or partial when one did not complete); otherwise 'crashed' (its
+    started members train on; `sweep resume` restarts the supervisor). A crashed sweep whose members have all ended
+    since is finished the same way (issue 16 item 7: not crashed until someone resumes it). Returns their ids."""
     if store.read_only:
         return []
     reaped = []
     for sweep in store.supervised_sweeps():
         if sweep_alive(sweep):
             continue
-        left = [m for m in store.sweep_members(sweep["id"]) if m["status"] in ACTIVE_STATUSES]
+        members = store.sweep_members(sweep["id"])
         if sweep["status"] == "stopping":
-            status, error = "stopped", None
-        elif not left:
-            status, error = "completed", None
+            changed = store.end_sweep(sweep["id"], "stopped", supervisor_pid=sweep["pid"])
+        elif sweep_outcome(m["status"] for m in members) is not None:
+            changed = store.finish_sweep(sweep["id"], supervisor_pid=sweep["pid"]) is not None
         else:
-            status = "crashed"
-            error = "the sweep's supervisor process is gone; started members train on (sweep resume restarts it)"
-        if store.end_sweep(sweep["id"], status, error=error, supervisor_pid=sweep["pid"]):
+            changed = store.end_sweep(sweep["id"], "crashed", supervisor_pid=sweep["pid"], error=(
+                "the sweep's supervisor process is gone; started members train on (sweep resume restarts it)"))
+        if changed:
+            reaped.append(sweep["id"])
+    for sweep in store.ended_crashed_sweeps():
+        if store.finish_sweep(sweep["id"], only_from=("crashed",), supervisor_pid=sweep["pid"]) is not None:
             reaped.append(sweep["id"])
     return reaped + _reap_slurm_sweeps(store)
 
 
 def _reap_slurm_sweeps(store: Store) -> list[int]:
     """Sweeps on Slurm with no member left whose job runs or waits in Slurm's queue (their runs reaped first):
-    'stopped' when stopping or when members wait unsubmitted (held: `sweep resume` submits them), else 'completed'
-    (the members' own statuses say how each ended)."""
+    'stopped' when stopping or when members wait unsubmitted (held: `sweep resume` submits them), else what
+    sweep_outcome says (completed, or partial when a member did not complete), the same rule as a local sweep's."""
     reaped = []
     for sweep in store.slurm_sweeps():
         members = store.sweep_members(sweep["id"])
         if any(m["status"] in ACTIVE_STATUSES and not is_waiting(m) for m in members):
             continue
         held = any(is_waiting(m) for m in members)
-        status = "stopped" if sweep["status"] == "stopping" or held else "completed"
-        if store.end_sweep(sweep["id"], status):
+        if sweep["status"] == "stopping" or held:
+            changed = store.end_sweep(sweep["id"], "stopped")
+        else:
+            changed = store.finish_sweep(sweep["id"]) is not None
+        if changed:
             reaped.append(sweep["id"])
     return reaped
 

@@ -8,13 +8,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from difftui.engine.store import Store, StoreError
+from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError
 from difftui.engine.sweeps.spec import config_diff, flatten
 
-__all__ = ["COMPARE_METRICS", "RunSummary", "summarise_runs", "compare_runs", "as_trained", "runs_config_diff"]
+__all__ = ["COMPARE_METRICS", "PARTIAL_MARK", "RunSummary", "summarise_runs", "compare_runs", "as_trained", "runs_config_diff"]
 
 # The loss terms of playbook 3.1-3.4 (L_edm for P3 runs) and DyDiT's measured F_dynamic/F_static (playbook 3.5).
 COMPARE_METRICS = ("L_simple", "L_vlb", "L_hybrid", "L_edm", "flops_ratio")
+PARTIAL_MARK = "†"                                   # beside a value of a run that ended before its last step
 
 
 @dataclass
@@ -23,6 +24,15 @@ class RunSummary:
     last: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
     nll: tuple[int, float] | None = None            # (step, bits/dim) at the latest evaluation
+
+    @property
+    def partial(self) -> str | None:
+        """How a run that ended before its last step ended, e.g. 'stopped at 37/150': its losses are partial values,
+        not results (issue 16 item 7). None for a completed run and for one still queued or training."""
+        r = self.run
+        if r["status"] in ACTIVE_STATUSES or r["status"] == "completed":
+            return None
+        return f"{r['status']} at {r['step']}/{r['total_steps']}"
 
     @property
     def axis_values(self) -> dict[str, Any]:
