@@ -17,6 +17,7 @@ CONTRACTS = [
     "The core (diffusion, models) imports nothing of ours above it",
     "The diffusion core and the networks do not import each other",
     "The CLI imports Textual only where it opens the app",
+    "The doctor and the grid diagnostics import no torch",
 ]
 
 
