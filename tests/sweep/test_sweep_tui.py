@@ -168,11 +168,11 @@ async def test_the_sweep_view_marks_an_unfinished_member_and_leaves_it_out_of_th
         row2 = [str(table.get_cell("2", k)) for k in ("last:L_simple", "best:L_simple")]
         assert all(c.endswith("†") for c in row4) and not any("†" in c for c in row2), (row2, row4)
         chart = view.query_one(AxisChart)
-        assert chart.points.values == [0.1, 0.3] and chart.points.left_out == ["run 4 failed at 10/20"]
+        assert chart.points.values == [0.1, 0.3] and chart.points.left_out == ["4"]
         assert [x for x, _ in zip(*chart.plotted()["L_simple last"], strict=True)] == [0.1, 0.3]
-        assert chart.border_subtitle == "left out, unfinished: run 4 failed at 10/20"
+        assert chart.border_subtitle == "left out: run 4 (partial)"
         table.move_cursor(row=table.get_row_index("4"))
-        await pilot_wait(pilot, lambda: "failed at 10/20: partial values, not results; left out of the chart"
+        await pilot_wait(pilot, lambda: "† failed at 10/20: partial values, not results, left out of the chart"
                          in str(view.query_one("#sweep-detail").render()), 10, "the member's detail")
 
 

@@ -172,7 +172,7 @@ class SweepScreen(PollingScreen):
         points = AxisPoints(axis=axis, metric=metric, values=[s.axis_values[axis] for s in with_values],
                             last=[s.last.get(metric, nan) for s in with_values],
                             best=[s.best.get(metric, nan) for s in with_values],
-                            left_out=[f"run {s.run['id']} {s.partial}" for s in on_axis if s.partial])
+                            left_out=[str(s.run["id"]) for s in on_axis if s.partial])
         if any("flops_ratio" in s.last for s in with_values):
             points.flops = [s.last.get("flops_ratio", nan) for s in with_values]
         self.query_one(AxisChart).show_points(points)
@@ -211,8 +211,8 @@ class SweepScreen(PollingScreen):
             text.append("  OFF-GRID", style="bold yellow")
         if s.partial:
             from difftui.engine.sweeps.compare import PARTIAL_MARK
-            text.append(f"\n{PARTIAL_MARK} {s.partial}: partial values, not results; left out of the chart "
-                        f"(r runs it on from its checkpoint)", style="yellow")
+            text.append(f"\n{PARTIAL_MARK} {s.partial}: partial values, not results, left out of the chart "
+                        f"(r runs it on)", style="yellow")
         if r.get("error") and r["status"] in ("failed", "crashed"):
             text.append(f"\n{in_tui_words(r['error'])}", style="red")
         if r.get("device"):

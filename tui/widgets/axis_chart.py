@@ -3,7 +3,9 @@ and for DyDiT the measured FLOPs ratio on the right-hand axis (with the loss on 
 trade-off against lambda, playbook A.1a / A.2).
 
 Members that ended before their last step (stopped, failed, crashed) are left out, and the border names them: their
-partial value beside finished members would read as a result (issue 16 item 7). Numeric axes are plotted at their values; other axes (a schedule, a tier name) at evenly spaced positions labelled
+partial value beside finished members would read as a result (issue 16 item 7).
+
+Numeric axes are plotted at their values; other axes (a schedule, a tier name) at evenly spaced positions labelled
 with the value. Members that share an axis value (several axes) each give a point.
 """
 
@@ -26,7 +28,7 @@ class AxisPoints:
     last: list[float] = field(default_factory=list)  # the metric's last value per member (nan: none yet)
     best: list[float] = field(default_factory=list)
     flops: list[float] = field(default_factory=list)  # measured FLOPs ratio per member (DyDiT), or empty
-    left_out: list[str] = field(default_factory=list)  # members not plotted, as "run 5 stopped at 37/150"
+    left_out: list[str] = field(default_factory=list)  # run ids of the members not plotted (unfinished)
 
     def positions(self) -> tuple[list[float], list[str] | None]:
         """x positions, and tick labels when the axis is not numeric."""
@@ -67,7 +69,9 @@ class AxisChart(PlotextPlot):
     def left_out_note(self) -> str:
         """Members that ended before their last step are not plotted (a partial value would read as a result)."""
         left = self.points.left_out
-        return f"left out, unfinished: {', '.join(left)}" if left else ""
+        if not left:
+            return ""
+        return f"left out: run{'s' if len(left) > 1 else ''} {', '.join(left)} (partial)"
 
     def replot(self) -> None:
         if not self.is_mounted:
