@@ -23,7 +23,8 @@ the statements (`mark_crashed`, `end_sweep`, `fail_dead_job`).
     job     alive while its evaluator process lives (pid and start time; this host). A job with no pid yet lives
             HEARTBEAT_TIMEOUT_S after its creation (the spawner records the pid at once). Another host: alive.
 
-Reaping marks the dead: runs crashed, sweeps stopped / completed / partial / crashed, jobs failed, each with one line saying why.
+Reaping marks the dead: runs crashed, sweeps stopped / completed / partial / crashed, jobs failed, each with one line
+saying why.
 A read-only store (a runs.db this user cannot write) is never reaped. A spool-mode run (runs.sink = 'spool', issue 17)
 is ingested before it is judged: its final status, or its engine's first word, may still be in its spool. Its
 heartbeat file (runs/<id>/spool/heartbeat.json) is `spool_heartbeat`'s to read. Reaping a Slurm run also records
@@ -42,16 +43,10 @@ from typing import Any
 from difftui.engine.launch.lock import Holder, holder, pid_alive
 from difftui.engine.launch.slurm import client as slurm_client
 from difftui.engine.launch.slurm import jobs as slurm_jobs
-from difftui.engine.store import (
-    ACTIVE_STATUSES,
-    ACTIVE_SWEEP_STATUSES,
-    Store,
-    run_lock_path,
-    sweep_lock_path,
-    sweep_outcome,
-)
+from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store, run_lock_path, sweep_lock_path
 from difftui.engine.store.ingest import ingest_runs
 from difftui.engine.store.spool import read_heartbeat
+from difftui.engine.store.sweeps import sweep_outcome
 
 __all__ = ["HEARTBEAT_TIMEOUT_S", "run_alive", "run_owner", "describe_owner", "local_owner_pid", "holds_lock",
            "is_waiting", "lock_file_lost", "spool_heartbeat", "sweep_alive", "job_alive", "reap_dead_runs",

@@ -176,7 +176,8 @@ class SweepsTable:
 
     def end_sweep(self, sweep_id: int, status: str, *, error: str | None = None,
                   only_from: Iterable[str] = ACTIVE_SWEEP_STATUSES, supervisor_pid: Any = _ANY) -> bool:
-        """The sweep ends: 'stopped', 'completed', 'partial' or 'crashed' (with `error`; an earlier error is kept otherwise).
+        """The sweep ends: 'stopped', 'completed', 'partial' or 'crashed' (with `error`; an earlier error is kept
+        otherwise).
         Changes it only while its status is one of `only_from`, and, when `supervisor_pid` is given, only while that
         supervisor is the one recorded (a reaper never ends a sweep that a new supervisor has just claimed). `ended`
         is now, or kept when the sweep had already ended. Returns whether it changed."""

@@ -11,7 +11,8 @@ from typing import Any, Iterable
 from difftui.engine.store import ACTIVE_STATUSES, Store, StoreError
 from difftui.engine.sweeps.spec import config_diff, flatten
 
-__all__ = ["COMPARE_METRICS", "PARTIAL_MARK", "RunSummary", "summarise_runs", "compare_runs", "as_trained", "runs_config_diff"]
+__all__ = ["COMPARE_METRICS", "PARTIAL_MARK", "RunSummary", "summarise_runs", "compare_runs", "as_trained",
+           "runs_config_diff"]
 
 # The loss terms of playbook 3.1-3.4 (L_edm for P3 runs) and DyDiT's measured F_dynamic/F_static (playbook 3.5).
 COMPARE_METRICS = ("L_simple", "L_vlb", "L_hybrid", "L_edm", "flops_ratio")

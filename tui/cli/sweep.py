@@ -208,8 +208,10 @@ def _counts(summaries: list[Any]) -> dict[str, int]:
 def start(
     ctx: typer.Context,
     grid: str = typer.Argument(..., help="grid preset (difftui presets sweeps), e.g. p1-dropout"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="dataset profile (default: digits, or the recipe's anchor)"),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="backbone tier (default: unet-demo, or the recipe's anchor)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="dataset profile (default: digits, or the recipe's anchor)"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b",
+                                           help="backbone tier (default: unet-demo, or the recipe's anchor)"),
     sampler: Optional[str] = typer.Option(None, "--sampler", "-s",
                                           help="sampler panel (default: the recipe's: edm-heun for EDM, "
                                                "covariance-ocm for OCM, else ddim)"),
