@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import io
 
-__all__ = ["Unreadable", "REASONS", "decode", "preprocess", "load_chunk", "MODES", "declared_bit_depth"]
+__all__ = ["Unreadable", "REASONS", "decode", "preprocess", "load_chunk", "MODES", "declared_bit_depth",
+           "DECODE_VERSION"]
+
+DECODE_VERSION = 2                                  # 2: 16-bit images scaled to 8 bits, not clipped (issue 16 item 4)
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 REASONS = ("zero size", "unsupported format", "truncated", "decode error")

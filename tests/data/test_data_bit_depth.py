@@ -101,6 +101,17 @@ def test_training_sees_the_scaled_pixels_of_16_bit_files(tmp_path):
     assert len(ds) == 5 and [n for n, _ in ds.skipped] == ["float.tif"]
 
 
+def test_a_pixel_cache_of_an_image_folder_follows_the_decoder_version(tmp_path, monkeypatch):
+    """A cache written when 16-bit files were clipped to white (decoder 1) is never read for today's pixels."""
+    from difftui.engine.data import decode as decode_module
+    from difftui.engine.data.cache import cache_dir_for
+    profile, cifar = folder_profile(tmp_path / "pics"), Catalog().get("datasets", "cifar10")
+    today, cifar_today = cache_dir_for(profile, "same files"), cache_dir_for(cifar, "k")
+    monkeypatch.setattr(decode_module, "DECODE_VERSION", 1)
+    assert cache_dir_for(profile, "same files") != today
+    assert cache_dir_for(cifar, "k") == cifar_today               # arrays, not decoded files: their cache stays
+
+
 def test_the_data_check_names_the_16_bit_files_and_the_refused_float_one(tmp_path):
     folder_of_16_bit_images(tmp_path / "pics")
     table = check_dataset(folder_profile(tmp_path / "pics"), workers=0)
