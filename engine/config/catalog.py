@@ -168,10 +168,19 @@ class Catalog:
                                      [o for o in parsed if o[0].startswith("recipe.")])["recipe"]
         names = new_run_choices(as_trained, dataset=dataset, backbone=backbone, sampler=sampler,
                                 recipe_name=recipe_name)
+        def part(kind: str, named: str | None) -> Any:
+            try:
+                return self.get(kind, names[kind])
+            except PresetError as e:
+                if named is not None or kind == "samplers":
+                    raise
+                where = _display(self.files("recipes")[recipe_name])       # the recipe's anchor names it
+                raise PresetError(f"{where}: key 'anchor.{kind[:-1]}': {e}") from None
+
         parts = {
-            "dataset": self.get("datasets", names["datasets"]),
-            "backbone": self.get("backbones", names["backbones"]),
-            "sampler": self.get("samplers", names["samplers"]),
+            "dataset": part("datasets", dataset),
+            "backbone": part("backbones", backbone),
+            "sampler": part("samplers", sampler),
             "recipe": recipe_preset,
         }
         tree: dict[str, Any] = {k: to_dict(v) for k, v in parts.items()}

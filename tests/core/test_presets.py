@@ -109,6 +109,16 @@ def test_a_recipes_anchor_applies_only_when_neither_dataset_nor_backbone_is_name
         catalog.resolve(recipe="p3-cifar10", dataset="digits")
 
 
+def test_a_recipe_anchor_naming_no_preset_is_one_line_naming_the_recipe_file_and_key(tmp_path):
+    text = "name: mine\ndescription: d\nanchor: {dataset: nosuch, backbone: unet-demo}\n"
+    catalog = Catalog([_user_dir(tmp_path, "recipes", "mine", text)])
+    with pytest.raises(PresetError, match=r"mine\.yaml: key 'anchor\.dataset': no dataset preset named 'nosuch'"):
+        catalog.resolve(recipe="mine")
+    with pytest.raises(PresetError, match=r"mine\.yaml: key 'anchor\.sampler\.\[key\]': Input should be 'dataset' "
+                                          r"or 'backbone', got 'sampler'"):
+        from_mapping(Recipe, {"name": "mine", "description": "d", "anchor": {"sampler": "ddim"}}, "mine.yaml")
+
+
 def test_the_p6_recipe_is_p1_default_with_the_ocm_head_and_cites_the_playbook():
     p6, p1 = Catalog().get("recipes", "p6-ocm"), Catalog().get("recipes", "p1-default")
     assert p6.variance == "ocm" and p6.loss == "simple"                                  # playbook 2.7, 3.7
