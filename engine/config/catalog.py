@@ -32,7 +32,7 @@ from difftui.engine.config.model import (
 )
 from difftui.engine.config.schema import parse_integer
 
-__all__ = ["KINDS", "Catalog", "PresetFile"]
+__all__ = ["KINDS", "Catalog", "PresetFile", "DEFAULTS", "default_sampler", "new_run_choices"]
 
 KINDS: dict[str, type] = {
     "datasets": DatasetProfile,
@@ -45,6 +45,34 @@ KINDS: dict[str, type] = {
 # The defaults a new user gets with no flags: the offline data, the CPU demo tier, the playbook 5.0 grid sampler and
 # the P1 recipe (playbook 4.0).
 DEFAULTS = {"datasets": "digits", "backbones": "unet-demo", "samplers": "ddim", "recipes": "p1-default"}
+
+def default_sampler(recipe: dict[str, Any]) -> str:
+    """The sampler panel a new run gets when the user names none: the one its recipe's objective samples with.
+
+    `recipe` is the recipe as trained (the preset with the user's `recipe.*` overrides). An EDM-trained denoiser
+    samples with EDM Heun (P3 Alg. 1; playbook 5.3), a model with an OCM covariance head with the few-step
+    covariance panel (P6; playbook 3.7, 5.8), every other DDPM-family model with DDIM (playbook 5.0). The CLI, the
+    TUI's new-run flow and the sweep plans all ask this one rule."""
+    if recipe.get("loss") == "edm":
+        return "edm-heun"
+    if recipe.get("variance") == "ocm":
+        return "covariance-ocm"
+    return DEFAULTS["samplers"]
+
+
+def new_run_choices(recipe: dict[str, Any], *, dataset: str | None, backbone: str | None, sampler: str | None,
+                    recipe_name: str) -> dict[str, str]:
+    """The four preset names of a new run: the user's where named, else the defaults that fit `recipe` (a dict, as
+    in default_sampler)."""
+    # The recipe's anchor (the data set and backbone it was written for) applies only as a pair: with one of them
+    # named, the other is the plain default and the config rules say what does not fit.
+    anchor = (recipe.get("anchor") or {}) if dataset is None and backbone is None else {}
+    return {
+        "datasets": dataset or anchor.get("dataset") or DEFAULTS["datasets"],
+        "backbones": backbone or anchor.get("backbone") or DEFAULTS["backbones"],
+        "samplers": sampler or default_sampler(recipe),
+        "recipes": recipe_name,
+    }
 
 
 def builtin_dir() -> Path:
@@ -122,16 +150,12 @@ class Catalog:
                 cwd: str | os.PathLike[str] | None = None) -> RunConfig:
         """Compose four presets and the user's `--set key=value` overrides into one validated RunConfig.
 
+        A preset the user does not name is the default that fits the recipe (new_run_choices: an EDM recipe samples
+        with EDM Heun, not DDIM).
         The rules of a new run apply (the tier fits the data, the recipe fits the tier family), and path keys are
         stored absolute, resolved against `cwd` (default: this process's working directory, i.e. the user's)."""
-        parts = {
-            "dataset": self.get("datasets", dataset or DEFAULTS["datasets"]),
-            "backbone": self.get("backbones", backbone or DEFAULTS["backbones"]),
-            "sampler": self.get("samplers", sampler or DEFAULTS["samplers"]),
-            "recipe": self.get("recipes", recipe or DEFAULTS["recipes"]),
-        }
-        tree: dict[str, Any] = {k: to_dict(v) for k, v in parts.items()}
-        tree.update(device=device, name=name)
+        recipe_name = recipe or DEFAULTS["recipes"]
+        recipe_preset = self.get("recipes", recipe_name)
         parsed = [parse_override(o) for o in overrides]
         if max_steps is not None:
             try:
@@ -140,6 +164,27 @@ class Catalog:
                 raise PresetError(f"--max-steps: expected an integer, got {max_steps!r}") from None
         if off_tier:
             parsed.append(("backbone.off_tier", True))
+        as_trained = apply_overrides({"recipe": to_dict(recipe_preset)},
+                                     [o for o in parsed if o[0].startswith("recipe.")])["recipe"]
+        names = new_run_choices(as_trained, dataset=dataset, backbone=backbone, sampler=sampler,
+                                recipe_name=recipe_name)
+        def part(kind: str, named: str | None) -> Any:
+            try:
+                return self.get(kind, names[kind])
+            except PresetError as e:
+                if named is not None or kind == "samplers":
+                    raise
+                where = _display(self.files("recipes")[recipe_name])       # the recipe's anchor names it
+                raise PresetError(f"{where}: key 'anchor.{kind[:-1]}': {e}") from None
+
+        parts = {
+            "dataset": part("datasets", dataset),
+            "backbone": part("backbones", backbone),
+            "sampler": part("samplers", sampler),
+            "recipe": recipe_preset,
+        }
+        tree: dict[str, Any] = {k: to_dict(v) for k, v in parts.items()}
+        tree.update(device=device, name=name)
         tree = apply_overrides(tree, parsed)
         return run_config_from_dict(tree, "run config", new_run=True, cwd=Path.cwd() if cwd is None else cwd)
 

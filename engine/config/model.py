@@ -216,6 +216,9 @@ class SamplerPanel:
 class Recipe:
     name: str
     description: str
+    # The data set and backbone the recipe was written for, taken together when the user names neither (a P3
+    # recipe's augmentation trains only the EDM networks; engine/config/catalog.py new_run_choices).
+    anchor: dict[Literal["dataset", "backbone"], str] = dataclasses.field(default_factory=dict)
     # Optimisation (playbook 4.0): Adam, batch 128, lr 1e-4, EMA 0.9999.
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: Annotated[float, Gt(0.0)] = 1e-4

@@ -48,8 +48,12 @@ def build_dataset(profile: DatasetProfile, progress: Progress | None = None) -> 
     return build_pixels(profile, progress)
 
 
-def check_available(profile: DatasetProfile) -> None:
-    """Cheap check that the files are where the profile says (no decoding); raises DataError with one line."""
+def check_available(profile: DatasetProfile, batch_size: int | None = None) -> None:
+    """Cheap check that the files are where the profile says (no decoding); raises DataError with one line.
+
+    With `batch_size` (the recipe's global batch), an image folder whose training split holds fewer files than one
+    batch is refused too (issue 16 item 6): training could not draw a single batch from it. Files that turn out not
+    to decode are found later (the data check lists them), so this counts files, not images."""
     if profile.source == "cifar10":
         from .cifar import check_cifar10
         check_cifar10(profile)
@@ -57,8 +61,15 @@ def check_available(profile: DatasetProfile) -> None:
         from .imagenet64 import check_imagenet64
         check_imagenet64(profile)
     elif profile.source in ("image_folder", "celeba"):
-        from .folder import find_images
-        find_images(profile)
+        from .folder import FolderItems, find_images
+        if batch_size is None:
+            find_images(profile)
+        else:
+            items = FolderItems(profile, "train")
+            if len(items.names) < batch_size:
+                raise DataError(f"dataset '{profile.name}': {len(items.names)} training image(s) under "
+                                f"{items.source.path}, fewer than one batch of {batch_size} (recipe.batch_size): "
+                                f"add images, or lower the batch size")
     if profile.latents:
         from .latents import check_latents_available
         check_latents_available(profile)

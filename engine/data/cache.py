@@ -36,6 +36,7 @@ from difftui.engine.atomic import atomic_write_text
 from difftui.engine.config.model import DatasetProfile
 from difftui.engine.user_dirs import cache_root as user_cache_root
 
+from . import decode
 from .errors import DataError
 
 __all__ = ["CACHE_VERSION", "cache_root", "cache_dir_for", "CacheWriter", "Progress"]
@@ -50,10 +51,14 @@ def cache_root(profile: DatasetProfile) -> Path:
 
 
 def protocol(profile: DatasetProfile) -> dict[str, Any]:
-    """The fields that change the cached bytes (playbook 1.1, 1.5 (4): the preprocessing protocol)."""
-    return {"source": profile.source, "resolution": profile.resolution, "channels": profile.channels,
-            "crop": profile.crop, "split": profile.split, "heldout": profile.heldout,
-            "split_seed": profile.split_seed, "labels": profile.labels}
+    """The fields that change the cached bytes (playbook 1.1, 1.5 (4): the preprocessing protocol), and for image
+    files the decoder's version (decode.DECODE_VERSION: a cache of 16-bit files clipped to white is not reused)."""
+    fields = {"source": profile.source, "resolution": profile.resolution, "channels": profile.channels,
+              "crop": profile.crop, "split": profile.split, "heldout": profile.heldout,
+              "split_seed": profile.split_seed, "labels": profile.labels}
+    if profile.source in ("image_folder", "celeba"):
+        fields["decode"] = decode.DECODE_VERSION
+    return fields
 
 
 def cache_dir_for(profile: DatasetProfile, content_key: str, kind: str = "pixels",

@@ -12,6 +12,13 @@ Crops:
              code's CelebA-64 crop), scaled with the image when its size differs
     none     no crop: the whole image is resized to a square
 
+High bit depths (issue 16 item 4): PIL decodes a 16-bit grey PNG as mode I;16 (or I;16B, I), whose values
+convert("L"/"RGB") clips at 255, so any image brighter than 1/256 of full scale would train as a white square. decode
+scales such images to 8 bits by the high byte (v >> 8, what PIL itself does for 16-bit colour PNGs, so grey and
+colour 16-bit files agree) and says so in `img.info["bit_depth"]` (16, or 32 for a 32-bit integer image within
+0..65535); the data check lists them. Float pixels (mode F) and integers outside 0..65535 have no fixed range to
+scale from: they are refused ("unsupported format") with that reason.
+
 Downsampling is PIL's BOX filter (each output pixel the mean of its footprint: the area downsample of 1.1); an image
 smaller than the resolution is upsampled with BICUBIC instead.
 """
@@ -20,7 +27,10 @@ from __future__ import annotations
 
 import io
 
-__all__ = ["Unreadable", "REASONS", "decode", "preprocess", "load_chunk", "MODES"]
+__all__ = ["Unreadable", "REASONS", "decode", "preprocess", "load_chunk", "MODES", "declared_bit_depth",
+           "DECODE_VERSION"]
+
+DECODE_VERSION = 2                                  # 2: 16-bit images scaled to 8 bits, not clipped (issue 16 item 4)
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 REASONS = ("zero size", "unsupported format", "truncated", "decode error")
@@ -63,8 +73,45 @@ def decode(data: bytes, draft: int | None = None):
         raise Unreadable("decode error", f"{type(e).__name__}: {e}") from None
     if img.width == 0 or img.height == 0:
         raise Unreadable("zero size", f"{img.width}x{img.height} pixels")
+    depth = declared_bit_depth(img, data)
+    if img.mode.startswith("I") or img.mode == "F":
+        img = _to_8bit(img, depth)
     img.info["full_size"] = full
+    img.info["bit_depth"] = depth
     return img
+
+
+def declared_bit_depth(img, data: bytes) -> int:
+    """Bits per channel the file declares: a PNG's IHDR bit depth, a TIFF's BitsPerSample, else the PIL mode's."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) > 24:
+        return max(8, data[24])                           # 1/2/4-bit palettes and greys expand to 8 bits
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None and 258 in tags:
+        bits = tags[258]
+        return max(8, int(bits[0] if isinstance(bits, tuple) else bits))
+    return 16 if img.mode.startswith("I;16") else 32 if img.mode in ("I", "F") else 8
+
+
+def _to_8bit(img, depth: int):
+    """A grey image of 16- or 32-bit pixels -> mode L by the high byte of its 16-bit value (module docstring)."""
+    import numpy as np
+    from PIL import Image
+    mode = img.mode
+    if mode == "F":
+        raise Unreadable("unsupported format", "32-bit float pixels (mode F) have no fixed range to scale to 8 bits; "
+                                               "save the image as an 8- or 16-bit PNG")
+    values = np.asarray(img).astype(np.int64)                 # I;16B and I;16L come out in native byte order
+    low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise Unreadable("unsupported format", f"{depth}-bit integer pixels (mode {mode}) range {low}..{high}, "
+                                               f"outside 0..65535: no fixed range to scale to 8 bits")
+    if depth <= 8 and high <= 255:                            # 8-bit values held in a 32-bit image: kept as they are
+        out = Image.fromarray(values.astype(np.uint8))
+    else:
+        out = Image.fromarray((values >> 8).astype(np.uint8))
+    out.info.update(img.info)
+    out.format = img.format
+    return out
 
 
 def _crop_box(w: int, h: int, crop: str) -> tuple[int, int, int, int] | None:

@@ -10,6 +10,8 @@ when there are fewer), drawn with a fixed seed:
     class balance                 items per class over the whole training split
     corrupt / unreadable          every sampled file fully decoded; each failure listed with its reason
                                   (zero size, unsupported format, truncated, decode error). Training skips them.
+    bit depth                     files of more than 8 bits per channel (16-bit PNGs), listed: they train scaled
+                                  to 8 bits by the high byte (decode.py); float pixels are refused as unreadable
     width, height, short side     Q1 / median / Q3 / p95 (numpy's linear percentiles), min, max
     file size, JPEG quality       the same quantiles; quality estimated from each JPEG's quantisation tables (jpeg.py)
     exact duplicates              equal BLAKE2b-128 digests of the file bytes (of the decoded pixels for the
@@ -49,7 +51,7 @@ from .sources import read_entry
 __all__ = ["check_dataset", "cached_quality", "quality_markdown", "scale_tier", "QUALITY_VERSION", "SAMPLE_K",
            "BYTE_HASH"]
 
-QUALITY_VERSION = 1
+QUALITY_VERSION = 2                                 # 2: the bit depth of each file
 SAMPLE_K = 50_000                                   # playbook 1.2 (2): K = 50,000, or K = |D| when smaller
 SAMPLE_SEED = 0
 BYTE_HASH = "BLAKE2b-128 of the file bytes"
@@ -94,7 +96,7 @@ def _inspect_chunk(spec, names) -> list[dict[str, Any]]:
             out.append(rec)
             continue
         w, h = img.info["full_size"]
-        rec.update(ok=True, w=w, h=h, mode=img.mode, format=img.format or "")
+        rec.update(ok=True, w=w, h=h, mode=img.mode, format=img.format or "", depth=img.info.get("bit_depth", 8))
         if img.format == "JPEG":
             q = estimate_quality(getattr(img, "quantization", None))
             if q is not None:
@@ -396,6 +398,7 @@ def check_dataset(profile: DatasetProfile, sample: int = SAMPLE_K, *, workers: i
         "corrupt": {"count": len(bad), "ratio": len(bad) / max(K, 1),
                     "reasons": {k: v for k, v in reasons.items() if v},
                     "files": [[r["name"], r["reason"], r.get("detail", "")] for r in bad]},
+        "high_bit_depth": _high_bit_depth(ok),
         "width": _quantiles(r["w"] for r in ok),
         "height": _quantiles(r["h"] for r in ok),
         "short_side": _quantiles(min(r["w"], r["h"]) for r in ok),
@@ -421,6 +424,14 @@ def check_dataset(profile: DatasetProfile, sample: int = SAMPLE_K, *, workers: i
     atomic_write_text(path, json.dumps(table))
     table["from_cache"] = False
     return table
+
+
+def _high_bit_depth(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """Readable files of more than 8 bits per channel: what training makes of them (decode.py scales them)."""
+    deep = [r for r in ok if r.get("depth", 8) > 8]
+    return {"count": len(deep), "bits": sorted({r["depth"] for r in deep}),
+            "handling": "scaled to 8 bits by the high byte (v >> 8), not clipped",
+            "files": [[r["name"], r["depth"]] for r in deep[:EXAMPLES * 5]]}
 
 
 def _inspect(spec, names: list[str], workers: int | None, progress: Progress | None, what: str):
@@ -461,6 +472,12 @@ def quality_markdown(t: dict[str, Any], heading: str = "###") -> str:
     c = t["corrupt"]
     reasons = ", ".join(f"{k} {v}" for k, v in c["reasons"].items()) or "none"
     lines.append(f"| corrupt / unreadable | {c['count']:,} of {K:,} ({_pct(c['ratio'])}): {reasons} |")
+    deep = t.get("high_bit_depth")
+    if deep and deep["count"]:
+        lines.append(f"| bit depth | {deep['count']:,} of {K:,} files have "
+                     + "/".join(str(b) for b in deep["bits"]) + f" bits per channel: {deep['handling']} |")
+    else:
+        lines.append("| bit depth | 8 bits per channel (no 16-bit files) |")
     e, n = t["exact_duplicates"], t["near_duplicates"]
     lines.append(f"| exact duplicates | {_n(e['groups'], 'group')}, {_n(e['redundant'], 'redundant copy', 'redundant copies')} "
                  f"({_pct(e['ratio'])} of readable); {e['algorithm']} |")
@@ -493,6 +510,11 @@ def quality_markdown(t: dict[str, Any], heading: str = "###") -> str:
                   c["files"][:50]]
         if len(c["files"]) > 50:
             lines.append(f"- ... and {len(c['files']) - 50:,} more (`difftui data check --json`)")
+    if deep and deep["files"]:
+        lines += ["", f"Files of more than 8 bits per channel ({deep['count']:,}; trained {deep['handling']}):", ""]
+        lines += [f"- `{name}`: {bits}-bit" for name, bits in deep["files"]]
+        if deep["count"] > len(deep["files"]):
+            lines.append(f"- ... and {deep['count'] - len(deep['files']):,} more (`difftui data check --json`)")
     def group(g: list[str]) -> str:
         shown = ", ".join(f"`{x}`" for x in g[:6])
         return f"- {shown}" + (f" and {len(g) - 6:,} more" if len(g) > 6 else "")

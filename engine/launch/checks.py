@@ -42,16 +42,18 @@ CPU_DEFAULT_STEPS = 1000
 
 _DATA_CODE = ("import json, sys; from difftui.engine.config.model import DatasetProfile; "
               "from difftui.engine.config.model import from_mapping; from difftui.engine.data import check_available; "
-              "p = from_mapping(DatasetProfile, json.load(sys.stdin), 'dataset')\n"
+              "a = json.load(sys.stdin); p = from_mapping(DatasetProfile, a['profile'], 'dataset')\n"
               "from difftui.engine.text import one_line\n"
-              "try:\n    check_available(p)\nexcept Exception as e:\n    print(one_line(e))")
+              "try:\n    check_available(p, a['batch_size'])\nexcept Exception as e:\n    print(one_line(e))")
 
 
-def data_error(profile: DatasetProfile, *, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """Why the profile's files are not usable (None when they are), asked of engine/data's `check_available` in a
-    short subprocess (engine/data imports torch)."""
+def data_error(profile: DatasetProfile, batch_size: int | None = None, *, timeout: float = PROBE_TIMEOUT_S
+               ) -> str | None:
+    """Why the profile's files are not usable for batches of `batch_size` (None when they are), asked of
+    engine/data's `check_available` in a short subprocess (engine/data imports torch)."""
     try:
-        proc = subprocess.run([sys.executable, "-c", _DATA_CODE], input=json.dumps(to_dict(profile)),
+        proc = subprocess.run([sys.executable, "-c", _DATA_CODE],
+                              input=json.dumps({"profile": to_dict(profile), "batch_size": batch_size}),
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"dataset '{profile.name}': checking its files took over {timeout:.0f} s"
@@ -76,13 +78,14 @@ class LaunchReport:
 
 
 def launch_checks(config: RunConfig, *, probe: DeviceProbe | None = None,
-                  check_data: Callable[[DatasetProfile], str | None] | None = data_error,
+                  check_data: Callable[[DatasetProfile, int], str | None] | None = data_error,
                   device_here: bool = True) -> LaunchReport:
     """Everything a new run must pass on this machine, before its run row exists.
 
-    `check_data(profile) -> reason | None` checks the data files (default: engine/data in a subprocess; the CLI
-    passes an in-process check; None skips it). `device_here=False`: the run trains elsewhere (on Slurm's nodes,
-    whose own checks are engine/launch/slurm/checks.py), so this machine's devices are not asked."""
+    `check_data(profile, batch_size) -> reason | None` checks the data files, and that the training split holds one
+    global batch (default: engine/data in a subprocess; the CLI passes an in-process check; None skips it).
+    `device_here=False`: the run trains elsewhere (on Slurm's nodes, whose own checks are
+    engine/launch/slurm/checks.py), so this machine's devices are not asked."""
     errors = []
     if not device_here:
         problem = check_data(config.dataset) if check_data is not None else None
@@ -92,7 +95,7 @@ def launch_checks(config: RunConfig, *, probe: DeviceProbe | None = None,
     if problem is not None:
         errors.append(problem)
     if check_data is not None:
-        problem = check_data(config.dataset)
+        problem = check_data(config.dataset, config.recipe.batch_size)
         if problem:
             errors.append(problem)
     return LaunchReport(tuple(errors), tuple(config.warnings()), describe_device(config.device, probe))

@@ -8,7 +8,9 @@ the statements (`mark_crashed`, `end_sweep`, `fail_dead_job`).
             (it is importing torch), a 'queued' run lives while the process its launcher started does (pid and start
             time, recorded by the launcher's claim). A queued run with no pid waits to be started (e.g. in a sweep's
             queue): neither alive nor dead. A run owned on another host, whose lock this machine cannot see, lives
-            while its heartbeat is younger than HEARTBEAT_TIMEOUT_S.
+            while its heartbeat is younger than HEARTBEAT_TIMEOUT_S. A run whose folder was deleted under its engine
+            (the lock file is gone with it, while the engine still holds its unlinked inode) lives while the engine
+            that marked it running does (its pid and start time, this host): it notices and stops by itself.
     Slurm   a run submitted to Slurm (runs.slurm_job) lives while its job does (engine/launch/slurm/jobs.py: one
     run     squeue call per poll for all of them, sacct for the forgotten ones): PENDING, CONFIGURING, RUNNING,
             REQUEUED ... It is dead when the job ended or is gone without a final status, or when it RUNS but the
@@ -21,7 +23,8 @@ the statements (`mark_crashed`, `end_sweep`, `fail_dead_job`).
     job     alive while its evaluator process lives (pid and start time; this host). A job with no pid yet lives
             HEARTBEAT_TIMEOUT_S after its creation (the spawner records the pid at once). Another host: alive.
 
-Reaping marks the dead: runs crashed, sweeps stopped / completed / crashed, jobs failed, each with one line saying why.
+Reaping marks the dead: runs crashed, sweeps stopped / completed / partial / crashed, jobs failed, each with one line
+saying why.
 A read-only store (a runs.db this user cannot write) is never reaped. A spool-mode run (runs.sink = 'spool', issue 17)
 is ingested before it is judged: its final status, or its engine's first word, may still be in its spool. Its
 heartbeat file (runs/<id>/spool/heartbeat.json) is `spool_heartbeat`'s to read. Reaping a Slurm run also records
@@ -44,10 +47,12 @@ from difftui.engine.launch.slurm import jobs as slurm_jobs
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store, run_lock_path, sweep_lock_path
 from difftui.engine.store.ingest import ingest_runs
 from difftui.engine.store.spool import read_heartbeat
+from difftui.engine.store.sweeps import sweep_outcome
 
 __all__ = ["HEARTBEAT_TIMEOUT_S", "run_alive", "run_owner", "describe_owner", "local_owner_pid", "holds_lock",
-           "is_waiting", "spool_heartbeat", "sweep_alive", "job_alive", "reap_dead_runs", "reap_dead_sweeps", "reap_dead_jobs", "reap",
-           "RUN_GONE", "JOB_GONE", "SlurmVerdict", "slurm_verdict", "SLURM_HEARTBEAT_TIMEOUT_S", "is_slurm"]
+           "is_waiting", "lock_file_lost", "spool_heartbeat", "sweep_alive", "job_alive", "reap_dead_runs",
+           "reap_dead_sweeps", "reap_dead_jobs", "reap", "RUN_GONE", "JOB_GONE", "SlurmVerdict", "slurm_verdict",
+           "SLURM_HEARTBEAT_TIMEOUT_S", "is_slurm"]
 
 HEARTBEAT_TIMEOUT_S = 60.0          # only for a process on another host, whose lock or pid this machine cannot see
 # A Slurm run's engine beats into a shared filesystem that another host reads (attribute caches, a busy metadata
@@ -127,7 +132,16 @@ def run_alive(run: dict[str, Any], *, now: float | None = None) -> bool:
         return True
     if run["status"] == "queued":
         return pid_alive(run["pid"], run.get("pid_start"))
-    return False
+    return lock_file_lost(run)
+
+
+def lock_file_lost(run: dict[str, Any]) -> bool:
+    """A running or stopping run whose lock file is gone (its folder deleted, or replaced, under its engine; issue 16
+    item 1) while the engine that marked it running lives: the engine holds the unlinked lock, so the run is alive
+    and may be neither reaped nor started twice. The pid with its start time names that one process (a pid reused
+    by a later process has a later start time); unknown start time: not assumed."""
+    return (run["status"] in ("running", "stopping") and _here(run["host"]) and run.get("pid_start") is not None
+            and pid_alive(run["pid"], run["pid_start"]))
 
 
 def describe_owner(run: dict[str, Any]) -> str:
@@ -140,6 +154,8 @@ def describe_owner(run: dict[str, Any]) -> str:
         return owner.describe()
     if not _here(run["host"]):
         return f"pid {run['pid']} on {run['host']}"
+    if lock_file_lost(run):
+        return f"pid {run['pid']}, whose run folder is gone; it stops by itself"
     return f"starting as pid {run['pid']}"
 
 
@@ -231,40 +247,47 @@ def sweep_alive(sweep: dict[str, Any]) -> bool:
 
 
 def reap_dead_sweeps(store: Store) -> list[int]:
-    """Sweeps marked running or stopping whose supervisor is gone: 'stopped' when it was stopping, 'completed' when
-    nothing is left to do, otherwise 'crashed' (its started members train on; `sweep resume` restarts the
-    supervisor). Returns their ids."""
+    """Sweeps marked running or stopping whose supervisor is gone: 'stopped' when it was stopping; when every member
+    has ended, what sweep_outcome says (completed, or partial when one did not complete); otherwise 'crashed' (its
+    started members train on; `sweep resume` restarts the supervisor). A crashed sweep whose members have all ended
+    since is finished the same way (issue 16 item 7: not crashed until someone resumes it). Returns their ids."""
     if store.read_only:
         return []
     reaped = []
     for sweep in store.supervised_sweeps():
         if sweep_alive(sweep):
             continue
-        left = [m for m in store.sweep_members(sweep["id"]) if m["status"] in ACTIVE_STATUSES]
+        members = store.sweep_members(sweep["id"])
         if sweep["status"] == "stopping":
-            status, error = "stopped", None
-        elif not left:
-            status, error = "completed", None
+            changed = store.end_sweep(sweep["id"], "stopped", supervisor_pid=sweep["pid"])
+        elif sweep_outcome(m["status"] for m in members) is not None:
+            changed = store.finish_sweep(sweep["id"], supervisor_pid=sweep["pid"]) is not None
         else:
-            status = "crashed"
-            error = "the sweep's supervisor process is gone; started members train on (sweep resume restarts it)"
-        if store.end_sweep(sweep["id"], status, error=error, supervisor_pid=sweep["pid"]):
+            changed = store.end_sweep(sweep["id"], "crashed", supervisor_pid=sweep["pid"], error=(
+                "the sweep's supervisor process is gone; started members train on (sweep resume restarts it)"))
+        if changed:
+            reaped.append(sweep["id"])
+    for sweep in store.ended_crashed_sweeps():
+        if store.finish_sweep(sweep["id"], only_from=("crashed",), supervisor_pid=sweep["pid"]) is not None:
             reaped.append(sweep["id"])
     return reaped + _reap_slurm_sweeps(store)
 
 
 def _reap_slurm_sweeps(store: Store) -> list[int]:
     """Sweeps on Slurm with no member left whose job runs or waits in Slurm's queue (their runs reaped first):
-    'stopped' when stopping or when members wait unsubmitted (held: `sweep resume` submits them), else 'completed'
-    (the members' own statuses say how each ended)."""
+    'stopped' when stopping or when members wait unsubmitted (held: `sweep resume` submits them), else what
+    sweep_outcome says (completed, or partial when a member did not complete), the same rule as a local sweep's."""
     reaped = []
     for sweep in store.slurm_sweeps():
         members = store.sweep_members(sweep["id"])
         if any(m["status"] in ACTIVE_STATUSES and not is_waiting(m) for m in members):
             continue
         held = any(is_waiting(m) for m in members)
-        status = "stopped" if sweep["status"] == "stopping" or held else "completed"
-        if store.end_sweep(sweep["id"], status):
+        if sweep["status"] == "stopping" or held:
+            changed = store.end_sweep(sweep["id"], "stopped")
+        else:
+            changed = store.finish_sweep(sweep["id"]) is not None
+        if changed:
             reaped.append(sweep["id"])
     return reaped
 

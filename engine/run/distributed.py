@@ -16,16 +16,21 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 import torch.distributed as dist
 
+from difftui.engine.launch.lock import pid_alive, process_start_time
 from difftui.engine.launch.signals import SLURM_TASK_ENV
 from difftui.engine.launch.slurm.task import slurm_port
 
-__all__ = ["World", "init_world", "slurm_world_env", "first_host"]
+__all__ = ["World", "init_world", "slurm_world_env", "first_host", "peer_processes", "dead_rank", "collective_failed"]
+
+DEATH_WAIT_S = 3.0                                  # a rank that raised takes a moment to exit after its peers saw it
 
 TIMEOUT = datetime.timedelta(minutes=30)            # a grid or a checkpoint on rank 0 may keep the others waiting
 
@@ -141,3 +146,36 @@ def init_world() -> World:
     else:
         dist.init_process_group("gloo", timeout=TIMEOUT)
     return world
+
+
+#----------------------------------------------------------------------------
+# Which rank died (issue 16 item 10): gloo only says "Connection reset by peer".
+
+def peer_processes(world: World) -> list[tuple[str, int, float | None]] | None:
+    """Every rank's (host, pid, process start time), gathered on rank 0 once at the start (None elsewhere), so that
+    when a collective fails later rank 0 can say which rank's process is gone."""
+    pid = os.getpid()
+    return world.gather((socket.gethostname(), pid, process_start_time(pid)))
+
+
+def collective_failed(error: BaseException) -> bool:
+    """The error is a collective that lost a peer (gloo's reset or closed connection, NCCL's or c10d's errors)."""
+    text = str(error)
+    return isinstance(error, getattr(dist, "DistError", ())) or any(
+        word in text for word in ("gloo", "NCCL", "Connection reset by peer", "Connection closed by peer"))
+
+
+def dead_rank(peers: list[tuple[str, int, float | None]] | None, *, wait_s: float = DEATH_WAIT_S
+              ) -> tuple[int, int] | None:
+    """(rank, pid) of the first rank on this host whose process is gone, looking for up to `wait_s`; None when every
+    rank this host can see lives (a rank on another host cannot be seen from here)."""
+    here = socket.gethostname()
+    deadline = time.monotonic() + wait_s
+    while peers:
+        for rank, (host, pid, started) in enumerate(peers):
+            if rank > 0 and host == here and not pid_alive(pid, started):
+                return rank, pid
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+    return None

@@ -38,9 +38,10 @@ from difftui.engine.run.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from difftui.engine.run.distributed import World, init_world
+from difftui.engine.run.distributed import World, collective_failed, dead_rank, init_world, peer_processes
 from difftui.engine.run.grid_check import GridCheck
 from difftui.engine.run.meter import Clock, Interval, Meter, throughput
+from difftui.engine.run.owner import RunLost
 from difftui.engine.run.peaks import peak_tflops
 from difftui.engine.run.sample_grid import grid_png, precision_note
 from difftui.engine.run.trainer import X_T_SEED_OFFSET, Trainer
@@ -54,6 +55,10 @@ EXIT_OWNED = 3                                      # another engine owns the ru
 
 class RunFailed(RuntimeError):
     """The run cannot go on (diverged, non-finite weights, no loadable checkpoint); one line."""
+
+
+class RankDied(RuntimeError):
+    """Another rank's process ended while this one waited for it in a collective; one line naming the rank."""
 
 
 
@@ -95,6 +100,25 @@ class TrainLoop:
     def flush(self, **fields: Any) -> None:
         if self.owner is not None:
             self.owner.flush(self.trainer.step, self.trainer.kimg, **fields)
+
+    def lost(self):
+        """Rank 0: why this engine no longer owns its run (RunOwner.lost: its folder or runs.db is gone), or None."""
+        return self.owner.lost() if self.owner is not None else None
+
+    def end_lost(self) -> None:
+        """Every rank, after a stop: when rank 0 lost its run folder or runs.db (issue 16 items 1-2), end the run
+        with RunLost (status failed, one line): checkpointed first where the folder is still there (runs.db went),
+        never written into a folder that was deleted (that would recreate it, at a path that may be another run's)."""
+        lost = self.world.broadcast(self.lost())
+        if lost is None:
+            return
+        t = self.trainer
+        kept = ""
+        if not lost.folder_gone:
+            if self.last_ckpt_step != t.step:
+                self.checkpoint()
+            kept = f"; its checkpoint at step {t.step} is kept"
+        raise RunLost(f"{lost.reason}: stopped at step {t.step}{kept}")
 
     # -- start ---------------------------------------------------------------------------------------------------
 
@@ -165,9 +189,20 @@ class TrainLoop:
             self.event(f"FLOPs not measured ({one_line(e, named=True)})", "warning")
             return
         self.flops_per_image = 3 * 2 * macs          # forward + backward (2 x forward), 2 FLOPs per multiply-add
-        self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
+        if not self.logged_at("gflops_fwd", t.step):     # an engine that started at this step wrote it already
+            self.owner.log.add_metrics(t.step, t.kimg, {"gflops_fwd": 2 * macs / 1e9})
         if t.device.type == "cuda":
             self.peak = peak_tflops(torch.cuda.get_device_name(t.device), t.precision, self.recipe.tf32)
+
+    def logged_at(self, name: str, step: int) -> bool:
+        """Rank 0: runs.db holds `name` at `step` already (e.g. from an engine that started, then crashed, at the
+        same step; a resume keeps the rows up to its checkpoint's step), so writing it again would double it. A spool
+        engine cannot read what was ingested (its sink only appends): it writes, and its resume cut decides."""
+        read = getattr(self.owner.store, "series_tail", None)
+        if read is None:
+            return False
+        tail = read(self.owner.run_id, name)
+        return bool(tail) and tail[0]["step"] == step             # newest first
 
     # -- the cadence ----------------------------------------------------------------------------------------------
 
@@ -176,7 +211,7 @@ class TrainLoop:
         on any rank stops them all)."""
         flags = [signals.stop_signal() is not None, False, False, False, signals.requeue_signal() is not None]
         if self.owner is not None:
-            flags[0] = flags[0] or self.owner.stop_requested.is_set()
+            flags[0] = flags[0] or self.owner.stop_requested.is_set() or self.lost() is not None
             self.pending += self.owner.commands()
             for name in self.pending:
                 if name in ("snapshot", "grid", "evaluate"):
@@ -194,7 +229,8 @@ class TrainLoop:
         logging step, where all ranks decide together)."""
         if self.world.distributed:
             return False
-        return signals.stop_signal() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+        return signals.stop_signal() is not None or (self.owner is not None and self.owner.stop_requested.is_set()) \
+            or self.lost() is not None
 
     def requeue_now(self) -> bool:
         """Slurm's warning or SIGTERM seen between two logging steps (one process only, as `stop_now`)."""
@@ -240,6 +276,7 @@ class TrainLoop:
             if not t.weights_finite():
                 raise RunFailed(f"the weights are not finite at step {t.step}: not checkpointed (the newest "
                                 f"checkpoint, step {self.last_ckpt_step}, is finite). Lower recipe.lr")
+            self.owner.guard_folder()               # never recreate a deleted run folder (issue 16 item 1)
             # Flush first: the metrics up to this step are in runs.db (or durable in the spool) before the checkpoint
             # that claims them exists, so a crash between the two can only leave rows that a resume truncates, never
             # a gap.
@@ -284,6 +321,7 @@ class TrainLoop:
             rows = evaluate_panel(t.objective, t.sampling_net(), t.x_T, t.config.sampler, images=images,
                                   seed=self.recipe.seed, y=t.grid_labels, image_labels=labels, nll_net=t.ema.net)
             decode = t.decoder.decode if t.decoder is not None else None
+            self.owner.guard_folder()
             for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir,
                                      len(images) if images is not None else 0, decode=decode):
                 self.event(line)
@@ -295,6 +333,7 @@ class TrainLoop:
         recipe asks, their evaluation in a process of its own (training does not wait for it)."""
         from difftui.engine.run import snapshots
         t, r = self.trainer, self.recipe
+        self.owner.guard_folder()
         path = snapshots.maybe_write(t.run_dir, t.step, r.batch_size, t.ema.net, r.snapshot_kimg)
         if path is None:
             return
@@ -354,6 +393,8 @@ class TrainLoop:
                 self.flush()
             stop = control.stop or self.stop_now()
             requeue = control.requeue or self.requeue_now()
+        if stop:
+            self.end_lost()
         why = signals.stop_signal()
         if stop and t.step == start_step:
             self.event("stopped before training started" + (f" ({signals.describe(why)})" if why else ""))
@@ -386,6 +427,34 @@ def _log(message: str) -> None:
     print(f"--- {message}", file=sys.stderr, flush=True)
 
 
+def _lost_instead(error: BaseException, owner, loop: TrainLoop | None) -> BaseException:
+    """A write refused (RunOwner.guard_folder) or failed (deleted between the check and the write) because the run
+    folder went away ends the run as the loss it is, saying at which step, not as the FileNotFoundError it caused."""
+    lost = owner.lost() if owner is not None else None
+    if lost is None or not lost.folder_gone or not isinstance(error, (RunLost, OSError)):
+        return error
+    if isinstance(error, RunLost) and str(error) != lost.reason:
+        return error                                # end_lost's line says it already
+    step = f": stopped at step {loop.trainer.step}" if loop is not None else ""
+    return RunLost(f"{lost.reason}{step}")
+
+
+def _rank_death_instead(error: BaseException, world: World, peers) -> BaseException:
+    """Rank 0: a collective that failed because another rank's process ended is said as that (RankDied: rank 1,
+    pid ...), not as gloo's "Connection reset by peer"; the transport's words follow in brackets."""
+    if not (world.distributed and world.main and collective_failed(error)):
+        return error
+    died = dead_rank(peers)
+    if died is None:
+        return error
+    rank, pid = died
+    text = str(error)
+    said = next((w for w in ("Connection reset by peer", "Connection closed by peer") if w in text), None)
+    detail = (f"gloo: {said}" if "gloo" in text else said) if said else one_line(error, limit=120)
+    return RankDied(f"rank {rank} of {world.size} (pid {pid}) ended while rank 0 waited for it in a collective "
+                    f"({detail}); its own output is in engine.log")
+
+
 def train_run(db_path: str | os.PathLike[str] | None, run_id: int, *, spool: str | os.PathLike[str] | None = None
               ) -> int:
     """Train run `run_id` of `db_path` in this process (one rank of it under torchrun or srun), or in spool mode the
@@ -402,7 +471,10 @@ def train_run(db_path: str | os.PathLike[str] | None, run_id: int, *, spool: str
     loop: TrainLoop | None = None
     restored = False                                # until then, a failure keeps the run's recorded step
     code = 0
+    peers = None
     try:
+        if world.distributed:
+            peers = peer_processes(world)           # rank 0: to name a rank that dies later
         if world.main:
             try:
                 owner = RunOwner(db_path, run_id, spool=spool)
@@ -448,9 +520,14 @@ def train_run(db_path: str | os.PathLike[str] | None, run_id: int, *, spool: str
             _log(f"{status} at step {trainer.step}")
         return 0
     except BaseException as e:
-        traceback.print_exc(file=sys.stderr)
-        sys.stderr.flush()
+        e = _lost_instead(e, owner, loop)
+        e = _rank_death_instead(e, world, peers)
         message = one_line(e, named=True)                # the run's error column names the type: "RunFailed: ..."
+        if isinstance(e, RunLost):
+            _log(f"failed: {message}")                 # a clean end, said in one line (issue 16 items 1-2)
+        else:
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
         if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
             message = f"DiskFull: disk full: cannot write {Path(db_path).resolve()} ({e})"
         elif isinstance(e, OSError) and e.errno == errno.ENOSPC:

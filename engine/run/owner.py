@@ -8,6 +8,9 @@
     writes      metrics, events, grids and the run's status, batched by `LogBuffer` in the loop's thread
     status      running -> completed | stopped | failed (one line `Type: message`); an engine that dies without
                 one is marked crashed by the reaper (difftui.engine.launch.liveness) once its lock is gone
+    lost        its run folder deleted (the lock path no longer names the lock it holds) or runs.db deleted or
+                replaced (the path no longer names the file its connections have open): `lost()` says which, the
+                heartbeat says it on stderr at once, and the loop stops (issue 16 items 1-2)
 
 Where the rows go (the sink, `self.store`): runs.db itself (a `Store`, `--db`), or in spool mode (`--spool RUN_DIR`,
 issue 17: a compute node never opens runs.db) a `SpoolSink` with the same write methods, which appends them as
@@ -24,6 +27,7 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +39,30 @@ from difftui.engine.run.telemetry import GpuMonitor
 from difftui.engine.store import Store, StoreError
 from difftui.engine.store.spool import SpoolSink, read_run
 
-__all__ = ["RunOwner", "BEAT_EVERY_S"]
+__all__ = ["RunOwner", "BEAT_EVERY_S", "Lost", "RunLost"]
 
 BEAT_EVERY_S = 2.0                                  # heartbeat and GPU sample period
+
+
+class RunLost(RuntimeError):
+    """The engine no longer owns what it opened (its run folder or runs.db is gone); one line."""
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Why an engine can no longer own its run; `folder_gone`: nothing may be written into the run folder (writing
+    would recreate a folder the user deleted, at a path that may be another run's by now)."""
+    reason: str
+    folder_gone: bool
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what `path` names now, None when nothing does."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class RunOwner:
@@ -74,6 +99,11 @@ class RunOwner:
             if self.store is not None:
                 self.store.close()
             raise
+        # runs.db as this engine opened it: the inode stays allocated while a connection holds it open, so a path
+        # that names another inode later is a deleted or replaced database (a spool engine has no runs.db).
+        self._db_file = self.db_path.resolve() if self.db_path is not None else None
+        self._db_id = _file_id(self._db_file) if self._db_file is not None else None
+        self._lost: Lost | None = None
         self.config_data: dict[str, Any] = json.loads(run["config"])
         self.started = run["started"] or time.time()
         self.log = LogBuffer(self.store, run_id)
@@ -99,11 +129,35 @@ class RunOwner:
         old.close()
         return monitor.status
 
+    def lost(self) -> Lost | None:
+        """Why this engine no longer owns its run (the first reason seen, kept; said once on stderr, which is
+        engine.log), or None. Two stat calls: cheap enough to ask at every step, from the loop or the heartbeat."""
+        if self._lost is None and self.lock.fd is not None:
+            held = os.fstat(self.lock.fd)
+            lost = None
+            if _file_id(self.run_dir / "lock") != (held.st_dev, held.st_ino):
+                lost = Lost(f"the run folder {self.run_dir} was deleted or replaced while its engine ran",
+                            folder_gone=True)
+            elif self._db_file is not None and _file_id(self._db_file) != self._db_id:
+                lost = Lost(f"{self._db_file} was deleted or replaced while the engine ran (what it logged since "
+                            f"is lost)", folder_gone=False)
+            if lost is not None:
+                self._lost = lost
+                print(f"--- {lost.reason}: the engine stops", file=sys.stderr, flush=True)
+        return self._lost
+
+    def guard_folder(self) -> None:
+        """Raise RunLost before a file is written into a run folder that is gone (see `Lost.folder_gone`)."""
+        lost = self.lost()
+        if lost is not None and lost.folder_gone:
+            raise RunLost(lost.reason)
+
     def _beat(self) -> None:
         # Its own writer: a connection to runs.db, or the spool file gpu.0.jsonl (rank 0's; one writer per file).
         with (self.store.stream("gpu.0") if self.spool else Store(self.db_path, create=False)) as store:
             while not self._quit.is_set():
                 try:
+                    self.lost()                     # said on stderr; the loop stops at its next step
                     rows = self._gpus.sample() if self._gpus.available else []
                     if self.spool:
                         if rows:
@@ -141,6 +195,7 @@ class RunOwner:
         self.log.flush(step, kimg, **run_fields)
 
     def record_grid(self, step: int, png: bytes, sampler: str, nfe: int) -> int:
+        self.guard_folder()
         path = save_grid_file(self.run_dir, step, png)
         return self.store.add_sample(self.run_id, step=step, kind="grid", sampler=sampler, nfe=nfe, png=png,
                                      path=str(path))

@@ -40,11 +40,12 @@ from difftui.engine.store.logs import LogsTable
 from difftui.engine.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from difftui.engine.store.runs import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES, SINKS, RunsTable
 from difftui.engine.store.series import SeriesReads
-from difftui.engine.store.sweeps import ACTIVE_SWEEP_STATUSES, SWEEP_STATUSES, SweepsTable
+from difftui.engine.store.sweeps import ACTIVE_SWEEP_STATUSES, SWEEP_STATUSES, SweepsTable, sweep_outcome
 
 __all__ = ["Store", "StoreError", "default_db_path", "open_for_reading", "SCHEMA_VERSION", "MIGRATIONS",
            "RUN_STATUSES", "ACTIVE_STATUSES", "FINAL_STATUSES", "encode_value", "decode_value", "run_lock_path",
-           "SINKS", "SWEEP_STATUSES", "ACTIVE_SWEEP_STATUSES", "sweep_lock_path", "JOB_STATUSES", "ACTIVE_JOB_STATUSES"]
+           "SINKS", "SWEEP_STATUSES", "ACTIVE_SWEEP_STATUSES", "sweep_outcome", "sweep_lock_path", "JOB_STATUSES",
+           "ACTIVE_JOB_STATUSES"]
 
 
 class Store(RunsTable, LogsTable, SeriesReads, SweepsTable, JobsTable, SpoolFilesTable, Connection):
@@ -67,6 +68,6 @@ def open_for_reading(path: str | os.PathLike[str]) -> Store:
         try:
             return Store(path, create=False)
         except StoreError as e:
-            if "readonly" not in str(e) and "unable to open" not in str(e):
+            if e.reason != "read_only":
                 raise
     return Store(path, read_only=True)

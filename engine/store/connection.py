@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sqlite3
 import urllib.parse
 from contextlib import contextmanager
@@ -22,13 +23,18 @@ from difftui.engine.store.layout import runs_root, sweeps_root
 from difftui.engine.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["Connection", "StoreError", "default_db_path", "encode_value", "decode_value", "decode_rows",
-           "writable"]
+           "writable", "open_error"]
 
 BUSY_TIMEOUT_S = 30.0                               # a writer waits this long for another's transaction
 
 
 class StoreError(RuntimeError):
-    """The database cannot be opened or is not a difftui database; the message names the file."""
+    """The database cannot be opened or is not a difftui database; the message names the file. `reason` says why
+    when the opening failed (`open_error`): "full", "read_only", "io", "not_a_database", "damaged", or None."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 def default_db_path() -> Path:
@@ -97,6 +103,40 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     raise AssertionError("unreachable")
 
 
+FULL_BELOW_BYTES = 1 << 20                          # a disk with less than this left for this user is full
+
+
+def open_error(path: Path, error: sqlite3.DatabaseError) -> StoreError:
+    """What went wrong opening `path`, named (issue 16 item 10): a full disk (SQLite often says only "disk I/O
+    error" when it cannot grow its -wal or -shm file), a folder or file this user cannot write, another disk I/O
+    error, a file that is not a database, a damaged database; each in one line naming the file or folder at fault."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    text = " ".join(str(error).split())
+    folder = path.absolute().parent
+    try:
+        free = shutil.disk_usage(folder).free if folder.is_dir() else None
+    except OSError:
+        free = None
+    if name.startswith("SQLITE_FULL") or (name.startswith("SQLITE_IOERR") or "disk I/O" in text) and \
+            free is not None and free < FULL_BELOW_BYTES:
+        left = f"{free:,} bytes left" if free is not None else text
+        return StoreError(f"{path}: the disk holding {folder} is full ({left}); free some space there", "full")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in text or "unable to open" in text:
+        if not os.access(folder, os.W_OK):
+            return StoreError(f"{path}: the folder {folder} is read-only for this user (SQLite writes runs.db's -wal "
+                              f"and -shm files beside it)", "read_only")
+        if path.exists() and not os.access(path, os.W_OK):
+            return StoreError(f"{path}: the file is read-only for this user", "read_only")
+        return StoreError(f"{path}: cannot open it ({text})", "io")
+    if name.startswith("SQLITE_IOERR") or "disk I/O" in text:
+        return StoreError(f"{path}: disk I/O error reading or writing it ({text})", "io")
+    if name == "SQLITE_NOTADB" or "not a database" in text:
+        return StoreError(f"{path}: not a run database (the file is not an SQLite database)", "not_a_database")
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
+        return StoreError(f"{path}: the run database is damaged ({text})", "damaged")
+    return StoreError(f"{path}: not a usable run database ({text})")
+
+
 def writable(path: Path) -> bool:
     """This user can write the database file (when it exists) and its folder (SQLite's -wal and -shm go there)."""
     folder = path.resolve().parent
@@ -122,7 +162,7 @@ class Connection:
             else:
                 self._migrate()
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a usable run database ({e})") from None
+            raise open_error(self.path, e) from None
 
     def close(self) -> None:
         self.db.conn.close()

@@ -10,8 +10,14 @@ A sweep's status changes only here, each with its guard:
     claim_sweep           -> running, with the launched supervisor's pid
     claim_slurm_sweep     -> running, its members submitted to Slurm (no supervisor: their job arrays)
     mark_sweep_stopping   running -> stopping          a supervisor lives and winds the members down
-    end_sweep             -> stopped | completed | crashed (from the statuses the caller names; by default only from
-                             running or stopping, and, for the reaper, only while the same supervisor pid is recorded)
+    end_sweep             -> stopped | completed | partial | crashed (from the statuses the caller names; by default
+                             only from running or stopping, and, for the reaper, only while the same supervisor pid
+                             is recorded)
+    finish_sweep          -> completed | partial, by sweep_outcome of its members (the one rule for the supervisor,
+                             the reaper, `sweep resume` and Slurm sweeps), once no member is queued or running
+
+A sweep ends 'completed' only when every member completed; when all have ended and one was stopped, failed or crashed
+it ends 'partial' (issue 16 item 7: a stopped member's loss is a partial value, not a result).
 
 Whether a supervisor is alive is decided in difftui.engine.launch.liveness.
 """
@@ -26,11 +32,20 @@ from difftui.engine.store.connection import StoreError
 from difftui.engine.store.layout import FolderTaken, claim_folder
 from difftui.engine.store.runs import ACTIVE_STATUSES
 
-__all__ = ["SweepsTable", "SWEEP_STATUSES", "ACTIVE_SWEEP_STATUSES"]
+__all__ = ["SweepsTable", "SWEEP_STATUSES", "ACTIVE_SWEEP_STATUSES", "sweep_outcome"]
 
-SWEEP_STATUSES = ("running", "stopping", "stopped", "completed", "crashed")
+SWEEP_STATUSES = ("running", "stopping", "stopped", "completed", "partial", "crashed")
 ACTIVE_SWEEP_STATUSES = ("running", "stopping")
 _ANY = object()
+
+
+def sweep_outcome(member_statuses: Iterable[str]) -> str | None:
+    """How a sweep went once its members have ended: 'completed' when every one completed, 'partial' when one was
+    stopped, failed or crashed; None while a member is queued (waiting or held), running or stopping."""
+    statuses = list(member_statuses)
+    if any(st in ACTIVE_STATUSES for st in statuses):
+        return None
+    return "completed" if all(st == "completed" for st in statuses) else "partial"
 
 
 class SweepsTable:
@@ -161,12 +176,13 @@ class SweepsTable:
 
     def end_sweep(self, sweep_id: int, status: str, *, error: str | None = None,
                   only_from: Iterable[str] = ACTIVE_SWEEP_STATUSES, supervisor_pid: Any = _ANY) -> bool:
-        """The sweep ends: 'stopped', 'completed' or 'crashed' (with `error`; an earlier error is kept otherwise).
+        """The sweep ends: 'stopped', 'completed', 'partial' or 'crashed' (with `error`; an earlier error is kept
+        otherwise).
         Changes it only while its status is one of `only_from`, and, when `supervisor_pid` is given, only while that
         supervisor is the one recorded (a reaper never ends a sweep that a new supervisor has just claimed). `ended`
         is now, or kept when the sweep had already ended. Returns whether it changed."""
-        if status not in ("stopped", "completed", "crashed"):
-            raise ValueError(f"end_sweep: {status!r} is not stopped, completed or crashed")
+        if status not in ("stopped", "completed", "partial", "crashed"):
+            raise ValueError(f"end_sweep: {status!r} is not stopped, completed, partial or crashed")
         only_from = [s for s in only_from if s in SWEEP_STATUSES]
         marks = ",".join("?" * len(only_from))
         sql = (f"UPDATE sweeps SET status = ?, error = COALESCE(?, error), ended = CASE WHEN ended IS NULL OR status"
@@ -177,3 +193,20 @@ class SweepsTable:
         with self.atomic():
             cur = self.db.execute(sql, params)
         return cur.rowcount == 1
+
+    def finish_sweep(self, sweep_id: int, *, only_from: Iterable[str] = ACTIVE_SWEEP_STATUSES,
+                     supervisor_pid: Any = _ANY) -> str | None:
+        """End a sweep whose members have all ended as sweep_outcome says (completed or partial), in one transaction
+        with the read of its members; None (and nothing changed) while a member is still queued or running, or when
+        the guards of end_sweep leave it alone."""
+        with self.atomic():
+            rows = self._rows("SELECT status FROM runs WHERE sweep_id = ?", [sweep_id])
+            status = sweep_outcome(r["status"] for r in rows)
+            if status is None:
+                return None
+            changed = self.end_sweep(sweep_id, status, only_from=only_from, supervisor_pid=supervisor_pid)
+        return status if changed else None
+
+    def ended_crashed_sweeps(self) -> list[dict[str, Any]]:
+        """Local sweeps marked crashed (their supervisor gone) that the reaper may finish once their members end."""
+        return self._rows("SELECT * FROM sweeps WHERE status = 'crashed' AND slurm IS NULL")

@@ -183,7 +183,7 @@ def stop_sweep(db_path: str | os.PathLike[str], sweep_id: int) -> str:
         members = store.sweep_members(sweep_id)
         running = [m for m in members if not is_waiting(m) and liveness.run_alive(m)]
         waiting = [m for m in members if is_waiting(m)]
-        if sweep["status"] in ("stopped", "completed") and not running:
+        if sweep["status"] in ("stopped", "completed", "partial") and not running:
             raise SweepError(f"sweep {sweep_id} is not running ({sweep['status']})")
         if liveness.sweep_alive(sweep):
             store.mark_sweep_stopping(sweep_id)
@@ -218,9 +218,9 @@ def resume_sweep(db_path: str | os.PathLike[str], sweep_id: int) -> str:
         members = store.sweep_members(sweep_id)
         left = [m for m in members if m["status"] in ACTIVE_STATUSES]
         if not left:
-            store.end_sweep(sweep_id, "completed", only_from=SWEEP_STATUSES)
-            raise SweepError(f"sweep {sweep_id} has nothing left to run (sweep retry {sweep_id} re-runs failed "
-                             f"members)")
+            ended = store.finish_sweep(sweep_id, only_from=SWEEP_STATUSES) or sweep["status"]
+            raise SweepError(f"sweep {sweep_id} has nothing left to run ({ended}; sweep retry {sweep_id} re-runs "
+                             f"failed members)")
     waiting = sum(is_waiting(m) for m in left)
     who = _carry_on(db_path, sweep_id) or "its supervisor was already running"
     return (f"sweep {sweep_id} resumed ({who}): {waiting} member(s) waiting"
@@ -329,7 +329,7 @@ def clone_run(db_path: str | os.PathLike[str], catalog: Any, run_id: int, *, set
     if device is not None:
         replace["device"] = device
     config = spec.resolve(catalog, list(sets), **replace)
-    check_available(config.dataset)
+    check_available(config.dataset, config.recipe.batch_size)
     new_id = create_run(db_path, config, parent_id=run_id)
     proc = start_run(db_path, new_id) if start else None
     return new_id, proc

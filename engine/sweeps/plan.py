@@ -149,9 +149,12 @@ def resolve_member(catalog: Any, grid: SweepGrid, spec: RunSpec, axis_values: Ma
         else:
             sets.append(f"{key}={yaml_value(value)}")
     # The grid's scope first: a lambda grid on a static tier is refused as such, not by the rule its values break.
-    from difftui.engine.config.catalog import DEFAULTS
-    backbone = replace.get("backbone", spec.backbone) or DEFAULTS["backbones"]
+    from difftui.engine.config.catalog import DEFAULTS, new_run_choices
+    from difftui.engine.config.model import to_dict
     recipe = replace.get("recipe", spec.recipe) or DEFAULTS["recipes"]
+    backbone = replace.get("backbone", spec.backbone) or new_run_choices(
+        to_dict(catalog.get("recipes", recipe)), dataset=replace.get("dataset", spec.dataset), backbone=None,
+        sampler=None, recipe_name=recipe)["backbones"]
     refusal = grid.refusal(backbone=backbone, family=catalog.get("backbones", backbone).family, recipe=recipe)
     if refusal:
         raise PresetError(refusal)

@@ -8,8 +8,8 @@ supervisor is refused with one line), and loops about once a second:
 3. while the sweep runs, start waiting members (queued, no pid) in queue order on the free slots, each through
    `launch.start_run` (its own process, session and CUDA_VISIBLE_DEVICES or thread share; the claim means a member is
    never started twice, whoever else tries);
-4. when nothing waits and nothing runs, mark the sweep completed and exit; when the sweep is stopping, start nothing
-   and mark it stopped once its members have checkpointed and exited.
+4. when nothing waits and nothing runs, end the sweep (completed, or partial when a member did not complete) and
+   exit; when the sweep is stopping, start nothing and mark it stopped once its members have checkpointed and exited.
 
 A member that crashes, fails or diverges is marked so by its engine (or the reaper) and the others run on. The members
 are their own processes: killing the supervisor (even with kill -9) leaves them training, and `sweep resume` starts a
@@ -100,8 +100,10 @@ class Supervisor:
             with store.atomic():                    # an `add` that lands now is seen by this check
                 members = store.sweep_members(self.sweep_id)
                 if not any(is_waiting(m) for m in members) and not occupied_slots(members, self.slots.count):
-                    store.end_sweep(self.sweep_id, "completed", only_from=("running",))
-                    return "completed"
+                    # completed only when every member completed; partial when one stopped, failed or crashed
+                    ended = store.finish_sweep(self.sweep_id, only_from=("running",))
+                    if ended is not None:
+                        return ended
             return None
         free = [s for s in range(self.slots.count) if s not in busy]
         for slot, member in zip(free, waiting, strict=False):

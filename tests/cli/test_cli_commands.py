@@ -84,7 +84,8 @@ def test_bad_overrides_and_missing_data_are_one_line(tmp_path):
     assert_one_line_error(invoke("--db", db, "run", "--set", "novalue"), "expected key=value")
     assert_one_line_error(invoke("--db", db, "run", "--set", "recipe.batch_size=many"), "batch_size")
     assert_one_line_error(invoke("--db", db, "run", "--backbone", "nonesuch"), "no backbone preset named 'nonesuch'")
-    assert_one_line_error(invoke("--db", db, "run", "--recipe", "p3-cifar10"), "p3-cifar10", "ddim")
+    assert_one_line_error(invoke("--db", db, "run", "--recipe", "p3-cifar10", "--sampler", "ddim"), "p3-cifar10",
+                          "ddim")
     assert_one_line_error(invoke("--db", db, "run", "--dataset", "cifar10", "--set", f"dataset.root={tmp_path}"),
                           str(tmp_path / "cifar-10-batches-py"))
     assert_one_line_error(invoke("--db", db, "run", "--dataset", "image-folder", "--set",

@@ -83,15 +83,24 @@ def test_a_relative_data_root_is_stored_absolute_and_the_engine_reads_the_same_f
     (tmp_path / "goodimgs").mkdir()
     for i in range(8):
         Image.new("RGB", (16, 16), (30 * i, 0, 0)).save(tmp_path / "goodimgs" / f"{i}.png")
-    result = invoke("run", "--dataset", "image-folder", "--set", "dataset.root=goodimgs", "--set",
-                    "dataset.resolution=8", *TINY, "--max-steps", "2e1", "--device", "cpu", "--db", "runs.db")
-    # 8 images < batch 16: the engine (whose working directory is runs/1/) found the folder, then refused the batch.
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "difftui: run 1 failed" in result.stderr and "fewer than the batch size" in result.stderr
+    args = ("run", "--dataset", "image-folder", "--set", "dataset.root=goodimgs", "--set", "dataset.resolution=8",
+            *TINY, "--max-steps", "2e1", "--device", "cpu", "--db", "runs.db")
+    # 7 training images (one held out) < batch 16: the launch check (issue 16 item 6) found the folder at its
+    # absolute path and refused the batch before any run row exists.
+    result = invoke(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert (f"7 training image(s) under {tmp_path / 'goodimgs'}, fewer than one batch of 16" in result.stderr
+            and result.stderr.count("\n") == 1)
+    with Store(tmp_path / "runs.db") as store:
+        assert store.get_run(1) is None
+    # With a batch that fits, the engine (whose working directory is runs/1/) reads the same folder and trains.
+    result = invoke(*args, "--set", "recipe.batch_size=4")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "max steps 20 < recipe.grid_every 500" in result.stderr                  # a warning, not a refusal
     with Store(tmp_path / "runs.db") as store:
-        config = store.run_config(1)
+        config, run = store.run_config(1), store.get_run(1)
     assert config["dataset"]["root"] == str(tmp_path / "goodimgs") and config["recipe"]["total_steps"] == 20
+    assert (run["status"], run["step"]) == ("completed", 20)
 
 
 #----------------------------------------------------------------------------

@@ -104,8 +104,8 @@ def test_a_bad_value_is_one_line_naming_the_dotted_key(override, message):
     (dict(dataset="image-folder", overrides=["recipe.class_conditional=true"]),
      "key 'recipe.class_conditional': dataset 'image-folder' has no class labels"),
     (dict(dataset="cifar10", backbone="dydit-s-2"), "key 'recipe.flops_lambda': backbone 'dydit-s-2' is dynamic"),
-    (dict(recipe="p3-cifar10"), "key 'sampler.grid': sampler 'DDIM eta=0 N=50 linear': a model trained with the EDM "
-                                "loss samples with edm_euler"),
+    (dict(recipe="p3-cifar10", sampler="ddim"), "key 'sampler.grid': sampler 'DDIM eta=0 N=50 linear': a model "
+                                                "trained with the EDM loss samples with edm_euler"),
     (dict(sampler="ddpm-learned"), "key 'sampler.grid': sampler 'DDPM learned N=1000': variance 'learned' needs"),
     (dict(overrides=["sampler.grid.steps=2000"]), "2000 steps exceed the model's T = 1000"),
     (dict(backbone="unet-c64", dataset="image-folder", overrides=["backbone.arch.model_channels=160"]),

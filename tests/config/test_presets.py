@@ -77,3 +77,53 @@ def test_ddim_panel_grid_is_eta0_n50_linear_and_sweeps_10_to_100():
 def test_hybrid_loss_without_learned_variance_is_refused():
     with pytest.raises(PresetError, match=r"x: key 'variance': loss 'hybrid' trains the variance"):
         from_mapping(Recipe, {"name": "x", "description": "d", "loss": "hybrid"}, "x")
+
+
+#----------------------------------------------------------------------------
+# The defaults of a new run follow the recipe (issue 16 item 11).
+
+def test_an_edm_recipe_named_alone_resolves_with_the_edm_sampler_and_its_anchor():
+    """`difftui run --recipe p3-cifar10` alone passes the config checks: EDM Heun (playbook 5.3), not DDIM, and
+    P3's CIFAR-10 data and DDPM++ tier (playbook A.4), which its augmentation needs."""
+    config = Catalog().resolve(recipe="p3-cifar10")
+    assert (config.dataset.name, config.backbone.name, config.sampler.name) == ("cifar10", "ddpmpp-cifar10",
+                                                                                 "edm-heun")
+    assert (config.sampler.grid.kind, config.sampler.grid.steps) == ("edm_heun", 18)
+
+
+def test_the_default_sampler_follows_the_recipe_as_trained_and_a_named_one_is_kept():
+    catalog = Catalog()
+    assert catalog.resolve().sampler.name == "ddim"                                      # playbook 5.0
+    assert catalog.resolve(recipe="p6-ocm").sampler.name == "covariance-ocm"             # playbook 5.8
+    assert catalog.resolve(overrides=["recipe.loss=edm"]).sampler.name == "edm-heun"     # the override counts
+    assert catalog.resolve(recipe="p3-cifar10", sampler="edm-euler").sampler.name == "edm-euler"
+    with pytest.raises(PresetError, match=r"key 'sampler.grid': .* trained with the EDM loss samples with"):
+        catalog.resolve(recipe="p3-cifar10", sampler="ddim")
+
+
+def test_a_recipes_anchor_applies_only_when_neither_dataset_nor_backbone_is_named():
+    catalog = Catalog()
+    config = catalog.resolve(recipe="p3-cifar10", dataset="digits", overrides=["recipe.augment_p=0"])
+    assert (config.dataset.name, config.backbone.name, config.sampler.name) == ("digits", "unet-demo", "edm-heun")
+    with pytest.raises(PresetError, match=r"key 'recipe.augment_p': 0.12: P3's non-leaky augmentation"):
+        catalog.resolve(recipe="p3-cifar10", dataset="digits")
+
+
+def test_a_recipe_anchor_naming_no_preset_is_one_line_naming_the_recipe_file_and_key(tmp_path):
+    text = "name: mine\ndescription: d\nanchor: {dataset: nosuch, backbone: unet-demo}\n"
+    catalog = Catalog([_user_dir(tmp_path, "recipes", "mine", text)])
+    with pytest.raises(PresetError, match=r"mine\.yaml: key 'anchor\.dataset': no dataset preset named 'nosuch'"):
+        catalog.resolve(recipe="mine")
+    with pytest.raises(PresetError, match=r"mine\.yaml: key 'anchor\.sampler\.\[key\]': Input should be 'dataset' "
+                                          r"or 'backbone', got 'sampler'"):
+        from_mapping(Recipe, {"name": "mine", "description": "d", "anchor": {"sampler": "ddim"}}, "mine.yaml")
+
+
+def test_the_p6_recipe_is_p1_default_with_the_ocm_head_and_cites_the_playbook():
+    p6, p1 = Catalog().get("recipes", "p6-ocm"), Catalog().get("recipes", "p1-default")
+    assert p6.variance == "ocm" and p6.loss == "simple"                                  # playbook 2.7, 3.7
+    assert (p6.optimizer, p6.lr, p6.batch_size, p6.ema_decay, p6.schedule, p6.diffusion_steps) == \
+        (p1.optimizer, p1.lr, p1.batch_size, p1.ema_decay, p1.schedule, p1.diffusion_steps)   # playbook 4.0
+    text = Catalog().files("recipes")["p6-ocm"].read_text()
+    for section in ("2.7", "3.7", "4.0", "5.8", "A.8"):
+        assert f"playbook {section}" in text or f", {section}" in text, section

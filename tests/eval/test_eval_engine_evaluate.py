@@ -134,6 +134,32 @@ def test_eval_without_a_checkpoint_is_one_line(tmp_path):
     assert result.stderr.strip() == f"difftui: error: run {run_id} has no checkpoint yet to evaluate"
 
 
+def test_eval_detach_says_evaluating_only_once_the_evaluator_took_the_job(finished, tmp_path):
+    """Issue 16 item 10: `--detach` printed "evaluating" for a job its evaluator then refused."""
+    db = tmp_path / "runs.db"
+    bare = launch.create_run(db, tiny_config(10))
+    with Store(db) as store:
+        store.finish_run(bare, "stopped")
+    refused = CliRunner().invoke(app, ["--db", str(db), "eval", str(bare), "--detach"])
+    assert (refused.exit_code, refused.stdout) == (2, "")
+    assert refused.stderr.strip() == f"difftui: error: run {bare} has no checkpoint yet to evaluate"
+    db, run_id = finished
+    started = CliRunner().invoke(app, ["--db", str(db), "eval", str(run_id), "--detach", "--device", "cpu",
+                                       "--nll-images", "8", "--batch", "8"])
+    assert started.exit_code == 0, started.stderr
+    with Store(db) as store:
+        job = store.jobs_for(run_id)[-1]
+    assert started.stdout.startswith(f"evaluating run {run_id} (job {job['id']}, pid {job['pid']})")
+    assert job["status"] in ("running", "done") and job["total"] > 0
+    assert f"{job['total']:,} units of work planned" in " ".join(started.stdout.split())
+    wait_for(db, run_id, lambda r: job_status(db, job["id"]) == "done")
+
+
+def job_status(db, job_id: int) -> str:
+    with Store(db) as store:
+        return store.get_job(job_id)["status"]
+
+
 def test_the_tui_side_of_evaluation_never_imports_torch():
     code = ("import sys; import difftui.engine.eval.jobs, difftui.engine.eval.metrics.weights, difftui.engine.eval.rows, "
             "difftui.engine.eval.report, difftui.tui.cli.eval; "

@@ -72,9 +72,9 @@ def tiny_config_dict(steps: int = 20, *extra: str) -> dict:
 
 
 def make_sweep_db(tmp_path: Path) -> Path:
-    """Run 1: a finished tiny run with a curve and grids at steps 10 and 20. Sweep 1 (p1-dropout, cpu x2) with runs
-    2-4: dropout 0.1 and 0.3 completed, 0.15 (off-grid) failed at step 10; runs 2 and 3 drew grids at 10 and 20,
-    and run 2 was evaluated (NLL)."""
+    """Run 1: a finished tiny run with a curve and grids at steps 10 and 20. Sweep 1 (p1-dropout, cpu x2, partial)
+    with runs 2-4: dropout 0.1 and 0.3 completed, 0.15 (off-grid) failed at step 10; runs 2 and 3 drew grids at 10
+    and 20, and run 2 was evaluated (NLL)."""
     import math as m
     import socket
 
@@ -108,7 +108,7 @@ def make_sweep_db(tmp_path: Path) -> Path:
                 "axes": {"recipe.dropout": [0.1, 0.3, 0.15]}, "off_grid": {"recipe.dropout": [0.15]}}
         sweep_id = store.create_sweep(name="p1-dropout-1", preset="p1-dropout", base_config=base, grid=grid,
                                       spec=spec.to_dict(), runs_per_device=2, devices=["cpu"])
-        store.update_sweep(sweep_id, status="completed", created=FIXED_T + 100, started=FIXED_T + 100,
+        store.update_sweep(sweep_id, status="partial", created=FIXED_T + 100, started=FIXED_T + 100,
                            ended=FIXED_T + 400)
         for i, (dropout, status, step) in enumerate(((0.1, "completed", 20), (0.3, "completed", 20),
                                                      (0.15, "failed", 10))):

@@ -40,7 +40,7 @@ def test_database_from_a_newer_difftui_is_refused_with_one_line(tmp_path):
 def test_a_file_that_is_not_sqlite_is_refused_naming_it(tmp_path):
     db = tmp_path / "notes.db"
     db.write_text("this is not a database" * 100)
-    with pytest.raises(StoreError, match=r"notes\.db: not a usable run database"):
+    with pytest.raises(StoreError, match=r"notes\.db: not a run database \(the file is not an SQLite database\)"):
         Store(db)
 
 

@@ -92,3 +92,21 @@ def test_a_followed_sweep_then_ls_show_compare_and_clone(sweep_db):
     assert_one_line_error(invoke(db, "sweep", "stop", "1"), "sweep 1 is not running (completed)")
     assert_one_line_error(invoke(db, "sweep", "retry", "1"), "sweep 1 has no failed or crashed member to retry")
     assert_one_line_error(invoke(db, "sweep", "add", "1", "0.25"), "recipe.dropout=0.25 is off the 'p1-dropout' grid")
+
+
+def test_compare_shows_each_runs_own_axis_value_and_no_device_asked_another_way(tmp_path):
+    """Issue 16 item 10: a run outside the sweep has a dropout too (its config's, not '-'), and `auto` that trained on
+    the CPU is not a difference from `cpu`."""
+    from sweep_testkit import make_sweep_db
+    db = make_sweep_db(tmp_path)
+    with Store(db) as store:
+        config = json.loads(store.get_run(1)["config"])
+        config["device"], config["recipe"]["dropout"] = "auto", 0.1
+        store.update_run(1, config=json.dumps(config))
+        assert store.get_run(1)["device"] == "cpu"              # where it trained
+    result = invoke(db, "compare", "1", "4")
+    assert result.exit_code == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert ["dropout", "0.1", "0.15", "(off-grid)"] in lines
+    assert ["recipe.dropout", "0.1", "0.15"] in lines and "config difference (1 keys)" in result.stdout
+    assert not any(line[:1] == ["device"] for line in lines)

@@ -78,6 +78,23 @@ def test_snapshot_sweep_view(snap_compare, tmp_path):
     assert snap_compare(DifftuiApp(db_path=make_sweep_db(tmp_path)), terminal_size=SIZE, run_before=before)
 
 
+def test_snapshot_sweep_view_with_a_failed_member_at_80x24(snap_compare, tmp_path):
+    """Issue 16 item 7 at the small size: the sweep reads partial, the failed member's values carry the mark, and
+    the metric-against-axis chart names the member it leaves out (on its border), run 4 highlighted."""
+    async def before(pilot):
+        app = pilot.app
+        await _history(pilot)
+        await _highlight(pilot, 2)
+        await pilot.press("g")
+        view = await pilot_wait(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.polls
+                                and app.screen, 30, "the view")
+        table = view.query_one("#members")
+        table.move_cursor(row=table.get_row_index("4"))
+        await pilot.pause()
+
+    assert snap_compare(DifftuiApp(db_path=make_sweep_db(tmp_path)), terminal_size=(80, 24), run_before=before)
+
+
 def test_snapshot_sweep_list(snap_compare, tmp_path):
     async def before(pilot):
         app = pilot.app

@@ -14,7 +14,7 @@ import sys
 import sqlite_utils
 
 from difftui.engine.launch import liveness
-from difftui.engine.store import SCHEMA_VERSION, Store, migrations
+from difftui.engine.store import SCHEMA_VERSION, Store, migrations, sweep_outcome
 
 
 def _config(dataset="digits"):
@@ -96,6 +96,52 @@ def test_a_sweep_whose_supervisor_is_gone_is_reaped_by_what_is_left(tmp_path):
         assert store.get_sweep(fresh)["status"] == "running"                            # never claimed: left alone
         counts = {s["id"]: s["counts"] for s in store.list_sweeps()}
         assert counts[waiting] == {"queued": 1} and counts[done] == {"completed": 1}
+
+
+def test_a_sweep_is_completed_only_when_every_member_completed():
+    """Issue 16 item 7: the one rule for the supervisor, the reaper, sweep resume and Slurm sweeps."""
+    assert sweep_outcome(["completed", "completed"]) == "completed"
+    assert sweep_outcome(["completed", "stopped"]) == "partial"
+    assert sweep_outcome(["failed", "completed"]) == "partial" and sweep_outcome(["crashed"]) == "partial"
+    assert sweep_outcome(["completed", "running"]) is None and sweep_outcome(["stopped", "queued"]) is None
+
+
+def test_the_reaper_ends_a_sweep_by_its_members_and_finishes_a_crashed_one_whose_members_ended(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with Store(tmp_path / "runs.db") as store:
+        partial, crashed_done, crashed_busy = (_sweep(store) for _ in range(3))
+        for sweep_id in (partial, crashed_done, crashed_busy):
+            store.claim_sweep(sweep_id, pid=gone.pid, pid_start=None, host=socket.gethostname())
+        for sweep_id, statuses in ((partial, ("completed", "stopped")), (crashed_done, ("completed", "running")),
+                                   (crashed_busy, ("completed", "running"))):
+            for status in statuses:
+                run_id = store.create_run(_config(), name=status, total_steps=10, sweep_id=sweep_id)
+                store.update_run(run_id, status=status, step=4 if status != "completed" else 10)
+        # Reaped while a member still trains (its engine outlives the supervisor): crashed, as before.
+        assert sorted(liveness.reap_dead_sweeps(store)) == sorted([partial, crashed_done, crashed_busy])
+        assert store.get_sweep(partial)["status"] == "partial"
+        assert [store.get_sweep(i)["status"] for i in (crashed_done, crashed_busy)] == ["crashed", "crashed"]
+        # The orphaned member of one of them completes: the reaper completes that sweep, not `sweep resume`.
+        running = [m for m in store.sweep_members(crashed_done) if m["status"] == "running"][0]
+        store.update_run(running["id"], status="completed", step=10)
+        assert liveness.reap_dead_sweeps(store) == [crashed_done]
+        assert store.get_sweep(crashed_done)["status"] == "completed"
+        assert store.get_sweep(crashed_busy)["status"] == "crashed"
+        assert liveness.reap_dead_sweeps(store) == []                                  # nothing more to do
+
+
+def test_a_slurm_sweep_ends_by_the_same_rule(tmp_path):
+    """The Slurm path (its members' job arrays, no supervisor) ends a sweep by sweep_outcome too."""
+    with Store(tmp_path / "runs.db") as store:
+        partial, done = _sweep(store), _sweep(store)
+        for sweep_id, statuses in ((partial, ("completed", "failed")), (done, ("completed", "completed"))):
+            store.claim_slurm_sweep(sweep_id, json.dumps({"partition": "debug"}))
+            for status in statuses:
+                run_id = store.create_run(_config(), name=status, total_steps=10, sweep_id=sweep_id)
+                store.update_run(run_id, status=status, step=10 if status == "completed" else 3)
+        assert sorted(liveness.reap_dead_sweeps(store)) == sorted([partial, done])
+        assert (store.get_sweep(partial)["status"], store.get_sweep(done)["status"]) == ("partial", "completed")
 
 
 def test_last_and_best_skip_nan_for_best_but_show_it_as_last(tmp_path):

@@ -137,7 +137,7 @@ def test_a_diverging_member_fails_alone_a_retry_runs_it_again_and_an_added_value
     wait_until(db, _ended(sweep_id), what="the sweep to end")
     with Store(db) as store:
         sane, wild = store.sweep_members(sweep_id)
-        assert store.get_sweep(sweep_id)["status"] == "completed"
+        assert store.get_sweep(sweep_id)["status"] == "partial"              # a member failed: not completed
         assert sane["status"] == "completed" and sane["step"] == 40
         assert wild["status"] == "failed" and "L_simple" in wild["error"] and "not finite for" in wild["error"]
 
@@ -150,7 +150,7 @@ def test_a_diverging_member_fails_alone_a_retry_runs_it_again_and_an_added_value
     assert f"sweep {sweep_id}: recipe.lr=0.0002 (off-grid) added as run" in message
     message = retry_members(db, sweep_id)
     assert message.startswith(f"sweep {sweep_id}: run {wild['id']} queued again")
-    wait_until(db, lambda s: s.get_sweep(sweep_id)["status"] == "completed" and all(
+    wait_until(db, lambda s: s.get_sweep(sweep_id)["status"] == "partial" and all(
         m["status"] not in ACTIVE_STATUSES for m in s.sweep_members(sweep_id)), what="the retried sweep to end")
     with Store(db) as store:
         members = store.sweep_members(sweep_id)
@@ -200,3 +200,64 @@ def test_stop_holds_the_queue_and_resume_continues_from_the_checkpoint(sweep_db)
         events = [e["message"] for e in store.events_since(resumed["id"])]
         assert f"resumed from step {stopped_at} (ckpt-{stopped_at:07d}.pt)" in events
         assert launches(second) == 1
+
+
+#----------------------------------------------------------------------------
+# Unfinished members (issue 16 item 7).
+
+def _two_members_training(db, steps: int):
+    slots = Slots(("cpu",), 2)
+    plan = plan_sweep(CAT, "p1-dropout", tiny_spec(steps, "recipe.log_every=5"),
+                      values={"recipe.dropout": [0.1, 0.3]}, device=slots.member_device)
+    sweep_id, proc = launch_sweep(db, plan, slots)
+    wait_until(db, lambda s: all(m["status"] == "running" and m["step"] >= 10 for m in s.sweep_members(sweep_id)),
+               what="both members training")
+    return sweep_id, proc
+
+
+def test_a_sweep_with_a_stopped_member_ends_partial_and_show_and_ls_mark_its_values(sweep_db):
+    from typer.testing import CliRunner
+
+    from difftui.engine.launch.runs import request_stop
+    from difftui.tui.cli import app
+    db = sweep_db
+    sweep_id, proc = _two_members_training(db, 200)
+    with Store(db) as store:
+        stopped_id, finished_id = (m["id"] for m in store.sweep_members(sweep_id))
+    request_stop(db, stopped_id)
+    wait_until(db, _ended(sweep_id), what="the sweep to end")
+    assert proc.wait(timeout=30) == 0
+    with Store(db) as store:
+        sweep = store.get_sweep(sweep_id)
+        stopped, finished = store.get_run(stopped_id), store.get_run(finished_id)
+    assert (stopped["status"], finished["status"], finished["step"]) == ("stopped", "completed", 200)
+    assert 10 <= stopped["step"] < 200
+    assert sweep["status"] == "partial"                                   # was 'completed'
+    show = CliRunner().invoke(app, ["--db", str(db), "sweep", "show", str(sweep_id)], terminal_width=200)
+    assert show.exit_code == 0, show.output
+    assert f"sweep {sweep_id}  " in show.output and "  partial" in show.output.splitlines()[0]
+    assert (f"† run {stopped_id} stopped at {stopped['step']}/200: its values are partial, not results "
+            f"(sweep resume {sweep_id} continues it)") in " ".join(show.output.split())     # as wrapped at 80
+    rows = {line.split()[0]: line for line in show.output.splitlines() if line.strip()[:1].isdigit()}
+    assert rows[str(stopped_id)].count("†") == 2 and "†" not in rows[str(finished_id)]     # L_simple last, best
+    listed = CliRunner().invoke(app, ["--db", str(db), "sweep", "ls"], terminal_width=200)
+    line = " ".join(listed.output.split())                                   # the members cell wraps at 80
+    assert f"{sweep_id} p1-dropout-1 partial p1-dropout 1 completed, 1" in line and "stopped" in line
+
+
+def test_a_sweep_whose_supervisor_died_before_its_members_finished_is_completed_by_the_reaper(sweep_db):
+    db = sweep_db
+    sweep_id, proc = _two_members_training(db, 150)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    with Store(db) as store:
+        assert liveness.reap_dead_sweeps(store) == [sweep_id]
+        assert store.get_sweep(sweep_id)["status"] == "crashed"              # members still train, orphaned
+    wait_until(db, lambda s: all(m["status"] == "completed" for m in s.sweep_members(sweep_id)),
+               what="the orphaned members to finish")
+    with Store(db) as store:
+        assert liveness.reap_dead_sweeps(store) == [sweep_id]
+        sweep = store.get_sweep(sweep_id)
+    assert sweep["status"] == "completed"                                  # not crashed until `sweep resume`
+    with pytest.raises(SweepError, match=rf"sweep {sweep_id} is not running \(completed\)"):
+        stop_sweep(db, sweep_id)

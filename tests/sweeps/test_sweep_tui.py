@@ -140,7 +140,7 @@ async def test_the_sweep_view_sorts_switches_metric_opens_a_member_and_retries_a
         await pilot_wait(pilot, lambda: app.screen is view, 10, "the sweep view again")
         # Stopping a finished sweep is refused with its one line; r on the failed member runs it again for real.
         await pilot.press("S")
-        await pilot_wait(pilot, lambda: any("sweep 1 is not running (completed)" in n.message
+        await pilot_wait(pilot, lambda: any("sweep 1 is not running (partial)" in n.message
                                             for n in app._notifications), 20, "the refusal")
         table.move_cursor(row=table.get_row_index("4"))
         await pilot.press("r")
@@ -149,7 +149,31 @@ async def test_the_sweep_view_sorts_switches_metric_opens_a_member_and_retries_a
     run = wait_until(db, lambda s: s.get_run(4)["status"] not in ACTIVE_STATUSES and s.get_run(4), what="the retry")
     assert run["status"] == "completed" and run["step"] == 20 and run["error"] is None
     with Store(db) as store:
-        assert store.get_sweep(1)["status"] in ("completed", "running")
+        assert store.get_sweep(1)["status"] in ("completed", "running")     # the retried member completed
+
+
+async def test_the_sweep_view_marks_an_unfinished_member_and_leaves_it_out_of_the_axis_chart(tmp_path, sweep_db):
+    """Issue 16 item 7: run 4 (dropout 0.15) failed at step 10 of 20; its loss is a partial value, not a result."""
+    db = make_sweep_db(tmp_path)
+    app = DifftuiApp(db_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await _history(pilot)
+        await _highlight(pilot, 3)
+        await pilot.press("g")
+        view = await pilot_wait(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.polls
+                                and app.screen, 30, "the sweep view")
+        assert "● partial" in str(view.query_one("#sweep-status").render())
+        table = view.query_one(MemberTable)
+        row4 = [str(table.get_cell("4", k)) for k in ("last:L_simple", "best:L_simple")]
+        row2 = [str(table.get_cell("2", k)) for k in ("last:L_simple", "best:L_simple")]
+        assert all(c.endswith("†") for c in row4) and not any("†" in c for c in row2), (row2, row4)
+        chart = view.query_one(AxisChart)
+        assert chart.points.values == [0.1, 0.3] and chart.points.left_out == ["4"]
+        assert [x for x, _ in zip(*chart.plotted()["L_simple last"], strict=True)] == [0.1, 0.3]
+        assert chart.border_subtitle == "left out: run 4 (partial)"
+        table.move_cursor(row=table.get_row_index("4"))
+        await pilot_wait(pilot, lambda: "† failed at 10/20: partial values, not results, left out of the chart"
+                         in str(view.query_one("#sweep-detail").render()), 10, "the member's detail")
 
 
 async def test_compare_overlays_curves_diffs_configs_and_scrubs_grids_together(tmp_path, sweep_db):

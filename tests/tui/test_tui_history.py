@@ -117,7 +117,7 @@ async def test_a_file_that_is_not_a_run_database_is_reported_not_crashed(tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         splash = app.screen.query_one("#splash")
         await pilot_wait(pilot, lambda: "cannot open" in str(splash.render()), 30, "the error on the splash")
-        assert "not a usable run database" in str(splash.render())
+        assert "not a run database (the file is not an SQLite database)" in str(splash.render())
         assert app.is_running
 
 

@@ -180,6 +180,51 @@ async def test_the_last_choices_come_back_on_the_next_new_run(tmp_path, config_h
         assert "last launch" in str(review.query_one("#review-note").render())
 
 
+async def test_the_sampler_step_defaults_to_the_sampler_of_the_flows_recipe(tmp_path, config_home):
+    """Issue 16 item 11, as in the CLI: the last recipe was P3's EDM one, so the sampler step offers EDM Heun (not
+    DDIM, which an EDM model cannot sample), and the review resolves it."""
+    save_choices({"datasets": "cifar10", "backbones": "ddpmpp-cifar10", "recipes": "p3-cifar10"})
+    app = DifftuiApp(db_path=tmp_path / "runs.db")
+    async with app.run_test(size=SIZE) as pilot:
+        for kind, name in (("datasets", "cifar10"), ("backbones", "ddpmpp-cifar10")):
+            picker = await pilot_wait(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
+                                    and app.screen.kind == kind and app.screen.loaded and app.screen, 60, kind)
+            options = picker.query_one("#presets")
+            options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(name)
+            await pilot.press("enter")
+        picker = await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen)
+                                and app.screen.kind == "samplers" and app.screen.loaded and app.screen, 60, "samplers")
+        options = picker.query_one("#presets")
+        assert options.get_option_at_index(options.highlighted).id == "edm-heun"
+        await pilot.press("enter")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, PresetPickerScreen) and app.screen.kind == "recipes"
+                       and app.screen.loaded, 60, "recipes")
+        await pilot.press("enter")
+        review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
+        assert review.choices["samplers"] == "edm-heun" and review.choices["recipes"] == "p3-cifar10"
+        await pilot_wait(pilot, lambda: review.config is not None or review.error, 60, "the resolve")
+        assert review.config is not None and review.config.sampler.grid.kind == "edm_heun", review.error
+
+
+async def test_a_sampler_that_cannot_sample_the_picked_recipe_gives_way_to_the_recipes_own(tmp_path, config_home):
+    """DDIM taken on the sampler step, then P3's EDM recipe: the review gets EDM Heun, and a toast says so."""
+    app = DifftuiApp(db_path=tmp_path / "runs.db")
+    async with app.run_test(size=SIZE) as pilot:
+        for kind, name in (("datasets", "cifar10"), ("backbones", "ddpmpp-cifar10"), ("samplers", "ddim"),
+                           ("recipes", "p3-cifar10")):
+            picker = await pilot_wait(pilot, lambda kind=kind: isinstance(app.screen, PresetPickerScreen)
+                                    and app.screen.kind == kind and app.screen.loaded and app.screen, 60, kind)
+            options = picker.query_one("#presets")
+            options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(name)
+            await pilot.press("enter")
+        review = await pilot_wait(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen, 30, "review")
+        assert review.choices["samplers"] == "edm-heun"
+        assert any("sampler edm-heun: ddim cannot sample the p3-cifar10 recipe's model" in n.message
+                   for n in app._notifications)
+        await pilot_wait(pilot, lambda: review.config is not None or review.error, 60, "the resolve")
+        assert review.config is not None and review.config.sampler.name == "edm-heun", review.error
+
+
 def test_remembered_choices_are_written_atomically_and_a_broken_file_is_ignored(config_home):
     path = save_choices({"datasets": "digits", "batch_size": "8", "off_tier": True, "secret": "not kept"})
     assert json.loads(path.read_text()) == {"datasets": "digits", "batch_size": "8", "off_tier": True}

@@ -62,6 +62,21 @@ def user_command(fn: Callable) -> Callable:
     return wrapper
 
 
+def global_path_error(db: Path, presets: list[Path], *, db_named: str = "--db") -> str | None:
+    """Why the global paths cannot be used (one line), or None (issue 16 item 6): a database in a folder that does
+    not exist is refused, naming the folder, rather than silently creating it (a typo would put runs somewhere
+    unexpected; git and sqlite3 refuse too); a preset folder that is not there is refused, not ignored."""
+    folder = db.expanduser().absolute().parent
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        return f"{db_named} {db}: the folder {folder} {what}; create it first, or name another database"
+    for path in presets:
+        if not path.expanduser().is_dir():
+            what = "does not exist" if not path.expanduser().exists() else "is not a folder"
+            return f"--presets {path}: {what}"
+    return None
+
+
 class Context:
     def __init__(self, db: Path, presets: list[Path]):
         self.db = db

@@ -1,6 +1,7 @@
 """`difftui data ...`: the data side of the playbook from the shell (playbook 1.2, 1.5, 1.6).
 
     difftui data check DATASET [--set key=value ...] [--json] [--sample K] [--workers N] [--recheck]
+                                  DATASET: a profile's name, or the path of an image folder or zip
     difftui data card DATASET [--set ...] [--recipe NAME]            the data card (markdown) on stdout
     difftui data prepare DATASET [--set ...] [--device D]             build the preprocessed (or latent) cache now
 
@@ -22,10 +23,29 @@ from difftui.tui.cli.common import ctx_obj, err, out, user_command
 __all__ = ["register", "resolve_dataset"]
 
 
+def _preset_or_folder(catalog, name: str):
+    """DATASET as the user typed it: a dataset preset's name, or a path to an image folder or a zip of images (the
+    image-folder profile with its root there; issue 16 item 6). A word that names both is the preset unless written
+    as a path (./cifar10)."""
+    import dataclasses
+    import os
+    from pathlib import Path
+
+    from difftui.engine.config.model import PresetError
+    if not (os.sep in name or name.startswith((".", "~")) or name.lower().endswith(".zip")):
+        try:
+            return catalog.get("datasets", name)
+        except PresetError:
+            if not Path(name).exists():
+                raise
+    return dataclasses.replace(catalog.get("datasets", "image-folder"), root=str(Path(name).expanduser().resolve()))
+
+
 def resolve_dataset(catalog, name: str, sets: list[str]):
-    """A dataset preset with `--set` overrides applied and validated (PresetError names the key)."""
+    """A dataset preset (or an image folder's path) with `--set` overrides applied and validated (PresetError names
+    the key)."""
     from difftui.engine.config.model import DatasetProfile, apply_overrides, from_mapping, parse_override, to_dict
-    profile = catalog.get("datasets", name)
+    profile = _preset_or_folder(catalog, name)
     parsed = []
     for text in sets:
         key, value = parse_override(text)
@@ -36,8 +56,12 @@ def resolve_dataset(catalog, name: str, sets: list[str]):
 
 @contextmanager
 def progress_bar(console) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields the engine's progress(done, total, what) callback."""
+    """A rich progress bar on stderr; yields the engine's progress(done, total, what) callback. Not on a pipe or a
+    file: there it would only leave a blank line before the result or the one-line error."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    if not console.is_terminal:
+        yield lambda done, total, what: None
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("listing files", total=None)
@@ -57,7 +81,8 @@ def register(app: typer.Typer) -> None:
     @data.command("check")
     @user_command
     def check(ctx: typer.Context,
-              dataset: str = typer.Argument(..., help="dataset profile, e.g. cifar10, image-folder"),
+              dataset: str = typer.Argument(..., help="dataset profile (e.g. cifar10), or the path of an image "
+                                                      "folder or zip"),
               set_: Optional[list[str]] = typer.Option(None, "--set", help="override a dataset key: key=value"),
               as_json: bool = typer.Option(False, "--json", help="print the table as JSON (for scripts)"),
               sample: int = typer.Option(50_000, "--sample", min=1, help="K, the sample size (playbook 1.2: 50,000)"),

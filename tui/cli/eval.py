@@ -47,6 +47,27 @@ def follow_job(out, store, job_id: int, proc, title: str) -> dict:
             time.sleep(POLL_S)
 
 
+ACCEPT_TIMEOUT_S = 300.0                            # the evaluator imports torch and builds the network first
+
+
+def wait_accepted(store, job_id: int, proc, timeout_s: float = ACCEPT_TIMEOUT_S) -> dict:
+    """`eval --detach`: the job row once its evaluator has passed its checks and planned its work (total > 0), or
+    has ended (refused, failed or already done), or its process is gone (reaped), so that "evaluating" is never said
+    of a job that is then refused (issue 16 item 10). On timeout, the row as it is."""
+    from difftui.engine.eval.jobs import job_finished
+    from difftui.engine.launch.liveness import reap_dead_jobs
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = store.get_job(job_id)
+        if job_finished(job) or (job["status"] == "running" and job["total"]) or time.monotonic() > deadline:
+            return job
+        if proc.poll() is not None:
+            time.sleep(POLL_S)                      # its final write, then the reaper decides
+            reap_dead_jobs(store)
+            return store.get_job(job_id)
+        time.sleep(POLL_S / 2)
+
+
 def register(app: typer.Typer) -> None:
     """Add `eval` and `report` to the CLI (root.py calls this once)."""
 
@@ -76,10 +97,23 @@ def register(app: typer.Typer) -> None:
         request = EvalRequest(fid=fid, curve=curve, quick=quick, samples=samples, repeats=repeats, inception=inception,
                               snapshot=snapshot, nll_images=nll_images, device=device, batch=batch)
         started = start_evaluation(c.db, run_id, request)          # LaunchError: one line, exit 2
-        if started.proc is None or detach:
+        if started.proc is None:
             out.print(started.message, markup=False)
             return
         job_id, proc = started.job_id, started.proc
+        if detach:
+            with c.store() as store:
+                job = wait_accepted(store, job_id, proc)
+            if job["status"] in ("refused", "failed"):
+                code = proc.poll()
+                fail(job["error"] or f"the evaluator ended with code {code}",
+                     code=1 if code not in (None, EVAL_EXIT_USER_ERROR) and job["status"] == "failed" else 2)
+            out.print(started.message + (f"; {job['total']:,} units of work planned" if job["total"] else ""),
+                      markup=False)
+            if job["status"] == "done":             # done already: its results, as the foreground prints them
+                for line in (job["message"] or "").splitlines():
+                    out.print(line, markup=False)
+            return
         try:
             with c.store() as store:
                 job = follow_job(out, store, job_id, proc, f"eval run {run_id}")

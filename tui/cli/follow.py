@@ -19,6 +19,9 @@ def _batch_size(run: dict[str, Any]) -> int:
         return 0
 
 
+SAID_LEVELS = ("warning", "error")                  # engine events the follower prints above its bar
+
+
 def run_status(run: dict[str, Any]) -> str:
     """A run's status as the CLI prints it: with its Slurm job's state while it is active on Slurm ("queued, job 12
     PENDING (Priority)", "running, job 12 RUNNING on node03")."""
@@ -28,8 +31,10 @@ def run_status(run: dict[str, Any]) -> str:
     return f"{run['status']}, {job}" if job else run["status"]
 
 
-def follow(c: Context, run_id: int, proc=None) -> int:
-    """Show a progress bar and the latest losses until the run ends; returns the CLI exit code.
+def follow(c: Context, run_id: int, proc=None, *, since: float = 0.0) -> int:
+    """Show a progress bar and the latest losses until the run ends; returns the CLI exit code. The engine's
+    warnings and errors logged from `since` on (e.g. the checkpoint a resume fell back from) are printed above the
+    bar as they come (issue 16 item 10), not left for `show` to reveal.
 
     Ctrl-C detaches (the engine runs in its own session and keeps going)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -48,9 +53,11 @@ def follow(c: Context, run_id: int, proc=None) -> int:
         with Progress(*columns, console=out, transient=False, refresh_per_second=4) as progress:
             task = progress.add_task("", total=run["total_steps"] or 1, completed=run["step"], run=run_id,
                                      status=run_status(run), ips="", eta="-", loss="")
+            seen = 0
             while True:
                 if on_slurm:                        # its spool into runs.db, its job's state (one squeue per poll)
                     reap_dead_runs(store)
+                seen = say_warnings(progress.console, store, run_id, seen, since)
                 run = get_run(store, run_id)
                 values = store.latest_values(run_id)
                 ips = values.get("img_per_s")
@@ -59,6 +66,7 @@ def follow(c: Context, run_id: int, proc=None) -> int:
                 progress.update(task, completed=run["step"], total=run["total_steps"] or 1, status=run_status(run),
                                 ips=f"{format_number(ips)} img/s" if ips else "", eta=eta, loss=fmt_loss(values))
                 if run["status"] not in ACTIVE_STATUSES:
+                    say_warnings(progress.console, store, run_id, seen, since)
                     break
                 if proc is not None and proc.poll() is not None:
                     # The process is gone; give its last write a moment, then let the reaper decide.
@@ -74,6 +82,16 @@ def follow(c: Context, run_id: int, proc=None) -> int:
     finally:
         store.close()
     return report_end(c, run_id)
+
+
+def say_warnings(console, store, run_id: int, seen: int, since: float) -> int:
+    """Print the run's warning and error events after event id `seen` and not before `since`; returns the new
+    `seen`."""
+    events = store.events_since(run_id, seen)
+    for e in events:
+        if e["level"] in SAID_LEVELS and e["time"] >= since:
+            console.print(f"run {run_id} {e['level']}: {e['message']}", markup=False, soft_wrap=True)
+    return events[-1]["id"] if events else seen
 
 
 def report_end(c: Context, run_id: int) -> int:

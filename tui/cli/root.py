@@ -14,12 +14,15 @@ import typer
 from typer.core import TyperGroup
 
 from difftui.tui.cli import data, doctor, eval, runs, sweep, sync
-from difftui.tui.cli.common import Context, user_command
+from difftui.tui.cli.common import Context, fail, global_path_error, user_command
 from difftui.tui.cli.slurm import optional_values
 
 __all__ = ["app", "main"]
 
 GLOBAL_OPTIONS = ("--db", "--presets")          # accepted before or after the command
+# click's UsageError as typer raises it (recent typer carries its own copy of click: its BadParameter derives from it).
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+TYPER_NOT_AN_INTEGER = "Input should be a valid integer, unable to parse string as an integer"
 
 
 def hoist_global_options(args: list[str], commands: Any) -> list[str]:
@@ -67,8 +70,19 @@ def _clean_metavars(command: Any) -> None:
     command.get_help_option = help_option
 
 
+def usage_line(error: Any) -> str:
+    """A usage error (a run id that is not a number, a missing argument, an unknown option or command) as the one
+    line every other user error is (issue 16 item 10), naming the command and where its help is: typer would draw a
+    six-line box."""
+    path = error.ctx.command_path if error.ctx is not None else "difftui"
+    text = error.format_message().rstrip(".").replace(TYPER_NOT_AN_INTEGER, "expected a whole number")
+    where = path.removeprefix("difftui").strip()
+    return f"{where + ': ' if where else ''}{text} (see {path} --help)"
+
+
 class DifftuiGroup(TyperGroup):
-    """The root command: global options after the command too, and clean metavars on every command."""
+    """The root command: global options after the command too, clean metavars on every command, and usage errors
+    (the root's and every command's) as one line with exit 2."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -76,7 +90,16 @@ class DifftuiGroup(TyperGroup):
             _clean_metavars(command)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, optional_values(hoist_global_options(args, self.commands)))
+        try:
+            return super().parse_args(ctx, optional_values(hoist_global_options(args, self.commands)))
+        except UsageError as e:
+            fail(usage_line(e), code=e.exit_code)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)              # resolves the command and parses its own arguments
+        except UsageError as e:
+            fail(usage_line(e), code=e.exit_code)
 
 
 app = typer.Typer(
@@ -100,6 +123,9 @@ def root(
 ) -> None:
     from difftui.engine.store import default_db_path
     ctx.obj = Context((db or default_db_path()).expanduser(), list(presets or []))
+    problem = global_path_error(ctx.obj.db, ctx.obj.presets, db_named="--db" if db else "$DIFFTUI_DB")
+    if problem is not None and not ctx.resilient_parsing:
+        fail(problem)
     if ctx.invoked_subcommand is None:
         open_tui(ctx.obj)
 

@@ -42,10 +42,12 @@ from difftui.tui.cli.slurm import SLURM_OPTIONS, slurm_options
 def run(
     ctx: typer.Context,
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", metavar="NAME",
-                                          help="dataset profile (default: digits)"),
+                                          help="dataset profile (default: digits, or the recipe's anchor)"),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", metavar="NAME",
-                                           help="backbone tier (default: unet-demo)"),
-    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", metavar="NAME", help="sampler panel (default: ddim)"),
+                                           help="backbone tier (default: unet-demo, or the recipe's anchor)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", metavar="NAME",
+                                          help="sampler panel (default: the recipe's: edm-heun for EDM, "
+                                               "covariance-ocm for OCM, else ddim)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", metavar="NAME",
                                          help="training recipe (default: p1-default)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
@@ -102,11 +104,13 @@ def run(
                                         name=name, slurm=options)
     started = new_run(c.db, config, plan=plan)
     run_id, proc = started.run_id, started.proc
+    with c.store() as store:                        # the run's own folder: runs/<id>.1 when runs/<id> was taken
+        log = Path(get_run(store, run_id)["run_dir"]) / "engine.log"
     steps = f"{config.recipe.total_steps} steps" + (" (the CPU default; --max-steps N for more)" if defaulted else "")
     what = f"submitted to Slurm as job {started.slurm_job}" if started.slurm_job else f"started (pid {proc.pid})"
     out.print(f"run {run_id} {what}: {config.dataset.name} / {config.backbone.name} / "
               f"{config.sampler.name} / {config.recipe.name}, {steps}, device {config.device}, {plan.describe()}; "
-              f"log {Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}", markup=False)
+              f"log {log}", markup=False)
     if plan.nnodes > 1:
         out.print(f"on each of the other {plan.nnodes - 1} machine(s), with the same data set paths, run:\n  "
                   f"python -m torch.distributed.run --nnodes {plan.nnodes} --nproc-per-node {plan.nproc_per_node} "
@@ -118,10 +122,10 @@ def run(
     raise typer.Exit(follow(c, run_id, proc))
 
 
-def _check_data_in_process(profile) -> str | None:
+def _check_data_in_process(profile, batch_size: int) -> str | None:
     from difftui.engine.data import DataError, check_available
     try:
-        check_available(profile)
+        check_available(profile, batch_size)
     except DataError as e:
         return str(e)
     return None
@@ -312,12 +316,13 @@ def resume(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", h
     c = ctx_obj(ctx)
     total = steps_option(max_steps)
     plan = launch_plan(gpus, nproc_per_node) if gpus is not None or nproc_per_node is not None else None
+    since = time.time()                             # the follower says this engine's warnings, not older ones
     resumed = launch.resume(c.db, run_id, total_steps=total, plan=plan)
     proc = resumed.proc
     out.print(resumed.message)
     if detach:
         return
-    raise typer.Exit(follow(c, run_id, proc))
+    raise typer.Exit(follow(c, run_id, proc, since=since))
 
 
 @user_command

@@ -64,9 +64,11 @@ def show_lines(run: dict[str, Any]) -> list[str]:
 
 def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of a sweep's member table: id, axis values, status, the Slurm job (a sweep on Slurm), step,
-    last/best of each loss present, NLL, FLOPs ratio; off-grid members are marked."""
+    last/best of each loss present, NLL, FLOPs ratio; off-grid members are marked, and so is every value of a member
+    that ended before its last step (PARTIAL_MARK; partial_notes says how each ended)."""
     from difftui.engine.launch.liveness import is_waiting
     from difftui.engine.launch.slurm.jobs import describe_job
+    from difftui.engine.sweeps.compare import PARTIAL_MARK
     axes: list[str] = []
     for s in summaries:
         axes.extend(k for k in s.axis_values if k not in axes)
@@ -84,24 +86,36 @@ def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for s in summaries:
         r = s.run
-        values = s.axis_values
         axis_cells = []
         for a in axes:
-            v = values.get(a)
-            axis_cells.append(format_setting(v))
+            axis_cells.append(format_setting(s.setting(a)))
         if r.get("off_grid"):
             axis_cells[-1:] = [f"{axis_cells[-1]} (off-grid)"] if axis_cells else []
         status = r["status"] + (" (waiting)" if is_waiting(r) else "")
         job = [describe_job(r, prefix="") or "-"] if slurm else []
         row = [str(r["id"]), *axis_cells, status, *job, f"{r['step']}/{r['total_steps']}"]
+        # A member that ended before its last step: each value it shows is a partial one, marked (issue 16 item 7).
+        def mark(text: str, partial: bool = bool(s.partial)) -> str:
+            return f"{text}{PARTIAL_MARK}" if partial and text != "-" else text
         for n in losses:
-            row += [format_number(s.last.get(n)), format_number(s.best.get(n))]
+            row += [mark(format_number(s.last.get(n))), mark(format_number(s.best.get(n)))]
         if nll:
-            row.append(format_number(s.nll[1]) if s.nll else "-")
+            row.append(mark(format_number(s.nll[1])) if s.nll else "-")
         if flops:
-            row.append(format_number(s.last.get("flops_ratio")))
+            row.append(mark(format_number(s.last.get("flops_ratio"))))
         rows.append(row)
     return header, rows
+
+
+def partial_notes(summaries: list[Any]) -> list[str]:
+    """One line per member that ended before its last step, under the member table (issue 16 item 7)."""
+    from difftui.engine.sweeps.compare import PARTIAL_MARK
+    def how(s: Any) -> str:
+        sweep_id = s.run["sweep_id"]
+        return (f"sweep retry {sweep_id} runs it again" if s.run["status"] == "failed" else
+                f"sweep resume {sweep_id} continues it")
+    return [f"{PARTIAL_MARK} run {s.run['id']} {s.partial}: its values are partial, not results ({how(s)})"
+            for s in summaries if s.partial]
 
 
 def sweep_header(sweep: dict[str, Any], alive: bool) -> list[str]:
@@ -154,7 +168,8 @@ def _read_sweep(db: Path, sweep_id: int) -> tuple[dict[str, Any], bool, list[Any
 
 def _render(sweep: dict[str, Any], alive: bool, summaries: list[Any]) -> Any:
     from rich.console import Group
-    return Group(*[Text(line) for line in sweep_header(sweep, alive)], Text(""), _member_table(summaries))
+    notes = [Text(line, style="yellow") for line in partial_notes(summaries)]
+    return Group(*[Text(line) for line in sweep_header(sweep, alive)], Text(""), _member_table(summaries), *notes)
 
 
 def follow_sweep(c: Any, sweep_id: int) -> int:
@@ -193,9 +208,13 @@ def _counts(summaries: list[Any]) -> dict[str, int]:
 def start(
     ctx: typer.Context,
     grid: str = typer.Argument(..., help="grid preset (difftui presets sweeps), e.g. p1-dropout"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="dataset profile (default: digits)"),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="backbone tier (default: unet-demo)"),
-    sampler: Optional[str] = typer.Option(None, "--sampler", "-s", help="sampler panel (default: ddim)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="dataset profile (default: digits, or the recipe's anchor)"),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b",
+                                           help="backbone tier (default: unet-demo, or the recipe's anchor)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", "-s",
+                                          help="sampler panel (default: the recipe's: edm-heun for EDM, "
+                                               "covariance-ocm for OCM, else ddim)"),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="training recipe (default: p1-default)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override a config key: section.key=value"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="train each member this many steps"),

@@ -14,7 +14,6 @@ are read by a polling worker as the dashboard does, so live runs keep drawing; P
 from __future__ import annotations
 
 import bisect
-import json
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +54,12 @@ def runs_fit_as_columns(count: int, width: int) -> bool:
 
 
 def read_compare(db_path: Path, run_ids: list[int], last_id: int = 0) -> CompareBatch:
-    from difftui.engine.sweeps import config_diff
-    from difftui.engine.sweeps.compare import summarise_runs
+    from difftui.engine.sweeps.compare import runs_config_diff, summarise_runs
     with open_for_reading(db_path) as store:
         liveness.reap_dead_runs(store)
         runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
         batch = CompareBatch(summaries=summarise_runs(store, runs),
-                             diff=config_diff([json.loads(r["config"]) for r in runs]), last_id=last_id)
+                             diff=runs_config_diff(runs), last_id=last_id)
         batch.rows = store.metrics_since_many([r["id"] for r in runs], LOSSES, last_id)
         if batch.rows:
             batch.last_id = batch.rows[-1]["id"]

@@ -165,10 +165,12 @@ class PresetPickerScreen(NewRunStep):
                 label = Text.assemble(label, ("  * anchor", "bold green"))
             options.add_option(Option(label, id=name))
         remembered = self.app.remembered.get(self.kind)
+        fallback = DEFAULTS.get(self.kind)
+        if self.kind == "samplers":
+            remembered, fallback = self._sampler_defaults(remembered)
         names = [e[0] for e in listed]
         # The explicit choice, then (on the backbone step) the data set's nearest paper anchor, then the last choice.
-        for wanted in (self.choices.get(self.kind), next(iter(self.suggested), None), remembered,
-                       DEFAULTS.get(self.kind)):
+        for wanted in (self.choices.get(self.kind), next(iter(self.suggested), None), remembered, fallback):
             if wanted in names:
                 options.highlighted = names.index(wanted)
                 break
@@ -181,6 +183,37 @@ class PresetPickerScreen(NewRunStep):
         if self.pending_picks:
             self.pending_picks -= 1
             self.action_pick()
+
+    def _sampler_defaults(self, remembered: str | None) -> tuple[str | None, str]:
+        """The sampler step's (remembered, default): the default follows the recipe this flow trains (its recipe,
+        else the last one used, else the default recipe) as in the CLI (catalog.default_sampler: EDM Heun for an EDM
+        recipe); the last sampler is offered only when it was used with that same recipe."""
+        from difftui.engine.config.catalog import DEFAULTS, default_sampler
+        from difftui.engine.config.model import to_dict
+        last = self.app.remembered
+        recipe_name = self.choices.get("recipes") or last.get("recipes") or DEFAULTS["recipes"]
+        recipe = next((p for name, p, _ in self.app.preset_entries.get("recipes", []) if name == recipe_name), None)
+        fallback = default_sampler(to_dict(recipe)) if recipe is not None else DEFAULTS["samplers"]
+        return (remembered if last.get("recipes") == recipe_name else None), fallback
+
+    def _sampler_for(self, choices: dict[str, str], recipe: Any) -> dict[str, str]:
+        """The sampler step came first: a sampler that cannot sample the picked recipe's model (DDIM for an EDM
+        recipe; the engine's sampler_error) gives way to the recipe's own (catalog.default_sampler), said in a toast;
+        a sampler that can is kept."""
+        from difftui.engine.config.catalog import default_sampler
+        from difftui.engine.config.model import to_dict
+        from difftui.engine.core_rules import sampler_error
+        picked = choices.get("samplers")
+        sampler = next((p for n, p, _ in self.app.preset_entries.get("samplers", []) if n == picked), None)
+        if sampler is None:
+            return choices
+        objective = "edm" if recipe.loss == "edm" else "ddpm"
+        if sampler_error(sampler.grid, objective=objective, variance=recipe.variance, T=recipe.diffusion_steps) is None:
+            return choices
+        wanted = default_sampler(to_dict(recipe))
+        self.notify(f"sampler {wanted}: {picked} cannot sample the {choices['recipes']} recipe's model "
+                    f"(esc twice to choose another)", title="sampler follows the recipe", timeout=8)
+        return {**choices, "samplers": wanted}
 
     @on(OptionList.OptionHighlighted, "#presets")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -213,6 +246,8 @@ class PresetPickerScreen(NewRunStep):
             self.notify(f"{name}: {in_tui_words(error)}", title="invalid preset", severity="error", timeout=8)
             return
         choices = {**self.choices, self.kind: name}
+        if self.kind == "recipes":
+            choices = self._sampler_for(choices, preset)
         pending, self.pending_picks = self.pending_picks, 0
         i = STEPS.index(self.kind)
         if i + 1 < len(STEPS):

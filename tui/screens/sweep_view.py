@@ -167,10 +167,12 @@ class SweepScreen(PollingScreen):
         axis = axes[self.axis_index % len(axes)]
         metric = self.metric or "L_simple"
         nan = float("nan")
-        with_values = [s for s in self.summaries if axis in s.axis_values]
+        on_axis = [s for s in self.summaries if axis in s.axis_values]
+        with_values = [s for s in on_axis if not s.partial]          # a partial value is not a result
         points = AxisPoints(axis=axis, metric=metric, values=[s.axis_values[axis] for s in with_values],
                             last=[s.last.get(metric, nan) for s in with_values],
-                            best=[s.best.get(metric, nan) for s in with_values])
+                            best=[s.best.get(metric, nan) for s in with_values],
+                            left_out=[str(s.run["id"]) for s in on_axis if s.partial])
         if any("flops_ratio" in s.last for s in with_values):
             points.flops = [s.last.get("flops_ratio", nan) for s in with_values]
         self.query_one(AxisChart).show_points(points)
@@ -207,6 +209,10 @@ class SweepScreen(PollingScreen):
         text.append(f"  step {r['step']}/{r['total_steps']}")
         if r.get("off_grid"):
             text.append("  OFF-GRID", style="bold yellow")
+        if s.partial:
+            from difftui.engine.sweeps.compare import PARTIAL_MARK
+            text.append(f"\n{PARTIAL_MARK} {s.partial}: partial values, not results, left out of the chart "
+                        f"(r runs it on)", style="yellow")
         if r.get("error") and r["status"] in ("failed", "crashed"):
             text.append(f"\n{in_tui_words(r['error'])}", style="red")
         if r.get("device"):

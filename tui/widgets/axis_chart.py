@@ -2,6 +2,9 @@
 and for DyDiT the measured FLOPs ratio on the right-hand axis (with the loss on the left: the P5 speed-quality
 trade-off against lambda, playbook A.1a / A.2).
 
+Members that ended before their last step (stopped, failed, crashed) are left out, and the border names them: their
+partial value beside finished members would read as a result (issue 16 item 7).
+
 Numeric axes are plotted at their values; other axes (a schedule, a tier name) at evenly spaced positions labelled
 with the value. Members that share an axis value (several axes) each give a point.
 """
@@ -25,6 +28,7 @@ class AxisPoints:
     last: list[float] = field(default_factory=list)  # the metric's last value per member (nan: none yet)
     best: list[float] = field(default_factory=list)
     flops: list[float] = field(default_factory=list)  # measured FLOPs ratio per member (DyDiT), or empty
+    left_out: list[str] = field(default_factory=list)  # run ids of the members not plotted (unfinished)
 
     def positions(self) -> tuple[list[float], list[str] | None]:
         """x positions, and tick labels when the axis is not numeric."""
@@ -62,6 +66,13 @@ class AxisChart(PlotextPlot):
                     out[label] = (fx, fy)
         return out
 
+    def left_out_note(self) -> str:
+        """Members that ended before their last step are not plotted (a partial value would read as a result)."""
+        left = self.points.left_out
+        if not left:
+            return ""
+        return f"left out: run{'s' if len(left) > 1 else ''} {', '.join(left)} (partial)"
+
     def replot(self) -> None:
         if not self.is_mounted:
             return
@@ -69,6 +80,7 @@ class AxisChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         p = self.points
+        self.border_subtitle = self.left_out_note()        # on the border: plotext drops a title wider than the plot
         series = self.plotted()
         short = p.axis.split(".")[-1] if p.axis else "axis"
         if not series:

@@ -52,7 +52,7 @@ class Column:
 def _axis_text(summary: Any, key: str, off_grid: dict[str, list[Any]]) -> Text:
     """The member's value on one axis; a value off the paper's grid is marked with a yellow '*'."""
     from difftui.engine.config.model import same_value
-    v = summary.axis_values.get(key)
+    v = summary.setting(key)
     text = Text(format_setting(v))
     if summary.run.get("off_grid") and any(same_value(v, o) for o in off_grid.get(key, ())):
         text.append("*", style="bold yellow")
@@ -68,7 +68,7 @@ def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None =
     cols = [Column("run", "run", 5, lambda s: s.run["id"], lambda s: Text(str(s.run["id"]), justify="right"))]
     for key in axes:
         cols.append(Column(f"axis:{key}", key.split(".")[-1], max(8, len(key.split(".")[-1]) + 2),
-                           lambda s, k=key: s.axis_values.get(k), lambda s, k=key: _axis_text(s, k, off_grid)))
+                           lambda s, k=key: s.setting(k), lambda s, k=key: _axis_text(s, k, off_grid)))
 
     def status_cell(s: Any) -> Text:
         r = s.run
@@ -85,16 +85,26 @@ def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None =
     for name in LOSSES:
         if any(name in s.last for s in summaries):
             cols.append(Column(f"last:{name}", f"{name}", 9, lambda s, n=name: s.last.get(n),
-                               lambda s, n=name: Text(format_number(s.last.get(n)), justify="right")))
+                               lambda s, n=name: _value_cell(s, s.last.get(n))))
             cols.append(Column(f"best:{name}", "best", 9, lambda s, n=name: s.best.get(n),
-                               lambda s, n=name: Text(format_number(s.best.get(n)), justify="right")))
+                               lambda s, n=name: _value_cell(s, s.best.get(n))))
     if any(s.nll for s in summaries):
         cols.append(Column("nll", "NLL b/d", 8, lambda s: s.nll[1] if s.nll else None,
-                           lambda s: Text(format_number(s.nll[1]) if s.nll else "-", justify="right")))
+                           lambda s: _value_cell(s, s.nll[1] if s.nll else None)))
     if any("flops_ratio" in s.last for s in summaries):
         cols.append(Column("flops", "FLOPs", 7, lambda s: s.last.get("flops_ratio"),
-                           lambda s: Text(format_number(s.last.get("flops_ratio")), justify="right")))
+                           lambda s: _value_cell(s, s.last.get("flops_ratio"))))
     return cols
+
+
+def _value_cell(summary: Any, value: float | None) -> Text:
+    """A metric's cell; a member that ended before its last step shows its values dim and marked (PARTIAL_MARK):
+    partial values, not results (issue 16 item 7; the detail line says how it ended)."""
+    from difftui.engine.sweeps.compare import PARTIAL_MARK
+    text = format_number(value)
+    if summary.partial and value is not None:
+        return Text(f"{text}{PARTIAL_MARK}", style="dim yellow", justify="right")
+    return Text(text, justify="right")
 
 
 class MemberTable(DataTable):

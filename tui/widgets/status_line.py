@@ -19,6 +19,7 @@ __all__ = ["StatusLine", "STATUS_STYLES", "eta_seconds"]
 STATUS_STYLES = {
     "queued": "yellow", "running": "bold green", "stopping": "yellow", "completed": "bold blue",
     "stopped": "cyan", "failed": "bold red", "crashed": "bold red",
+    "partial": "bold yellow",                       # a sweep whose members did not all complete (issue 16 item 7)
 }
 
 
