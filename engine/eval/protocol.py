@@ -4,7 +4,7 @@ optimizer, no training stream; no global RNG is seeded (every draw has its own t
 it (lock, job row, entry point) is evaluator.py.
 
     task_panel     every sampler of the run's panel from the fixed x_T: grid, NFE, seconds, NLL of ancestral chains
-    task_nll       bits/dim over the whole chain on the held-out split, the number of images beside it
+    task_nll       bits/dim over the whole chain on held-out images (DEFAULT_NLL_IMAGES unless asked), the count beside
     task_fid       FID (min and spread of the repeats) and precision/recall (k = 3) at the fixed deterministic sampler
     task_curve     FID and NLL at 5/10/15/20 steps for every covariance the model has, with grids from the same x_T
     run_pending_snapshots   FID of each snapshot not yet evaluated at the quick count, then the best one marked
@@ -23,6 +23,13 @@ import torch
 
 from difftui.engine.config.model import RunConfig, SamplerSpec
 from difftui.engine.core_rules import ANCESTRAL_KINDS
+from difftui.engine.eval.counts import (
+    DEFAULT_NLL_IMAGES,
+    MIN_EVAL_BATCH,
+    REPORT_SAMPLES,
+    fid_sample_count,
+    selection_spec,
+)
 from difftui.engine.eval.rows import format_metric
 from difftui.engine.numbers import format_number
 from difftui.engine.run.builders import build_model, build_objective, sampler_args
@@ -31,9 +38,7 @@ from difftui.engine.store import Store
 __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "MIN_EVAL_BATCH", "CURVE_VARIANCES", "EvalError", "EvalOptions",
            "Evaluation", "selection_spec"]
 
-REPORT_SAMPLES = 50_000                             # playbook 5.5: FID on 50,000 generated images
-QUICK_NLL_IMAGES = 256                              # our choice: a quick NLL, its count always shown beside it
-MIN_EVAL_BATCH = 64                                 # sampling needs no gradients: at least this many per batch
+QUICK_NLL_IMAGES = DEFAULT_NLL_IMAGES               # the name callers used; one count (eval/counts.py)
 CURVE_VARIANCES = (("fixed_small", "heuristic beta_tilde"), ("fixed_large", "heuristic beta"),
                    ("learned", "learned (P1)"), ("ocm", "OCM (P6)"))       # playbook 3.6, 5.7-5.8
 
@@ -47,7 +52,7 @@ class EvalError(RuntimeError):
 class EvalOptions:
     fid: bool = False
     samples: int | None = None                      # generated images per FID; None: REPORT_SAMPLES or the quick count
-    quick: bool = False                             # the recipe's quick FID count and QUICK_NLL_IMAGES
+    quick: bool = False                             # the recipe's quick FID count
     repeats: int = 1
     inception: str | None = None
     snapshot: int | None = None                     # evaluate this snapshot's EMA weights (else the newest checkpoint)
@@ -55,28 +60,11 @@ class EvalOptions:
     curve: bool = False
     panel: bool = True
     nll: bool = True
-    nll_images: int | None = None                   # None: the whole held-out split (QUICK_NLL_IMAGES when quick)
+    nll_images: int | None = None                   # None: DEFAULT_NLL_IMAGES (a larger count: the whole split)
     batch: int | None = None                        # None: the recipe's batch size, at least MIN_EVAL_BATCH
     device: str | None = None                       # None: the run's own device
     seed: int = 0
 
-
-
-def _deterministic(spec: SamplerSpec) -> bool:
-    return (spec.kind == "ddim" and spec.eta == 0.0 and spec.variance == "fixed_small") or \
-        (spec.kind in ("edm_euler", "edm_heun") and spec.S_churn == 0.0)
-
-
-def selection_spec(config: RunConfig) -> SamplerSpec:
-    """The fixed deterministic sampler FID is measured with (playbook 5.6): the panel's grid sampler when it is
-    deterministic, else DDIM eta = 0, N = 50 (playbook 5.0) for the DDPM family and EDM Heun N = 18, NFE 35
-    (P3's CIFAR-10 protocol, playbook 5.6) for the EDM loss."""
-    grid = config.sampler.grid
-    if _deterministic(grid):
-        return grid
-    if config.recipe.loss == "edm":
-        return SamplerSpec(kind="edm_heun", steps=18)
-    return SamplerSpec(kind="ddim", steps=50, eta=0.0, tau="linear")
 
 
 #----------------------------------------------------------------------------
@@ -181,7 +169,7 @@ class Evaluation:
         if self._heldout is None:
             from difftui.engine.eval.metrics.heldout import heldout_set, heldout_subset, overlap
             data = heldout_set(self.config.dataset)
-            n = self.opts.nll_images or (QUICK_NLL_IMAGES if self.opts.quick else None)
+            n = self.opts.nll_images or DEFAULT_NLL_IMAGES
             images, labels = heldout_subset(data, n, seed=self.opts.seed)
             shared = overlap(self.train_images, data.images)
             facts = {"split": "test", "images": len(images), "split_size": len(data), "overlap_with_train": shared}
@@ -238,7 +226,7 @@ class Evaluation:
     def fid_samples(self) -> tuple[int, bool]:
         """(generated images per FID, quick): any count below the report's 50,000 is a quick, monitoring number
         (playbook 5.5: a 10K FID is biased; say so beside it and check key results at 50K)."""
-        n = self.opts.samples or (self.recipe.eval_quick_samples if self.opts.quick else REPORT_SAMPLES)
+        n = fid_sample_count(self.recipe, self.opts.samples, self.opts.quick)
         return n, n < REPORT_SAMPLES
 
     def measure_fid(self, net, spec: SamplerSpec, samples: int, repeats: int, label: str) -> dict[str, Any]:
