@@ -33,7 +33,7 @@ from difftui.engine.eval.counts import DEFAULT_NLL_IMAGES, selection_spec
 from difftui.engine.numbers import format_number
 from difftui.engine.run.grid_layout import GRID_SIDE
 
-__all__ = ["TRAIN_IMAGE_FORWARDS", "Part", "Cost", "EvalCounts", "evaluation_parts", "grid_part", "training_rate",
+__all__ = ["TRAIN_IMAGE_FORWARDS", "GRID_IMAGES", "Part", "Cost", "EvalCounts", "evaluation_parts", "grid_part", "training_rate",
            "describe_seconds"]
 
 TRAIN_IMAGE_FORWARDS = 3                            # forward + backward (2 x forward), as the MFU's FLOPs count it
@@ -51,8 +51,9 @@ class Part:
 class EvalCounts:
     """What an evaluation measures, in counts (the evaluator's options as numbers)."""
     panel: bool = True
-    nll: bool = True
-    nll_images: int = DEFAULT_NLL_IMAGES
+    nll: bool = True                                # the held-out NLL over the whole chain (the evaluator's task)
+    nll_images: int = DEFAULT_NLL_IMAGES            # its images, and those of the panel's ancestral chains' NLL
+    panel_nll: bool = False                         # the panel's NLL without the held-out task (a live engine's)
     fid_samples: int = 0                            # 0: no FID
     repeats: int = 1
     curve: bool = False
@@ -118,11 +119,12 @@ def evaluation_parts(config: RunConfig, counts: EvalCounts) -> tuple[Part, ...]:
     nll_ok = counts.nll and _has_chain_nll(config)
     images = counts.nll_images
     if counts.panel:
+        panel_nll = (counts.nll or counts.panel_nll) and _has_chain_nll(config)
         panel = [config.sampler.grid] + [s for s in config.sampler.sweep if s != config.sampler.grid]
         applied = [s for s in panel if _applies(s, config)]
         forwards = sum(GRID_IMAGES * s.nfe for s in applied)
         what = f"panel: {len(applied)} samplers x {GRID_IMAGES} images, NFE {sum(s.nfe for s in applied)}"
-        chains = [s for s in applied if s.kind in ANCESTRAL_KINDS] if nll_ok else []
+        chains = [s for s in applied if s.kind in ANCESTRAL_KINDS] if panel_nll else []
         if chains:
             forwards += sum(images * s.steps for s in chains)
             what += f", NLL of {len(chains)} chains on {format_number(images)} images"

@@ -21,6 +21,7 @@ from difftui.engine.atomic import atomic_write_bytes
 from difftui.engine.config.model import SamplerPanel
 from difftui.engine.core_rules import ANCESTRAL_KINDS
 from difftui.engine.diffusion import Objective, SamplerArgs, evaluate_samplers
+from difftui.engine.eval.counts import LIVE_PANEL_NLL_IMAGES
 from difftui.engine.eval.diagnostics import panel_consistency
 from difftui.engine.eval.rows import format_metric
 from difftui.engine.numbers import format_number
@@ -30,7 +31,7 @@ from difftui.engine.store import Store
 
 __all__ = ["NLL_IMAGES", "panel_samplers", "panel_calls", "evaluate_panel", "fixed_images", "panel_images", "record_panel"]
 
-NLL_IMAGES = 64                                     # the live panel's NLL batch (playbook 5.5: the size is reported)
+NLL_IMAGES = LIVE_PANEL_NLL_IMAGES                  # the live panel's NLL batch (eval/counts.py)
 
 
 def panel_samplers(panel: SamplerPanel) -> list[tuple[str, SamplerArgs]]:

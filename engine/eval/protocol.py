@@ -23,6 +23,7 @@ import torch
 
 from difftui.engine.config.model import RunConfig, SamplerSpec
 from difftui.engine.core_rules import ANCESTRAL_KINDS
+from difftui.engine.eval.cost import GRID_IMAGES, Cost, EvalCounts, evaluation_parts
 from difftui.engine.eval.counts import (
     DEFAULT_NLL_IMAGES,
     MIN_EVAL_BATCH,
@@ -308,6 +309,7 @@ class Evaluation:
         self.progress.advance(1, "panel done")
 
     def task_nll(self, net, step: int, snapshot: int | None, source: str) -> None:
+        from difftui.engine.diffusion import Watched
         from difftui.engine.eval.metrics.heldout import heldout_nll
         if self.objective.kind != "ddpm" or self.decoder is not None:
             why = (f"the {self.objective.kind} objective has no chain likelihood" if self.decoder is None else
@@ -319,12 +321,22 @@ class Evaluation:
         variance = "fixed_small" if self.objective.variance == "fixed_large" else self.objective.variance
         T = self.objective.diffusion.num_timesteps
         label = f"full chain T={T} {variance}"
-        self.progress.say(f"held-out NLL on {format_number(len(images))} images ({label})")
+        n = len(images)
+        self.progress.say(f"held-out NLL on {format_number(n)} images ({label})")
         start = time.perf_counter()
-        bpd = heldout_nll(self.objective, net, images, labels, device=self.device, batch=self.batch,
-                          seed=self.opts.seed,
-                          on_batch=lambda d, n: self.progress.advance(
-                              1, f"held-out NLL: {format_number(d)}/{format_number(n)}"))
+        done = [0]                                  # images whose chain is finished
+
+        def on_call(calls: int) -> None:            # one call per chain step of a batch (issue 16 item 5)
+            batch = min(self.batch, n - done[0])
+            self.progress.advance(1, f"held-out NLL: {format_number(done[0])}/{format_number(n)} images, "
+                                     f"chain step {(calls - 1) % T + 1}/{format_number(T)} of the next "
+                                     f"{format_number(batch)}")
+
+        def on_batch(d: int, total: int) -> None:
+            done[0] = d
+
+        bpd = heldout_nll(self.objective, Watched(net, on_call=on_call), images, labels, device=self.device,
+                          batch=self.batch, seed=self.opts.seed, on_batch=on_batch)
         seconds = time.perf_counter() - start
         protocol = {"source": source, "heldout": facts, "chain": label, "device": str(self.device)}
         common = self.common(step, label, T, "nll", snapshot, protocol)
@@ -395,6 +407,10 @@ class Evaluation:
                                   f"({format_number(samples)} samples{' quick' if quick else ''}, "
                                   f"{format_number(len(images))} held-out images)")
 
+    def nll_calls(self) -> int:
+        """Network calls of the held-out NLL: T per batch (its progress units)."""
+        return math.ceil(len(self.heldout()[0]) / self.batch) * self.objective.diffusion.num_timesteps
+
     def curve_units(self) -> int:
         from difftui.engine.diffusion import FEW_STEP_COUNTS
         samples, _ = self.fid_samples()
@@ -409,6 +425,44 @@ class Evaluation:
         per_cell = self.opts.repeats * math.ceil(samples / self.batch) + math.ceil(n_heldout / self.batch)
         return cells * len(FEW_STEP_COUNTS) * per_cell
 
+    # -- the cost, said before it is paid (issue 16 item 5) ---------------------------------------------------------
+
+    def forward_rate(self, net) -> float:
+        """Image-forwards per second of `net` here: one no-grad call on a batch of noise, timed after a first call
+        (which pays the allocations); the rate every estimate of this evaluation is priced at."""
+        from difftui.engine.diffusion import inference_mode
+        n = min(self.batch, GRID_IMAGES)
+        g = torch.Generator(device=self.device).manual_seed(self.opts.seed)
+        x = torch.randn((n, *self.shape), generator=g, device=self.device)
+        y = self.grid_labels[:n] if self.grid_labels is not None else None
+        if self.objective.kind == "ddpm":
+            T = self.objective.diffusion.num_timesteps
+            model = self.objective.eps_model(net, x.dtype, y)
+            level = torch.full((n,), T // 2, device=self.device, dtype=torch.long)
+        else:
+            model = self.objective.denoiser(net, x.dtype, y)
+            level = torch.ones((n,), device=self.device)
+        with inference_mode(net):
+            model(x, level)
+            _sync(self.device)
+            start = time.perf_counter()
+            model(x, level)
+            _sync(self.device)
+        return n / max(time.perf_counter() - start, 1e-9)
+
+    def counts(self) -> EvalCounts:
+        o = self.opts
+        images = len(self.heldout()[0]) if o.nll and self.objective.kind == "ddpm" and self.decoder is None \
+            else (o.nll_images or DEFAULT_NLL_IMAGES)
+        return EvalCounts(panel=o.panel, nll=o.nll, nll_images=images,
+                          fid_samples=self.fid_samples()[0] if o.fid or o.curve else 0, repeats=o.repeats,
+                          curve=o.curve)
+
+    def estimate(self, net) -> Cost:
+        rate = self.forward_rate(net)
+        return Cost(evaluation_parts(self.config, self.counts()), rate,
+                    f"timed on {self.device} at batch {min(self.batch, GRID_IMAGES)}")
+
     # -- the whole evaluation -------------------------------------------------------------------------------------
 
     def run_weights(self) -> list[str]:
@@ -417,8 +471,9 @@ class Evaluation:
         snapshot = self.opts.snapshot
         o = self.opts
         self.lines.append(f"run {self.run_id} at step {step}: EMA weights of {source}, on {self.device}")
-        units = int(o.panel) + (math.ceil(len(self.heldout()[0]) / self.batch) if o.nll and
-                                self.objective.kind == "ddpm" else int(o.nll))
+        self.progress.say(self.estimate(net).describe())
+        units = int(o.panel) + (self.nll_calls() if o.nll and self.objective.kind == "ddpm" and
+                                self.decoder is None else int(o.nll))
         if o.fid:
             units += o.repeats * math.ceil(self.fid_samples()[0] / self.batch)
         if o.curve:
@@ -459,6 +514,11 @@ class Evaluation:
                                      f"{best}")
                 del net
         return self.lines
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _key_mismatch(expected: dict, got: dict) -> tuple[list[str], list[str]]:
