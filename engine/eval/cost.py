@@ -93,8 +93,14 @@ class Cost:
         return (f"estimate: about {describe_seconds(self.seconds)} ({parts}) at {format_number(self.rate)} "
                 f"image-forwards/s, {self.basis}")
 
-    def at_rate(self, rate: float, basis: str) -> "Cost":
-        return Cost(self.parts, rate, basis)
+    def breakdown(self) -> list[str]:
+        """The estimate as lines: the total, one per part, the rate and its basis (the TUI's dialog)."""
+        if not self.rate:
+            return [f"estimate: {format_number(self.forwards)} image-forwards, time unknown",
+                    *(f"  {p.what}" for p in self.parts), self.basis]
+        return [f"estimate: about {describe_seconds(self.seconds)}",
+                *(f"  {p.what}: {describe_seconds(p.forwards / self.rate)}" for p in self.parts),
+                f"at {format_number(self.rate)} image-forwards/s, {self.basis}"]
 
 
 def _applies(spec: SamplerSpec, config: RunConfig) -> bool:

@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from difftui.engine.eval.cost import Cost, EvalCounts, evaluation_parts, training_rate
 from difftui.engine.eval.counts import DEFAULT_NLL_IMAGES, LIVE_PANEL_NLL_IMAGES, fid_sample_count
@@ -29,7 +29,7 @@ from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.store import Store
 from difftui.engine.store.spool import send_command
 
-__all__ = ["EvalRequest", "start_evaluation", "estimate_evaluation", "evaluation_counts"]
+__all__ = ["EvalRequest", "Pricing", "pricing", "start_evaluation", "estimate_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -69,31 +69,39 @@ class EvalRequest:
         return args
 
 
-def _fid_wanted(request: EvalRequest) -> bool:
-    if request.needs_fid:
-        return True
-    if request.fid_if_found:
-        try:
-            return locate_inception(request.inception) is not None
-        except InceptionWeightsMissing:
-            return False
-    return False
+def _fid_found(inception: Path | None) -> bool:
+    try:
+        return locate_inception(inception) is not None
+    except InceptionWeightsMissing:
+        return False
 
 
-def evaluation_counts(run: dict, config, request: EvalRequest) -> EvalCounts:
-    """What `request` measures of `run`, in counts: a live run's engine evaluates its panel (NLL of its ancestral
-    chains on LIVE_PANEL_NLL_IMAGES images), any other run's evaluator what the request asks."""
-    if request.snapshot is None and liveness.run_alive(run):
-        return EvalCounts(panel=True, nll=False, nll_images=LIVE_PANEL_NLL_IMAGES, panel_nll=True)
-    fid = _fid_wanted(request)
-    return EvalCounts(panel=True, nll=True, nll_images=request.nll_images or DEFAULT_NLL_IMAGES,
-                      fid_samples=fid_sample_count(config.recipe, request.samples, request.quick) if fid else 0,
-                      repeats=request.repeats, curve=request.curve)
+@dataclass(frozen=True)
+class Pricing:
+    """What pricing an evaluation of one run needs, read once (the TUI's dialog reprices as the counts change)."""
+    run_id: int
+    config: Any                                     # the run's RunConfig
+    live: bool                                      # its engine evaluates its panel (the counts do not apply)
+    fid_found: bool                                 # the Inception weights are where the evaluator looks
+    rate: float | None
+    basis: str
+
+    def counts(self, request: EvalRequest) -> EvalCounts:
+        """What `request` measures, in counts: a live run's engine evaluates its panel (NLL of its ancestral chains
+        on LIVE_PANEL_NLL_IMAGES images), any other run's evaluator what the request asks."""
+        if self.live and request.snapshot is None:
+            return EvalCounts(panel=True, nll=False, nll_images=LIVE_PANEL_NLL_IMAGES, panel_nll=True)
+        fid = request.needs_fid or (request.fid_if_found and self.fid_found)
+        return EvalCounts(panel=True, nll=True, nll_images=request.nll_images or DEFAULT_NLL_IMAGES,
+                          fid_samples=fid_sample_count(self.config.recipe, request.samples, request.quick) if fid
+                          else 0, repeats=request.repeats, curve=request.curve)
+
+    def cost(self, request: EvalRequest) -> Cost:
+        return Cost(evaluation_parts(self.config, self.counts(request)), self.rate, self.basis)
 
 
-def estimate_evaluation(db_path: str | os.PathLike[str], run_id: int, request: EvalRequest = EvalRequest()) -> Cost:
-    """What `start_evaluation(db_path, run_id, request)` will cost, before it starts (eval/cost.py), priced at the
-    run's own training speed; the evaluator times a batch and says its own estimate as it starts."""
+def pricing(db_path: str | os.PathLike[str], run_id: int, inception: Path | None = None) -> Pricing:
+    """Run `run_id`'s config, liveness and training speed (eval/cost.py prices at it); LaunchError: no such run."""
     from difftui.engine.config.catalog import config_from_dict
     with Store(db_path, create=False) as store:
         run = store.get_run(run_id)
@@ -101,7 +109,13 @@ def estimate_evaluation(db_path: str | os.PathLike[str], run_id: int, request: E
             raise LaunchError(f"no run {run_id} in {store.path}")
         config = config_from_dict(json.loads(run["config"]), f"run {run_id} config")
         rate, basis = training_rate(store, run)
-    return Cost(evaluation_parts(config, evaluation_counts(run, config, request)), rate, basis)
+    return Pricing(run_id, config, liveness.run_alive(run), _fid_found(inception), rate, basis)
+
+
+def estimate_evaluation(db_path: str | os.PathLike[str], run_id: int, request: EvalRequest = EvalRequest()) -> Cost:
+    """What `start_evaluation(db_path, run_id, request)` will cost, before it starts (eval/cost.py), priced at the
+    run's own training speed; the evaluator times a batch and says its own estimate as it starts."""
+    return pricing(db_path, run_id, request.inception).cost(request)
 
 
 def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: EvalRequest = EvalRequest(), *,
