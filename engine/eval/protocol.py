@@ -334,6 +334,7 @@ class Evaluation:
 
         def on_batch(d: int, total: int) -> None:
             done[0] = d
+            self.progress.advance(0, f"held-out NLL: {format_number(d)}/{format_number(total)} images")
 
         bpd = heldout_nll(self.objective, Watched(net, on_call=on_call), images, labels, device=self.device,
                           batch=self.batch, seed=self.opts.seed, on_batch=on_batch)

@@ -91,3 +91,24 @@ def test_difftui_eval_prints_the_estimate_before_the_evaluation_starts(digits_ru
     said = [i for i, line in enumerate(log) if line.startswith("estimate: about ")]
     work = [i for i, line in enumerate(log) if line.startswith("panel: ")]
     assert said and work and said[-1] < work[-1] and "timed on cpu at batch 64" in log[said[-1]]
+
+
+def test_the_held_out_nll_reports_its_progress_at_every_chain_step(digits_run, monkeypatch):
+    """The job row says how far the NLL is ("held-out NLL: 0/8 images, chain step 25/50 of the next 8") and counts
+    one unit per network call, so the progress bar moves during a chain that may take minutes."""
+    from difftui.engine.eval import evaluator
+    monkeypatch.setattr(evaluator, "PROGRESS_EVERY_S", 0.0)            # every update written
+    rows = []
+    original = Store.report_progress
+
+    def spy(self, job_id, done, total, message):
+        rows.append((done, total, message))
+        original(self, job_id, done, total, message)
+
+    monkeypatch.setattr(Store, "report_progress", spy)
+    db, run_id = digits_run
+    evaluate(db, run_id, EvalOptions(panel=False, device="cpu"))
+    steps = [m for _, _, m in rows if m.startswith("held-out NLL: ")]
+    assert steps[:50] == [f"held-out NLL: 0/8 images, chain step {k}/50 of the next 8" for k in range(1, 51)]
+    assert steps[50:] and set(steps[50:]) == {"held-out NLL: 8/8 images"}
+    assert rows[-1][0] == rows[-1][1] == 50            # 8 images in one batch: T = 50 calls, all done
