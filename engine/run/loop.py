@@ -40,7 +40,7 @@ from difftui.engine.run.checkpoint import (
     set_rng_state,
 )
 from difftui.engine.run.distributed import World, collective_failed, dead_rank, init_world, peer_processes
-from difftui.engine.run.drawing import Drawing
+from difftui.engine.run.drawing import FIRST_REPORT_S, Drawing
 from difftui.engine.run.grid_check import GridCheck
 from difftui.engine.run.meter import Clock, Interval, Meter, throughput
 from difftui.engine.run.owner import RunLost
@@ -92,6 +92,7 @@ class TrainLoop:
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
         self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
         self.grid_check: GridCheck | None = None    # rank 0: the grid statistics' reference (built at the first grid)
+        self.img_per_s: float | None = None         # rank 0: the last logged training speed (prices a grid)
 
     # -- rank 0 helpers -----------------------------------------------------------------------------------------
 
@@ -252,6 +253,7 @@ class TrainLoop:
                 values.update(throughput(steps * r.batch_size, seconds, self.flops_per_image, self.peak,
                                          self.world.size))
                 values["data_wait"] = min(wait / seconds, 1.0)      # share of the interval spent waiting for batches
+                self.img_per_s = values["img_per_s"] / self.world.size          # this process's share
             self.owner.log.add_metrics(t.step, t.kimg, values)
         if interval.streak >= r.max_nonfinite_steps:
             terms = ", ".join(interval.nonfinite_terms) or "the loss"
@@ -304,10 +306,22 @@ class TrainLoop:
             self.flush()
         return Drawing(what, calls, should_stop=self.stop_asked, say=say)
 
+    def price_grid(self) -> None:
+        """Rank 0: the grid's cost said before it is drawn, when it is worth saying (longer than the drawing's first
+        progress line), priced at the training speed (eval/cost.py; no speed logged yet: its progress lines say)."""
+        from difftui.engine.eval.cost import TRAIN_IMAGE_FORWARDS, Cost, grid_part
+        if not self.img_per_s:
+            return
+        cost = Cost((grid_part(self.trainer.config),), self.img_per_s * TRAIN_IMAGE_FORWARDS, "from the training speed")
+        if cost.seconds > FIRST_REPORT_S:
+            self.event(f"grid at step {self.trainer.step}: {cost.describe()}")
+            self.flush()
+
     def draw_grid(self) -> bool:
         """Rank 0 draws the fixed-x_T grid and records it; False when a stop abandoned it (nothing recorded)."""
         t = self.trainer
         if self.world.main:
+            self.price_grid()
             drawing = self.drawing(f"grid at step {t.step}", t.config.sampler.grid.nfe)
             try:
                 images, nfe = t.sample_grid(watch=drawing.watch)

@@ -34,8 +34,9 @@ def test_stop_force_during_the_final_grid_abandons_it_checkpoints_and_ends_stopp
     monkeypatch.setenv(TEST_DELAY_ENV, "0.3")
     run_id = launch.new_run(db, config).run_id
     # The drawing's first progress line (after 10 s): the engine is inside the grid, past its training steps.
-    wait_for(db, run_id, lambda r: any(m.startswith("grid at step 3: ") for m in events(db, run_id)), timeout=180)
-    progress = next(m for m in events(db, run_id) if m.startswith("grid at step 3: "))
+    progress_line = lambda m: m.startswith("grid at step 3: ") and " network evaluations" in m
+    wait_for(db, run_id, lambda r: any(map(progress_line, events(db, run_id))), timeout=180)
+    progress = next(filter(progress_line, events(db, run_id)))
     assert "/200 network evaluations, about " in progress and progress.endswith(" left")
     start = time.monotonic()
     stop = subprocess.run([DIFFTUI, "--db", str(db), "stop", str(run_id), "--force", "--grace", "10"],
