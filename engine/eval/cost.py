@@ -45,6 +45,8 @@ CURVE_VARIANCES = ("fixed_small", "fixed_large", "learned", "ocm")       # playb
 class Part:
     what: str                                       # "held-out NLL: 16 images x 1,000 steps"
     forwards: int                                   # image-forwards
+    rate: float | None = None                       # its own rate (a batch size of its own, timed), else the Cost's
+    kind: str = ""                                  # "grid", "panel", "nll", "fid", "curve"
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,12 @@ class Cost:
     def forwards(self) -> int:
         return sum(p.forwards for p in self.parts)
 
+    def part_seconds(self, part: Part) -> float:
+        return part.forwards / (part.rate or self.rate)
+
     @property
     def seconds(self) -> float | None:
-        return self.forwards / self.rate if self.rate else None
+        return sum(self.part_seconds(p) for p in self.parts) if self.rate else None
 
     def describe(self) -> str:
         """'estimate: about 55 s (panel ...: 20 s; held-out NLL ...: 35 s) at 900 image-forwards/s (basis)'."""
@@ -89,7 +94,7 @@ class Cost:
         if not self.rate:
             return (f"estimate: {format_number(self.forwards)} image-forwards ("
                     + "; ".join(p.what for p in self.parts) + f"); time unknown ({self.basis})")
-        parts = "; ".join(f"{p.what}: {describe_seconds(p.forwards / self.rate)}" for p in self.parts)
+        parts = "; ".join(f"{p.what}: {describe_seconds(self.part_seconds(p))}" for p in self.parts)
         return (f"estimate: about {describe_seconds(self.seconds)} ({parts}) at {format_number(self.rate)} "
                 f"image-forwards/s, {self.basis}")
 
@@ -99,7 +104,7 @@ class Cost:
             return [f"estimate: {format_number(self.forwards)} image-forwards, time unknown",
                     *(f"  {p.what}" for p in self.parts), self.basis]
         return [f"estimate: about {describe_seconds(self.seconds)}",
-                *(f"  {p.what}: {describe_seconds(p.forwards / self.rate)}" for p in self.parts),
+                *(f"  {p.what}: {describe_seconds(self.part_seconds(p))}" for p in self.parts),
                 f"at {format_number(self.rate)} image-forwards/s, {self.basis}"]
 
 
@@ -137,7 +142,8 @@ def evaluation_parts(config: RunConfig, counts: EvalCounts) -> tuple[Part, ...]:
         parts.append(Part(what, forwards))
     if nll_ok:
         T = config.recipe.diffusion_steps
-        parts.append(Part(f"held-out NLL: {format_number(images)} images x {format_number(T)} steps", images * T))
+        parts.append(Part(f"held-out NLL: {format_number(images)} images x {format_number(T)} steps", images * T,
+                          kind="nll"))
     if counts.fid_samples:
         spec = selection_spec(config)
         n = counts.fid_samples * counts.repeats

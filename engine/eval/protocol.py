@@ -428,11 +428,10 @@ class Evaluation:
 
     # -- the cost, said before it is paid (issue 16 item 5) ---------------------------------------------------------
 
-    def forward_rate(self, net) -> float:
-        """Image-forwards per second of `net` here: one no-grad call on a batch of noise, timed after a first call
-        (which pays the allocations); the rate every estimate of this evaluation is priced at."""
+    def forward_rate(self, net, n: int) -> float:
+        """Image-forwards per second of `net` here at `n` images a call: one no-grad call on a batch of noise, timed
+        after a first call (which pays the allocations)."""
         from difftui.engine.diffusion import inference_mode
-        n = min(self.batch, GRID_IMAGES)
         g = torch.Generator(device=self.device).manual_seed(self.opts.seed)
         x = torch.randn((n, *self.shape), generator=g, device=self.device)
         y = self.grid_labels[:n] if self.grid_labels is not None else None
@@ -460,9 +459,17 @@ class Evaluation:
                           curve=o.curve)
 
     def estimate(self, net) -> Cost:
-        rate = self.forward_rate(net)
-        return Cost(evaluation_parts(self.config, self.counts()), rate,
-                    f"timed on {self.device} at batch {min(self.batch, GRID_IMAGES)}")
+        """The cost at rates timed here: the samplers' batch (the 64 x_T tiles), and the held-out NLL's own batch
+        (a few images a call use the device less well than 64)."""
+        grid_batch = min(self.batch, GRID_IMAGES)
+        rate = self.forward_rate(net, grid_batch)
+        parts = list(evaluation_parts(self.config, self.counts()))
+        nll_batch = min(self.batch, self.counts().nll_images)
+        for i, part in enumerate(parts):
+            if part.kind == "nll" and nll_batch != grid_batch:
+                parts[i] = dataclasses.replace(part, rate=self.forward_rate(net, nll_batch))
+        return Cost(tuple(parts), rate, f"timed on {self.device} at batch {grid_batch}"
+                    + (f" (NLL at {nll_batch})" if nll_batch != grid_batch else ""))
 
     # -- the whole evaluation -------------------------------------------------------------------------------------
 

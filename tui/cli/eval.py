@@ -98,8 +98,15 @@ def register(app: typer.Typer) -> None:
         request = EvalRequest(fid=fid, curve=curve, quick=quick, samples=samples, repeats=repeats, inception=inception,
                               snapshot=snapshot, nll_images=nll_images, device=device, batch=batch)
         # The cost first (issue 16 item 5), once the request has passed its checks; LaunchError: one line, exit 2.
-        started = start_evaluation(c.db, run_id, request,
-                                   on_estimate=lambda cost: out.print(cost.describe(), markup=False, soft_wrap=True))
+        # `--detach` says it with "evaluating", once the evaluator has taken the job (nothing said of a refused one).
+        estimate: list[str] = []
+
+        def said(cost) -> None:
+            estimate.append(cost.describe())
+            if not detach:
+                out.print(estimate[0], markup=False, soft_wrap=True)
+
+        started = start_evaluation(c.db, run_id, request, on_estimate=said)
         if started.proc is None:
             out.print(started.message, markup=False)
             return
@@ -113,6 +120,8 @@ def register(app: typer.Typer) -> None:
                      code=1 if code not in (None, EVAL_EXIT_USER_ERROR) and job["status"] == "failed" else 2)
             out.print(started.message + (f"; {job['total']:,} units of work planned" if job["total"] else ""),
                       markup=False)
+            for line in estimate:
+                out.print(line, markup=False, soft_wrap=True)
             if job["status"] == "done":             # done already: its results, as the foreground prints them
                 for line in (job["message"] or "").splitlines():
                     out.print(line, markup=False)
