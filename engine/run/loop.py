@@ -462,8 +462,14 @@ class TrainLoop:
         if self.last_ckpt_step != t.step:
             self.checkpoint()
         if not drawn:
-            # A stop during the final grid: trained to the end, checkpointed; a resume draws the grid and completes.
-            self.end_lost()
+            # A stop during the final grid (rank 0's; the others return "completed", which nobody records): trained
+            # to the end, checkpointed; a resume draws the grid and completes. Slurm's warning: the requeued job does.
+            if signals.requeue_signal() is not None:
+                self.event(f"{signals.describe(signals.requeue_signal())} from Slurm during the final grid at step "
+                           f"{t.step}: checkpointed; the run completes when its job runs again")
+                return "requeued"
+            if not self.world.distributed:
+                self.end_lost()                     # a lost folder or runs.db: RunLost (several ranks: checkpoint's guard)
             why = signals.stop_signal()
             self.event(f"stopped at step {t.step} during the final grid" +
                        (f" ({signals.describe(why)})" if why else "") + "; resume draws it and completes the run")
