@@ -84,7 +84,7 @@ def add_eval_parser(sub) -> None:
     ev.add_argument("--pending-snapshots", action="store_true",
                     help="FID of every snapshot not yet evaluated, then mark the best (what training starts)")
     ev.add_argument("--curve", action="store_true", help="the few-step curve: FID and NLL at 5/10/15/20 steps")
-    ev.add_argument("--nll-images", type=int, default=None, help="held-out images for NLL (default: the whole split)")
+    ev.add_argument("--nll-images", type=int, default=None, help="held-out images for NLL (default 8, eval/counts.py; above the split's size: all of it)")
     ev.add_argument("--no-panel", action="store_true", help="skip the sampler panel")
     ev.add_argument("--no-nll", action="store_true", help="skip the held-out NLL")
     ev.add_argument("--batch", type=int, default=None, help="images per batch (default: the recipe's batch size, at least 64)")

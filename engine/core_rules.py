@@ -17,10 +17,11 @@ from __future__ import annotations
 from typing import Protocol
 
 __all__ = ["EDM_KINDS", "ANCESTRAL_KINDS", "objective_error", "output_channels", "sampler_error", "sampler_nfe",
-           "describe_sampler", "halving_error", "patch_error"]
+           "describe_sampler", "halving_error", "patch_error", "FEW_STEP_COUNTS"]
 
 EDM_KINDS = ("edm_euler", "edm_heun", "edm_stochastic")
 ANCESTRAL_KINDS = ("ddpm", "covariance")          # the eta = 1 chains: the only ones with a chain likelihood
+FEW_STEP_COUNTS = (5, 10, 15, 20)                  # playbook 5.8: the few-step curve's 5/10/15/20 steps
 
 
 class SamplerLike(Protocol):

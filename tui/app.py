@@ -318,15 +318,25 @@ class DifftuiApp(App[None]):
 
         self.push_screen(TrainFurtherScreen(message.run_id, message.step, message.total_steps), chosen)
 
+    def ask_evaluation(self, run_id: int) -> None:
+        """`v`: the counts and the estimate first (EvaluateScreen, the CLI's defaults), then `evaluate_run`."""
+        from difftui.tui.screens.evaluate import EvaluateScreen
+
+        def chosen(request) -> None:
+            if request is not None:
+                self.evaluate_run(run_id, request)
+
+        self.push_screen(EvaluateScreen(self.db_path, run_id), chosen)
+
     @work(thread=True, group="run-action", exit_on_error=False)
-    def evaluate_run(self, run_id: int) -> None:
+    def evaluate_run(self, run_id: int, request=None) -> None:
         """A live engine evaluates its panel between two steps; any other run is evaluated by the evaluator process
         (`python -m difftui.engine eval`, own session, progress in runs.db; `t` on the dashboard shows it): the panel,
-        the held-out NLL and, when the Inception weights are found, FID and precision/recall at the quick count.
-        No torch in this process."""
+        the held-out NLL on `request.nll_images` images and, when FID samples are asked and the Inception weights are
+        found, FID and precision/recall. No torch in this process."""
         from difftui.engine.eval.start import EvalRequest, start_evaluation
         from difftui.engine.launch.outcome import LaunchError
-        request = EvalRequest(quick=True, fid_if_found=True)
+        request = request or EvalRequest()
         try:
             outcome = start_evaluation(self.db_path, run_id, request)
         except LaunchError as e:

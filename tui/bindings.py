@@ -14,7 +14,7 @@ from textual.binding import Binding
 
 __all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM", "HELP", "GRID_VIEW", "DATASET_PICKER",
            "DATA_CHECK", "DATA_CARD", "REVIEW_DATA", "SWEEP_GRID", "SWEEP_SETUP", "SWEEP_VIEW", "SWEEP_LIST", "COMPARE",
-           "SWEEP_ADD", "TRAIN_FURTHER"]
+           "SWEEP_ADD", "TRAIN_FURTHER", "EVALUATE"]
 
 
 def _help() -> Binding:
@@ -183,6 +183,11 @@ SWEEP_ADD = [
 # r on a run that completed all its steps asks how far to train it (issue 16 item 8).
 TRAIN_FURTHER = [
     Binding("escape", "cancel", "Cancel", id="train_further.cancel"),
+]
+
+EVALUATE = [
+    Binding("enter", "submit", "Evaluate", id="evaluate.submit"),
+    Binding("escape", "cancel", "Cancel", id="evaluate.cancel"),
 ]
 
 HELP = [

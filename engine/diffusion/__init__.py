@@ -39,6 +39,7 @@ from .samplers import (
 )
 from .samplers.args import SamplerArgs
 from .schedules import alphas_cumprod_from_betas, ddim_timesteps, get_named_beta_schedule, space_timesteps
+from .watch import Interrupted, Watched
 
 __all__ = [
     # schedules
@@ -57,5 +58,5 @@ __all__ = [
     "EDM_STOCHASTIC_SETTINGS", "EDM_STOCHASTIC_GRID", "FEW_STEP_COUNTS",
     # engine
     "Objective", "DDPMObjective", "EDMObjective", "SamplerArgs", "sample", "inference_mode", "evaluate_samplers",
-    "FlopsBudgetObjective", "flops_loss", "GaussianOracle",
+    "FlopsBudgetObjective", "flops_loss", "GaussianOracle", "Interrupted", "Watched",
 ]

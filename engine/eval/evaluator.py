@@ -6,7 +6,8 @@ checkpoint or snapshot, the run's x_T and the data set's images. No Trainer, no 
 global RNG is seeded (every draw has its own torch.Generator). What it measures:
 
     the panel      every sampler of the run's panel from the fixed x_T: grid, NFE, seconds, NLL of ancestral chains
-    held-out NLL   bits/dim over the whole chain on the test split (count shown; `--nll-images N` a fixed subset)
+    held-out NLL   bits/dim over the whole chain on a fixed subset of the test split (DEFAULT_NLL_IMAGES, 8, unless
+                   `--nll-images N`; the count shown beside it)
     --fid          FID and improved precision/recall (k = 3) of `--samples` images (default 50,000; `--quick`: the
                    recipe's quick count) from the fixed deterministic sampler, against the whole training split
                    (cached statistics, no x-flips); `--repeats K` reports the minimum and the spread (playbook 5.5)

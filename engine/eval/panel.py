@@ -19,7 +19,9 @@ import torch
 
 from difftui.engine.atomic import atomic_write_bytes
 from difftui.engine.config.model import SamplerPanel
+from difftui.engine.core_rules import ANCESTRAL_KINDS
 from difftui.engine.diffusion import Objective, SamplerArgs, evaluate_samplers
+from difftui.engine.eval.counts import LIVE_PANEL_NLL_IMAGES
 from difftui.engine.eval.diagnostics import panel_consistency
 from difftui.engine.eval.rows import format_metric
 from difftui.engine.numbers import format_number
@@ -27,9 +29,9 @@ from difftui.engine.run.builders import sampler_args
 from difftui.engine.run.sample_grid import grid_png
 from difftui.engine.store import Store
 
-__all__ = ["NLL_IMAGES", "panel_samplers", "evaluate_panel", "fixed_images", "panel_images", "record_panel"]
+__all__ = ["NLL_IMAGES", "panel_samplers", "panel_calls", "evaluate_panel", "fixed_images", "panel_images", "record_panel"]
 
-NLL_IMAGES = 64                                     # the live panel's NLL batch (playbook 5.5: the size is reported)
+NLL_IMAGES = LIVE_PANEL_NLL_IMAGES                  # the live panel's NLL batch (eval/counts.py)
 
 
 def panel_samplers(panel: SamplerPanel) -> list[tuple[str, SamplerArgs]]:
@@ -43,6 +45,19 @@ def evaluate_panel(objective: Objective, net, x_T: torch.Tensor, panel: SamplerP
     """`evaluate_samplers` (difftui.engine.diffusion.panel: its rows and keyword arguments) over the panel's
     samplers, the grid sampler first."""
     return evaluate_samplers(objective, net, x_T, panel_samplers(panel), **kwargs)
+
+
+def panel_calls(objective: Objective, panel: SamplerPanel, *, nll: bool) -> int:
+    """Network calls of `evaluate_panel` with the NLL images in one batch: each applicable sampler's NFE, plus its
+    chain's steps for an ancestral one's NLL (`nll`); the total a drawing's progress counts toward."""
+    calls = 0
+    for _, args in panel_samplers(panel):
+        try:
+            objective.check_spec(args)
+        except ValueError:
+            continue
+        calls += args.nfe + (args.steps if nll and args.kind in ANCESTRAL_KINDS else 0)
+    return calls
 
 
 def fixed_images(data, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -4,7 +4,7 @@ optimizer, no training stream; no global RNG is seeded (every draw has its own t
 it (lock, job row, entry point) is evaluator.py.
 
     task_panel     every sampler of the run's panel from the fixed x_T: grid, NFE, seconds, NLL of ancestral chains
-    task_nll       bits/dim over the whole chain on the held-out split, the number of images beside it
+    task_nll       bits/dim over the whole chain on held-out images (DEFAULT_NLL_IMAGES unless asked), the count beside
     task_fid       FID (min and spread of the repeats) and precision/recall (k = 3) at the fixed deterministic sampler
     task_curve     FID and NLL at 5/10/15/20 steps for every covariance the model has, with grids from the same x_T
     run_pending_snapshots   FID of each snapshot not yet evaluated at the quick count, then the best one marked
@@ -23,6 +23,14 @@ import torch
 
 from difftui.engine.config.model import RunConfig, SamplerSpec
 from difftui.engine.core_rules import ANCESTRAL_KINDS
+from difftui.engine.eval.cost import GRID_IMAGES, Cost, EvalCounts, evaluation_parts
+from difftui.engine.eval.counts import (
+    DEFAULT_NLL_IMAGES,
+    MIN_EVAL_BATCH,
+    REPORT_SAMPLES,
+    fid_sample_count,
+    selection_spec,
+)
 from difftui.engine.eval.rows import format_metric
 from difftui.engine.numbers import format_number
 from difftui.engine.run.builders import build_model, build_objective, sampler_args
@@ -31,9 +39,7 @@ from difftui.engine.store import Store
 __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "MIN_EVAL_BATCH", "CURVE_VARIANCES", "EvalError", "EvalOptions",
            "Evaluation", "selection_spec"]
 
-REPORT_SAMPLES = 50_000                             # playbook 5.5: FID on 50,000 generated images
-QUICK_NLL_IMAGES = 256                              # our choice: a quick NLL, its count always shown beside it
-MIN_EVAL_BATCH = 64                                 # sampling needs no gradients: at least this many per batch
+QUICK_NLL_IMAGES = DEFAULT_NLL_IMAGES               # the name callers used; one count (eval/counts.py)
 CURVE_VARIANCES = (("fixed_small", "heuristic beta_tilde"), ("fixed_large", "heuristic beta"),
                    ("learned", "learned (P1)"), ("ocm", "OCM (P6)"))       # playbook 3.6, 5.7-5.8
 
@@ -47,7 +53,7 @@ class EvalError(RuntimeError):
 class EvalOptions:
     fid: bool = False
     samples: int | None = None                      # generated images per FID; None: REPORT_SAMPLES or the quick count
-    quick: bool = False                             # the recipe's quick FID count and QUICK_NLL_IMAGES
+    quick: bool = False                             # the recipe's quick FID count
     repeats: int = 1
     inception: str | None = None
     snapshot: int | None = None                     # evaluate this snapshot's EMA weights (else the newest checkpoint)
@@ -55,28 +61,11 @@ class EvalOptions:
     curve: bool = False
     panel: bool = True
     nll: bool = True
-    nll_images: int | None = None                   # None: the whole held-out split (QUICK_NLL_IMAGES when quick)
+    nll_images: int | None = None                   # None: DEFAULT_NLL_IMAGES (a larger count: the whole split)
     batch: int | None = None                        # None: the recipe's batch size, at least MIN_EVAL_BATCH
     device: str | None = None                       # None: the run's own device
     seed: int = 0
 
-
-
-def _deterministic(spec: SamplerSpec) -> bool:
-    return (spec.kind == "ddim" and spec.eta == 0.0 and spec.variance == "fixed_small") or \
-        (spec.kind in ("edm_euler", "edm_heun") and spec.S_churn == 0.0)
-
-
-def selection_spec(config: RunConfig) -> SamplerSpec:
-    """The fixed deterministic sampler FID is measured with (playbook 5.6): the panel's grid sampler when it is
-    deterministic, else DDIM eta = 0, N = 50 (playbook 5.0) for the DDPM family and EDM Heun N = 18, NFE 35
-    (P3's CIFAR-10 protocol, playbook 5.6) for the EDM loss."""
-    grid = config.sampler.grid
-    if _deterministic(grid):
-        return grid
-    if config.recipe.loss == "edm":
-        return SamplerSpec(kind="edm_heun", steps=18)
-    return SamplerSpec(kind="ddim", steps=50, eta=0.0, tau="linear")
 
 
 #----------------------------------------------------------------------------
@@ -181,7 +170,7 @@ class Evaluation:
         if self._heldout is None:
             from difftui.engine.eval.metrics.heldout import heldout_set, heldout_subset, overlap
             data = heldout_set(self.config.dataset)
-            n = self.opts.nll_images or (QUICK_NLL_IMAGES if self.opts.quick else None)
+            n = self.opts.nll_images or DEFAULT_NLL_IMAGES
             images, labels = heldout_subset(data, n, seed=self.opts.seed)
             shared = overlap(self.train_images, data.images)
             facts = {"split": "test", "images": len(images), "split_size": len(data), "overlap_with_train": shared}
@@ -238,7 +227,7 @@ class Evaluation:
     def fid_samples(self) -> tuple[int, bool]:
         """(generated images per FID, quick): any count below the report's 50,000 is a quick, monitoring number
         (playbook 5.5: a 10K FID is biased; say so beside it and check key results at 50K)."""
-        n = self.opts.samples or (self.recipe.eval_quick_samples if self.opts.quick else REPORT_SAMPLES)
+        n = fid_sample_count(self.recipe, self.opts.samples, self.opts.quick)
         return n, n < REPORT_SAMPLES
 
     def measure_fid(self, net, spec: SamplerSpec, samples: int, repeats: int, label: str) -> dict[str, Any]:
@@ -320,6 +309,7 @@ class Evaluation:
         self.progress.advance(1, "panel done")
 
     def task_nll(self, net, step: int, snapshot: int | None, source: str) -> None:
+        from difftui.engine.diffusion import Watched
         from difftui.engine.eval.metrics.heldout import heldout_nll
         if self.objective.kind != "ddpm" or self.decoder is not None:
             why = (f"the {self.objective.kind} objective has no chain likelihood" if self.decoder is None else
@@ -331,12 +321,23 @@ class Evaluation:
         variance = "fixed_small" if self.objective.variance == "fixed_large" else self.objective.variance
         T = self.objective.diffusion.num_timesteps
         label = f"full chain T={T} {variance}"
-        self.progress.say(f"held-out NLL on {format_number(len(images))} images ({label})")
+        n = len(images)
+        self.progress.say(f"held-out NLL on {format_number(n)} images ({label})")
         start = time.perf_counter()
-        bpd = heldout_nll(self.objective, net, images, labels, device=self.device, batch=self.batch,
-                          seed=self.opts.seed,
-                          on_batch=lambda d, n: self.progress.advance(
-                              1, f"held-out NLL: {format_number(d)}/{format_number(n)}"))
+        done = [0]                                  # images whose chain is finished
+
+        def on_call(calls: int) -> None:            # one call per chain step of a batch (issue 16 item 5)
+            batch = min(self.batch, n - done[0])
+            self.progress.advance(1, f"held-out NLL: {format_number(done[0])}/{format_number(n)} images, "
+                                     f"chain step {(calls - 1) % T + 1}/{format_number(T)} of the next "
+                                     f"{format_number(batch)}")
+
+        def on_batch(d: int, total: int) -> None:
+            done[0] = d
+            self.progress.advance(0, f"held-out NLL: {format_number(d)}/{format_number(total)} images")
+
+        bpd = heldout_nll(self.objective, Watched(net, on_call=on_call), images, labels, device=self.device,
+                          batch=self.batch, seed=self.opts.seed, on_batch=on_batch)
         seconds = time.perf_counter() - start
         protocol = {"source": source, "heldout": facts, "chain": label, "device": str(self.device)}
         common = self.common(step, label, T, "nll", snapshot, protocol)
@@ -407,6 +408,10 @@ class Evaluation:
                                   f"({format_number(samples)} samples{' quick' if quick else ''}, "
                                   f"{format_number(len(images))} held-out images)")
 
+    def nll_calls(self) -> int:
+        """Network calls of the held-out NLL: T per batch (its progress units)."""
+        return math.ceil(len(self.heldout()[0]) / self.batch) * self.objective.diffusion.num_timesteps
+
     def curve_units(self) -> int:
         from difftui.engine.diffusion import FEW_STEP_COUNTS
         samples, _ = self.fid_samples()
@@ -421,6 +426,51 @@ class Evaluation:
         per_cell = self.opts.repeats * math.ceil(samples / self.batch) + math.ceil(n_heldout / self.batch)
         return cells * len(FEW_STEP_COUNTS) * per_cell
 
+    # -- the cost, said before it is paid (issue 16 item 5) ---------------------------------------------------------
+
+    def forward_rate(self, net, n: int) -> float:
+        """Image-forwards per second of `net` here at `n` images a call: one no-grad call on a batch of noise, timed
+        after a first call (which pays the allocations)."""
+        from difftui.engine.diffusion import inference_mode
+        g = torch.Generator(device=self.device).manual_seed(self.opts.seed)
+        x = torch.randn((n, *self.shape), generator=g, device=self.device)
+        y = self.grid_labels[:n] if self.grid_labels is not None else None
+        if self.objective.kind == "ddpm":
+            T = self.objective.diffusion.num_timesteps
+            model = self.objective.eps_model(net, x.dtype, y)
+            level = torch.full((n,), T // 2, device=self.device, dtype=torch.long)
+        else:
+            model = self.objective.denoiser(net, x.dtype, y)
+            level = torch.ones((n,), device=self.device)
+        with inference_mode(net):
+            model(x, level)
+            _sync(self.device)
+            start = time.perf_counter()
+            model(x, level)
+            _sync(self.device)
+        return n / max(time.perf_counter() - start, 1e-9)
+
+    def counts(self) -> EvalCounts:
+        o = self.opts
+        images = len(self.heldout()[0]) if o.nll and self.objective.kind == "ddpm" and self.decoder is None \
+            else (o.nll_images or DEFAULT_NLL_IMAGES)
+        return EvalCounts(panel=o.panel, nll=o.nll, nll_images=images,
+                          fid_samples=self.fid_samples()[0] if o.fid or o.curve else 0, repeats=o.repeats,
+                          curve=o.curve)
+
+    def estimate(self, net) -> Cost:
+        """The cost at rates timed here: the samplers' batch (the 64 x_T tiles), and the held-out NLL's own batch
+        (a few images a call use the device less well than 64)."""
+        grid_batch = min(self.batch, GRID_IMAGES)
+        rate = self.forward_rate(net, grid_batch)
+        parts = list(evaluation_parts(self.config, self.counts()))
+        nll_batch = min(self.batch, self.counts().nll_images)
+        for i, part in enumerate(parts):
+            if part.kind == "nll" and nll_batch != grid_batch:
+                parts[i] = dataclasses.replace(part, rate=self.forward_rate(net, nll_batch))
+        return Cost(tuple(parts), rate, f"timed on {self.device} at batch {grid_batch}"
+                    + (f" (NLL at {nll_batch})" if nll_batch != grid_batch else ""))
+
     # -- the whole evaluation -------------------------------------------------------------------------------------
 
     def run_weights(self) -> list[str]:
@@ -429,8 +479,9 @@ class Evaluation:
         snapshot = self.opts.snapshot
         o = self.opts
         self.lines.append(f"run {self.run_id} at step {step}: EMA weights of {source}, on {self.device}")
-        units = int(o.panel) + (math.ceil(len(self.heldout()[0]) / self.batch) if o.nll and
-                                self.objective.kind == "ddpm" else int(o.nll))
+        self.progress.say(self.estimate(net).describe())
+        units = int(o.panel) + (self.nll_calls() if o.nll and self.objective.kind == "ddpm" and
+                                self.decoder is None else int(o.nll))
         if o.fid:
             units += o.repeats * math.ceil(self.fid_samples()[0] / self.batch)
         if o.curve:
@@ -471,6 +522,11 @@ class Evaluation:
                                      f"{best}")
                 del net
         return self.lines
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _key_mismatch(expected: dict, got: dict) -> tuple[list[str], list[str]]:

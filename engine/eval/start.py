@@ -14,10 +14,14 @@ here: the TUI and the CLI call it in their own light process.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
+from difftui.engine.eval.cost import Cost, EvalCounts, evaluation_parts, training_rate
+from difftui.engine.eval.counts import DEFAULT_NLL_IMAGES, LIVE_PANEL_NLL_IMAGES, fid_sample_count
 from difftui.engine.eval.jobs import spawn_evaluator
 from difftui.engine.eval.metrics.weights import InceptionWeightsMissing, locate_inception, missing_message
 from difftui.engine.launch import liveness
@@ -25,7 +29,7 @@ from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.store import Store
 from difftui.engine.store.spool import send_command
 
-__all__ = ["EvalRequest", "start_evaluation"]
+__all__ = ["EvalRequest", "Pricing", "pricing", "start_evaluation", "estimate_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,61 @@ class EvalRequest:
         return args
 
 
-def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: EvalRequest = EvalRequest()
-                     ) -> Outcome:
-    """Evaluate run `run_id` as the module docstring says. The evaluator runs on after this returns."""
+def _fid_found(inception: Path | None) -> bool:
+    try:
+        return locate_inception(inception) is not None
+    except InceptionWeightsMissing:
+        return False
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What pricing an evaluation of one run needs, read once (the TUI's dialog reprices as the counts change)."""
+    run_id: int
+    config: Any                                     # the run's RunConfig
+    live: bool                                      # its engine evaluates its panel (the counts do not apply)
+    fid_found: bool                                 # the Inception weights are where the evaluator looks
+    rate: float | None
+    basis: str
+
+    def counts(self, request: EvalRequest) -> EvalCounts:
+        """What `request` measures, in counts: a live run's engine evaluates its panel (NLL of its ancestral chains
+        on LIVE_PANEL_NLL_IMAGES images), any other run's evaluator what the request asks."""
+        if self.live and request.snapshot is None:
+            return EvalCounts(panel=True, nll=False, nll_images=LIVE_PANEL_NLL_IMAGES, panel_nll=True)
+        fid = request.needs_fid or (request.fid_if_found and self.fid_found)
+        return EvalCounts(panel=True, nll=True, nll_images=request.nll_images or DEFAULT_NLL_IMAGES,
+                          fid_samples=fid_sample_count(self.config.recipe, request.samples, request.quick) if fid
+                          else 0, repeats=request.repeats, curve=request.curve)
+
+    def cost(self, request: EvalRequest) -> Cost:
+        return Cost(evaluation_parts(self.config, self.counts(request)), self.rate, self.basis)
+
+
+def pricing(db_path: str | os.PathLike[str], run_id: int, inception: Path | None = None) -> Pricing:
+    """Run `run_id`'s config, liveness and training speed (eval/cost.py prices at it); LaunchError: no such run."""
+    from difftui.engine.config.catalog import config_from_dict
+    with Store(db_path, create=False) as store:
+        run = store.get_run(run_id)
+        if run is None:
+            raise LaunchError(f"no run {run_id} in {store.path}")
+        config = config_from_dict(json.loads(run["config"]), f"run {run_id} config")
+        rate, basis = training_rate(store, run)
+    return Pricing(run_id, config, liveness.run_alive(run), _fid_found(inception), rate, basis)
+
+
+def estimate_evaluation(db_path: str | os.PathLike[str], run_id: int, request: EvalRequest = EvalRequest()) -> Cost:
+    """What `start_evaluation(db_path, run_id, request)` will cost, before it starts (eval/cost.py), priced at the
+    run's own training speed; the evaluator times a batch and says its own estimate as it starts."""
+    return pricing(db_path, run_id, request.inception).cost(request)
+
+
+def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: EvalRequest = EvalRequest(), *,
+                     on_estimate: Callable[[Cost], None] | None = None) -> Outcome:
+    """Evaluate run `run_id` as the module docstring says. The evaluator runs on after this returns. `on_estimate`
+    is given the cost (`estimate_evaluation`) once the request has passed its checks, before anything starts."""
+    if on_estimate is not None:
+        estimate = estimate_evaluation(db_path, run_id, request)          # no such run: LaunchError, one line
     with Store(db_path, create=False) as store:
         liveness.reap_dead_runs(store)
         liveness.reap_dead_jobs(store)
@@ -78,6 +134,8 @@ def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: Eval
             if request.needs_fid:
                 raise LaunchError(f"run {run_id} is {run['status']}: FID evaluates weights on disk; pass --snapshot "
                                   f"STEP (a snapshot of this run), or stop the run first")
+            if on_estimate is not None:
+                on_estimate(estimate)
             send_command(store, run, "evaluate")          # a live engine evaluates its panel between two steps
             return Outcome(run_id, f"evaluate requested for run {run_id}; its engine evaluates the panel between two "
                                    f"steps (results arrive as events and panel grids)")
@@ -97,6 +155,8 @@ def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: Eval
             note = "" if fid else missing_message()
         except InceptionWeightsMissing as e:
             note = str(e)
+    if on_estimate is not None:
+        on_estimate(estimate)
     job_id, proc = spawn_evaluator(db_path, run_id, request.argv(fid=fid))
     message = f"evaluating run {run_id} (job {job_id}, pid {proc.pid}); log {Path(run['run_dir']) / 'eval.log'}"
     if note:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from difftui.engine.config.catalog import config_from_dict
+from difftui.engine.diffusion import Interrupted
 from difftui.engine.launch import signals
 from difftui.engine.launch.lock import Owned
 from difftui.engine.run.checkpoint import (
@@ -39,6 +40,7 @@ from difftui.engine.run.checkpoint import (
     set_rng_state,
 )
 from difftui.engine.run.distributed import World, collective_failed, dead_rank, init_world, peer_processes
+from difftui.engine.run.drawing import FIRST_REPORT_S, Drawing
 from difftui.engine.run.grid_check import GridCheck
 from difftui.engine.run.meter import Clock, Interval, Meter, throughput
 from difftui.engine.run.owner import RunLost
@@ -90,6 +92,7 @@ class TrainLoop:
         self.pending: list[str] = []                # rank 0: commands waiting for the next logging step
         self.evaluators: list = []                  # rank 0: snapshot evaluator processes started by this engine
         self.grid_check: GridCheck | None = None    # rank 0: the grid statistics' reference (built at the first grid)
+        self.img_per_s: float | None = None         # rank 0: the last logged training speed (prices a grid)
 
     # -- rank 0 helpers -----------------------------------------------------------------------------------------
 
@@ -254,6 +257,7 @@ class TrainLoop:
                 values.update(throughput(steps * r.batch_size, seconds, self.flops_per_image, self.peak,
                                          self.world.size))
                 values["data_wait"] = min(wait / seconds, 1.0)      # share of the interval spent waiting for batches
+                self.img_per_s = values["img_per_s"] / self.world.size          # this process's share
             self.owner.log.add_metrics(t.step, t.kimg, values)
         if interval.streak >= r.max_nonfinite_steps:
             terms = ", ".join(interval.nonfinite_terms) or "the loss"
@@ -290,10 +294,46 @@ class TrainLoop:
         self.last_ckpt_step = t.step
         self.clock.restart()
 
-    def draw_grid(self) -> None:
+    def stop_asked(self) -> bool:
+        """Rank 0, inside a grid or a panel: a stop asked of this process (SIGTERM or SIGINT, the stop command, a
+        lost run folder or runs.db, Slurm's requeue signal). Asked before every network call of the drawing
+        (run/drawing.py), so it is abandoned within one sampler step; the loop then stops as at any step (with
+        several ranks, at the next logging step, where they decide together)."""
+        if signals.stop_signal() is not None or signals.requeue_signal() is not None:
+            return True
+        return self.owner is not None and (self.owner.stop_requested.is_set() or self.lost() is not None)
+
+    def drawing(self, what: str, calls: int) -> Drawing:
+        """A drawing whose progress lines reach runs.db at once (the loop, which flushes, waits for the drawing)."""
+        def say(line: str) -> None:
+            self.event(line)
+            self.flush()
+        return Drawing(what, calls, should_stop=self.stop_asked, say=say)
+
+    def price_grid(self) -> None:
+        """Rank 0: the grid's cost said before it is drawn, when it is worth saying (longer than the drawing's first
+        progress line), priced at the training speed (eval/cost.py; no speed logged yet: its progress lines say)."""
+        from difftui.engine.eval.cost import TRAIN_IMAGE_FORWARDS, Cost, grid_part
+        if not self.img_per_s:
+            return
+        cost = Cost((grid_part(self.trainer.config),), self.img_per_s * TRAIN_IMAGE_FORWARDS, "from the training speed")
+        if cost.seconds > FIRST_REPORT_S:
+            self.event(f"grid at step {self.trainer.step}: {cost.describe()}")
+            self.flush()
+
+    def draw_grid(self) -> bool:
+        """Rank 0 draws the fixed-x_T grid and records it; False when a stop abandoned it (nothing recorded)."""
         t = self.trainer
         if self.world.main:
-            images, nfe = t.sample_grid()
+            self.price_grid()
+            drawing = self.drawing(f"grid at step {t.step}", t.config.sampler.grid.nfe)
+            try:
+                images, nfe = t.sample_grid(watch=drawing.watch)
+            except Interrupted:
+                self.event(f"grid at step {t.step} abandoned after {drawing.calls}/{drawing.calls_total} network "
+                           f"evaluations: a stop was asked")
+                self.clock.restart()
+                return False
             label = f"{t.config.sampler.grid.describe()} · {precision_note(t.precision)}"
             self.owner.record_grid(t.step, grid_png(images), label, nfe)
             self.event(f"grid at step {t.step}")
@@ -303,11 +343,12 @@ class TrainLoop:
             if problem:
                 self.event(problem, "warning")
         self.clock.restart()
+        return True
 
     def evaluate_panel(self) -> None:
         """The run's sampler panel on the current EMA weights (rank 0), between two steps, the network under the run's
         precision as for the grids; NLL on held-out images (the data set's test split, which training never sees)."""
-        from difftui.engine.eval.panel import NLL_IMAGES, evaluate_panel, panel_images, record_panel
+        from difftui.engine.eval.panel import NLL_IMAGES, evaluate_panel, panel_calls, panel_images, record_panel
         t = self.trainer
         if self.world.main:
             images = labels = None
@@ -318,8 +359,17 @@ class TrainLoop:
                 labels = labels.to(t.device) if t.num_classes and labels is not None else None
             # The samplers call the network under the run's precision; the NLL keeps it in fp32 (a likelihood is
             # compared with the evaluator's, which runs fp32).
-            rows = evaluate_panel(t.objective, t.sampling_net(), t.x_T, t.config.sampler, images=images,
-                                  seed=self.recipe.seed, y=t.grid_labels, image_labels=labels, nll_net=t.ema.net)
+            drawing = self.drawing(f"sampler panel at step {t.step}", panel_calls(t.objective, t.config.sampler,
+                                                                                  nll=images is not None))
+            try:
+                rows = evaluate_panel(t.objective, drawing.watch(t.sampling_net()), t.x_T, t.config.sampler,
+                                      images=images, seed=self.recipe.seed, y=t.grid_labels, image_labels=labels,
+                                      nll_net=drawing.watch(t.ema.net))
+            except Interrupted:
+                self.event(f"sampler panel at step {t.step} abandoned after {drawing.calls}/{drawing.calls_total} "
+                           f"network evaluations: a stop was asked")
+                self.clock.restart()
+                return
             decode = t.decoder.decode if t.decoder is not None else None
             self.owner.guard_folder()
             for line in record_panel(self.owner.store, self.owner.run_id, t.step, rows, t.run_dir,
@@ -412,10 +462,22 @@ class TrainLoop:
             self.event(f"{signals.describe(signals.requeue_signal())} from Slurm at step {t.step}: checkpointed; "
                        f"the run continues when its job runs again")
             return "requeued"
-        if t.last_grid_step != t.step:
-            self.draw_grid()
+        drawn = t.last_grid_step == t.step or self.draw_grid()
         if self.last_ckpt_step != t.step:
             self.checkpoint()
+        if not drawn:
+            # A stop during the final grid (rank 0's; the others return "completed", which nobody records): trained
+            # to the end, checkpointed; a resume draws the grid and completes. Slurm's warning: the requeued job does.
+            if signals.requeue_signal() is not None:
+                self.event(f"{signals.describe(signals.requeue_signal())} from Slurm during the final grid at step "
+                           f"{t.step}: checkpointed; the run completes when its job runs again")
+                return "requeued"
+            if not self.world.distributed:
+                self.end_lost()                     # a lost folder or runs.db: RunLost (several ranks: checkpoint's guard)
+            why = signals.stop_signal()
+            self.event(f"stopped at step {t.step} during the final grid" +
+                       (f" ({signals.describe(why)})" if why else "") + "; resume draws it and completes the run")
+            return "stopped"
         self.event(f"completed at step {t.step}")
         return "completed"
 

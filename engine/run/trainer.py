@@ -330,11 +330,13 @@ class Trainer:
         return under_precision(self.ema.net, self.device, self.precision)
 
     @torch.no_grad()
-    def sample_grid(self) -> tuple[torch.Tensor, int]:
-        """The fixed-x_T grid with the EMA weights and the panel's grid sampler (playbook 5.0): ([64,C,H,W], NFE)."""
+    def sample_grid(self, watch=None) -> tuple[torch.Tensor, int]:
+        """The fixed-x_T grid with the EMA weights and the panel's grid sampler (playbook 5.0): ([64,C,H,W], NFE).
+        `watch(net) -> net`: the network as the sampler calls it (run/drawing.py: a stop check before each call)."""
         spec = sampler_args(self.config.sampler.grid)
         gen = torch.Generator(self.device).manual_seed(self.recipe.seed + X_T_SEED_OFFSET + 1)
-        images, nfe = self.objective.sample(self.sampling_net(), self.x_T, spec, generator=gen, y=self.grid_labels)
+        net = self.sampling_net() if watch is None else watch(self.sampling_net())
+        images, nfe = self.objective.sample(net, self.x_T, spec, generator=gen, y=self.grid_labels)
         if self.decoder is not None:
             images = self.decoder.decode(images)
         self.sync()

@@ -152,6 +152,8 @@ def test_eval_detach_says_evaluating_only_once_the_evaluator_took_the_job(finish
     assert started.stdout.startswith(f"evaluating run {run_id} (job {job['id']}, pid {job['pid']})")
     assert job["status"] in ("running", "done") and job["total"] > 0
     assert f"{job['total']:,} units of work planned" in " ".join(started.stdout.split())
+    # Its cost, said once the job was taken (issue 16 item 5): 8 images x the T-step chain.
+    assert "estimate: " in started.stdout and "held-out NLL: 8 images x " in " ".join(started.stdout.split())
     wait_for(db, run_id, lambda r: job_status(db, job["id"]) == "done")
 
 

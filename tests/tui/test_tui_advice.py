@@ -25,6 +25,7 @@ from difftui.engine.store import Store
 from difftui.tui.advice import FID_TOPIC, in_tui_words
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.dashboard import DashboardScreen
+from difftui.tui.screens.evaluate import EvaluateScreen
 from difftui.tui.screens.help import HelpScreen
 from difftui.tui.screens.history import HistoryScreen
 from difftui.tui.screens.train_further import TrainFurtherScreen, parse_steps
@@ -159,8 +160,15 @@ async def test_r_on_a_finished_run_asks_how_far_and_trains_it_further_and_v_says
             await pilot_wait(pilot, lambda: _finished(db, run_id, 8), 180,
                            lambda: f"the run to finish at step 8; engine.log:\n{engine_log(db, run_id)}")
 
-            # v without the Inception weights: one short line, no flag; the details are behind ?.
+            # v asking FID without the Inception weights: one short line, no flag; the details are behind ?.
             await pilot.press("v")
+            ask_eval = await pilot_wait(pilot, lambda: isinstance(app.screen, EvaluateScreen) and app.screen.pricing
+                                      and app.screen, 30, "the evaluate dialog")
+            ask_eval.query_one("#evaluate-fid").value = "100"
+            await pilot.pause()
+            note = str(ask_eval.query_one("#evaluate-cost").render()).splitlines()[-1]
+            assert note == "no FID: the Inception weights are missing (? says where to put them)"
+            await pilot.press("enter")
             toast = await pilot_wait(pilot, lambda: next((str(n.message) for n in app._notifications
                                                         if "evaluating run" in str(n.message)), None), 30, "v's line")
             for job in [k for k in app.processes if isinstance(k, tuple)]:

@@ -10,11 +10,13 @@ import pytest
 from tui_helpers import dead_pid, engine_log, kill_engines, pilot_wait, run_status
 
 from difftui.engine.config.catalog import Catalog
+from difftui.engine.eval.counts import DEFAULT_NLL_IMAGES
 from difftui.engine.launch.runs import create_run
 from difftui.engine.store import Store
 from difftui.tui.app import DifftuiApp
 from difftui.tui.screens.confirm import ConfirmScreen
 from difftui.tui.screens.dashboard import DashboardScreen
+from difftui.tui.screens.evaluate import EvaluateScreen
 from difftui.tui.screens.history import HistoryScreen
 from difftui.tui.widgets.metric_chart import MetricGrid
 from difftui.tui.widgets.run_table import RunTable
@@ -160,7 +162,10 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monk
                            lambda: f"the run to complete; engine.log:\n{engine_log(db, run_id)}")
             app.open_dashboard(run_id)
             await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen), 10, "the dashboard")
-            await pilot.press("v")
+            await pilot.press("v")                  # the counts and the estimate first (issue 16 item 5)
+            await pilot_wait(pilot, lambda: isinstance(app.screen, EvaluateScreen) and app.screen.pricing, 30,
+                           "the evaluate dialog")
+            await pilot.press("enter")                  # its defaults, the CLI's
 
             def panel_rows():
                 with Store(db) as store:
@@ -185,6 +190,6 @@ async def test_v_on_the_dashboard_evaluates_a_finished_runs_panel(tmp_path, monk
         assert [r["sampler"] for r in panel_rows()] == ["DDIM eta=0 N=5 linear"]
         with Store(db) as store:
             (nll,) = [r for r in store.eval_results(run_id, kind="nll") if r["metric"] == "nll_bpd"]
-        assert nll["samples"] == 174           # the quick count (256) capped by the 174 held-out digits, shown beside it
+        assert nll["samples"] == DEFAULT_NLL_IMAGES == 8        # the default count, said beside the number
     finally:
         kill_engines(db)

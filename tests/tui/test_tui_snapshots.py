@@ -317,3 +317,38 @@ def test_snapshot_data_card(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)
+def _evaluate_dialog_db(tmp_path):
+    from tui_helpers import make_prepared_db
+
+    from difftui.engine.store import Store
+    db = make_prepared_db(tmp_path)
+    with Store(db) as store:
+        store.write_batch(1, metrics=[(s, 0.0, "img_per_s", 100.0, 0.0) for s in range(1001, 1006)])
+    return db
+
+
+async def _evaluate_dialog(pilot) -> None:
+    """v on run 1's dashboard: the counts and the estimate (issue 16 item 5)."""
+    from difftui.tui.screens.evaluate import EvaluateScreen
+    await _dashboard(pilot, 1)
+    await pilot.press("v")
+    await pilot_wait(pilot, lambda: isinstance(pilot.app.screen, EvaluateScreen) and pilot.app.screen.pricing
+                   is not None, 30, "the priced dialog")
+    no_blink(pilot.app)
+    for widget in pilot.app.screen.query("Input"):
+        widget.cursor_blink = False
+    await pilot.pause()
+
+
+def test_snapshot_evaluate_dialog_at_160x45(snap_compare, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DIFFTUI_INCEPTION", raising=False)
+    assert snap_compare(DifftuiApp(db_path=_evaluate_dialog_db(tmp_path)), terminal_size=WIDE,
+                        run_before=_evaluate_dialog)
+
+
+def test_snapshot_evaluate_dialog_at_80x24(snap_compare, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFTUI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DIFFTUI_INCEPTION", raising=False)
+    assert snap_compare(DifftuiApp(db_path=_evaluate_dialog_db(tmp_path)), terminal_size=COMPACT,
+                        run_before=_evaluate_dialog)

@@ -436,7 +436,7 @@ class DashboardScreen(PollingScreen):
         self.app.resume_run(self.run_id)            # the engine refuses a live run (one line)
 
     def action_evaluate_run(self) -> None:
-        self.app.evaluate_run(self.run_id)
+        self.app.ask_evaluation(self.run_id)
 
     def action_toggle_evaluations(self) -> None:
         """Swap the loss/GPU/grid panels for the evaluation view (its table, chart, curve and grids) and back."""

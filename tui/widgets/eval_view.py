@@ -51,8 +51,7 @@ def read_evaluations(db_path: Path, run_id: int) -> dict[str, Any]:
 def job_line(jobs: list[dict[str, Any]]) -> Text:
     """The newest evaluator job in one line: its progress while it works, its outcome once it ended."""
     if not jobs:
-        return Text("no evaluation yet - v evaluates this run (FID at the quick count when Inception weights are "
-                    "found)", style="dim")
+        return Text("no evaluation yet - v evaluates this run (its counts and cost are shown first)", style="dim")
     job = jobs[-1]
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"eval job {job['id']} ", style="bold")

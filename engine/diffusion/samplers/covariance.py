@@ -17,12 +17,13 @@ from typing import Callable
 
 import torch
 
+from difftui.engine.core_rules import FEW_STEP_COUNTS  # playbook 5.8: 5/10/15/20 steps
+
 from ..gaussian import GaussianDiffusion
 from .ddpm import ddpm_sample
 
 __all__ = ["FEW_STEP_COUNTS", "HEURISTIC_VARIANCES", "covariance_sample"]
 
-FEW_STEP_COUNTS = (5, 10, 15, 20)                   # playbook 5.8: 5/10/15/20 steps
 HEURISTIC_VARIANCES = ("fixed_large", "fixed_small")  # playbook 3.6: (beta, beta_tilde)
 
 
