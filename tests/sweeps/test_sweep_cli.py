@@ -110,3 +110,15 @@ def test_compare_shows_each_runs_own_axis_value_and_no_device_asked_another_way(
     assert ["dropout", "0.1", "0.15", "(off-grid)"] in lines
     assert ["recipe.dropout", "0.1", "0.15"] in lines and "config difference (1 keys)" in result.stdout
     assert not any(line[:1] == ["device"] for line in lines)
+
+
+def test_compare_marks_the_values_of_a_run_that_ended_early_and_says_how_it_ended(tmp_path):
+    """Issue 16 item 7: run 4 failed at step 10 of 20; its losses beside finished runs' would read as results."""
+    from sweep_testkit import make_sweep_db
+    db = make_sweep_db(tmp_path)
+    result = invoke(db, "compare", "2", "4")
+    assert result.exit_code == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert ["L_simple", "last", "0.1931", "0.5526†"] in lines and ["L_simple", "best", "0.1931", "0.5526†"] in lines
+    said = " ".join(result.stdout.split())
+    assert "† run 4 failed at 10/20: its values are partial, not results" in said

@@ -379,6 +379,8 @@ def compare(ctx: typer.Context, run_ids: list[int] = typer.Argument(..., help="t
         label = col if col != "best" else f"{header[i - 1].replace(' last', '')} best"
         table.add_row(label, *[row[i] for row in rows])
     out.print(table)
+    for line in partial_notes(summaries):          # a run that ended early: its values are not results (16.7)
+        out.print(line, style="yellow", markup=False, soft_wrap=True)
     out.print()
     if not diff:
         out.print("configs: identical")
