@@ -88,7 +88,7 @@ def launch_checks(config: RunConfig, *, probe: DeviceProbe | None = None,
     engine/launch/slurm/checks.py), so this machine's devices are not asked."""
     errors = []
     if not device_here:
-        problem = check_data(config.dataset) if check_data is not None else None
+        problem = check_data(config.dataset, config.recipe.batch_size) if check_data is not None else None
         return LaunchReport((problem,) if problem else (), tuple(config.warnings()), f"{config.device} on the nodes")
     probe = probe_devices() if probe is None else probe
     problem = device_error(config.device, probe)

@@ -2,6 +2,7 @@
 scaler's overflow step logged as a good step, and grids and panels sampled outside the run's precision."""
 
 import math
+import threading
 
 import pytest
 import torch
@@ -29,6 +30,7 @@ class Owner:
         self.events, self.config_data, self.run_id, self.grids, self.metrics = [], {}, 1, [], []
         self.store = self
         self.log = self                             # the grid statistics go to the log buffer (issue 18)
+        self.stop_requested = threading.Event()     # a stop command (the loop asks it between network calls)
 
     def add_metrics(self, step, kimg, values):
         self.metrics.append((step, values))

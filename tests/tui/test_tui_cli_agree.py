@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tui_helpers import pilot_wait
+from tui_helpers import config_dict, pilot_wait
 from typer.testing import CliRunner
 
 from difftui.engine.launch.lock import process_start_time
@@ -36,8 +36,7 @@ HOLD_LOCKS = ("import sys, time\n"
 
 
 def _config():
-    return {"dataset": {"name": "digits"}, "backbone": {"name": "unet-demo", "off_tier": False},
-            "sampler": {"name": "ddim"}, "recipe": {"name": "p1-default"}}
+    return config_dict()                            # a whole resolved config: evaluate prices the run from it
 
 
 def _sweep(store: Store) -> int:
@@ -123,7 +122,9 @@ async def test_the_tui_and_the_cli_give_the_same_answers_to_evaluate_stop_and_de
     assert make_states(tui_db) == ids
     holder = hold_live_runs([cli_db, tui_db], ids["live"])
     try:
-        cli_evaluate = {"live": cli_answer(cli_db, "eval", str(ids["live"]))}
+        ok, said = cli_answer(cli_db, "eval", str(ids["live"]))
+        estimate, _, outcome = said.partition(" evaluate requested")   # the CLI prices it first (issue 16 item 5)
+        cli_evaluate = {"live": (ok, "evaluate requested" + outcome)}
         cli_stop = {state: cli_answer(cli_db, "stop", str(run_id)) for state, run_id in ids.items()}
         cli_delete = {state: cli_answer(cli_db, "delete", str(run_id), "--yes") for state, run_id in ids.items()}
         tui, precheck = await tui_answers(tui_db, ids)
@@ -142,6 +143,7 @@ async def test_the_tui_and_the_cli_give_the_same_answers_to_evaluate_stop_and_de
     # And the answers are the rule's.
     live, waiting, held = ids["live"], ids["waiting in a running sweep"], ids["waiting in a stopped sweep"]
     assert cli_evaluate["live"][0] and cli_evaluate["live"][1].startswith(f"evaluate requested for run {live}; ")
+    assert estimate.startswith("estimate: 11,520 image-forwards (panel: 4 samplers x 64 images, NFE 180)")
     for db in (cli_db, tui_db):                 # a live engine evaluates its panel itself: no evaluator was started
         with Store(db) as store:
             assert store.jobs_for(live) == []
