@@ -24,6 +24,7 @@ import torch
 from difftui.engine.config.model import RunConfig, SamplerSpec
 from difftui.engine.core_rules import ANCESTRAL_KINDS
 from difftui.engine.eval.rows import format_metric
+from difftui.engine.eval.selection import selection_spec
 from difftui.engine.numbers import format_number
 from difftui.engine.run.builders import build_model, build_objective, sampler_args
 from difftui.engine.store import Store
@@ -59,24 +60,6 @@ class EvalOptions:
     batch: int | None = None                        # None: the recipe's batch size, at least MIN_EVAL_BATCH
     device: str | None = None                       # None: the run's own device
     seed: int = 0
-
-
-
-def _deterministic(spec: SamplerSpec) -> bool:
-    return (spec.kind == "ddim" and spec.eta == 0.0 and spec.variance == "fixed_small") or \
-        (spec.kind in ("edm_euler", "edm_heun") and spec.S_churn == 0.0)
-
-
-def selection_spec(config: RunConfig) -> SamplerSpec:
-    """The fixed deterministic sampler FID is measured with (playbook 5.6): the panel's grid sampler when it is
-    deterministic, else DDIM eta = 0, N = 50 (playbook 5.0) for the DDPM family and EDM Heun N = 18, NFE 35
-    (P3's CIFAR-10 protocol, playbook 5.6) for the EDM loss."""
-    grid = config.sampler.grid
-    if _deterministic(grid):
-        return grid
-    if config.recipe.loss == "edm":
-        return SamplerSpec(kind="edm_heun", steps=18)
-    return SamplerSpec(kind="ddim", steps=50, eta=0.0, tau="linear")
 
 
 #----------------------------------------------------------------------------
