@@ -124,7 +124,8 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
 
 
 RUN_FIELDS = ("id", "name", "status", "dataset", "backbone", "sampler", "recipe", "off_tier", "step", "total_steps",
-              "kimg", "device", "pid", "host", "created", "started", "ended", "error", "run_dir")
+              "kimg", "device", "pid", "host", "created", "started", "ended", "error", "run_dir", "parent_id",
+              "fork_step")
 
 
 @user_command
