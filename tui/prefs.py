@@ -8,7 +8,6 @@ none: remembering is a convenience and never stops the new-run flow.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ FIELDS = ("datasets", "backbones", "samplers", "recipes", "batch_size", "max_ste
 
 
 def prefs_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or ""
-    root = Path(base).expanduser() if base.strip() else Path.home() / ".config"
-    return root / "difftui" / "new-run.json"
+    from difftui.engine.user_dirs import config_root
+    return config_root() / "new-run.json"
 
 
 def load_choices(path: Path | None = None) -> dict[str, Any]:

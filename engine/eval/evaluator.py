@@ -16,7 +16,9 @@ global RNG is seeded (every draw has its own torch.Generator). What it measures:
                    (playbook 5.6); what a training run starts after writing a snapshot
 
 One evaluation at a time per run: an OS lock on runs/<id>/eval.lock (a second one is refused with one line). Progress
-goes to its `jobs` row, results to `evals` with their protocol, events to the run's event log.
+goes to its `jobs` row, results to `evals` with their protocol, events to the run's event log. An evaluator of a
+spool-mode run (`--spool RUN_DIR`, started by its engine on a compute node) never opens runs.db: the same writes go as
+records to its own file runs/<id>/spool/eval.<key>.jsonl, and its job is named by that key (store/spool.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from difftui.engine.eval.protocol import (
 from difftui.engine.launch import liveness
 from difftui.engine.launch.lock import process_start_time
 from difftui.engine.store import Store, StoreError
+from difftui.engine.store.spool import SpoolSink
 from difftui.engine.text import error_line, one_line
 
 __all__ = ["REPORT_SAMPLES", "QUICK_NLL_IMAGES", "CURVE_VARIANCES", "EvalError", "EvalBusy", "EvalOptions",
@@ -123,25 +126,26 @@ class Progress:
 #----------------------------------------------------------------------------
 # Entry points.
 
-def _load_run(store: Store, run_id: int) -> tuple[dict[str, Any], RunConfig]:
+def _load_run(store: Store | SpoolSink, run_id: int) -> tuple[dict[str, Any], RunConfig]:
     from difftui.engine.config.catalog import config_from_dict
-    liveness.reap_dead_runs(store)
+    if isinstance(store, Store):
+        liveness.reap_dead_runs(store)
     run = store.get_run(run_id)
     if run is None:
         raise EvalError(f"{store.path}: no run {run_id}")
     return run, config_from_dict(json.loads(run["config"]), f"run {run_id} config")
 
 
-def evaluate(db_path: str | os.PathLike[str], run_id: int, opts: EvalOptions, *, job_id: int | None = None,
-             feature_net=None) -> list[str]:
+def evaluate(db_path: str | os.PathLike[str] | None, run_id: int, opts: EvalOptions, *, job_id: int | None = None,
+             feature_net=None, spool: str | os.PathLike[str] | None = None) -> list[str]:
     """Evaluate run `run_id` in this process as `opts` asks; returns the result lines. Raises EvalError (one line)
     for what the user can fix, InceptionWeightsMissing when FID's weights are not there. `feature_net` replaces
-    Inception (tests use a small stand-in through this same path)."""
+    Inception (tests use a small stand-in through this same path). `spool`: the run's folder, in spool mode."""
     if opts.repeats < 1:
         raise EvalError(f"--repeats must be >= 1, got {opts.repeats}")
     if opts.samples is not None and opts.samples < 2:
         raise EvalError(f"--samples must be >= 2, got {opts.samples}")
-    with Store(db_path, create=False) as store:
+    with (SpoolSink.for_evaluator(spool, run_id) if spool is not None else Store(db_path, create=False)) as store:
         run, config = _load_run(store, run_id)
         if job_id is None:
             job_id = store.create_job(run_id, "eval", dataclasses.asdict(opts))
@@ -203,7 +207,7 @@ def main(args) -> int:
     print(f"--- evaluator pid {os.getpid()} run {args.run_id} at {time.strftime('%Y-%m-%d %H:%M:%S')}: "
           f"{' '.join(sys.argv[1:])}", flush=True)
     try:
-        for line in evaluate(args.db, args.run_id, opts, job_id=args.job):
+        for line in evaluate(args.db, args.run_id, opts, job_id=args.job, spool=args.spool):
             print(line, flush=True)
         return 0
     except (EvalError, StoreError, InceptionWeightsMissing, PresetError, DataError, DeviceError) as e:

@@ -20,7 +20,7 @@ from pathlib import Path
 from difftui.engine.launch.lock import process_start_time
 from difftui.engine.store import Store, StoreError
 
-__all__ = ["EVAL_EXIT_USER_ERROR", "eval_argv", "spawn_evaluator", "job_finished"]
+__all__ = ["EVAL_EXIT_USER_ERROR", "eval_argv", "spawn_evaluator", "spawn_spool_evaluator", "job_finished"]
 
 EVAL_EXIT_USER_ERROR = 2                            # missing weights, no checkpoint, a second evaluation, ...
 
@@ -47,6 +47,16 @@ def spawn_evaluator(db_path: str | os.PathLike[str], run_id: int, args: list[str
         # The pid at once, so that a process that dies while importing torch is reaped as failed, not followed forever.
         store.record_job_pid(job_id, pid=proc.pid, pid_start=process_start_time(proc.pid), host=socket.gethostname())
     return job_id, proc
+
+
+def spawn_spool_evaluator(run_dir: str | os.PathLike[str], run_id: int, args: list[str]) -> subprocess.Popen:
+    """Start an evaluator of a spool-mode run (`eval RUN_ID --spool RUN_DIR`): it never opens runs.db, and names and
+    reports its job in its own spool file (difftui.engine.store.spool), so there is no job row to create here."""
+    folder = Path(run_dir).resolve()
+    argv = [sys.executable, "-m", "difftui.engine", "eval", str(run_id), "--spool", str(folder), *args]
+    with open(folder / "eval.log", "ab") as log, open(os.devnull, "rb") as devnull:
+        return subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+                                start_new_session=True, close_fds=True)
 
 
 def job_finished(job: dict | None) -> bool:

@@ -23,6 +23,7 @@ from difftui.engine.eval.metrics.weights import InceptionWeightsMissing, locate_
 from difftui.engine.launch import liveness
 from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.store import Store
+from difftui.engine.store.spool import send_command
 
 __all__ = ["EvalRequest", "start_evaluation", "start_recheck"]
 
@@ -77,7 +78,7 @@ def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: Eval
             if request.needs_fid:
                 raise LaunchError(f"run {run_id} is {run['status']}: FID evaluates weights on disk; pass --snapshot "
                                   f"STEP (a snapshot of this run), or stop the run first")
-            store.send_command(run_id, "evaluate")        # a live engine evaluates its panel between two steps
+            send_command(store, run, "evaluate")          # a live engine evaluates its panel between two steps
             return Outcome(run_id, f"evaluate requested for run {run_id}; its engine evaluates the panel between two "
                                    f"steps (results arrive as events and panel grids)")
         busy = store.jobs_for(run_id, active=True)

@@ -7,8 +7,11 @@
 Every backend starts the engine from an argv list (never a shell string), stdin from /dev/null, stdout and stderr
 appended to runs/<id>/engine.log, in a new session (closing the terminal or the TUI does not stop the run), with the
 stop signals blocked until the engine's handlers are in place (launch/signals.py). A backend is a `Backend`:
-`argv` and `env` for the plan, and `spawn`; `backend_for(plan)` picks it. A Slurm backend (sbatch / srun, liveness
-from the job state) goes beside these two.
+`argv` and `env` for the plan, and `spawn`; `backend_for(plan)` picks it.
+
+    slurm     sbatch job.sh (one job; a sweep's members: one job array, sweeps/slurm.py), whose wrapper runs
+              srun python -m difftui.engine train RUN_ID --spool RUN_DIR    (engine/launch/slurm/)
+              `submit` instead of `spawn`: no process here; the run's liveness is its job's (launch/liveness.py)
 """
 
 from __future__ import annotations
@@ -17,21 +20,31 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from difftui.engine.launch import signals
 from difftui.engine.launch.plan import LaunchPlan
 
-__all__ = ["Backend", "LocalBackend", "TorchrunBackend", "backend_for", "engine_argv", "engine_env"]
+__all__ = ["Backend", "LocalBackend", "TorchrunBackend", "SlurmBackend", "SlurmJob", "backend_for", "engine_argv",
+           "engine_env",
+           "spool_engine_tail"]
 
 
 def _engine_tail(db_path: str | os.PathLike[str], run_id: int) -> list[str]:
     return ["-m", "difftui.engine", "train", str(run_id), "--db", str(Path(db_path).resolve())]
 
 
+def spool_engine_tail(run_id: int, run_dir: str | os.PathLike[str]) -> list[str]:
+    """The engine's arguments in spool mode (after the interpreter or torchrun): it never opens runs.db and writes
+    records to RUN_DIR/spool/ (what a backend for another machine starts, e.g. Slurm)."""
+    return ["-m", "difftui.engine", "train", str(run_id), "--spool", str(Path(run_dir).resolve())]
+
+
 class Backend(Protocol):
     name: str
+    sink: str                                       # where its engines write: "db" (runs.db) or "spool" (files)
 
     def argv(self, db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan) -> list[str]: ...
 
@@ -42,8 +55,11 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """One engine process on this machine (one GPU or the CPU)."""
+    """One engine process on this machine (one GPU or the CPU). It writes runs.db directly: SQLite in WAL mode is
+    safe for processes on one host, and every reader (ls, show, the sweep supervisor, the TUI) sees its rows at once
+    without an ingest (README, "On a Slurm cluster")."""
     name = "local"
+    sink = "db"
 
     def argv(self, db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan) -> list[str]:
         return [sys.executable, *_engine_tail(db_path, run_id)]
@@ -89,8 +105,33 @@ class TorchrunBackend(LocalBackend):
         return env
 
 
-def backend_for(plan: LaunchPlan) -> Backend:
-    """torchrun for a distributed plan, else one local process."""
+class SlurmBackend:
+    """One Slurm job (sbatch; its wrapper runs one srun task per GPU, engine/launch/slurm/task.py). Its engines run
+    on compute nodes in spool mode: they never open runs.db, and a front end ingests their records."""
+    name = "slurm"
+    sink = "spool"
+
+    def submit(self, run: dict, plan: LaunchPlan) -> "SlurmJob":
+        from difftui.engine.launch.slurm.submit import submit_run
+        job, submitted = submit_run(run, plan.slurm_options(), env=plan.env)
+        return SlurmJob(job, submitted)
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """What `start_run` gives for a run submitted to Slurm (a local backend gives its process)."""
+    key: str                                        # the job id ("123"; "120_4" for a sweep's array task)
+    submitted: float
+    pid = None                                      # no process on this machine
+
+    def poll(self) -> None:
+        return None                                 # its end is the run's status, not a local exit code
+
+
+def backend_for(plan: LaunchPlan) -> Backend | SlurmBackend:
+    """Slurm for a plan with Slurm options, torchrun for a distributed plan, else one local process."""
+    if plan.slurm is not None:
+        return SlurmBackend()
     return TorchrunBackend() if plan.distributed else LocalBackend()
 
 

@@ -76,13 +76,18 @@ class LaunchReport:
 
 
 def launch_checks(config: RunConfig, *, probe: DeviceProbe | None = None,
-                  check_data: Callable[[DatasetProfile], str | None] | None = data_error) -> LaunchReport:
+                  check_data: Callable[[DatasetProfile], str | None] | None = data_error,
+                  device_here: bool = True) -> LaunchReport:
     """Everything a new run must pass on this machine, before its run row exists.
 
     `check_data(profile) -> reason | None` checks the data files (default: engine/data in a subprocess; the CLI
-    passes an in-process check; None skips it)."""
-    probe = probe_devices() if probe is None else probe
+    passes an in-process check; None skips it). `device_here=False`: the run trains elsewhere (on Slurm's nodes,
+    whose own checks are engine/launch/slurm/checks.py), so this machine's devices are not asked."""
     errors = []
+    if not device_here:
+        problem = check_data(config.dataset) if check_data is not None else None
+        return LaunchReport((problem,) if problem else (), tuple(config.warnings()), f"{config.device} on the nodes")
+    probe = probe_devices() if probe is None else probe
     problem = device_error(config.device, probe)
     if problem is not None:
         errors.append(problem)

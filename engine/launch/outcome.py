@@ -25,3 +25,4 @@ class Outcome:
     proc: subprocess.Popen | None = None
     job_id: int | None = None                       # the evaluator's job row (evaluate)
     fid_skipped: bool = False                       # evaluate: FID was wanted if found, and was not found
+    slurm_job: str | None = None                    # the Slurm job a run was submitted as (no process here)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 __all__ = ["LaunchPlan", "parse_gpus", "plan_from_options"]
 
@@ -19,12 +20,14 @@ class LaunchPlan:
 
     `gpus` become CUDA_VISIBLE_DEVICES (inside the engine they are cuda:0..K-1); `nproc_per_node` > 1 or `nnodes` > 1
     goes through torchrun (DDP; gloo on the CPU). `env` adds environment variables (e.g. a sweep member's thread
-    count). Which backend starts it is difftui.engine.launch.backends' choice."""
+    count). `slurm` (the fields of a SlurmOptions, launch/slurm/options.py) submits it to Slurm instead: one job,
+    one srun task per GPU. Which backend starts it is difftui.engine.launch.backends' choice."""
     nproc_per_node: int = 1
     gpus: tuple[int, ...] | None = None
     nnodes: int = 1
     rdzv_endpoint: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    slurm: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.nproc_per_node < 1:
@@ -42,8 +45,15 @@ class LaunchPlan:
 
     @property
     def processes(self) -> int:
-        """Processes in all (they share the recipe's global batch)."""
+        """Processes in all (they share the recipe's global batch): srun's tasks on Slurm."""
+        if self.slurm is not None:
+            return self.slurm_options().processes
         return self.nproc_per_node * self.nnodes
+
+    def slurm_options(self) -> Any:
+        """The Slurm request (a SlurmOptions; PresetError with one line for a bad stored one)."""
+        from difftui.engine.launch.slurm.options import options_from_mapping
+        return options_from_mapping(self.slurm or {}, "the run's Slurm options")
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -58,9 +68,11 @@ class LaunchPlan:
         gpus = data.get("gpus")
         return cls(nproc_per_node=int(data.get("nproc_per_node", 1)), gpus=tuple(gpus) if gpus is not None else None,
                    nnodes=int(data.get("nnodes", 1)), rdzv_endpoint=data.get("rdzv_endpoint"),
-                   env=dict(data.get("env") or {}))
+                   env=dict(data.get("env") or {}), slurm=data.get("slurm"))
 
     def describe(self) -> str:
+        if self.slurm is not None:
+            return "Slurm: " + self.slurm_options().describe()
         parts = []
         if self.gpus is not None:
             parts.append(f"GPUs {','.join(map(str, self.gpus))}")

@@ -50,10 +50,17 @@ class LaunchRequest:
     off_tier: bool
     device: str = "auto"
     gpus: str = ""                                  # e.g. "0,1": one process per GPU through torchrun (DDP)
+    slurm: dict[str, Any] | None = None             # a Slurm profile's options (the "where" choice): submit there
 
     def plan(self) -> Any:
         """How the run is launched (launch/plan.py's LaunchPlan); PresetError (one line) for a bad GPUs field."""
-        from difftui.engine.launch.plan import plan_from_options
+        from difftui.engine.launch.plan import LaunchPlan, plan_from_options
+        if self.slurm is not None:
+            if self.gpus.strip():
+                raise PresetError("GPUs names this machine's GPUs; on Slurm the profile's gpus_per_node says how many")
+            plan = LaunchPlan(slurm=dict(self.slurm))
+            plan.slurm_options()                    # PresetError (one line) for a bad profile
+            return plan
         try:
             return plan_from_options(self.gpus or None, option="GPUs")
         except ValueError as e:

@@ -1,4 +1,4 @@
-"""The run use cases: new run, resume, stop (request / force), delete; and `start_run`, the one way an engine is
+"""The run use cases: new run, resume, stop (request / force), checkpoint now, delete; and `start_run`, the one way an engine is
 started (DESIGN.md, process model). The TUI and the CLI make these same calls and show what they return (an
 `Outcome`, or a `LaunchError` with one line), so the two front ends cannot disagree; the sweep supervisor starts its
 members through `start_run` too. Evaluate is difftui.engine.eval.start.
@@ -30,16 +30,21 @@ from difftui.engine.atomic import atomic_write_text
 from difftui.engine.config.catalog import config_to_dict
 from difftui.engine.config.model import RunConfig
 from difftui.engine.launch import liveness
-from difftui.engine.launch.backends import backend_for
+from difftui.engine.launch.backends import SlurmBackend, SlurmJob, backend_for
 from difftui.engine.launch.lock import Owned, process_start_time
 from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.launch.plan import LaunchPlan
+from difftui.engine.launch.slurm import client as slurm_client
+from difftui.engine.launch.slurm import jobs as slurm_jobs
 from difftui.engine.numbers import format_number
 from difftui.engine.store import ACTIVE_STATUSES, ACTIVE_SWEEP_STATUSES, Store
+from difftui.engine.store.ingest import ingest_run
 from difftui.engine.store.layout import remove_run_folder
+from difftui.engine.store.spool import send_command, write_run_json
 
 __all__ = ["Owned", "LaunchError", "Outcome", "StepsExhausted", "create_run", "start_run", "new_run", "resume",
-           "request_stop", "force_stop", "delete_refusal", "check_delete", "delete_run", "STOP_GRACE_S"]
+           "request_stop", "request_checkpoint", "force_stop", "delete_refusal", "check_delete", "delete_run",
+           "STOP_GRACE_S"]
 
 STOP_GRACE_S = 30.0                                 # `stop --force`: SIGTERM, then SIGKILL after this long
 
@@ -65,21 +70,26 @@ def _get(store: Store, run_id: int) -> dict[str, Any]:
 # Creating and starting.
 
 def create_run(db_path: str | os.PathLike[str], config: RunConfig, *, sweep_id: int | None = None,
-               parent_id: int | None = None, plan: LaunchPlan | None = None) -> int:
-    """Insert a queued run with its resolved config; write runs/<id>/config.yaml. Returns the run id."""
+               parent_id: int | None = None, plan: LaunchPlan | None = None, sink: str = "db") -> int:
+    """Insert a queued run with its resolved config; write runs/<id>/config.yaml and run.json (all that a spool-mode
+    engine reads). `sink`: where its engine writes, 'db' (runs.db) or 'spool' (records in runs/<id>/spool/, what an
+    engine on a compute node writes; store/spool.py). Returns the run id."""
     data = config_to_dict(config)
     with Store(db_path) as store:
         run_id = store.create_run(data, name=config.name or "", total_steps=config.recipe.total_steps,
-                                  device=config.device, sweep_id=sweep_id, parent_id=parent_id)
+                                  device=config.device, sweep_id=sweep_id, parent_id=parent_id, sink=sink)
         name = config.name or f"{config.dataset.name}-{config.backbone.name}-{run_id}"
         store.update_run(run_id, name=name, launch=(plan or LaunchPlan()).to_json())
-        folder = Path(_get(store, run_id)["run_dir"])
-    atomic_write_text(folder / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+        run = _get(store, run_id)
+    atomic_write_text(Path(run["run_dir"]) / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    write_run_json(run)
     return run_id
 
 
-def start_run(db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan | None = None) -> subprocess.Popen:
-    """Start the engine of an existing run (the one function every path that starts an engine calls).
+def start_run(db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan | None = None
+              ) -> subprocess.Popen | SlurmJob:
+    """Start the engine of an existing run (the one function every path that starts an engine calls): its process,
+    or, for a plan with Slurm options, the Slurm job it was submitted as (`SlurmJob`; sbatch from an argv list).
 
     Refuses with `Owned` (one line) when the run is alive: its engine holds the lock, or a launcher has just started
     one that has not taken it yet. The check, the spawn and the claim happen in one write transaction, so launchers
@@ -91,9 +101,17 @@ def start_run(db_path: str | os.PathLike[str], run_id: int, plan: LaunchPlan | N
                 raise Owned(f"run {run_id} is already {run['status']} ({liveness.describe_owner(run)}); "
                             f"stop it first")
             plan = plan or LaunchPlan.from_json(run.get("launch"))
-            proc = backend_for(plan).spawn(db_path, run_id, plan, Path(run["run_dir"]))
+            backend = backend_for(plan)
+            if isinstance(backend, SlurmBackend):
+                job = backend.submit(run, plan)
+                store.claim_for_slurm(run_id, job=job.key, index=None, launch=plan.to_json(), submitted=job.submitted)
+                return job
+            if run["sink"] == "spool" and backend.sink == "db":
+                # A spool run started on this machine writes runs.db from now on: what its spool holds comes first.
+                ingest_run(store, run)
+            proc = backend.spawn(db_path, run_id, plan, Path(run["run_dir"]))
             store.claim_for_launch(run_id, pid=proc.pid, pid_start=process_start_time(proc.pid),
-                                   host=socket.gethostname(), launch=plan.to_json())
+                                   host=socket.gethostname(), launch=plan.to_json(), sink=backend.sink)
     return proc
 
 
@@ -101,9 +119,15 @@ def new_run(db_path: str | os.PathLike[str], config: RunConfig, *, plan: LaunchP
             parent_id: int | None = None) -> Outcome:
     """The new-run use case: create the run and start its engine (the caller has run the launch checks,
     launch/checks.py, on this config). The process runs on after this returns."""
-    run_id = create_run(db_path, config, parent_id=parent_id, plan=plan)
-    proc = start_run(db_path, run_id, plan)
-    return Outcome(run_id, f"run {run_id} started (pid {proc.pid})", proc=proc)
+    run_id = create_run(db_path, config, parent_id=parent_id, plan=plan, sink="spool" if plan and plan.slurm else "db")
+    started = start_run(db_path, run_id, plan)
+    return _started(run_id, started, "started")
+
+
+def _started(run_id: int, started: subprocess.Popen | SlurmJob, what: str) -> Outcome:
+    if isinstance(started, SlurmJob):
+        return Outcome(run_id, f"run {run_id} submitted to Slurm as job {started.key}", slurm_job=started.key)
+    return Outcome(run_id, f"run {run_id} {what} (pid {started.pid})", proc=started)
 
 
 #----------------------------------------------------------------------------
@@ -130,13 +154,18 @@ def resume(db_path: str | os.PathLike[str], run_id: int, *, total_steps: int | N
             store.set_total_steps(run_id, config, total_steps)
             atomic_write_text(Path(run["run_dir"]) / "config.yaml", yaml.safe_dump(config, sort_keys=False))
             run = _get(store, run_id)
+            write_run_json(run)
         if run["status"] == "completed" and run["step"] >= (run["total_steps"] or 0):
             raise StepsExhausted(f"run {run_id} already completed all {run['total_steps']} steps "
                                  f"(resume with a larger --max-steps to train further)",
                                  run_id=run_id, step=run["step"], total_steps=run["total_steps"])
-    proc = start_run(db_path, run_id, plan)
+    started = start_run(db_path, run_id, plan)
     further = f" to train on to step {format_number(total_steps)}" if total_steps is not None else ""
-    return Outcome(run_id, f"run {run_id} resuming from its newest checkpoint{further} (pid {proc.pid})", proc=proc)
+    if isinstance(started, SlurmJob):
+        return Outcome(run_id, f"run {run_id} resubmitted to Slurm as job {started.key}; it resumes from its newest "
+                               f"checkpoint{further}", slurm_job=started.key)
+    return Outcome(run_id, f"run {run_id} resuming from its newest checkpoint{further} (pid {started.pid})",
+                   proc=started)
 
 
 def _live(store: Store, run_id: int) -> dict[str, Any]:
@@ -152,21 +181,70 @@ def _live(store: Store, run_id: int) -> dict[str, Any]:
 
 
 def request_stop(db_path: str | os.PathLike[str], run_id: int) -> Outcome:
-    """Ask a live engine to checkpoint and exit; it answers by setting status 'stopped'."""
+    """Ask a live engine to checkpoint and exit; it answers by setting status 'stopped'. A run on Slurm: its job is
+    cancelled at once while it pends; a running one gets the stop command (a file), and `scancel` follows when it
+    has not ended STOP_GRACE_S later (liveness' reaper; `difftui stop` waits for it)."""
     with Store(db_path, create=False) as store:
-        _live(store, run_id)
+        run = _live(store, run_id)
+        if liveness.is_slurm(run):
+            return _stop_slurm(store, run)
         with store.atomic():
-            store.send_command(run_id, "stop")
+            send_command(store, run, "stop")          # a row in runs.db, or a file for a spool-mode engine
             store.mark_stopping(run_id)
     return Outcome(run_id, f"stop requested for run {run_id}; it checkpoints, then exits")
+
+
+def _stop_slurm(store: Store, run: dict[str, Any]) -> Outcome:
+    run_id, key = run["id"], run["slurm_job"]
+    look = slurm_jobs.lookup(run)
+    if look.job is not None and look.job.state == "PENDING":
+        try:
+            slurm_client.scancel(key)
+        except slurm_client.SlurmError as e:
+            raise LaunchError(f"run {run_id}: cannot cancel its pending Slurm job {key} ({e})") from None
+        slurm_jobs.forget()
+        with store.atomic():
+            store.add_event(run_id, "info", f"stopped while its Slurm job {key} was pending (scancel {key})")
+            store.finish_run(run_id, "stopped")
+        return Outcome(run_id, f"run {run_id} stopped: its pending Slurm job {key} was cancelled", slurm_job=key)
+    with store.atomic():
+        send_command(store, run, "stop")              # a file in runs/<id>/commands/ (spool mode)
+        store.mark_stopping(run_id)
+        store.mark_stop_asked(run_id, time.time())
+    return Outcome(run_id, f"stop requested for run {run_id}; it checkpoints, then exits (Slurm job {key} is "
+                           f"cancelled if it has not ended {STOP_GRACE_S:g} s from now)", slurm_job=key)
+
+
+def _force_stop_slurm(store: Store, run: dict[str, Any]) -> Outcome:
+    run_id, key = run["id"], run["slurm_job"]
+    try:
+        slurm_client.scancel(key)
+    except slurm_client.SlurmError as e:
+        raise LaunchError(f"run {run_id}: cannot cancel Slurm job {key} ({e})") from None
+    slurm_jobs.forget()
+    with store.atomic():
+        store.add_event(run_id, "warning", f"stop --force: scancel {key} (the engine checkpoints on its SIGTERM if "
+                                           f"it can; resume continues from the newest checkpoint)")
+        store.finish_run(run_id, "stopped")
+    return Outcome(run_id, f"run {run_id} stopped: Slurm job {key} cancelled", slurm_job=key)
+
+
+def request_checkpoint(db_path: str | os.PathLike[str], run_id: int) -> Outcome:
+    """Ask a live engine to write a checkpoint now (the "snapshot" command), between two steps; it goes on training."""
+    with Store(db_path, create=False) as store:
+        run = _live(store, run_id)
+        send_command(store, run, "snapshot")
+    return Outcome(run_id, f"checkpoint requested for run {run_id}; its engine writes one at the next logging step")
 
 
 def force_stop(db_path: str | os.PathLike[str], run_id: int, *, grace_s: float = STOP_GRACE_S,
                poll_s: float = 0.2) -> Outcome:
     """`stop --force`: SIGTERM to the engine's process group (the engine checkpoints and stops, as for a stop
-    command), then SIGKILL to the group if it still owns the run after `grace_s`."""
+    command), then SIGKILL to the group if it still owns the run after `grace_s`. A run on Slurm: `scancel` at once."""
     with Store(db_path, create=False) as store:
         run = _live(store, run_id)
+        if liveness.is_slurm(run):
+            return _force_stop_slurm(store, run)
         pid = liveness.local_owner_pid(run)
         if pid is None:
             raise LaunchError(f"run {run_id} is owned on host {run['host']}; stop it from there")

@@ -1,6 +1,7 @@
-"""One run's training: `python -m difftui.engine train RUN_ID --db PATH`, alone or as one rank of torchrun.
+"""One run's training: `python -m difftui.engine train RUN_ID --db PATH` (or `--spool RUN_DIR`: never opens runs.db,
+writes records in RUN_DIR/spool/; run/owner.py), alone or as one rank of torchrun.
 
-    owner   RunOwner (rank 0)     the lock, the heartbeat thread, commands, every runs.db write, the status
+    owner   RunOwner (rank 0)     the lock, the heartbeat thread, commands, every write of the run's rows, the status
     trainer Trainer (every rank)  model, optimizer, EMA, objective, batch stream, one step
     loop    TrainLoop             the cadence: log every `log_every` steps, a grid every `grid_every`, a checkpoint
                                   every `snapshot_every`, commands and stop requests, non-finite steps
@@ -13,6 +14,7 @@ with one line `Type: message`; the traceback goes to runs/<id>/engine.log (this 
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import sys
@@ -63,6 +65,7 @@ class Control:
     snapshot: bool = False
     grid: bool = False
     evaluate: bool = False
+    requeue: bool = False                           # Slurm: checkpoint and leave, the job runs again (signals.py)
 
 
 #----------------------------------------------------------------------------
@@ -119,7 +122,9 @@ class TrainLoop:
             raise RunFailed(str(path))
         if path is None:
             if world.main:
-                dropped = self.owner.store.truncate_after(self.owner.run_id, 0)
+                # Afresh from step 0: everything an earlier engine logged goes, its step-0 rows too (the FLOPs
+                # figure is logged again at the start step).
+                dropped = self.owner.store.truncate_after(self.owner.run_id, -1)
                 if dropped:
                     self.event("no checkpoint to resume from; restarted from step 0", "warning")
             return 0
@@ -167,9 +172,9 @@ class TrainLoop:
     # -- the cadence ----------------------------------------------------------------------------------------------
 
     def control(self) -> Control:
-        """Stop / snapshot / grid / evaluate, agreed by all ranks (rank 0 reads the commands; a stop signal on any
-        rank stops them all)."""
-        flags = [signals.received() is not None, False, False, False]
+        """Stop / snapshot / grid / evaluate / requeue, agreed by all ranks (rank 0 reads the commands; a stop signal
+        on any rank stops them all)."""
+        flags = [signals.stop_signal() is not None, False, False, False, signals.requeue_signal() is not None]
         if self.owner is not None:
             flags[0] = flags[0] or self.owner.stop_requested.is_set()
             self.pending += self.owner.commands()
@@ -189,7 +194,11 @@ class TrainLoop:
         logging step, where all ranks decide together)."""
         if self.world.distributed:
             return False
-        return signals.received() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+        return signals.stop_signal() is not None or (self.owner is not None and self.owner.stop_requested.is_set())
+
+    def requeue_now(self) -> bool:
+        """Slurm's warning or SIGTERM seen between two logging steps (one process only, as `stop_now`)."""
+        return not self.world.distributed and signals.requeue_signal() is not None
 
     def log_interval(self, interval: Interval, seconds: float, steps: int) -> None:
         """Queue the interval's values (rank 0), then fail the run if the non-finite steps ran too long (every rank
@@ -231,9 +240,11 @@ class TrainLoop:
             if not t.weights_finite():
                 raise RunFailed(f"the weights are not finite at step {t.step}: not checkpointed (the newest "
                                 f"checkpoint, step {self.last_ckpt_step}, is finite). Lower recipe.lr")
-            # Flush first: the metrics up to this step are in runs.db before the checkpoint that claims them exists,
-            # so a crash between the two can only leave rows that a resume truncates, never a gap.
+            # Flush first: the metrics up to this step are in runs.db (or durable in the spool) before the checkpoint
+            # that claims them exists, so a crash between the two can only leave rows that a resume truncates, never
+            # a gap.
             self.flush()
+            self.owner.sync()
             state = t.state_dict(self.owner.config_data)
             state["ranks"] = ranks
             save_checkpoint(t.run_dir / "checkpoints", t.step, state, keep=self.recipe.keep_snapshots)
@@ -290,12 +301,14 @@ class TrainLoop:
         self.event(f"snapshot at step {t.step} ({t.kimg:,.0f} kimg): {path.name}")
         if r.snapshot_eval:
             try:
-                job_id, proc = snapshots.start_evaluation(self.owner.db_path, self.owner.run_id)
+                job_id, proc = snapshots.start_evaluation(self.owner.db_path, self.owner.run_id,
+                                                          spool=t.run_dir if self.owner.spool else None)
             except Exception as e:                  # an evaluation that cannot start never stops training
                 self.event(f"snapshot evaluation not started: {one_line(e, named=True)}", "warning")
             else:
                 self.evaluators.append(proc)
-                self.event(f"snapshot evaluation started (job {job_id}, pid {proc.pid})")
+                job = f"job {job_id}, " if job_id is not None else ""
+                self.event(f"snapshot evaluation started ({job}pid {proc.pid})")
         self.evaluators = [p for p in self.evaluators if p.poll() is None]      # reap the finished ones
         self.clock.restart()
 
@@ -306,12 +319,13 @@ class TrainLoop:
         start_step = t.step
         self.measure_flops()
         self.flush()
-        stop = self.stop_now() or signals.received() is not None
+        stop = self.stop_now() or signals.stop_signal() is not None
+        requeue = self.requeue_now() or signals.requeue_signal() is not None
         first = True
         if t.compiled and t.step < total:
             self.event("torch.compile: compiling the network during the first steps")
         self.clock.restart()
-        while t.step < total and not stop:
+        while t.step < total and not stop and not requeue:
             result = t.train_step()
             self.meter.accumulate(result.terms, result.ok)
             self.clock.tick()
@@ -339,16 +353,24 @@ class TrainLoop:
             if self.owner is not None and self.owner.log.due():
                 self.flush()
             stop = control.stop or self.stop_now()
+            requeue = control.requeue or self.requeue_now()
+        why = signals.stop_signal()
         if stop and t.step == start_step:
-            self.event("stopped before training started" + (f" ({signals.describe(signals.received())})"
-                                                            if signals.received() else ""))
+            self.event("stopped before training started" + (f" ({signals.describe(why)})" if why else ""))
             return "stopped"
         if stop and t.step < total:
             if self.last_ckpt_step != t.step:
                 self.checkpoint()
-            self.event(f"stopped at step {t.step}" + (f" ({signals.describe(signals.received())})"
-                                                      if signals.received() else ""))
+            self.event(f"stopped at step {t.step}" + (f" ({signals.describe(why)})" if why else ""))
             return "stopped"
+        if requeue and t.step < total:
+            # Slurm's time-limit warning (SIGUSR1) or its SIGTERM (requeue, preemption): checkpoint and leave with
+            # no final status; the requeued job resumes this run from here (engine/launch/slurm/task.py).
+            if self.last_ckpt_step != t.step:
+                self.checkpoint()
+            self.event(f"{signals.describe(signals.requeue_signal())} from Slurm at step {t.step}: checkpointed; "
+                       f"the run continues when its job runs again")
+            return "requeued"
         if t.last_grid_step != t.step:
             self.draw_grid()
         if self.last_ckpt_step != t.step:
@@ -364,9 +386,12 @@ def _log(message: str) -> None:
     print(f"--- {message}", file=sys.stderr, flush=True)
 
 
-def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
-    """Train run `run_id` of `db_path` in this process (one rank of it under torchrun); returns the exit code:
-    0 completed or stopped, 1 failed, 2 no such run or database, 3 the run is owned by another engine."""
+def train_run(db_path: str | os.PathLike[str] | None, run_id: int, *, spool: str | os.PathLike[str] | None = None
+              ) -> int:
+    """Train run `run_id` of `db_path` in this process (one rank of it under torchrun or srun), or in spool mode the
+    run in folder `spool` (runs.db is never opened); returns the exit code: 0 completed or stopped, 1 failed, 2 no
+    such run, database or run folder, 3 the run is owned by another engine, 75 (signals.EXIT_REQUEUE) checkpointed
+    for Slurm to run the job again (no final status)."""
     from difftui.engine.run.owner import RunOwner
     try:
         world = init_world()
@@ -380,7 +405,7 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
     try:
         if world.main:
             try:
-                owner = RunOwner(db_path, run_id)
+                owner = RunOwner(db_path, run_id, spool=spool)
             except Owned as e:
                 print(f"difftui engine: {e}; this engine exits without touching it", file=sys.stderr)
                 code = EXIT_OWNED
@@ -413,6 +438,11 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         loop.restore()
         restored = True
         status = loop.run()
+        if status == "requeued":                    # no final status: the run stays active for its next job
+            if owner is not None:
+                owner.flush(trainer.step, trainer.kimg)
+                _log(f"checkpointed at step {trainer.step} for Slurm to run the job again")
+            return signals.EXIT_REQUEUE
         if owner is not None:
             owner.finish(status, trainer.step, trainer.kimg)
             _log(f"{status} at step {trainer.step}")
@@ -423,6 +453,8 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
         message = one_line(e, named=True)                # the run's error column names the type: "RunFailed: ..."
         if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
             message = f"DiskFull: disk full: cannot write {Path(db_path).resolve()} ({e})"
+        elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            message = f"DiskFull: {e.strerror}"
         if owner is not None:
             step = loop.trainer.step if loop is not None and restored else None
             try:
@@ -434,7 +466,10 @@ def train_run(db_path: str | os.PathLike[str], run_id: int) -> int:
                     owner.finish("failed", step, loop.trainer.kimg, error=message)
             except Exception:
                 traceback.print_exc(file=sys.stderr)
-                owner.store.finish_run(run_id, "failed", error=message)
+                try:
+                    owner.store.finish_run(run_id, "failed", error=message)
+                except Exception as again:          # nowhere to write (a full disk): the reaper marks it crashed
+                    _log(f"the failure could not be recorded either ({one_line(again)})")
         return 1
     finally:
         if owner is not None:

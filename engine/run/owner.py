@@ -1,4 +1,4 @@
-"""The run owner: the one part of an engine (rank 0) that holds the run's lock and writes runs.db.
+"""The run owner: the one part of an engine (rank 0) that holds the run's lock and writes the run's rows.
 
     lock        runs/<id>/lock, taken before the first write and held until the process exits (engine.ownership):
                 the run is alive exactly while it is held; a second engine for the run is refused with one line
@@ -8,6 +8,11 @@
     writes      metrics, events, grids and the run's status, batched by `LogBuffer` in the loop's thread
     status      running -> completed | stopped | failed (one line `Type: message`); an engine that dies without
                 one is marked crashed by the reaper (difftui.engine.launch.liveness) once its lock is gone
+
+Where the rows go (the sink, `self.store`): runs.db itself (a `Store`, `--db`), or in spool mode (`--spool RUN_DIR`,
+issue 17: a compute node never opens runs.db) a `SpoolSink` with the same write methods, which appends them as
+records to runs/<id>/spool/ for a front end to ingest; its heartbeat is runs/<id>/spool/heartbeat.json and its
+commands are files in runs/<id>/commands/ (difftui.engine.store.spool).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from difftui.engine.run.logbuffer import LogBuffer
 from difftui.engine.run.sample_grid import save_grid_file
 from difftui.engine.run.telemetry import GpuMonitor
 from difftui.engine.store import Store, StoreError
+from difftui.engine.store.spool import SpoolSink, read_run
 
 __all__ = ["RunOwner", "BEAT_EVERY_S"]
 
@@ -35,20 +41,38 @@ BEAT_EVERY_S = 2.0                                  # heartbeat and GPU sample p
 
 
 class RunOwner:
-    def __init__(self, db_path: str | os.PathLike[str], run_id: int):
-        self.db_path = Path(db_path)
+    """`RunOwner(db_path, run_id)` writes runs.db; `RunOwner(None, run_id, spool=RUN_DIR)` writes RUN_DIR/spool/
+    and never opens runs.db (RUN_DIR/run.json must name run `run_id`)."""
+
+    def __init__(self, db_path: str | os.PathLike[str] | None, run_id: int, *,
+                 spool: str | os.PathLike[str] | None = None):
+        self.db_path = Path(db_path) if db_path is not None else None
         self.run_id = run_id
-        self.store = Store(db_path, create=False)
-        run = self.store.get_run(run_id)
-        if run is None:
-            self.store.close()
-            raise StoreError(f"{db_path}: no run {run_id}")
+        self.spool = spool is not None
+        if self.spool:
+            run = read_run(spool)                   # reads only: nothing is written before the lock is held
+            if run["id"] != run_id:
+                raise StoreError(f"{Path(spool) / 'run.json'}: it is run {run['id']}'s folder, not run {run_id}'s")
+            self.store = None
+        else:
+            self.store = Store(db_path, create=False)
+            run = self.store.get_run(run_id)
+            if run is None:
+                self.store.close()
+                raise StoreError(f"{db_path}: no run {run_id}")
         self.run_dir = Path(run["run_dir"])
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.lock = OwnerLock(self.run_dir / "lock").acquire(f"run {run_id}")
+            if self.spool:
+                self.store = SpoolSink(self.run_dir, run_id)
+                if self.store.file.torn:
+                    print(f"--- spool: cut {self.store.file.torn} bytes of a torn last line off "
+                          f"{self.store.file.path} (the previous engine died writing it)", file=sys.stderr, flush=True)
+                run = self.store.get_run(run_id)
         except BaseException:
-            self.store.close()
+            if self.store is not None:
+                self.store.close()
             raise
         self.config_data: dict[str, Any] = json.loads(run["config"])
         self.started = run["started"] or time.time()
@@ -76,11 +100,19 @@ class RunOwner:
         return monitor.status
 
     def _beat(self) -> None:
-        with Store(self.db_path, create=False) as store:
+        # Its own writer: a connection to runs.db, or the spool file gpu.0.jsonl (rank 0's; one writer per file).
+        with (self.store.stream("gpu.0") if self.spool else Store(self.db_path, create=False)) as store:
             while not self._quit.is_set():
                 try:
                     rows = self._gpus.sample() if self._gpus.available else []
-                    store.write_batch(self.run_id, gpu=rows, run_fields={"heartbeat": time.time()})
+                    if self.spool:
+                        if rows:
+                            store.write_batch(self.run_id, gpu=rows)
+                        store.heartbeat.beat()
+                        for sink in (store, self.store):        # fsync here, so the loop's appends never wait
+                            sink.file.sync_if_due()
+                    else:
+                        store.write_batch(self.run_id, gpu=rows, run_fields={"heartbeat": time.time()})
                     for cmd in store.take_commands(self.run_id):
                         if cmd["command"] == "stop":
                             self.stop_requested.set()
@@ -112,6 +144,12 @@ class RunOwner:
         path = save_grid_file(self.run_dir, step, png)
         return self.store.add_sample(self.run_id, step=step, kind="grid", sampler=sampler, nfe=nfe, png=png,
                                      path=str(path))
+
+    def sync(self) -> None:
+        """What was written is durable (before a checkpoint that claims it): the spool is fsynced; runs.db's
+        transactions already are."""
+        if self.spool:
+            self.store.sync()
 
     def finish(self, status: str, step: int, kimg: float, error: str | None = None) -> None:
         """The final status (completed, stopped or failed), with everything still queued, in one transaction."""

@@ -10,7 +10,7 @@ The training loop calls one function after each optimizer step:
 
     if snapshots.maybe_write(run_dir, step, batch_size, ema_net, recipe.snapshot_kimg) is not None:
         if recipe.snapshot_eval:
-            snapshots.start_evaluation(db_path, run_id)
+            snapshots.start_evaluation(db_path, run_id)          # (job id, process)
 
 Files are written atomically and loaded with `weights_only=True` (tensors and plain numbers only).
 """
@@ -92,9 +92,14 @@ def load_snapshot(path: str | os.PathLike[str], map_location: torch.device | str
     return state
 
 
-def start_evaluation(db_path: str | os.PathLike[str], run_id: int, *, device: str | None = None):
-    """Start the evaluator for the run's snapshots that have no FID yet (own process, own session); returns the
-    Popen. One evaluator per run: if one is already at work it takes the new snapshot before it exits."""
-    from difftui.engine.eval.jobs import spawn_evaluator
+def start_evaluation(db_path: str | os.PathLike[str] | None, run_id: int, *, device: str | None = None,
+                     spool: str | os.PathLike[str] | None = None):
+    """Start the evaluator for the run's snapshots that have no FID yet (own process, own session); returns
+    (job id, Popen). One evaluator per run: if one is already at work it takes the new snapshot before it exits.
+    A spool-mode engine passes its run folder (`spool`): the evaluator writes records there too, and names its job
+    itself (job id None here)."""
+    from difftui.engine.eval.jobs import spawn_evaluator, spawn_spool_evaluator
     args = ["--pending-snapshots"] + (["--device", device] if device else [])
+    if spool is not None:
+        return None, spawn_spool_evaluator(spool, run_id, args)
     return spawn_evaluator(db_path, run_id, args, kind="snapshot-eval")

@@ -12,6 +12,9 @@ threads: open one `Store` per thread (they are cheap).
     series.py       metric reads for the charts, comparisons of several runs
     sweeps.py       sweeps, their members and status transitions
     jobs.py         evaluator jobs, evaluation results, the best snapshot
+    spool.py        what a spool-mode engine writes instead (issue 17): records, heartbeat, commands as files, run.json
+    records.py      the spool's record format: one line per Store write method, and applying them
+    ingest.py       the ingester: spool records into runs.db by byte offset (spool_files)
 
 No SQL lives outside this package (tests/core/test_no_sql_outside_store.py). Which runs, sweeps and jobs are alive,
 and reaping the dead ones, is decided in difftui.engine.launch.liveness; the store only runs the statements.
@@ -30,20 +33,21 @@ from difftui.engine.store.connection import (
     encode_value,
     writable,
 )
+from difftui.engine.store.ingest import SpoolFilesTable
 from difftui.engine.store.jobs import ACTIVE_JOB_STATUSES, JOB_STATUSES, JobsTable
 from difftui.engine.store.layout import run_lock_path, sweep_lock_path
 from difftui.engine.store.logs import LogsTable
 from difftui.engine.store.migrations import MIGRATIONS, SCHEMA_VERSION
-from difftui.engine.store.runs import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES, RunsTable
+from difftui.engine.store.runs import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES, SINKS, RunsTable
 from difftui.engine.store.series import SeriesReads
 from difftui.engine.store.sweeps import ACTIVE_SWEEP_STATUSES, SWEEP_STATUSES, SweepsTable
 
 __all__ = ["Store", "StoreError", "default_db_path", "open_for_reading", "SCHEMA_VERSION", "MIGRATIONS",
            "RUN_STATUSES", "ACTIVE_STATUSES", "FINAL_STATUSES", "encode_value", "decode_value", "run_lock_path",
-           "SWEEP_STATUSES", "ACTIVE_SWEEP_STATUSES", "sweep_lock_path", "JOB_STATUSES", "ACTIVE_JOB_STATUSES"]
+           "SINKS", "SWEEP_STATUSES", "ACTIVE_SWEEP_STATUSES", "sweep_lock_path", "JOB_STATUSES", "ACTIVE_JOB_STATUSES"]
 
 
-class Store(RunsTable, LogsTable, SeriesReads, SweepsTable, JobsTable, Connection):
+class Store(RunsTable, LogsTable, SeriesReads, SweepsTable, JobsTable, SpoolFilesTable, Connection):
     """One connection to `runs.db` with every table's reads and writes. Open one per thread.
 
     `read_only=True` opens it for reading only (SQLite `mode=ro`), e.g. a runs.db in a folder this user cannot write

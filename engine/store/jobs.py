@@ -20,10 +20,22 @@ import socket
 import time
 from typing import Any
 
-__all__ = ["JobsTable", "JOB_STATUSES", "ACTIVE_JOB_STATUSES"]
+__all__ = ["JobsTable", "JOB_STATUSES", "ACTIVE_JOB_STATUSES", "best_snapshot"]
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "refused")
 ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+def best_snapshot(fid_rows: list[dict[str, Any]]) -> int | None:
+    """Playbook 5.6: of evaluation rows (kind "fid", oldest first), the snapshot with the lowest finite FID among those
+    measured like the newest one (same sampler, NFE and sample count); None when no snapshot has an FID."""
+    rows = [r for r in fid_rows if r.get("snapshot") is not None and r["metric"] == "fid" and r["value"] == r["value"]]
+    if not rows:
+        return None
+    newest = rows[-1]
+    same = [r for r in rows if (r["sampler"], r["nfe"], r["samples"]) ==
+            (newest["sampler"], newest["nfe"], newest["samples"])]
+    return min(same, key=lambda r: (r["value"], r["snapshot"]))["snapshot"]
 
 
 class JobsTable:
@@ -31,12 +43,20 @@ class JobsTable:
 
     JOB_STATUSES = JOB_STATUSES
 
-    def create_job(self, run_id: int, kind: str, args: dict[str, Any] | None = None) -> int:
+    def create_job(self, run_id: int, kind: str, args: dict[str, Any] | None = None, *,
+                   spool_key: str | None = None) -> int:
+        """A queued job. `spool_key`: the name an evaluator of a spool-mode run gave its job (the ingester finds the
+        row again by it, `job_for_spool_key`)."""
         with self.atomic():
-            cur = self.db.execute("INSERT INTO jobs (run_id, kind, status, args, created, updated)"
-                                  " VALUES (?,?,?,?,?,?)",
-                                  [run_id, kind, "queued", json.dumps(args or {}), time.time(), time.time()])
+            cur = self.db.execute("INSERT INTO jobs (run_id, kind, status, args, created, updated, spool_key)"
+                                  " VALUES (?,?,?,?,?,?,?)",
+                                  [run_id, kind, "queued", json.dumps(args or {}), time.time(), time.time(),
+                                   spool_key])
         return int(cur.lastrowid)
+
+    def job_for_spool_key(self, run_id: int, key: str) -> int | None:
+        rows = self._rows("SELECT id FROM jobs WHERE run_id = ? AND spool_key = ?", [run_id, key])
+        return rows[0]["id"] if rows else None
 
     def record_job_pid(self, job_id: int, *, pid: int, pid_start: float | None, host: str) -> bool:
         """The spawned evaluator's pid, unless the evaluator has already claimed the job itself."""
@@ -99,10 +119,10 @@ class JobsTable:
     # Results.
 
 
-    def add_eval_results(self, run_id: int, rows: list[dict[str, Any]]) -> None:
+    def add_eval_results(self, run_id: int, rows: list[dict[str, Any]], *, at: float | None = None) -> None:
         """rows: dicts with step, sampler, nfe, metric, value and optionally kind, samples, repeats, spread,
-        snapshot, protocol (a dict, stored as JSON), job_id."""
-        now = time.time()
+        snapshot, protocol (a dict, stored as JSON), job_id. `at`: when they were measured (default now)."""
+        now = time.time() if at is None else at
         with self.atomic():
             self.db.conn.executemany(
                 "INSERT INTO evals (run_id, step, sampler, nfe, metric, value, time, job_id, kind, samples, repeats,"
@@ -127,16 +147,9 @@ class JobsTable:
         return rows
 
     def update_best_snapshot(self, run_id: int) -> int | None:
-        """Playbook 5.6: the snapshot with the lowest FID under the newest snapshot protocol (same sampler, NFE and
-        sample count), written to runs.best_snapshot; returns its step (None when no snapshot has an FID)."""
-        rows = [r for r in self.eval_results(run_id, kind="fid") if r["snapshot"] is not None
-                and r["metric"] == "fid" and r["value"] == r["value"]]
-        best = None
-        if rows:
-            newest = rows[-1]
-            same = [r for r in rows if (r["sampler"], r["nfe"], r["samples"]) ==
-                    (newest["sampler"], newest["nfe"], newest["samples"])]
-            best = min(same, key=lambda r: (r["value"], r["snapshot"]))["snapshot"]
+        """Playbook 5.6: the snapshot with the lowest FID under the newest snapshot protocol (`best_snapshot`),
+        written to runs.best_snapshot; returns its step (None when no snapshot has an FID)."""
+        best = best_snapshot(self.eval_results(run_id, kind="fid"))
         self.update_run(run_id, best_snapshot=best)
         return best
 

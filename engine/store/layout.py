@@ -1,7 +1,10 @@
 """The run-folder layout: where a run's and a sweep's files live beside runs.db, and their lock files.
 
     runs.db                      the database
-    runs/<id>/                   a run: lock, config.yaml, x_T.pt, checkpoints/, grids/, engine.log, eval.log
+    runs/<id>/                   a run: lock, run.json, config.yaml, x_T.pt, checkpoints/, grids/, engine.log, eval.log
+    runs/<id>/spool/             a spool-mode run's records (issue 17): run.jsonl (rank 0's loop), gpu.<rank>.jsonl
+                                 (its heartbeat thread), eval.<key>.jsonl (each evaluator it starts), heartbeat.json
+    runs/<id>/commands/          commands to a spool-mode engine, one file each; a taken one moves to commands/done/
     sweeps/<id>/                 a sweep: lock, supervisor.log
     <stem>-runs/, <stem>-sweeps/ the same beside a database with another name (other.db -> other-runs/)
 
@@ -17,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["runs_root", "sweeps_root", "claim_folder", "run_lock_path", "sweep_lock_path", "remove_run_folder",
-           "FolderTaken"]
+           "FolderTaken", "RUN_JSON", "SPOOL_DIR", "COMMANDS_DIR", "HEARTBEAT_FILE", "spool_dir", "commands_dir",
+           "heartbeat_path", "run_json_path"]
+
+RUN_JSON = "run.json"                               # the run's identity for an engine that never opens runs.db
+SPOOL_DIR = "spool"
+COMMANDS_DIR = "commands"
+HEARTBEAT_FILE = "heartbeat.json"
 
 MAX_SUFFIX = 1000                                   # <id>.1 ... <id>.999 before giving up
 
@@ -73,3 +82,19 @@ def remove_run_folder(run: dict[str, Any]) -> None:
     """Delete runs/<id>/ with everything in it (once the run's rows are gone; a folder already gone is fine)."""
     if run.get("run_dir") and Path(run["run_dir"]).is_dir():
         shutil.rmtree(run["run_dir"], ignore_errors=True)
+
+
+def run_json_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RUN_JSON
+
+
+def spool_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / SPOOL_DIR
+
+
+def commands_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / COMMANDS_DIR
+
+
+def heartbeat_path(run_dir: str | Path) -> Path:
+    return spool_dir(run_dir) / HEARTBEAT_FILE

@@ -35,8 +35,9 @@ class LogsTable:
         with self.atomic():
             conn = self.db.conn
             if metrics:
+                # encode_value inlined (NaN -> 'NaN'; v != v only for NaN): the hot path of logging and of ingest
                 conn.executemany("INSERT INTO metrics (run_id, step, kimg, name, value, time) VALUES (?,?,?,?,?,?)",
-                                 [(run_id, s, k, n, encode_value(v), t) for s, k, n, v, t in metrics])
+                                 [(run_id, s, k, n, v if v == v else "NaN", t) for s, k, n, v, t in metrics])
             if gpu:
                 conn.executemany("INSERT INTO gpu (run_id, time, idx, util, mem_used, mem_total, temperature, power,"
                                  " name, uuid, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -59,11 +60,13 @@ class LogsTable:
             self._event(run_id, level, message)
 
     def add_sample(self, run_id: int, *, step: int, kind: str, sampler: str, nfe: int, png: bytes,
-                   path: str | None = None) -> int:
+                   path: str | None = None, at: float | None = None) -> int:
+        """One grid (or panel, curve) image; `at` is when it was drawn (default now; the ingester passes the
+        engine's time)."""
         with self.atomic():
             cur = self.db.execute(
                 "INSERT INTO samples (run_id, step, kind, sampler, nfe, path, png, time) VALUES (?,?,?,?,?,?,?,?)",
-                [run_id, step, kind, sampler, nfe, path, png, time.time()])
+                [run_id, step, kind, sampler, nfe, path, png, time.time() if at is None else at])
         return int(cur.lastrowid)
 
     def add_evals(self, run_id: int, rows: list[tuple[int, str, int, str, float]]) -> None:

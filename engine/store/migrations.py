@@ -141,6 +141,36 @@ def _v_job_pid_start(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN pid_start REAL")
 
 
+def _v_spool(db: sqlite_utils.Database) -> None:
+    """Compute nodes never open runs.db (issue 17 item 2): a run records where its engine writes (`sink`: 'db', this
+    file; 'spool', append-only records in runs/<id>/spool/ that a front end ingests), the ingester keeps how far it
+    has read each spool file (`spool_files`: the byte offset advances in the transaction that applies the rows it
+    covers, and the last error, one line), the resume cuts it applied (`spool_cuts`: what an evaluator's file,
+    read after the cut, may no longer add; store/records.py), and an evaluator job started by a spool engine is
+    found again by the key it named itself with (`jobs.spool_key`)."""
+    db.execute("ALTER TABLE runs ADD COLUMN sink TEXT NOT NULL DEFAULT 'db'")
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS spool_files (
+            run_id INTEGER NOT NULL, file TEXT NOT NULL, position INTEGER NOT NULL DEFAULT 0, error TEXT,
+            updated REAL, PRIMARY KEY (run_id, file))""")
+    db.execute("CREATE TABLE IF NOT EXISTS spool_cuts (run_id INTEGER NOT NULL, step INTEGER NOT NULL,"
+               " time REAL NOT NULL)")
+    db.execute("CREATE INDEX IF NOT EXISTS spool_cuts_run ON spool_cuts (run_id)")
+    db.execute("ALTER TABLE jobs ADD COLUMN spool_key TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_spool_key ON jobs (run_id, spool_key)")
+
+
+def _v_slurm(db: sqlite_utils.Database) -> None:
+    """Runs and sweeps on a Slurm cluster (issue 17): a run's job (its key, "123" or "120_4" for an array task, and
+    the array index), the job's state, reason and nodes as Slurm last gave them, when it was submitted, and when a
+    stop was asked (scancel follows after the grace period); a sweep's Slurm options (JSON; NULL: a local sweep)."""
+    for column in ("slurm_job TEXT", "slurm_index INTEGER", "slurm_state TEXT", "slurm_reason TEXT",
+                   "slurm_nodes TEXT", "slurm_submitted REAL", "stop_asked REAL"):
+        db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+    db.execute("ALTER TABLE sweeps ADD COLUMN slurm TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_slurm_job ON runs (slurm_job)")
+
+
 def _v_fork_step(db: sqlite_utils.Database) -> None:
     """A fork's lineage (issue 18): the step of the parent's checkpoint it continued from (`runs.parent_id` names the
     parent). NULL for a run that is no fork (a clone, a sweep member), 0 for a fork that started
@@ -149,5 +179,5 @@ def _v_fork_step(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs, _v_monotone_ids, _v_sweep_threads,
-              _v_job_pid_start, _v_fork_step]
+              _v_job_pid_start, _v_spool, _v_slurm, _v_fork_step]
 SCHEMA_VERSION = len(MIGRATIONS)

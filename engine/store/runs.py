@@ -5,6 +5,7 @@ processes race (a launcher and a reaper, a stop and the engine's own final write
 
     create_run          -> queued                         a new run, no process yet (a sweep member waits like this)
     claim_for_launch    -> queued, with pid               the launcher's claim, in the transaction that spawned it
+    claim_for_slurm     -> queued, with a Slurm job       the same claim for a job sbatch accepted (no pid here)
     mark_running        -> running                        the engine, once it holds runs/<id>/lock (the lock guards)
     mark_stopping       running -> stopping               a stop was asked (a queued engine takes the command later)
     finish_run          queued|running|stopping -> completed | stopped | failed     the engine's final word
@@ -23,8 +24,9 @@ from typing import Any
 from difftui.engine.store.connection import StoreError, decode_rows
 from difftui.engine.store.layout import FolderTaken, claim_folder, remove_run_folder
 
-__all__ = ["RunsTable", "RUN_STATUSES", "ACTIVE_STATUSES", "FINAL_STATUSES"]
+__all__ = ["RunsTable", "RUN_STATUSES", "ACTIVE_STATUSES", "FINAL_STATUSES", "SINKS"]
 
+SINKS = ("db", "spool")                                      # where a run's engine writes (runs.sink)
 RUN_STATUSES = ("queued", "running", "stopping", "completed", "stopped", "failed", "crashed")
 ACTIVE_STATUSES = ("queued", "running", "stopping")
 FINAL_STATUSES = ("completed", "stopped", "failed")            # what an engine says when it ends
@@ -60,6 +62,16 @@ class RunsTable:
                   ORDER BY m.id DESC LIMIT 1) AS last_loss
                FROM runs r {where} ORDER BY r.id DESC""", params), "last_loss")
 
+    def spool_runs(self, *, active: bool = False) -> list[dict[str, Any]]:
+        """Runs whose engine writes a spool (runs.sink = 'spool'; `active`: queued, running or stopping only)."""
+        where = f" AND status IN {_ACTIVE_SQL}" if active else ""
+        return self._rows(f"SELECT * FROM runs WHERE sink = 'spool'{where} ORDER BY id")
+
+    def run_in_folder(self, run_dir: str) -> dict[str, Any] | None:
+        """The run whose folder is `run_dir` (a resolved path), if any."""
+        rows = self._rows("SELECT * FROM runs WHERE run_dir = ? ORDER BY id LIMIT 1", [run_dir])
+        return rows[0] if rows else None
+
     def active_runs(self) -> list[dict[str, Any]]:
         """Runs whose status says a process works on them or will (queued, running, stopping)."""
         return self._rows(f"SELECT * FROM runs WHERE status IN {_ACTIVE_SQL} ORDER BY id")
@@ -68,21 +80,27 @@ class RunsTable:
     # Writes that are not a status change.
 
     def create_run(self, config: dict[str, Any], *, name: str, total_steps: int, device: str = "",
-                   sweep_id: int | None = None, parent_id: int | None = None) -> int:
-        """A new run, 'queued' with no process, and its folder (layout.py). Returns its id."""
+                   sweep_id: int | None = None, parent_id: int | None = None, sink: str = "db",
+                   run_dir: str | None = None) -> int:
+        """A new run, 'queued' with no process, and its folder (layout.py; `run_dir`: an existing folder instead,
+        e.g. a run folder copied from a cluster). `sink`: where its engine writes, 'db' (this file) or 'spool'
+        (records in runs/<id>/spool/ that a front end ingests). Returns its id."""
+        if sink not in SINKS:
+            raise ValueError(f"create_run: sink {sink!r} is not one of {', '.join(SINKS)}")
         now = time.time()
         with self.atomic():
             cur = self.db.execute(
                 "INSERT INTO runs (name, status, config, dataset, backbone, sampler, recipe, off_tier, sweep_id,"
-                " parent_id, device, total_steps, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " parent_id, device, total_steps, created, sink) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [name, "queued", json.dumps(config), config["dataset"]["name"], config["backbone"]["name"],
                  config["sampler"]["name"], config["recipe"]["name"], int(bool(config["backbone"].get("off_tier"))),
-                 sweep_id, parent_id, device, total_steps, now])
+                 sweep_id, parent_id, device, total_steps, now, sink])
             run_id = int(cur.lastrowid)
-            try:
-                run_dir = claim_folder(self.runs_root, run_id)
-            except FolderTaken as e:
-                raise StoreError(str(e)) from None
+            if run_dir is None:
+                try:
+                    run_dir = str(claim_folder(self.runs_root, run_id))
+                except FolderTaken as e:
+                    raise StoreError(str(e)) from None
             self.db.execute("UPDATE runs SET run_dir = ? WHERE id = ?", [str(run_dir), run_id])
         return run_id
 
@@ -109,20 +127,50 @@ class RunsTable:
 
     def delete_run_rows(self, run_id: int) -> None:
         with self.atomic():
-            for table in ("metrics", "gpu", "samples", "evals", "events", "commands", "jobs"):
+            for table in ("metrics", "gpu", "samples", "evals", "events", "commands", "jobs", "spool_files",
+                          "spool_cuts"):
                 self.db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             self.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
 
     #------------------------------------------------------------------------
     # Status transitions (the table in the module docstring).
 
-    def claim_for_launch(self, run_id: int, *, pid: int, pid_start: float | None, host: str, launch: str) -> None:
+    def claim_for_launch(self, run_id: int, *, pid: int, pid_start: float | None, host: str, launch: str,
+                         sink: str | None = None) -> None:
         """The launcher's claim, made in the same transaction as its liveness check and the spawn
         (launch.runs.start_run), so that two launchers racing for one run give one engine: queued, owned by the
-        launched process until the engine takes the lock."""
+        launched process until the engine takes the lock. `sink`: where the launched engine writes (kept if None)."""
+        if sink is not None and sink not in SINKS:
+            raise ValueError(f"claim_for_launch: sink {sink!r} is not one of {', '.join(SINKS)}")
         with self.atomic():
             self.db.execute("UPDATE runs SET status = 'queued', pid = ?, pid_start = ?, host = ?, launch = ?,"
-                            " error = NULL, ended = NULL WHERE id = ?", [pid, pid_start, host, launch, run_id])
+                            " error = NULL, ended = NULL, sink = COALESCE(?, sink) WHERE id = ?",
+                            [pid, pid_start, host, launch, sink, run_id])
+
+    def claim_for_slurm(self, run_id: int, *, job: str, index: int | None, launch: str, submitted: float) -> None:
+        """The launcher's claim of a run submitted to Slurm (launch/slurm/submit.py): queued, owned by the job until
+        its engine reports (the job's state decides liveness: launch/liveness.py); its engines write a spool."""
+        with self.atomic():
+            self.db.execute("UPDATE runs SET status = 'queued', pid = NULL, pid_start = NULL, host = NULL, launch = ?,"
+                            " sink = 'spool', slurm_job = ?, slurm_index = ?, slurm_state = 'PENDING',"
+                            " slurm_reason = NULL, slurm_nodes = NULL, slurm_submitted = ?, stop_asked = NULL,"
+                            " error = NULL, ended = NULL WHERE id = ?", [launch, job, index, submitted, run_id])
+
+    def record_slurm_state(self, run_id: int, *, state: str, reason: str | None, nodes: str | None) -> bool:
+        """What Slurm last said about the run's job (shown by ls, show and the dashboard); written only when it
+        changed. Returns whether it did."""
+        with self.atomic():
+            cur = self.db.execute("UPDATE runs SET slurm_state = ?, slurm_reason = ?, slurm_nodes = ? WHERE id = ? AND"
+                                  " (slurm_state IS NOT ? OR slurm_reason IS NOT ? OR slurm_nodes IS NOT ?)",
+                                  [state, reason, nodes, run_id, state, reason, nodes])
+        return cur.rowcount == 1
+
+    def mark_stop_asked(self, run_id: int, when: float) -> None:
+        """A stop was asked of a run on Slurm: scancel follows if it has not ended after the grace period."""
+        self.update_run(run_id, stop_asked=when)
+
+    def active_slurm_runs(self) -> list[dict[str, Any]]:
+        return self._rows(f"SELECT * FROM runs WHERE status IN {_ACTIVE_SQL} AND slurm_job IS NOT NULL ORDER BY id")
 
     def mark_running(self, run_id: int, *, pid: int, pid_start: float | None, host: str, started: float) -> None:
         """The engine owns the run (it holds runs/<id>/lock, which is the guard: no other process can be here)."""

@@ -8,6 +8,7 @@ A sweep's status changes only here, each with its guard:
 
     create_sweep          -> running, no supervisor yet
     claim_sweep           -> running, with the launched supervisor's pid
+    claim_slurm_sweep     -> running, its members submitted to Slurm (no supervisor: their job arrays)
     mark_sweep_stopping   running -> stopping          a supervisor lives and winds the members down
     end_sweep             -> stopped | completed | crashed (from the statuses the caller names; by default only from
                              running or stopping, and, for the reaper, only while the same supervisor pid is recorded)
@@ -100,6 +101,13 @@ class SweepsTable:
                             " ended = NULL, started = COALESCE(started, ?) WHERE id = ?",
                             [pid, pid_start, host, time.time(), sweep_id])
 
+    def claim_slurm_sweep(self, sweep_id: int, slurm: str) -> None:
+        """A sweep whose members were (re)submitted to Slurm: running, with its Slurm options (JSON); no supervisor."""
+        with self.atomic():
+            self.db.execute("UPDATE sweeps SET status = 'running', slurm = ?, pid = NULL, pid_start = NULL,"
+                            " host = NULL, error = NULL, ended = NULL, started = COALESCE(started, ?) WHERE id = ?",
+                            [slurm, time.time(), sweep_id])
+
     def requeue_members(self, sweep_id: int, statuses: Iterable[str], run_ids: Iterable[int] | None = None
                         ) -> list[int]:
         """Put members with one of `statuses` back in the queue (queued, no pid: the engine then continues from the
@@ -115,13 +123,34 @@ class SweepsTable:
                 ids = [i for i in ids if i in wanted]
             for run_id in ids:
                 self.db.execute("UPDATE runs SET status = 'queued', pid = NULL, pid_start = NULL, error = NULL,"
-                                " ended = NULL, sweep_slot = NULL WHERE id = ?", [run_id])
+                                " ended = NULL, sweep_slot = NULL, slurm_job = NULL, slurm_index = NULL,"
+                                " slurm_state = NULL, slurm_reason = NULL, slurm_nodes = NULL, stop_asked = NULL"
+                                " WHERE id = ?", [run_id])
                 self._event(run_id, "info", f"queued again by sweep {sweep_id}")
         return ids
 
+    def hold_members(self, sweep_id: int, run_ids: Iterable[int]) -> list[int]:
+        """Members on Slurm whose pending job was cancelled by `sweep stop`: back to waiting (queued, no job), so that
+        `sweep resume` submits them again. A member whose engine has reported (running, ...) is not touched."""
+        held = []
+        with self.atomic():
+            for run_id in run_ids:
+                cur = self.db.execute("UPDATE runs SET slurm_job = NULL, slurm_index = NULL, slurm_state = NULL,"
+                                      " slurm_reason = NULL, slurm_nodes = NULL, pid = NULL WHERE id = ? AND"
+                                      " sweep_id = ? AND status = 'queued'", [run_id, sweep_id])
+                if cur.rowcount:
+                    held.append(run_id)
+                    self._event(run_id, "info", f"held by sweep stop {sweep_id} (its pending Slurm job cancelled)")
+        return held
+
+    def slurm_sweeps(self) -> list[dict[str, Any]]:
+        """Sweeps on Slurm that are running or stopping (no supervisor: their members' jobs are the sweep)."""
+        return self._rows("SELECT * FROM sweeps WHERE status IN ('running', 'stopping') AND slurm IS NOT NULL")
+
     def supervised_sweeps(self) -> list[dict[str, Any]]:
         """Sweeps marked running or stopping that a supervisor was launched for (the reaper's candidates)."""
-        return self._rows("SELECT * FROM sweeps WHERE status IN ('running', 'stopping') AND pid IS NOT NULL")
+        return self._rows("SELECT * FROM sweeps WHERE status IN ('running', 'stopping') AND pid IS NOT NULL"
+                          " AND slurm IS NULL")
 
     def mark_sweep_stopping(self, sweep_id: int) -> bool:
         """running -> stopping: its supervisor starts nothing more and ends the sweep once the members have stopped."""

@@ -67,7 +67,8 @@ def create_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots,
     with Store(db_path) as store:
         sweep_id = store.create_sweep(name=name or plan.grid.name, preset=plan.grid.name,
                                       base_config=config_to_dict(base), grid=grid_record(plan),
-                                      spec=dataclasses.replace(plan.spec, device=slots.member_device).to_dict(),
+                                      spec=dataclasses.replace(plan.spec, device=plan.spec.device if slots.on_slurm
+                                                               else slots.member_device).to_dict(),
                                       runs_per_device=slots.runs_per_device, devices=slots.to_list(),
                                       cpu_threads=slots.cpu_threads() if slots.on_cpu else None)
         if not name:
@@ -114,6 +115,19 @@ def start_supervisor(db_path: str | os.PathLike[str], sweep_id: int) -> subproce
     return proc
 
 
+def _carry_on(db_path: str | os.PathLike[str], sweep_id: int) -> str:
+    """After members were queued again or added: a Slurm sweep submits them as a new job array, a local one makes
+    sure its supervisor runs. Returns what was done, for the user's line ("" when nothing new)."""
+    with Store(db_path, create=False) as store:
+        on_slurm = bool(_get(store, sweep_id).get("slurm"))
+    if on_slurm:
+        from difftui.engine.sweeps.slurm import submit_waiting
+        job = submit_waiting(db_path, sweep_id)
+        return f"submitted to Slurm as job array {job}" if job else "no member waits to be submitted"
+    proc = ensure_supervised(db_path, sweep_id)
+    return f"supervisor pid {proc.pid}" if proc else ""
+
+
 def ensure_supervised(db_path: str | os.PathLike[str], sweep_id: int) -> subprocess.Popen | None:
     """Start a supervisor unless one owns the sweep (a live one picks new work up by itself). Returns the new
     process, or None."""
@@ -123,13 +137,27 @@ def ensure_supervised(db_path: str | os.PathLike[str], sweep_id: int) -> subproc
         return None
 
 
-def launch_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots, *, name: str = ""
-                 ) -> tuple[int, subprocess.Popen]:
-    """Create the sweep and start its supervisor; a start that fails marks the sweep crashed with its reason.
+def launch_sweep(db_path: str | os.PathLike[str], plan: SweepPlan, slots: Slots, *, name: str = "",
+                 slurm: Any = None) -> tuple[int, subprocess.Popen | str]:
+    """Create the sweep and start its supervisor; a start that fails marks the sweep crashed with its reason. With
+    `slurm` (SlurmOptions; `slots` then Slots(("slurm",), K)) its members go to Slurm as one job array instead
+    (sweeps/slurm.py): returns (sweep id, the array's job id).
 
-    The launch checks of a new run come first (the device exists, the data files are there; engine/launch/checks.py),
-    on the first member: its members share them, and a sweep that would fail creates nothing (SweepError)."""
+    The launch checks of a new run come first (the device exists, the data files are there; engine/launch/checks.py;
+    on Slurm: launch/slurm/checks.py), on the first member: its members share them, and a sweep that would fail
+    creates nothing (SweepError)."""
     from difftui.engine.launch.checks import launch_checks
+    if slurm is not None:
+        from difftui.engine.sweeps.slurm import check_slurm_sweep, submit_waiting
+        check_slurm_sweep(db_path, plan.members[0].config, slurm)
+        sweep_id = create_sweep(db_path, plan, slots, name=name)
+        try:
+            job = submit_waiting(db_path, sweep_id, slurm)
+        except Exception as e:
+            with Store(db_path) as store:
+                store.end_sweep(sweep_id, "crashed", error=f"sbatch refused the array: {e}", only_from=SWEEP_STATUSES)
+            raise
+        return sweep_id, job
     report = launch_checks(plan.members[0].config)
     if not report.ok:
         raise SweepError(report.errors[0])
@@ -161,11 +189,17 @@ def stop_sweep(db_path: str | os.PathLike[str], sweep_id: int) -> str:
             store.mark_sweep_stopping(sweep_id)
         else:
             store.end_sweep(sweep_id, "stopped", only_from=SWEEP_STATUSES)
+    cancelled = 0
     for m in running:
         try:
-            request_stop(db_path, m["id"])
+            outcome = request_stop(db_path, m["id"])
         except LaunchError:
-            pass                                    # it ended meanwhile
+            continue                                # it ended meanwhile
+        cancelled += outcome.message.startswith(f"run {m['id']} stopped")     # a pending Slurm job: cancelled
+    if sweep.get("slurm"):
+        return (f"sweep {sweep_id}: {cancelled} pending member(s) cancelled, stop requested for "
+                f"{len(running) - cancelled} running member(s) (scancel if they have not ended after the grace "
+                f"period); sweep resume {sweep_id} submits the stopped ones again")
     return (f"sweep {sweep_id}: stop requested for {len(running)} running member(s); {len(waiting)} waiting "
             f"member(s) held (sweep resume {sweep_id} continues)")
 
@@ -187,9 +221,8 @@ def resume_sweep(db_path: str | os.PathLike[str], sweep_id: int) -> str:
             store.end_sweep(sweep_id, "completed", only_from=SWEEP_STATUSES)
             raise SweepError(f"sweep {sweep_id} has nothing left to run (sweep retry {sweep_id} re-runs failed "
                              f"members)")
-    proc = ensure_supervised(db_path, sweep_id)
     waiting = sum(is_waiting(m) for m in left)
-    who = f"supervisor pid {proc.pid}" if proc else "its supervisor was already running"
+    who = _carry_on(db_path, sweep_id) or "its supervisor was already running"
     return (f"sweep {sweep_id} resumed ({who}): {waiting} member(s) waiting"
             + (f", {len(again)} stopped or crashed member(s) queued again" if again else ""))
 
@@ -216,9 +249,9 @@ def retry_members(db_path: str | os.PathLike[str], sweep_id: int, run_ids: Itera
             ids = store.requeue_members(sweep_id, ("failed", "crashed"))
         if not ids:
             raise SweepError(f"sweep {sweep_id} has no failed or crashed member to retry")
-    proc = ensure_supervised(db_path, sweep_id)
+    done = _carry_on(db_path, sweep_id)
     return (f"sweep {sweep_id}: run{'s' * (len(ids) != 1)} {', '.join(map(str, ids))} queued again"
-            + (f" (supervisor pid {proc.pid})" if proc else ""))
+            + (f" ({done})" if done else ""))
 
 
 def add_value(db_path: str | os.PathLike[str], catalog: Any, sweep_id: int, value: str, *, axis: str | None = None,
@@ -268,10 +301,10 @@ def add_value(db_path: str | os.PathLike[str], catalog: Any, sweep_id: int, valu
     if held:
         return (f"sweep {sweep_id}: {axis}={format_setting(parsed)} added as run{'s' * (len(ids) != 1)} "
                 f"{', '.join(map(str, ids))}, held while the sweep is stopped (sweep resume {sweep_id})")
-    proc = ensure_supervised(db_path, sweep_id)
+    done = _carry_on(db_path, sweep_id)
     return (f"sweep {sweep_id}: {axis}={format_setting(parsed)}{' (off-grid)' if not on_grid else ''} added as "
             f"run{'s' * (len(ids) != 1)} {', '.join(map(str, ids))}"
-            + (f" (supervisor pid {proc.pid})" if proc else ""))
+            + (f" ({done})" if done else ""))
 
 
 #----------------------------------------------------------------------------

@@ -46,6 +46,11 @@ class Slots:
         return self.devices == ("cpu",)
 
     @property
+    def on_slurm(self) -> bool:
+        """Members are one Slurm job array, `runs_per_device` at once (Slurm's throttle, engine/sweeps/slurm.py)."""
+        return self.devices == ("slurm",)
+
+    @property
     def member_device(self) -> str:
         """The device every member's config names: "cpu", or "cuda" (its slot's GPU is the only one it sees)."""
         return "cpu" if self.on_cpu else "cuda"
@@ -68,6 +73,8 @@ class Slots:
         return LaunchPlan(gpus=(int(self.device_of(slot)),))
 
     def describe(self) -> str:
+        if self.on_slurm:
+            return f"{self.runs_per_device} at once (a Slurm job array, --array=...%{self.runs_per_device})"
         where = "the CPU" if self.on_cpu else f"GPU{'s' if len(self.devices) > 1 else ''} {','.join(self.devices)}"
         text = f"{self.count} at once ({self.runs_per_device} per device on {where})"
         if self.on_cpu:
@@ -75,8 +82,8 @@ class Slots:
         return text
 
     def short(self) -> str:
-        """"cpu x2", "GPU 0,1 x1": the devices and the runs per device."""
-        where = "cpu" if self.on_cpu else f"GPU {','.join(self.devices)}"
+        """"cpu x2", "GPU 0,1 x1", "slurm x2": the devices and the runs per device."""
+        where = "cpu" if self.on_cpu else ("slurm" if self.on_slurm else f"GPU {','.join(self.devices)}")
         return f"{where} x{self.runs_per_device}"
 
     def to_list(self) -> list[str]:

@@ -15,7 +15,11 @@ TORCH_FREE = ["difftui.engine.config.schema", "difftui.engine.config.model", "di
               "difftui.engine.launch.liveness", "difftui.engine.launch.devices", "difftui.engine.launch.lock",
               "difftui.engine.launch.signals", "difftui.engine.store", "difftui.engine.eval.jobs",
               "difftui.engine.eval.rows", "difftui.engine.eval.start", "difftui.engine.data.anchors",
-              "difftui.engine.core_rules", "difftui.engine.numbers", "difftui.engine.text", "difftui.tui.app",
+              "difftui.engine.core_rules", "difftui.engine.numbers", "difftui.engine.text",
+              "difftui.engine.launch.slurm.options", "difftui.engine.launch.slurm.client",
+              "difftui.engine.launch.slurm.jobs", "difftui.engine.launch.slurm.checks",
+              "difftui.engine.launch.slurm.submit", "difftui.engine.launch.slurm.task",
+              "difftui.engine.launch.slurm.profiles", "difftui.engine.sweeps.slurm", "difftui.tui.app",
               "difftui.tui.cli", "difftui.tui.screens.review", "difftui.tui.screens.new_run"]
 
 

@@ -1,5 +1,5 @@
 """The root of the headless CLI (typer): `difftui` opens the TUI; `run`, `ls`, `show`, `stop`, `resume`, `delete`, `presets`,
-`data`, `sweep`, `compare`, `clone`, `eval`, `report`, `doctor`, `fork` and `recheck` work over SSH.
+`data`, `sweep`, `compare`, `clone`, `eval`, `report`, `doctor`, `fork`, `recheck` and `sync` work over SSH.
 
 `--db` and `--presets` may come before or after the command. The commands live beside this module, one file per
 subject (runs, sweep, eval, data); what they share is in common.py. Textual is imported only where the TUI opens.
@@ -13,8 +13,9 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from difftui.tui.cli import data, doctor, eval, fork, runs, sweep
+from difftui.tui.cli import data, doctor, eval, fork, runs, sweep, sync
 from difftui.tui.cli.common import Context, user_command
+from difftui.tui.cli.slurm import optional_values
 
 __all__ = ["app", "main"]
 
@@ -75,7 +76,7 @@ class DifftuiGroup(TyperGroup):
             _clean_metavars(command)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args, self.commands))
+        return super().parse_args(ctx, optional_values(hoist_global_options(args, self.commands)))
 
 
 app = typer.Typer(
@@ -119,6 +120,7 @@ sweep.register(app)
 eval.register(app)
 doctor.register(app)
 fork.register(app)
+sync.register(app)
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ from difftui.tui.cli.common import (
     user_command,
 )
 from difftui.tui.cli.eval import show_evaluations
-from difftui.tui.cli.follow import follow
+from difftui.tui.cli.follow import follow, run_status
+from difftui.tui.cli.slurm import SLURM_OPTIONS, slurm_options
 
 
 @user_command
@@ -64,21 +65,46 @@ def run(
     nnodes: int = typer.Option(1, "--nnodes", metavar="N", min=1, help="machines (torchrun; see the README)"),
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", metavar="HOST:PORT",
                                                 help="torchrun rendezvous on the machine of rank 0 (with --nnodes)"),
+    slurm: Optional[str] = SLURM_OPTIONS["slurm"], partition: Optional[str] = SLURM_OPTIONS["partition"],
+    time_limit: Optional[str] = SLURM_OPTIONS["time"], nodes: Optional[str] = SLURM_OPTIONS["nodes"],
+    gpus_per_node: Optional[str] = SLURM_OPTIONS["gpus_per_node"],
+    cpus_per_task: Optional[str] = SLURM_OPTIONS["cpus_per_task"], mem: Optional[str] = SLURM_OPTIONS["mem"],
+    account: Optional[str] = SLURM_OPTIONS["account"], qos: Optional[str] = SLURM_OPTIONS["qos"],
+    constraint: Optional[str] = SLURM_OPTIONS["constraint"], sbatch: Optional[list[str]] = SLURM_OPTIONS["sbatch"],
+    max_retries: Optional[str] = SLURM_OPTIONS["max_retries"],
+    signal_before: Optional[str] = SLURM_OPTIONS["signal_before"],
+    save_profile: Optional[str] = SLURM_OPTIONS["save_profile"],
 ) -> None:
-    """Start a training run (in its own process; closing the terminal does not stop it)."""
+    """Start a training run (in its own process; closing the terminal does not stop it), or submit it to Slurm
+    (--slurm: sbatch; it is watched from here)."""
+    from difftui.engine.launch.plan import LaunchPlan
     from difftui.engine.launch.runs import new_run
     c = ctx_obj(ctx)
-    plan = launch_plan(gpus, nproc_per_node, nnodes, rdzv_endpoint)
+    options = slurm_options(slurm, partition=partition, time=time_limit, nodes=nodes, gpus_per_node=gpus_per_node,
+                            cpus_per_task=cpus_per_task, mem=mem, account=account, qos=qos, constraint=constraint,
+                            sbatch=sbatch, max_retries=max_retries, signal_before=signal_before,
+                            save_profile=save_profile, tasks_per_node=nproc_per_node)
+    if options is not None:
+        for given, option, instead in ((gpus, "--gpus", "--gpus-per-node"), (nnodes != 1, "--nnodes", "--nodes"),
+                                       (rdzv_endpoint, "--rdzv-endpoint", "nothing: srun's first node is rank 0")):
+            if given:
+                raise UserError(f"{option} is for this machine; with --slurm use {instead}")
+        plan = LaunchPlan(slurm=options.to_dict())
+        if device == "auto":
+            device = options.device                 # the nodes' device: CUDA when the job asks for GPUs
+    else:
+        plan = launch_plan(gpus, nproc_per_node, nnodes, rdzv_endpoint)
     if plan.gpus is not None and device == "auto":
         device = "cuda"                             # GPUs were named: never fall back to the CPU silently
     config, defaulted = _resolve_launch(c, processes=plan.processes, dataset=dataset,
                                         backbone=backbone, sampler=sampler, recipe=recipe, overrides=set_ or [],
                                         max_steps=steps_option(max_steps), device=device, off_tier=off_tier,
-                                        name=name)
+                                        name=name, slurm=options)
     started = new_run(c.db, config, plan=plan)
     run_id, proc = started.run_id, started.proc
     steps = f"{config.recipe.total_steps} steps" + (" (the CPU default; --max-steps N for more)" if defaulted else "")
-    out.print(f"run {run_id} started (pid {proc.pid}): {config.dataset.name} / {config.backbone.name} / "
+    what = f"submitted to Slurm as job {started.slurm_job}" if started.slurm_job else f"started (pid {proc.pid})"
+    out.print(f"run {run_id} {what}: {config.dataset.name} / {config.backbone.name} / "
               f"{config.sampler.name} / {config.recipe.name}, {steps}, device {config.device}, {plan.describe()}; "
               f"log {Path(c.db).resolve().parent / 'runs' / str(run_id) / 'engine.log'}", markup=False)
     if plan.nnodes > 1:
@@ -101,10 +127,10 @@ def _check_data_in_process(profile) -> str | None:
     return None
 
 
-def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
-    """Resolve a new run and run the launch checks (issue 11 item 6): a refusal raises before any run row exists;
-    warnings go to stderr. `processes` share the recipe's (global) batch. Returns (config, whether the max steps
-    are the device default)."""
+def _resolve_launch(c: Context, processes: int = 1, slurm: Any = None, **choices: Any):
+    """Resolve a new run and run the launch checks (issue 11 item 6; with `slurm` options, Slurm's: issue 17 item
+    7): a refusal raises before any run row exists; warnings go to stderr. `processes` share the recipe's (global)
+    batch. Returns (config, whether the max steps are the device default)."""
     from difftui.engine.config.batch import batch_split_error
     from difftui.engine.launch.checks import launch_checks
     from difftui.engine.launch.devices import probe_devices
@@ -113,19 +139,24 @@ def _resolve_launch(c: Context, processes: int = 1, **choices: Any):
     import difftui.engine.data  # noqa: F401  (torch, once: the data check and the device probe)
     probe = probe_devices()
     config, defaulted = resolve_new_run(c.catalog(), probe=probe, **choices)
-    report = launch_checks(config, probe=probe, check_data=_check_data_in_process)
+    if slurm is None:
+        report = launch_checks(config, probe=probe, check_data=_check_data_in_process)
+    else:                                           # the nodes' devices are Slurm's to check, the data is here
+        from difftui.engine.launch.slurm.checks import check_submission
+        report = check_submission(c.db, config, slurm, check_data=_check_data_in_process)
+    warnings = list(report.warnings)
     if not report.ok:
         raise UserError(report.errors[0])
     if (problem := batch_split_error(config.recipe.batch_size, processes)) is not None:
         raise UserError(problem)
-    for warning in report.warnings:
+    for warning in warnings:
         print(f"difftui: warning: {warning}", file=sys.stderr, flush=True)
     return config, defaulted
 
 
 RUN_FIELDS = ("id", "name", "status", "dataset", "backbone", "sampler", "recipe", "off_tier", "step", "total_steps",
-              "kimg", "device", "pid", "host", "created", "started", "ended", "error", "run_dir", "parent_id",
-              "fork_step")
+              "kimg", "device", "pid", "host", "created", "started", "ended", "error", "run_dir", "slurm_job",
+              "slurm_state", "slurm_reason", "slurm_nodes", "parent_id", "fork_step")
 
 
 @user_command
@@ -159,8 +190,8 @@ def list_runs(ctx: typer.Context,
                          overflow="fold", no_wrap=col in ("id", "status", "step"))
     for r in runs:
         backbone = (r["backbone"] or "") + (" (off-tier)" if r["off_tier"] else "")    # playbook 1.7
-        cells = (str(r["id"]), r["name"] + sweep_lines.run_marks(r), r["status"], r["dataset"] or "", backbone, r["sampler"] or "",
-                 f"{r['step']}/{r['total_steps']}", format_number(r["last_loss"]),
+        cells = (str(r["id"]), r["name"] + sweep_lines.run_marks(r), run_status(r), r["dataset"] or "", backbone,
+                 r["sampler"] or "", f"{r['step']}/{r['total_steps']}", format_number(r["last_loss"]),
                  r["device"] or "")
         table.add_row(*(Text(str(cell)) for cell in cells))
     print_table(table_out, table)
@@ -175,14 +206,18 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     import json
 
     from difftui.engine.config.schema import parse_integer
+    from difftui.engine.launch.plan import LaunchPlan
+    from difftui.engine.launch.slurm.jobs import describe_job
     try:
         events_n = parse_integer(events)
     except ValueError:
         raise UserError(f"--events: expected a whole number, got {events!r}") from None
     from difftui.engine.launch import liveness
+    from difftui.engine.store.ingest import ingest_runs
     c = ctx_obj(ctx)
     with c.reading_store() as store:
         liveness.reap(store)
+        ingest_runs(store, [get_run(store, run_id)])      # a spool run's late rows (its evaluators) too
         r = get_run(store, run_id)
         values = store.latest_values(run_id)
         grids = store.samples_index(run_id, "grid")
@@ -197,7 +232,7 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     out = console()
     rec, ds, bb, sp = cfg["recipe"], cfg["dataset"], cfg["backbone"], cfg["sampler"]
     out.print(Text.assemble(Text(f"run {r['id']}", style="bold"), f"  {r['name']}  ",
-                            Text(r["status"], style="bold")))
+                            Text(run_status(r), style="bold")))
     lines = [f"  dataset   {ds['name']} ({ds['resolution']}x{ds['resolution']}x{ds['channels']})",
              f"  backbone  {bb['name']} ({bb['family']}{', off-tier' if bb.get('off_tier') else ''})"]
     grid = sp["grid"]
@@ -209,6 +244,10 @@ def show(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
               f"  progress  step {r['step']}/{r['total_steps']}  kimg {r['kimg']:.1f}",
               f"  times     created {fmt_time(r['created'])}  started {fmt_time(r['started'])}"
               f"  ended {fmt_time(r['ended'])}"]
+    if r.get("slurm_job"):
+        plan = LaunchPlan.from_json(r.get("launch"))
+        lines.append(f"  slurm     {describe_job(r)}"
+                     + (f"; {plan.slurm_options().describe()}" if plan.slurm is not None else ""))
     if r["error"]:
         lines.append(f"  error     {r['error']}")
     lines += sweep_lines.show_lines(r)
@@ -234,7 +273,8 @@ def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
          grace: float = typer.Option(30.0, "--grace", metavar="SECONDS", help="with --force: how long to wait "
                                                                                "before SIGKILL"),
          ) -> None:
-    """Ask a run to checkpoint and stop."""
+    """Ask a run to checkpoint and stop. A run on Slurm: waits for it (its pending job is cancelled at once; a
+    running one gets --grace seconds to checkpoint, then scancel); --force cancels its job at once."""
     from difftui.engine.launch import liveness
     from difftui.engine.launch.runs import force_stop, request_stop
     from difftui.engine.store import ACTIVE_STATUSES
@@ -242,13 +282,18 @@ def stop(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="ID", hel
     if force:
         out.print(force_stop(c.db, run_id, grace_s=grace).message)
         return
-    out.print(request_stop(c.db, run_id).message)
-    if wait:
-        with c.store() as store:
-            while get_run(store, run_id)["status"] in ACTIVE_STATUSES:
-                time.sleep(POLL_S)
-                liveness.reap_dead_runs(store)
-            r = get_run(store, run_id)
+    asked = request_stop(c.db, run_id)
+    out.print(asked.message)
+    if wait or asked.slurm_job:
+        try:
+            with c.store() as store:
+                while get_run(store, run_id)["status"] in ACTIVE_STATUSES:
+                    time.sleep(POLL_S)
+                    liveness.reap_dead_runs(store)  # on Slurm: ingests its spool, scancel after the grace period
+                r = get_run(store, run_id)
+        except KeyboardInterrupt:
+            out.print(f"not waiting for run {run_id}; its stop stands (difftui show {run_id})")
+            return
         out.print(f"run {run_id} {r['status']} at step {r['step']}")
 
 

@@ -24,6 +24,7 @@ from rich.text import Text
 from difftui.engine.numbers import format_number, format_setting
 from difftui.tui.cli.common import UserError, ctx_obj, fmt_time, out, user_command
 from difftui.tui.cli.follow import follow
+from difftui.tui.cli.slurm import SLURM_OPTIONS, slurm_options
 
 __all__ = ["register", "sweep_app", "member_rows", "sweep_header", "run_marks", "show_lines"]
 
@@ -67,15 +68,18 @@ def show_lines(run: dict[str, Any]) -> list[str]:
 # The member table (shared with the TUI's formatting: the same columns, in text).
 
 def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of a sweep's member table: id, axis values, status, step, last/best of each loss present, NLL,
-    FLOPs ratio; off-grid members are marked."""
+    """(header, rows) of a sweep's member table: id, axis values, status, the Slurm job (a sweep on Slurm), step,
+    last/best of each loss present, NLL, FLOPs ratio; off-grid members are marked."""
+    from difftui.engine.launch.liveness import is_waiting
+    from difftui.engine.launch.slurm.jobs import describe_job
     axes: list[str] = []
     for s in summaries:
         axes.extend(k for k in s.axis_values if k not in axes)
     losses = [n for n in LOSSES if any(n in s.last for s in summaries)]
     flops = any("flops_ratio" in s.last for s in summaries)
     nll = any(s.nll for s in summaries)
-    header = ["run", *[a.split(".")[-1] for a in axes], "status", "step"]
+    slurm = any(s.run.get("slurm_job") for s in summaries)
+    header = ["run", *[a.split(".")[-1] for a in axes], "status", *(["slurm job"] if slurm else []), "step"]
     for n in losses:
         header += [f"{n} last", "best"]
     if nll:
@@ -92,8 +96,9 @@ def member_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
             axis_cells.append(format_setting(v))
         if r.get("off_grid"):
             axis_cells[-1:] = [f"{axis_cells[-1]} (off-grid)"] if axis_cells else []
-        status = r["status"] + (" (waiting)" if r["status"] == "queued" and not r["pid"] else "")
-        row = [str(r["id"]), *axis_cells, status, f"{r['step']}/{r['total_steps']}"]
+        status = r["status"] + (" (waiting)" if is_waiting(r) else "")
+        job = [describe_job(r, prefix="") or "-"] if slurm else []
+        row = [str(r["id"]), *axis_cells, status, *job, f"{r['step']}/{r['total_steps']}"]
         for n in losses:
             row += [format_number(s.last.get(n)), format_number(s.best.get(n))]
         if nll:
@@ -111,12 +116,15 @@ def sweep_header(sweep: dict[str, Any], alive: bool) -> list[str]:
                      for k, vs in grid["axes"].items())
     off = grid.get("off_grid") or {}
     supervisor = (f"pid {sweep['pid']} on {sweep['host']}" if alive else "not running")
+    if sweep.get("slurm"):
+        from difftui.engine.sweeps.slurm import sweep_options
+        supervisor = f"none: Slurm job arrays ({sweep_options(sweep).describe()})"
     lines = [f"sweep {sweep['id']}  {sweep['name']}  {sweep['status']}",
              f"  grid      {grid['preset']} (playbook {grid['playbook']}): {axes}"
              + (f"  off-grid: {json.dumps(off)}" if off else ""),
              f"  base      {RunSpec.from_dict(json.loads(sweep['spec'] or '{}')).describe()}",
              f"  slots     {sweep_slots(sweep).describe()}",
-             f"  supervisor {supervisor}   log {Path(sweep['sweep_dir']) / 'supervisor.log'}"]
+             f"  supervisor {supervisor}   log {Path(sweep['sweep_dir']) / ('slurm' if sweep.get('slurm') else 'supervisor.log')}"]
     if sweep.get("error") and sweep["status"] in ("crashed", "stopped"):
         lines.append(f"  note      {sweep['error']}")
     return lines
@@ -206,25 +214,54 @@ def start(
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="runs at once on each device (slots = devices x N)"),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="GPU indices, e.g. 0,1 (default: every GPU, else the CPU)"),
     detach: bool = typer.Option(False, "--detach", help="start the sweep and return at once"),
+    slurm: Optional[str] = SLURM_OPTIONS["slurm"], partition: Optional[str] = SLURM_OPTIONS["partition"],
+    time_limit: Optional[str] = SLURM_OPTIONS["time"], nodes: Optional[str] = SLURM_OPTIONS["nodes"],
+    gpus_per_node: Optional[str] = SLURM_OPTIONS["gpus_per_node"],
+    cpus_per_task: Optional[str] = SLURM_OPTIONS["cpus_per_task"], mem: Optional[str] = SLURM_OPTIONS["mem"],
+    account: Optional[str] = SLURM_OPTIONS["account"], qos: Optional[str] = SLURM_OPTIONS["qos"],
+    constraint: Optional[str] = SLURM_OPTIONS["constraint"], sbatch: Optional[list[str]] = SLURM_OPTIONS["sbatch"],
+    max_retries: Optional[str] = SLURM_OPTIONS["max_retries"],
+    signal_before: Optional[str] = SLURM_OPTIONS["signal_before"],
+    save_profile: Optional[str] = SLURM_OPTIONS["save_profile"],
 ) -> None:
-    """Start a sweep: one run per grid point, run by a detached supervisor as slots free up."""
+    """Start a sweep: one run per grid point, run by a detached supervisor as slots free up; with --slurm, one Slurm
+    job array with --concurrency members at once (Slurm's throttle, --array=0-N%K)."""
     from difftui.engine.launch.plan import parse_gpus
     from difftui.engine.sweeps import RunSpec, Slots, launch_sweep, parse_values_option, plan_sweep
     c = ctx_obj(ctx)
     catalog = c.catalog()
     grid_preset = catalog.get("sweeps", grid)
     chosen = parse_values_option(grid_preset, values or [])
+    options = slurm_options(slurm, partition=partition, time=time_limit, nodes=nodes, gpus_per_node=gpus_per_node,
+                            cpus_per_task=cpus_per_task, mem=mem, account=account, qos=qos, constraint=constraint,
+                            sbatch=sbatch, max_retries=max_retries, signal_before=signal_before,
+                            save_profile=save_profile)
+    if options is not None:
+        if gpus:
+            raise UserError("--gpus is for this machine; with --slurm use --gpus-per-node")
+        device = options.device if device == "auto" else device
     spec = RunSpec(dataset=dataset, backbone=backbone, sampler=sampler, recipe=recipe, overrides=tuple(set_ or ()),
                    max_steps=max_steps, device=device, off_tier=off_tier)
     try:
         chosen_gpus = parse_gpus(gpus)
     except ValueError as e:
         raise UserError(str(e)) from None
-    slots = Slots.choose(device=device, gpus=chosen_gpus, runs_per_device=concurrency)
-    plan = plan_sweep(catalog, grid_preset, spec, values=chosen, off_grid=off_grid, device=slots.member_device)
-    sweep_id, proc = launch_sweep(c.db, plan, slots, name=name)       # the launch checks first (SweepError)
-    out.print(f"sweep {sweep_id} started (supervisor pid {proc.pid}): {grid} (playbook {grid_preset.playbook}), "
-                   f"{len(plan.members)} runs, {plan.total_steps:,} steps in all, {slots.describe()}")
+    if options is not None:
+        slots = Slots(("slurm",), concurrency)
+        plan = plan_sweep(catalog, grid_preset, spec, values=chosen, off_grid=off_grid, device=device)
+        if plan.members and plan.members[0].config.recipe.batch_size % options.processes:
+            raise UserError(f"recipe.batch_size {plan.members[0].config.recipe.batch_size} does not split over "
+                            f"{options.processes} processes (the recipe's batch is the global batch)")
+        sweep_id, job = launch_sweep(c.db, plan, slots, name=name, slurm=options)
+        out.print(f"sweep {sweep_id} submitted to Slurm as job array {job}: {grid} (playbook "
+                  f"{grid_preset.playbook}), {len(plan.members)} runs, {plan.total_steps:,} steps in all, "
+                  f"{slots.describe()}; {options.describe()}", markup=False)
+    else:
+        slots = Slots.choose(device=device, gpus=chosen_gpus, runs_per_device=concurrency)
+        plan = plan_sweep(catalog, grid_preset, spec, values=chosen, off_grid=off_grid, device=slots.member_device)
+        sweep_id, proc = launch_sweep(c.db, plan, slots, name=name)       # the launch checks first (SweepError)
+        out.print(f"sweep {sweep_id} started (supervisor pid {proc.pid}): {grid} (playbook {grid_preset.playbook}), "
+                  f"{len(plan.members)} runs, {plan.total_steps:,} steps in all, {slots.describe()}")
     if detach:
         out.print(f"watch: difftui sweep show {sweep_id}   stop: difftui sweep stop {sweep_id}")
         return

@@ -29,6 +29,7 @@ from textual.widgets import Footer, Input
 
 from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
+from difftui.engine.store.ingest import ingest_runs
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
 from difftui.tui.metric_series import CAPACITY, DEFAULT_SMOOTHING, HIDDEN_METRICS, BucketSeries, as_value
@@ -84,6 +85,9 @@ def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: in
     start = time.perf_counter()
     with open_for_reading(db_path) as store:
         run = store.get_run(run_id)
+        if run is not None and run["sink"] == "spool":
+            ingest_runs(store, [run])               # what its engine (on a cluster node, say) wrote since
+            run = store.get_run(run_id)
         if run is not None and run["status"] in ACTIVE_STATUSES:
             liveness.reap_dead_runs(store)          # the engine died: show crashed, not running forever
             run = store.get_run(run_id)

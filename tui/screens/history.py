@@ -2,7 +2,8 @@
 
 Enter opens the dashboard, `r` resumes from the newest checkpoint, `s` stops, `d` deletes (after a confirm), `n`
 starts the new-run flow, `/` filters. The list is re-read by a worker every couple of seconds; the worker also reaps
-runs whose engine is gone (shown as crashed) and the engines this app started.
+runs whose engine is gone (shown as crashed) and the engines this app started, and ingests what spool-mode engines
+wrote (issue 17: runs on a cluster's nodes) so that they are listed as the local ones are.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
 from difftui.engine.store import open_for_reading
+from difftui.engine.store.ingest import ingest_listed
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import RunsLoaded
@@ -85,7 +87,8 @@ class HistoryScreen(PollingScreen):
         from difftui.engine.launch.runs import delete_refusal
         self.app.reap_children()
         with open_for_reading(self.app.db_path) as store:
-            liveness.reap(store)
+            liveness.reap(store)                    # ingests the active spool runs first
+            ingest_listed(store, store.spool_runs())    # and the ended ones whose evaluators may still write
             runs = store.list_runs()
             for run in runs:                        # the engine's delete rule, asked here, off the UI thread
                 run["delete_refused"] = delete_refusal(store, run)

@@ -19,7 +19,8 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets._select import SelectOverlay
 from textual.worker import Worker
 
 from difftui.engine.launch.request import LaunchRequest
@@ -30,6 +31,7 @@ from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import ConfigMeasured, ConfigRejected, ConfigResolved, LaunchFailed, RunLaunched
 from difftui.tui.screens.new_run import NewRunStep
 from difftui.tui.widgets.tickbox import TickBox
+from difftui.tui.widgets.where_select import WhereSelect
 
 __all__ = ["ReviewScreen", "LaunchRequest", "measure_config", "grid_nfe", "config_yaml"]
 
@@ -80,7 +82,7 @@ def resolve_request(request: LaunchRequest, preset_dirs: list) -> tuple[Any, Any
     from difftui.engine.config.model import PresetError
     config = request.resolve(preset_dirs)
     plan = request.plan()
-    problem = batch_split_error(config.recipe.batch_size, plan.nproc_per_node * plan.nnodes)
+    problem = batch_split_error(config.recipe.batch_size, plan.processes)
     if problem is not None:
         raise PresetError(problem)
     return config, plan
@@ -95,6 +97,15 @@ def remember(request: LaunchRequest) -> None:
                       "overrides": request.overrides, "off_tier": request.off_tier})
     except OSError:
         pass
+
+
+def describe_slurm(slurm: dict[str, Any]) -> str:
+    from difftui.engine.config.model import PresetError
+    from difftui.engine.launch.slurm.options import options_from_mapping
+    try:
+        return options_from_mapping(slurm, "the profile").describe()
+    except PresetError as e:
+        return str(e)
 
 
 def _count(n: float) -> str:
@@ -172,6 +183,9 @@ class ReviewScreen(NewRunStep):
                 with Vertical(classes="field"):
                     yield Label("GPUs (one process each, DDP)")
                     yield Input("", id="gpus", compact=True, placeholder="e.g. 0,1 (empty: one device)")
+                with Vertical(classes="field"):
+                    yield Label("where (this machine, or a Slurm profile)")
+                    yield WhereSelect(id="where")
                 yield TickBox("off-tier (explicit)", self.defaults["off_tier"], id="off-tier", compact=True)
                 yield Static(Text(f"form values from {self.defaults['note']}" if self.defaults["note"] else "",
                                   style="dim"), id="review-note")
@@ -189,6 +203,15 @@ class ReviewScreen(NewRunStep):
 
     def request(self) -> LaunchRequest:
         gpus = self.query_one("#gpus", Input).value.strip()
+        slurm = self.query_one("#where", WhereSelect).slurm()
+        if slurm is not None:                       # the nodes' device: CUDA when the profile asks for GPUs
+            return LaunchRequest(
+                choices=tuple(sorted(self.choices.items())),
+                batch_size=self.query_one("#batch-size", Input).value,
+                max_steps=self.query_one("#max-steps", Input).value,
+                overrides=self.query_one("#overrides", Input).value,
+                off_tier=self.query_one("#off-tier", Checkbox).value,
+                device="cuda" if slurm.get("gpus_per_node") else "cpu", gpus=gpus, slurm=slurm)
         return LaunchRequest(
             choices=tuple(sorted(self.choices.items())),
             batch_size=self.query_one("#batch-size", Input).value,
@@ -201,15 +224,24 @@ class ReviewScreen(NewRunStep):
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
+    @on(Select.Changed, "#where")
     def _form_changed(self) -> None:
         if self._debounce is not None:
             self._debounce.stop()
         self._debounce = self.set_timer(DEBOUNCE_S, self.start_resolve)
 
     def action_next_field(self) -> None:
-        """Enter: on to the next field (resolving what was typed at once); on the Launch button, launch."""
+        """Enter: on to the next field (resolving what was typed at once); on the Launch button, launch; on the
+        "where" list, open it, or take the highlighted choice (this binding comes first, so it does what the list's
+        own Enter would)."""
         if isinstance(self.focused, Button):
             self.action_launch()
+            return
+        if isinstance(self.focused, SelectOverlay):
+            self.focused.action_select()
+            return
+        if isinstance(self.focused, Select):
+            self.focused.action_show_overlay()
             return
         if isinstance(self.focused, Input):
             self.start_resolve()
@@ -308,10 +340,18 @@ class ReviewScreen(NewRunStep):
                                   f"{r.total_steps * r.batch_size / 1e3:,.1f} kimg")
         table.add_row("loss", f"{r.loss}, {r.schedule} schedule, T={r.diffusion_steps}")
         table.add_row("grid", f"{config.sampler.grid.describe()}, every {r.grid_every} steps")
-        if facts and "device_error" in facts:
+        where = self.query_one("#where", WhereSelect)
+        slurm = where.slurm()
+        if slurm is not None:                   # this machine's device does not matter: the nodes' does
+            name = where.profile_name()
+            table.add_row("where", f"Slurm ({f'profile {name}' if name else 'the cluster defaults'}): "
+                                   f"{describe_slurm(slurm)}, device {config.device}")
+        elif facts and "device_error" in facts:
             table.add_row("device", Text(facts["device_error"], style="bold red"))
         else:
             table.add_row("device", facts["device"] if facts and "device" in facts else Text("...", style="dim"))
+        if where.error:
+            table.add_row("slurm.yaml", Text(where.error, style="red"))
         for warning in (facts or {}).get("warnings", []):              # shown, not refused (launch checks)
             table.add_row("warning", Text(in_tui_words(warning), style="yellow"))
         self.query_one("#facts", Static).update(table)
@@ -340,14 +380,19 @@ class ReviewScreen(NewRunStep):
         except PresetError as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
-        report = launch_checks(config)          # issue 11 item 6: nothing is created when one fails
+        if plan.slurm is not None:              # issue 17 item 7: Slurm's checks (and the data here)
+            from difftui.engine.launch.slurm.checks import check_submission
+            report = check_submission(self.app.db_path, config, plan.slurm_options())
+        else:
+            report = launch_checks(config)      # issue 11 item 6: nothing is created when one fails
         if not report.ok:
             self.post_message(LaunchFailed(report.errors[0]))
             return
         for warning in report.warnings:
             self.app.call_from_thread(self.app.notify, in_tui_words(warning), severity="warning", timeout=8)
         started = new_run(self.app.db_path, config, plan=plan, parent_id=self.clone_of)   # the CLI's `run` call
-        self.app.track(started.run_id, started.proc)
+        if started.proc is not None:            # a Slurm job has no process here
+            self.app.track(started.run_id, started.proc)
         remember(request)
         self.post_message(RunLaunched(started.run_id))
 

@@ -4,7 +4,8 @@ measured throughput, or "unknown"), launch.
 
 Every edit re-plans the sweep in a worker: each member is resolved and validated exactly as it will be run, so an
 off-grid value without the explicit switch, or a value the config refuses, comes back as one line under the form.
-Launching creates the sweep in runs.db and starts its detached supervisor; the sweep view then follows it.
+Launching creates the sweep in runs.db and starts its detached supervisor (or, with a Slurm profile as "where",
+submits its members as one job array); the sweep view then follows it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker
 
@@ -29,6 +30,7 @@ from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import LaunchFailed, SweepLaunched, SweepPlanned, SweepPlanRejected
 from difftui.tui.screens.sweep_grid import SweepStep, base_words, sweep_breadcrumb
 from difftui.tui.widgets.tickbox import TickBox, TickList
+from difftui.tui.widgets.where_select import WhereSelect
 
 __all__ = ["SweepSetupScreen", "SweepRequest"]
 
@@ -43,6 +45,11 @@ class SweepRequest:
     off_grid: bool
     per_device: str
     gpus: str
+    slurm: dict[str, Any] | None = None                 # a Slurm profile's options: one job array, per_device at once
+
+    def slurm_options(self) -> Any:
+        from difftui.engine.launch.slurm.options import options_from_mapping
+        return options_from_mapping(self.slurm, "the Slurm profile") if self.slurm is not None else None
 
     def slots(self, device: str) -> Any:
         from difftui.engine.config.model import PresetError
@@ -50,6 +57,10 @@ class SweepRequest:
         text = self.per_device.strip()
         if not text.isdigit() or int(text) < 1:
             raise PresetError(f"runs at once per device: expected a whole number >= 1, got {text!r}")
+        if self.slurm is not None:
+            if self.gpus.strip():
+                raise PresetError("GPUs names this machine's GPUs; on Slurm the profile's gpus_per_node says how many")
+            return Slots(("slurm",), int(text))
         from difftui.engine.launch.plan import parse_gpus
         try:
             gpus = parse_gpus(self.gpus, option="GPUs")
@@ -63,9 +74,16 @@ class SweepRequest:
         empty = [axis for axis, values in self.values if not values]
         if empty:
             raise PresetError(f"no value chosen for {empty[0]} (space toggles a value)")
+        options = self.slurm_options()
+        if options is not None:                         # the nodes' device, CUDA when the profile asks for GPUs
+            import dataclasses
+            spec = dataclasses.replace(spec, device=options.device)
         slots = self.slots(spec.device)
         plan = plan_sweep(catalog, grid, spec, values=dict(self.values), off_grid=self.off_grid,
-                          device=slots.member_device)
+                          device=spec.device if options is not None else slots.member_device)
+        if options is not None and plan.members and plan.members[0].config.recipe.batch_size % options.processes:
+            raise PresetError(f"batch size {plan.members[0].config.recipe.batch_size} does not split over "
+                              f"{options.processes} processes (the recipe's batch is the global batch)")
         return plan, slots
 
 
@@ -102,6 +120,8 @@ class SweepSetupScreen(SweepStep):
                 yield Input("1", id="sweep-per-device", type="integer", compact=True)
                 yield Label("GPUs (e.g. 0,1; empty: every GPU, else the CPU)")
                 yield Input(id="sweep-gpus", compact=True)
+                yield Label("where (this machine, or a Slurm profile: one job array)")
+                yield WhereSelect(id="sweep-where")
                 yield Static("", id="sweep-error", markup=False)
                 yield Button("Launch sweep (ctrl+l)", id="sweep-launch", variant="primary", compact=True)
             with VerticalScroll(id="sweep-review-box"):
@@ -134,11 +154,13 @@ class SweepSetupScreen(SweepStep):
                        for axis in self.grid.axes)
         return SweepRequest(values=values, off_grid=self.query_one("#sweep-off-grid", Checkbox).value,
                             per_device=self.query_one("#sweep-per-device", Input).value,
-                            gpus=self.query_one("#sweep-gpus", Input).value)
+                            gpus=self.query_one("#sweep-gpus", Input).value,
+                            slurm=self.query_one("#sweep-where", WhereSelect).slurm())
 
     @on(SelectionList.SelectedChanged)
     @on(Checkbox.Changed)
     @on(Input.Changed, "#sweep-per-device, #sweep-gpus")
+    @on(Select.Changed, "#sweep-where")
     def _form_changed(self) -> None:
         if self._debounce is not None:
             self._debounce.stop()
@@ -279,11 +301,13 @@ class SweepSetupScreen(SweepStep):
         from difftui.engine.sweeps import SweepError, launch_sweep
         try:
             plan, slots = request.plan(Catalog(self.app.preset_dirs), self.grid, self.spec)
-            sweep_id, proc = launch_sweep(self.app.db_path, plan, slots)      # the launch checks first
+            sweep_id, proc = launch_sweep(self.app.db_path, plan, slots,       # the launch checks first
+                                          slurm=request.slurm_options())
         except (PresetError, SweepError) as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
-        self.app.track_supervisor(sweep_id, proc)
+        if not isinstance(proc, str):                   # a Slurm sweep gives its array's job id, no supervisor
+            self.app.track_supervisor(sweep_id, proc)
         self.post_message(SweepLaunched(sweep_id))
 
     def on_launch_failed(self, message: LaunchFailed) -> None:

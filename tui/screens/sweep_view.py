@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 
 from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
+from difftui.engine.store.ingest import ingest_listed
 from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
@@ -48,6 +49,7 @@ def read_sweep(db_path: Path, sweep_id: int, last_id: int = 0) -> SweepBatch:
         sweep = store.get_sweep(sweep_id)
         if sweep is None:
             return SweepBatch(sweep=None, last_id=last_id)
+        ingest_listed(store, store.sweep_members(sweep_id))   # spool members, recently ended ones included
         members = store.sweep_members(sweep_id)
         batch = SweepBatch(sweep=sweep, alive=liveness.sweep_alive(sweep), summaries=summarise_runs(store, members),
                            last_id=last_id)

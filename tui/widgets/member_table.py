@@ -11,6 +11,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from difftui.engine.launch.liveness import is_waiting
+from difftui.engine.launch.slurm.jobs import describe_job
 from difftui.engine.numbers import format_number, format_setting
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
@@ -70,10 +72,14 @@ def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None =
 
     def status_cell(s: Any) -> Text:
         r = s.run
-        label = "waiting" if r["status"] == "queued" and not r["pid"] else r["status"]
+        label = "waiting" if is_waiting(r) else r["status"]
         return Text(label, style=STATUS_STYLES.get(r["status"], ""))
 
     cols.append(Column("status", "status", 9, lambda s: STATUS_ORDER.get(s.run["status"], 9), status_cell))
+    if any(s.run.get("slurm_job") for s in summaries):      # a sweep on Slurm: each member's job and its state
+        cols.append(Column("slurm", "slurm job", 30, lambda s: s.run.get("slurm_job") or "",
+                           lambda s: Text(describe_job(s.run, prefix="") or "-", no_wrap=True,
+                                          overflow="ellipsis"), numeric=False))
     cols.append(Column("step", "step", 13, lambda s: s.run["step"],
                        lambda s: Text(f"{s.run['step']}/{s.run['total_steps']}", justify="right")))
     for name in LOSSES:

@@ -1,4 +1,5 @@
-"""The dashboard's header line: run, status, step, img/s, ETA, device, the last raw loss and the FLOPs verdict."""
+"""The dashboard's header line: run, status (with its Slurm job's state on a cluster), step, img/s, ETA, device, the
+last raw loss and the FLOPs verdict."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from difftui.engine.launch.slurm.jobs import describe_job
 from difftui.engine.numbers import format_duration, format_number
 from difftui.tui.advice import in_tui_words
 from difftui.tui.widgets.flops_panel import budget_verdict
@@ -82,10 +84,13 @@ class StatusLine(Static):
         text.append(f"run {run['id']} ", style="bold")
         text.append(f"{run['name']}  ")
         text.append(f"● {self.status}", style=STATUS_STYLES.get(self.status, ""))
+        active = self.status in ("queued", "running", "stopping")
+        job = describe_job(run, prefix="Slurm job ") if active else None
+        if job:                                     # PENDING with Slurm's reason, RUNNING on which nodes
+            text.append(f"  {job}", style="yellow" if run.get("slurm_state") != "RUNNING" else "")
         total = self.total_steps
         pct = f" ({100 * self.step / total:.0f}%)" if total else ""
         text.append(f"  step {self.step}/{total or '?'}{pct}")
-        active = self.status in ("queued", "running", "stopping")
         if self.img_per_s is not None:
             text.append(f"  {format_number(self.img_per_s)} img/s")
         if active:
