@@ -269,16 +269,22 @@ def fork_run(db_path: str | os.PathLike[str], parent_id: int, step: int | str | 
     """Fork run `parent_id` (the module docstring): plan, launch checks, child row, copies, start. Nothing is left
     behind when a step before the start fails (the child's row and folder are removed, the one line raised)."""
     from difftui.engine.config.batch import batch_split_error
+    from difftui.engine.launch.backends import SlurmJob
     from difftui.engine.launch.runs import create_run, start_run
     fork = plan_fork(db_path, parent_id, step, overrides, fresh=fresh, max_steps=max_steps, name=name)
     parent = fork.parent
     launch = plan or LaunchPlan.from_json(parent.get("launch"))
-    report = launch_checks(fork.config, probe=probe, check_data=check_data)
+    if launch.slurm is not None:                    # a Slurm parent's fork is submitted as its parent was (issue 17)
+        from difftui.engine.launch.slurm.checks import check_submission
+        report = check_submission(db_path, fork.config, launch.slurm_options(), check_data=check_data)
+    else:
+        report = launch_checks(fork.config, probe=probe, check_data=check_data)
     if not report.ok:
         raise LaunchError(report.errors[0])
     if (problem := batch_split_error(fork.config.recipe.batch_size, launch.processes)) is not None:
         raise PresetError(problem)
-    child = create_run(db_path, fork.config, parent_id=parent_id, plan=launch)
+    child = create_run(db_path, fork.config, parent_id=parent_id, plan=launch,
+                       sink="spool" if launch.slurm is not None else "db")     # runs.new_run's rule
     try:
         with Store(db_path, create=False) as store:
             folder = Path(store.require_run(child)["run_dir"])
@@ -297,9 +303,11 @@ def fork_run(db_path: str | os.PathLike[str], parent_id: int, step: int | str | 
     except BaseException:
         _discard(db_path, child)
         raise
-    proc = start_run(db_path, child, launch)
-    return Outcome(child, f"run {child} forked from run {parent_id} {where}; {fork.describe_changes()} "
-                          f"(pid {proc.pid})", proc=proc)
+    started = start_run(db_path, child, launch)
+    said = f"run {child} forked from run {parent_id} {where}; {fork.describe_changes()}"
+    if isinstance(started, SlurmJob):               # the job's engine finds the copied checkpoint and resumes from it
+        return Outcome(child, f"{said} (submitted to Slurm as job {started.key})", slurm_job=started.key)
+    return Outcome(child, f"{said} (pid {started.pid})", proc=started)
 
 
 def _discard(db_path: str | os.PathLike[str], run_id: int) -> None:

@@ -169,6 +169,34 @@ def test_a_fork_keeps_working_when_its_parent_is_deleted(parent):
     assert f"resumed from step {stopped['step']} (ckpt-{stopped['step']:07d}.pt)" in events
 
 
+def test_a_slurm_parents_fork_is_submitted_to_slurm_as_its_parent_was(parent, monkeypatch):
+    """A parent launched on Slurm: its fork passes Slurm's submission checks (not this machine's devices), writes a
+    spool (runs.new_run's rule for a Slurm plan), is submitted with the parent's Slurm options, and says its job."""
+    from difftui.engine.launch.backends import SlurmJob
+    from difftui.engine.launch.checks import LaunchReport
+    from difftui.engine.launch.plan import LaunchPlan
+    from difftui.engine.launch.slurm import checks as slurm_checks
+    db, a = parent
+    slurm_plan = LaunchPlan(slurm={"partition": "gpu", "time": "1:00:00"})
+    with Store(db) as store:
+        store.update_run(a, launch=slurm_plan.to_json())
+    asked, submitted = [], []
+    monkeypatch.setattr(slurm_checks, "check_submission",
+                        lambda db_path, config, options, check_data=None:
+                        asked.append(options.partition) or LaunchReport((), (), "cpu on the nodes"))
+    monkeypatch.setattr(launch, "start_run",
+                        lambda db_path, run_id, plan: submitted.append((run_id, plan)) or SlurmJob("4242", 0.0))
+    done = fork(db, a, S, ["recipe.lr=5e-5"])
+    assert asked == ["gpu"]
+    assert submitted == [(done.run_id, slurm_plan)]
+    assert done.slurm_job == "4242" and done.proc is None
+    assert done.message.endswith("(submitted to Slurm as job 4242)")
+    with Store(db) as store:
+        child = store.get_run(done.run_id)
+    assert child["sink"] == "spool" and child["parent_id"] == a and child["fork_step"] == S
+    assert [s for s, _ in list_checkpoints(db.parent / "runs" / str(done.run_id) / "checkpoints")] == [S]
+
+
 def test_a_shape_changing_fork_is_refused_in_one_line_or_starts_fresh(parent):
     db, a = parent
     with pytest.raises(LaunchError) as refused:

@@ -15,17 +15,9 @@ import typer
 
 from difftui.tui.cli.common import UserError, ctx_obj, launch_plan, out, print_json, user_command
 from difftui.tui.cli.follow import follow
+from difftui.tui.cli.runs import _check_data_in_process
 
 __all__ = ["register"]
-
-
-def _check_data_in_process(profile) -> str | None:
-    from difftui.engine.data import DataError, check_available
-    try:
-        check_available(profile)
-    except DataError as e:
-        return str(e)
-    return None
 
 
 def fork(
