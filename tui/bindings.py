@@ -37,6 +37,7 @@ HISTORY = [
     Binding("space", "mark_run", "Mark", id="history.mark", show=False),          # listed by ? (help)
     Binding("c", "compare_runs", "Compare", id="history.compare", show=False),  # mark with space first (help lists both)
     Binding("N", "clone_run", "Clone", id="history.clone", show=False),
+    Binding("R", "recheck", "Re-check fork", id="history.recheck", show=False),     # issue 18
     Binding("w", "new_sweep", "Sweep", id="history.sweep"),
     Binding("g", "open_sweep", "Its sweep", id="history.open_sweep", show=False),
     Binding("W", "sweeps", "Sweeps", id="history.sweeps", show=False),

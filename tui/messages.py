@@ -52,11 +52,13 @@ class DatabaseReady(Message):
 
 
 class RunsLoaded(Message):
-    """The history screen's poll: every run, newest first."""
+    """The history screen's poll: every run, newest first, and the findings column's judgements (issue 18:
+    run id -> (cursors, findings, worst severity), for the runs in view)."""
 
-    def __init__(self, runs: list[dict[str, Any]]) -> None:
+    def __init__(self, runs: list[dict[str, Any]], judged: dict[int, tuple] | None = None) -> None:
         super().__init__()
         self.runs = runs
+        self.judged = judged or {}
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsLoaded)

@@ -173,3 +173,36 @@ async def test_the_compare_view_of_a_fork_shows_the_recheck_verdict(tmp_path):
         polls = screen.polls
         await wait_for(pilot, lambda: screen.polls > polls, 30, "another poll")
         assert screen.recheck_key == key            # nothing moved: not judged again
+
+
+async def test_the_history_shows_the_lineage_and_the_findings_column(tmp_path, monkeypatch):
+    import difftui.engine.doctor as doctor
+    from difftui.tui.widgets.run_table import RunTable
+    judged_runs = []
+    real = doctor.diagnose
+    monkeypatch.setattr(doctor, "diagnose", lambda store, run_id, **kw: judged_runs.append(run_id) or
+                        real(store, run_id, **kw))
+    db = tmp_path / "runs.db"
+    parent = jittery_run(db)
+    child = calm_fork(db, parent)
+    app = DifftuiApp(db_path=db)
+    async with app.run_test(size=WIDE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
+                       and len(app.screen.query_one(RunTable).judged) == 2, 30, "the judged history")
+        table = app.screen.query_one(RunTable)
+        rows = {int(k[0]): k for k in table._shown}
+        columns = ["id", *list(table.columns)[1:]]
+        name, findings = columns.index("name") + 1, columns.index("findings") + 1
+        assert rows[child][name] == f"fork [fork of {parent} @ {FORK}]"
+        assert rows[parent][findings] == "1 warn" and rows[child][findings] == "-"
+        assert sorted(judged_runs) == [parent, child]
+        with Store(db) as store:                    # the fork moves: only it is judged again
+            store.write_batch(child, metrics=[(9000, 0.0, "L_simple", 0.1, 0.0)], run_fields={"step": 9000})
+        await wait_for(pilot, lambda: len(judged_runs) == 3, 30, "the moved run judged again")
+        await pilot.pause(2.5)                      # another poll: nothing moved, the cursors keep the judgements
+        assert sorted(judged_runs) == sorted([parent, child, child])
+        table.move_cursor(row=table.get_row_index(str(child)))
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.recheck is not None,
+                       30, "the re-check from the history")
+        assert app.screen.run_ids == [parent, child]

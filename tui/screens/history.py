@@ -20,12 +20,13 @@ from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import RunsLoaded
 from difftui.tui.screens.base import PollingScreen, unless_closing
-from difftui.tui.widgets.run_table import RunTable
+from difftui.tui.widgets.run_table import RunTable, judge_runs
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
 __all__ = ["HistoryScreen"]
 
 POLL_S = 2.0
+JUDGED_FIRST = 40           # the first poll judges the newest runs (the table has no size yet)
 
 
 def run_detail(run: dict | None) -> Text:
@@ -37,9 +38,13 @@ def run_detail(run: dict | None) -> Text:
     text.append(run["status"], style=STATUS_STYLES.get(run["status"], ""))
     if run.get("error") and run["status"] in ("failed", "crashed", "stopped"):
         text.append(f": {in_tui_words(run['error'])}", style="red")
-    for label, key in (("device", "device"), ("recipe", "recipe"), ("parent", "parent_id")):
+    for label, key in (("device", "device"), ("recipe", "recipe")):
         if run.get(key):
             text.append(f"   {label} {run[key]}", style="dim")
+    if run.get("parent_id"):                        # issue 18: its lineage; R re-checks a fork against its parent
+        from difftui.engine.launch.fork import lineage
+        text.append(f"   {lineage(run)} (R: re-check)" if run.get("fork_step") is not None
+                    else f"   {lineage(run)}", style="dim")
     if run.get("sweep_id"):                         # issue 8: sweep membership, off-grid values
         import json
 
@@ -59,6 +64,7 @@ class HistoryScreen(PollingScreen):
     def __init__(self) -> None:
         super().__init__()
         self.loaded = False
+        self.judged: dict[int, tuple] = {}          # run id -> (cursors, findings, worst): the findings column
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="history-top"):
@@ -79,10 +85,10 @@ class HistoryScreen(PollingScreen):
     retry_after_s = POLL_S
 
     def start_poll(self) -> None:
-        self.poll_runs()
+        self.poll_runs(self.query_one(RunTable).ids_in_view(), dict(self.judged))
 
     @work(thread=True, exclusive=True, group="history-poll", exit_on_error=False)
-    def poll_runs(self) -> None:
+    def poll_runs(self, in_view: list[int], judged: dict[int, tuple]) -> None:
         from difftui.engine.launch import liveness
         from difftui.engine.launch.runs import delete_refusal
         self.app.reap_children()
@@ -92,12 +98,19 @@ class HistoryScreen(PollingScreen):
             runs = store.list_runs()
             for run in runs:                        # the engine's delete rule, asked here, off the UI thread
                 run["delete_refused"] = delete_refusal(store, run)
-        self.post_message(RunsLoaded(runs))
+            # Issue 18: the findings column, for the runs in view (the first poll: the newest screenful), each
+            # judged again only when its cursors moved.
+            ids = in_view or [r["id"] for r in runs[:JUDGED_FIRST]]
+            judged = judge_runs(store, ids, judged, tuple(self.app.preset_dirs))
+        self.post_message(RunsLoaded(runs, judged))
 
     @unless_closing
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
-        self.query_one(RunTable).show_runs(message.runs)
+        self.judged.update(message.judged or {})
+        table = self.query_one(RunTable)
+        table.judged = {k: (v[1], v[2]) for k, v in self.judged.items()}
+        table.show_runs(message.runs)
         self._show_empty()
         self._show_detail()
         self.poll_done(POLL_S)
@@ -204,6 +217,16 @@ class HistoryScreen(PollingScreen):
             self.notify("mark two or more runs with space, then press c", severity="warning")
             return
         self.app.open_compare(sorted(marked))
+
+    def action_recheck(self) -> None:
+        """R: the selected fork and its parent in the compare view, with the re-check's verdicts (issue 18)."""
+        run = self._selected()
+        if run is None:
+            return
+        if not run.get("parent_id"):
+            self.notify(f"run {run['id']} is no fork (it has no parent to re-check against)", severity="warning")
+            return
+        self.app.open_compare([run["parent_id"], run["id"]])
 
     def action_clone_run(self) -> None:
         run = self._selected()
