@@ -243,6 +243,7 @@ class SweepBatch:
     summaries: list[Any] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     last_id: int = 0
+    judged: dict[int, tuple] = field(default_factory=dict)  # run id -> (cursors, findings, worst): issue 18
 
 
 class SweepPolled(Message):
