@@ -245,12 +245,15 @@ class DifftuiApp(App[None]):
 
     # -- a finding's fix (issue 18 item 3): a fork with its edit, or a sweep of its grid --------------------------------
 
-    def fix_finding(self, run_id: int, finding: Any) -> None:
+    def fix_finding(self, run_id: int, finding: Any, *, grid: bool = False) -> None:
         """The fork review with the finding's first edit applied (the newest checkpoint preselected; the user can
-        change both), or, when the fix is a grid and no single edit (playbook 4.5's dropout values), the sweep
-        setup with that grid around the run's config."""
+        change both), or, when the fix is a grid and no single edit (playbook 4.5's dropout values) or `grid` asks
+        for it, the sweep setup with that grid around the run's config."""
         from difftui.engine.doctor.finding import set_args
-        if finding.edits:
+        if grid and finding.grid is None:
+            self.notify("this finding's fix is no grid: f forks with its edit", severity="warning")
+            return
+        if finding.edits and not grid:
             from difftui.tui.screens.fork_review import ForkReviewScreen
             self.push_screen(ForkReviewScreen(run_id, set_args(finding.edits[0]),
                                               why=f"fix: {finding.title} (playbook {finding.section})"))

@@ -102,11 +102,13 @@ DASHBOARD = [
 FINDINGS = [
     Binding("question_mark", "details", "Finding in full", id="findings.details"),
     Binding("f", "fix", "Fix (fork / sweep)", id="findings.fix"),
+    Binding("g", "grid", "Sweep its grid", id="findings.grid", show=False),
 ]
 
 FINDING_VIEW = [
     Binding("escape,enter", "close", "Back", id="finding_view.close"),
     Binding("f", "fix", "Fix (fork / sweep)", id="finding_view.fix"),
+    Binding("g", "grid", "Sweep its grid", id="finding_view.grid"),
 ]
 
 FORK_REVIEW = [

@@ -169,6 +169,7 @@ async def test_the_compare_view_of_a_fork_shows_the_recheck_verdict(tmp_path):
         assert text.startswith(f"re-check of run {child} (fork at step 2,000) against run {parent}: 1 symptom gone")
         assert "vlb-jitter (playbook 3.3): symptom gone" in text
         assert "fork at step 2,000" in str(screen.query_one("#compare-title").render())
+        assert screen.query_one("#compare-curves").fork_step == FORK             # the chart's line at the fork
         key = screen.recheck_key
         polls = screen.polls
         await wait_for(pilot, lambda: screen.polls > polls, 30, "another poll")
@@ -206,3 +207,48 @@ async def test_the_history_shows_the_lineage_and_the_findings_column(tmp_path, m
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.recheck is not None,
                        30, "the re-check from the history")
         assert app.screen.run_ids == [parent, child]
+
+
+async def test_a_dashboard_poll_with_no_new_rows_does_not_judge_again(tmp_path):
+    db = tmp_path / "runs.db"
+    run_id = jittery_run(db)
+    app = DifftuiApp(db_path=db)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await open_dashboard(pilot, run_id)
+        judged, polls = screen.doctor.judged, screen.polls
+        assert judged == 1
+        await wait_for(pilot, lambda: screen.polls >= polls + 2, 30, "two more polls")
+        assert screen.doctor.judged == 1            # the cursors did not move: the last judgement, one query
+
+
+def test_the_findings_notification_setting_is_off_by_default_and_a_bad_value_is_one_line(tmp_path, capsys):
+    from difftui.tui.prefs import load_settings
+    path = tmp_path / "settings.json"
+    assert load_settings(path) == {"findings_notify": "off"}          # no file
+    path.write_text('{"findings_notify": "osc9"}')
+    assert load_settings(path) == {"findings_notify": "osc9"}
+    path.write_text('{"findings_notify": "loud"}')
+    assert load_settings(path) == {"findings_notify": "off"}
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"difftui: warning: {path}: findings_notify: 'loud' is not one of off, bell, osc9; 'off' is used"]
+
+
+def test_osc9_writes_one_notification_through_the_terminal_driver():
+    from difftui.tui.screens.dashboard import osc9
+
+    class Driver:
+        def __init__(self):
+            self.out = []
+
+        def write(self, data):
+            self.out.append(data)
+
+        def flush(self):
+            pass
+
+    class App:
+        is_headless = False
+        _driver = Driver()
+
+    osc9(App, "difftui: run 3: The VLB curve jitters\x1b[31m (playbook 3.3)")
+    assert App._driver.out == ["\x1b]9;difftui: run 3: The VLB curve jitters[31m (playbook 3.3)\x07"]

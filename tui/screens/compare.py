@@ -221,6 +221,8 @@ class CompareScreen(PollingScreen):
         elif batch.recheck is not None:
             recheck_box.update(recheck_text(self.recheck))
         recheck_box.display = bool(self.recheck is not None or batch.recheck_error)
+        if self.recheck is not None:
+            chart.fork_step = self.recheck.fork_step
         self._draw_title()
         self._draw_side()
         steps = sorted({r["step"] for rows in self.grids.values() for r in rows})

@@ -405,15 +405,19 @@ class DashboardScreen(PollingScreen):
     @on(FindingsList.Chosen)
     def _finding_chosen(self, event: FindingsList.Chosen) -> None:
         self._findings_seen()
-        if event.what == "fix":
-            self.app.fix_finding(self.run_id, event.finding)
+        if event.what in ("fix", "grid"):
+            self.app.fix_finding(self.run_id, event.finding, grid=event.what == "grid")
             return
         from difftui.tui.screens.finding_view import FindingScreen
 
-        def closed(fix: bool | None) -> None:
-            if fix:
-                self.app.fix_finding(self.run_id, event.finding)
+        def closed(what: str | None) -> None:
+            if what:
+                self.app.fix_finding(self.run_id, event.finding, grid=what == "grid")
         self.app.push_screen(FindingScreen(event.finding, self.run_id), closed)
+
+    def on_descendant_focus(self, event) -> None:
+        if isinstance(event.widget, FindingsList):  # looking at the findings: the badge's "new" is seen
+            self._findings_seen()
 
     def action_recheck(self) -> None:
         """R: this fork against its parent in the compare view, with the re-check's verdicts."""

@@ -1,5 +1,5 @@
 """One finding in full (issue 18 item 2): what was seen with its numbers, the playbook section and why, every
-suggested edit, the grid, the commands, the data read and lacked. `f` takes the fix (as on the findings panel)."""
+suggested edit, the grid, the commands, the data read and lacked. `f` takes the fix (as on the findings panel), `g` its grid's sweep."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from difftui.tui.widgets.findings_panel import finding_text
 __all__ = ["FindingScreen"]
 
 
-class FindingScreen(ModalScreen[bool]):
-    """Dismissed with True when the user asks for the fix (`f`), False otherwise."""
+class FindingScreen(ModalScreen[str]):
+    """Dismissed with "fix" (`f`), "grid" (`g`: its sweep) or "" (back)."""
 
     HELP_TITLE = "a finding in full"
     BINDINGS = bindings.FINDING_VIEW
@@ -35,7 +35,10 @@ class FindingScreen(ModalScreen[bool]):
         self.query_one("#finding-box").border_title = f"run {self.run_id}: {self.finding.rule}"
 
     def action_close(self) -> None:
-        self.dismiss(False)
+        self.dismiss("")
 
     def action_fix(self) -> None:
-        self.dismiss(True)
+        self.dismiss("fix")
+
+    def action_grid(self) -> None:
+        self.dismiss("grid")

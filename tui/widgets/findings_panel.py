@@ -76,7 +76,7 @@ def finding_text(finding: Finding) -> Text:
         for i, edit in enumerate(finding.edits, 1):
             text.append(f"  {i}. --set {' --set '.join(set_args(edit))}\n")
     if finding.grid is not None:
-        text.append("\nsweep (f opens the sweep setup with it): ", style="bold")
+        text.append(f"\nsweep ({'g' if finding.edits else 'f or g'} opens the sweep setup with it): ", style="bold")
         text.append(grid_words(finding.grid) + "\n")
     if finding.advice:
         text.append("\nadvice", style="bold")
@@ -96,7 +96,7 @@ class FindingsList(OptionList):
     BINDINGS = bindings.FINDINGS
 
     class Chosen(Message):
-        """A finding to act on: `what` is "details" or "fix"."""
+        """A finding to act on: `what` is "details", "fix" or "grid" (its sweep, when it has one)."""
 
         def __init__(self, finding: Finding, what: str) -> None:
             super().__init__()
@@ -132,6 +132,9 @@ class FindingsList(OptionList):
 
     def action_fix(self) -> None:
         self._chosen("fix")
+
+    def action_grid(self) -> None:
+        self._chosen("grid")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
