@@ -113,7 +113,7 @@ async def test_f_on_a_finding_opens_the_fork_review_with_the_edit_and_launch_cal
     calls = []
 
     def fake_fork_run(db_path, parent, step, sets, **kw):
-        calls.append((parent, step, list(sets), kw.get("max_steps")))
+        calls.append((parent, step, list(sets), kw.get("max_steps"), kw.get("fresh")))
         return Outcome(run_id, f"run {run_id} forked", proc=None)
 
     monkeypatch.setattr(fork_module, "fork_run", fake_fork_run)
@@ -133,7 +133,27 @@ async def test_f_on_a_finding_opens_the_fork_review_with_the_edit_and_launch_cal
         await wait_for(pilot, lambda: review.plan is not None and review.plan.step == 1000, 30, "the re-plan")
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: calls, 30, "fork_run")
-    assert calls == [(run_id, 1000, ["recipe.importance_sampling=true"], None)]
+    assert calls == [(run_id, 1000, ["recipe.importance_sampling=true"], None, False)]
+
+
+async def test_the_fork_review_refuses_a_shape_change_in_one_line_and_starts_it_fresh_when_ticked(tmp_path):
+    from difftui.tui.widgets.tickbox import TickBox
+    db = tmp_path / "runs.db"
+    run_id = jittery_run(db)
+    app = DifftuiApp(db_path=db)
+    async with app.run_test(size=WIDE) as pilot:
+        await open_dashboard(pilot, run_id)
+        app.push_screen(ForkReviewScreen(run_id, ["backbone.arch.model_channels=32"]))
+        await wait_for(pilot, lambda: isinstance(app.screen, ForkReviewScreen) and app.screen.error, 30,
+                       "the refusal")
+        review = app.screen
+        assert review.plan is None
+        assert review.error.startswith(f"run {run_id} cannot be forked from a checkpoint with this change: "
+                                       f"backbone.arch.model_channels ")
+        assert review.error.endswith("'start fresh' starts the changed settings from step 0")
+        review.query_one("#fork-fresh", TickBox).value = True
+        await wait_for(pilot, lambda: review.plan is not None, 30, "the fresh plan")
+        assert review.plan.fresh and review.plan.where() == "from step 0 (a fresh start with its settings)"
 
 
 async def test_a_grid_fix_opens_the_sweep_setup_with_that_grid(tmp_path):

@@ -28,6 +28,7 @@ from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
 from difftui.tui.messages import ConfigRejected, ForkPlanned, LaunchFailed, RunLaunched
 from difftui.tui.screens.base import DifftuiScreen
+from difftui.tui.widgets.tickbox import TickBox
 
 __all__ = ["ForkReviewScreen"]
 
@@ -75,6 +76,8 @@ class ForkReviewScreen(DifftuiScreen):
                 with Vertical(classes="field"):
                     yield Label("train to step")
                     yield Input("", id="fork-max-steps", compact=True, placeholder="the parent's end")
+                yield TickBox("start fresh from step 0 (a change of the network's shape)", False,
+                              id="fork-fresh", compact=True)
                 yield Static("", id="review-error", markup=False)
                 yield Button("Launch fork (ctrl+l)", id="launch", variant="primary", compact=True)
         yield Footer()
@@ -87,7 +90,7 @@ class ForkReviewScreen(DifftuiScreen):
 
     # -- the form -> a ForkPlan, in a worker ----------------------------------------------------------------------
 
-    def form(self) -> tuple[int | None, list[str], str]:
+    def form(self) -> tuple[int | None, list[str], str, bool]:
         value = self.query_one("#fork-step", Select).value
         if value in (NEWEST, Select.BLANK):
             step = None if self.points else self.step           # the asked step until the checkpoints are listed
@@ -97,9 +100,11 @@ class ForkReviewScreen(DifftuiScreen):
             sets = shlex.split(self.query_one("#fork-sets", Input).value)
         except ValueError as e:                     # an open quote: the plan says so in one line
             sets = [f"'{e}'"]
-        return step, sets, self.query_one("#fork-max-steps", Input).value.strip()
+        return (step, sets, self.query_one("#fork-max-steps", Input).value.strip(),
+                self.query_one("#fork-fresh", TickBox).value)
 
     @on(Input.Changed)
+    @on(TickBox.Changed)
     @on(Select.Changed, "#fork-step")
     def _form_changed(self) -> None:
         if self._debounce is not None:
@@ -125,7 +130,7 @@ class ForkReviewScreen(DifftuiScreen):
         self.plan_fork(self.generation, *self.form())
 
     @work(thread=True, exclusive=True, group="resolve", exit_on_error=False)
-    def plan_fork(self, generation: int, step: int | None, sets: list[str], max_steps: str) -> None:
+    def plan_fork(self, generation: int, step: int | None, sets: list[str], max_steps: str, fresh: bool) -> None:
         from difftui.engine.config.catalog import config_to_dict
         from difftui.engine.config.model import PresetError
         from difftui.engine.launch.fork import fork_points, plan_fork
@@ -133,9 +138,9 @@ class ForkReviewScreen(DifftuiScreen):
         from difftui.tui.screens.review import config_yaml
         try:
             points = fork_points(self.app.db_path, self.parent_id)
-            plan = plan_fork(self.app.db_path, self.parent_id, step, sets, max_steps=max_steps or None)
+            plan = plan_fork(self.app.db_path, self.parent_id, step, sets, max_steps=max_steps or None, fresh=fresh)
         except (PresetError, LaunchError) as e:
-            self.post_message(ConfigRejected(generation, one_line(e)))
+            self.post_message(ConfigRejected(generation, one_line(e).replace("fork --fresh", "'start fresh'")))
             return
         self.post_message(ForkPlanned(generation, plan, points, config_yaml(config_to_dict(plan.config))))
 
@@ -204,12 +209,12 @@ class ForkReviewScreen(DifftuiScreen):
         self.launch_fork(*self.form())
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
-    def launch_fork(self, step: int | None, sets: list[str], max_steps: str) -> None:
+    def launch_fork(self, step: int | None, sets: list[str], max_steps: str, fresh: bool) -> None:
         from difftui.engine.config.model import PresetError
         from difftui.engine.launch.fork import fork_run
         from difftui.engine.launch.outcome import LaunchError
         try:
-            done = fork_run(self.app.db_path, self.parent_id, step, sets, max_steps=max_steps or None)
+            done = fork_run(self.app.db_path, self.parent_id, step, sets, max_steps=max_steps or None, fresh=fresh)
         except (PresetError, LaunchError) as e:
             self.post_message(LaunchFailed(one_line(e)))
             return
