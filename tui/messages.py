@@ -15,6 +15,7 @@ from textual.message import Message
 __all__ = [
     "DatabaseReady",
     "RunsLoaded",
+    "RunsJudged",
     "PresetsLoaded",
     "ConfigResolved",
     "ConfigRejected",
@@ -52,16 +53,23 @@ class DatabaseReady(Message):
 
 
 class RunsLoaded(Message):
-    """The history screen's poll: every run, newest first, and the findings column's judgements (issue 18:
-    run id -> (cursors, findings, worst severity), for the runs in view)."""
+    """The history screen's poll: every run, newest first."""
 
-    def __init__(self, runs: list[dict[str, Any]], judged: dict[int, tuple] | None = None) -> None:
+    def __init__(self, runs: list[dict[str, Any]]) -> None:
         super().__init__()
         self.runs = runs
-        self.judged = judged or {}
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsLoaded)
+
+
+class RunsJudged(Message):
+    """The history's findings column (issue 18): run id -> (cursors, findings, worst severity), for the runs in
+    view."""
+
+    def __init__(self, judged: dict[int, tuple]) -> None:
+        super().__init__()
+        self.judged = judged
 
 
 class PresetsLoaded(Message):

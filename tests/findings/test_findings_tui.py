@@ -208,7 +208,7 @@ async def test_the_history_shows_the_lineage_and_the_findings_column(tmp_path, m
     child = calm_fork(db, parent)
     app = DifftuiApp(db_path=db)
     async with app.run_test(size=WIDE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.settled
                        and len(app.screen.query_one(RunTable).judged) == 2, 30, "the judged history")
         table = app.screen.query_one(RunTable)
         rows = {int(k[0]): k for k in table._shown}

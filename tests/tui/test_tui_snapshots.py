@@ -24,7 +24,8 @@ WIDE = (160, 45)
 
 async def _history(pilot) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+    await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.settled, 30,
+                   "history (its findings column judged)")
     no_blink(app)
     await pilot.pause()
 

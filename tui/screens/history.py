@@ -18,7 +18,7 @@ from difftui.engine.store import open_for_reading
 from difftui.engine.store.ingest import ingest_listed
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
-from difftui.tui.messages import RunsLoaded
+from difftui.tui.messages import RunsJudged, RunsLoaded
 from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.run_table import RunTable, judge_runs
 from difftui.tui.widgets.status_line import STATUS_STYLES
@@ -85,10 +85,10 @@ class HistoryScreen(PollingScreen):
     retry_after_s = POLL_S
 
     def start_poll(self) -> None:
-        self.poll_runs(self.query_one(RunTable).ids_in_view(), dict(self.judged))
+        self.poll_runs()
 
     @work(thread=True, exclusive=True, group="history-poll", exit_on_error=False)
-    def poll_runs(self, in_view: list[int], judged: dict[int, tuple]) -> None:
+    def poll_runs(self) -> None:
         from difftui.engine.launch import liveness
         from difftui.engine.launch.runs import delete_refusal
         self.app.reap_children()
@@ -98,22 +98,60 @@ class HistoryScreen(PollingScreen):
             runs = store.list_runs()
             for run in runs:                        # the engine's delete rule, asked here, off the UI thread
                 run["delete_refused"] = delete_refusal(store, run)
-            # Issue 18: the findings column, for the runs in view (the first poll: the newest screenful), each
-            # judged again only when its cursors moved.
-            ids = in_view or [r["id"] for r in runs[:JUDGED_FIRST]]
-            judged = judge_runs(store, ids, judged, tuple(self.app.preset_dirs))
-        self.post_message(RunsLoaded(runs, judged))
+        self.post_message(RunsLoaded(runs))
 
     @unless_closing
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
-        self.judged.update(message.judged or {})
-        table = self.query_one(RunTable)
-        table.judged = {k: (v[1], v[2]) for k, v in self.judged.items()}
-        table.show_runs(message.runs)
+        self.query_one(RunTable).show_runs(message.runs)
+        self._judge_in_view()
         self._show_empty()
         self._show_detail()
         self.poll_done(POLL_S)
+
+    # -- the findings column (issue 18): judged after the list is drawn, in its own worker ------------------------
+
+    _judging = False
+
+    @property
+    def settled(self) -> bool:
+        """Loaded, and the findings column judged for every run in view (what a snapshot waits for)."""
+        if not self.loaded or self._judging:
+            return False
+        table = self.query_one(RunTable)
+        ids = table.ids_in_view() or [r["id"] for r in table.runs[:JUDGED_FIRST]]
+        return all(i in self.judged for i in ids)
+
+    def _judge_in_view(self) -> None:
+        """Judge the runs in view (the first time: the newest screenful) in a worker; the list never waits for it,
+        and a judgement still under way is not started twice."""
+        if self._judging:
+            return
+        table = self.query_one(RunTable)
+        ids = table.ids_in_view() or [r["id"] for r in table.runs[:JUDGED_FIRST]]
+        if ids:
+            self._judging = True
+            self.judge_runs(ids, dict(self.judged))
+
+    @work(thread=True, exclusive=True, group="history-judge", exit_on_error=False)
+    def judge_runs(self, ids: list[int], judged: dict[int, tuple]) -> None:
+        with open_for_reading(self.app.db_path) as store:
+            judged = judge_runs(store, ids, judged, tuple(self.app.preset_dirs))
+        self.post_message(RunsJudged(judged))
+
+    @unless_closing
+    def on_runs_judged(self, message: RunsJudged) -> None:
+        self._judging = False
+        self.judged.update(message.judged)
+        table = self.query_one(RunTable)
+        table.judged = {k: (v[1], v[2]) for k, v in self.judged.items()}
+        table.show_runs()
+
+    def worker_failed(self, worker, error) -> None:
+        if worker.group == "history-judge":         # the column stays as it was; the next poll tries again
+            self._judging = False
+            return
+        super().worker_failed(worker, error)
 
     def _show_empty(self) -> None:
         """Say why the table is empty: no runs at all, or none that matches the filter."""
