@@ -181,7 +181,7 @@ class ForkReviewScreen(DifftuiScreen):
 
     def _render_facts(self) -> None:
         table = Table.grid(padding=(0, 1))
-        table.add_column(style="bold", no_wrap=True)
+        table.add_column(style="bold", no_wrap=True, min_width=8)
         table.add_column()
         table.add_row("parent", f"run {self.parent_id}")
         plan = self.plan
@@ -189,7 +189,7 @@ class ForkReviewScreen(DifftuiScreen):
             table.add_row("", Text("planning ..." if not self.error else "the fork cannot start", style="dim"))
         else:
             table.add_row("starts", plan.where())
-            table.add_row("trains to", f"step {plan.config.recipe.total_steps:,}")
+            table.add_row("ends", f"at step {plan.config.recipe.total_steps:,}")
             table.add_row("changes", Text(plan.describe_changes(), style="yellow" if plan.changes else "dim"))
             table.add_row("carries", "weights, EMA, optimizer moments, data position, RNG, x_T (copied)")
         self.query_one("#facts", Static).update(table)
