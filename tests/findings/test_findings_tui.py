@@ -173,7 +173,11 @@ async def test_a_grid_fix_opens_the_sweep_setup_with_that_grid(tmp_path):
         assert app.screen.spec.recipe == "p1-hybrid-cosine"
 
 
-async def test_the_compare_view_of_a_fork_shows_the_recheck_verdict(tmp_path):
+async def test_the_compare_view_of_a_fork_shows_the_recheck_verdict(tmp_path, monkeypatch):
+    from difftui.engine.eval import start
+    asked = []
+    monkeypatch.setattr(start, "start_recheck", lambda db_path, parent, child, **kw: asked.append((parent, child))
+                        or ["fixed protocol (playbook 5.6): ddim N = 50", f"run {parent}: evaluating"])
     db = tmp_path / "runs.db"
     parent = jittery_run(db)
     child = calm_fork(db, parent)
@@ -190,6 +194,9 @@ async def test_the_compare_view_of_a_fork_shows_the_recheck_verdict(tmp_path):
         assert "vlb-jitter (playbook 3.3): symptom gone" in text
         assert "fork at step 2,000" in str(screen.query_one("#compare-title").render())
         assert screen.query_one("#compare-curves").fork_step == FORK             # the chart's line at the fork
+        await pilot.press("v")                      # the fixed-protocol evaluation of both (start_recheck)
+        await wait_for(pilot, lambda: asked, 30, "start_recheck")
+        assert asked == [(parent, child)]
         key = screen.recheck_key
         polls = screen.polls
         await wait_for(pilot, lambda: screen.polls > polls, 30, "another poll")
