@@ -60,7 +60,8 @@ POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 3.0
 REREAD_ROWS = 20_000        # more new metric rows than this since the last poll: read the buckets again instead
 GPU_ROWS = HISTORY * 8      # the GPU panel's window, for up to 8 GPUs
-DOCTOR_BUDGET = 0.02        # the doctor's share of one core while a run moves on every poll (Doctor's pacing)
+FIRST_JUDGEMENT_S = 0.2    # the poll after the first one, which asks the doctor (the first draws the charts alone)
+DOCTOR_BUDGET = 0.005       # the doctor's share of a core while a run moves on every poll (Doctor's pacing)
 
 
 def decode_png(png: bytes | None) -> Any:
@@ -266,8 +267,11 @@ class DashboardScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="dashboard-poll", exit_on_error=False)
     def poll_run(self, cursors: dict[str, int], follow: bool, full: bool) -> None:
+        # The doctor from the second poll on: opening a run (a million rows) draws its charts without waiting for
+        # a judgement, which follows one poll later.
+        doctor = self.doctor if self.polls else None
         self.post_message(RunPolled(read_batch(self.app.db_path, self.run_id, newest_grid=follow, full=full,
-                                               doctor=self.doctor, **cursors)))
+                                               doctor=doctor, **cursors)))
 
     @unless_closing
     def on_run_polled(self, message: RunPolled) -> None:
@@ -317,7 +321,7 @@ class DashboardScreen(PollingScreen):
         self._show_findings(batch)
         if self.opened_in is None:
             self.opened_in = time.perf_counter() - self._mounted_at
-        self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
+        self.poll_done(FIRST_JUDGEMENT_S if self.polls == 1 else POLL_ACTIVE_S if active else POLL_IDLE_S)
 
     def _set_config(self, text: str) -> None:
         if self.config.get("_text") == text:

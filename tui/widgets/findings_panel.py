@@ -147,6 +147,8 @@ class FindingsPanel(Vertical):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.diagnosis: Diagnosis | None = None
+        self.stale = False
+        self.drawn = False
 
     def compose(self):
         yield Static(Text("judging ...", style="dim"), id="findings-head")
@@ -154,9 +156,9 @@ class FindingsPanel(Vertical):
 
     def show(self, diagnosis: Diagnosis | None, *, stale: bool = False) -> None:
         """Draw a judgement (None: the doctor could not judge this run; said in the header)."""
-        if diagnosis is self.diagnosis and not stale:
-            return
-        self.diagnosis = diagnosis
+        if diagnosis is self.diagnosis and stale == self.stale and self.drawn:
+            return                                  # the poll brought no new judgement: nothing is redrawn
+        self.diagnosis, self.stale, self.drawn = diagnosis, stale, True
         head = Text()
         if diagnosis is None:
             head.append("the doctor could not judge this run", style="dim")
