@@ -83,7 +83,9 @@ class Doctor:
         if cursors == self.cursors and self.diagnosis is not None:
             self.stale = False
             return self.diagnosis
-        status_changed = self.cursors is None or cursors[:2] != self.cursors[:2]
+        # cursors: (step, status, newest metric/eval/sample/gpu ids); only a change of status skips the pacing (the
+        # step moves on every poll of a running run, as its rows do)
+        status_changed = self.cursors is None or cursors[1] != self.cursors[1]
         if self.diagnosis is not None and not status_changed and self.clock() < self._next_at:
             self.stale = True
             return self.diagnosis
