@@ -8,8 +8,8 @@ which `p` switches between the grid, the GPU, the events, the FLOPs and the find
 shows only while it is used.
 
 Findings (issue 18 item 2): the poll worker also asks the run's Doctor (engine/doctor/judge.py) in the same
-connection; it judges again only when the run's tables moved (one indexed query otherwise) and is paced to
-DOCTOR_BUDGET of a core. A finding that appears while the dashboard is open raises a badge on the status line, a toast,
+connection, every DOCTOR_EVERY_S; it judges again only when the run's tables moved (one indexed query otherwise)
+and is paced to DOCTOR_BUDGET of a core. A finding that appears while the dashboard is open raises a badge on the status line, a toast,
 and, when the user asked for it (tui/prefs.py: findings_notify), a terminal bell or an OSC 9 notification.
 
 Polling follows dolphie: a worker reads what is new since the last poll and posts one `RunPolled`; the timer is
@@ -61,7 +61,8 @@ POLL_IDLE_S = 3.0
 REREAD_ROWS = 20_000        # more new metric rows than this since the last poll: read the buckets again instead
 GPU_ROWS = HISTORY * 8      # the GPU panel's window, for up to 8 GPUs
 FIRST_JUDGEMENT_S = 0.2    # the poll after the first one, which asks the doctor (the first draws the charts alone)
-DOCTOR_BUDGET = 0.005       # the doctor's share of a core while a run moves on every poll (Doctor's pacing)
+DOCTOR_BUDGET = 0.002       # the doctor's share of a core while a run moves on every poll (Doctor's pacing)
+DOCTOR_EVERY_S = 5.0        # how often a poll asks the doctor (its cursor query), once the first judgement is in
 
 
 def decode_png(png: bytes | None) -> Any:
@@ -179,6 +180,7 @@ class DashboardScreen(PollingScreen):
         self.smoothing_on = DEFAULT_SMOOTHING        # the weight `e` turns smoothing back on with
         self._mounted_at = time.perf_counter()
         self.doctor: Doctor | None = None           # made on mount (it needs the app's preset folders)
+        self._doctor_asked = 0.0                    # when a poll last asked it (time.monotonic)
         self.seen_rules: set[str] | None = None     # the rules with a finding so far (None: not judged yet)
         self.new_rules: set[str] = set()            # found while the dashboard was open, not yet looked at
 
@@ -267,9 +269,14 @@ class DashboardScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="dashboard-poll", exit_on_error=False)
     def poll_run(self, cursors: dict[str, int], follow: bool, full: bool) -> None:
-        # The doctor from the second poll on: opening a run (a million rows) draws its charts without waiting for
-        # a judgement, which follows one poll later.
-        doctor = self.doctor if self.polls else None
+        # The doctor from the second poll on (opening a run of a million rows draws its charts without waiting for
+        # a judgement, which follows one poll later), then every DOCTOR_EVERY_S: a run's findings change over
+        # minutes, and the dashboard's CPU while watching stays near what it was without them (bench/RESULTS.md).
+        now = time.monotonic()
+        ask = self.polls and (self.doctor.diagnosis is None or now - self._doctor_asked >= DOCTOR_EVERY_S)
+        if ask:
+            self._doctor_asked = now
+        doctor = self.doctor if ask else None
         self.post_message(RunPolled(read_batch(self.app.db_path, self.run_id, newest_grid=follow, full=full,
                                                doctor=doctor, **cursors)))
 
