@@ -23,7 +23,14 @@ from difftui.engine.store import Store
 from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
-from difftui.tui.messages import CloneReady, DatabaseReady, PresetsLoaded, RunActionDone, StepsNeeded
+from difftui.tui.messages import (
+    CloneReady,
+    DatabaseReady,
+    FixSweepReady,
+    PresetsLoaded,
+    RunActionDone,
+    StepsNeeded,
+)
 
 __all__ = ["DifftuiApp"]
 
@@ -235,6 +242,52 @@ class DifftuiApp(App[None]):
     def open_compare(self, run_ids: list[int]) -> None:
         from difftui.tui.screens.compare import CompareScreen
         self.push_screen(CompareScreen(run_ids))
+
+    # -- a finding's fix (issue 18 item 3): a fork with its edit, or a sweep of its grid --------------------------------
+
+    def fix_finding(self, run_id: int, finding: Any, *, grid: bool = False) -> None:
+        """The fork review with the finding's first edit applied (the newest checkpoint preselected; the user can
+        change both), or, when the fix is a grid and no single edit (playbook 4.5's dropout values) or `grid` asks
+        for it, the sweep setup with that grid around the run's config."""
+        from difftui.engine.doctor.finding import set_args
+        if grid and finding.grid is None:
+            self.notify("this finding's fix is no grid: f forks with its edit", severity="warning")
+            return
+        if finding.edits and not grid:
+            from difftui.tui.screens.fork_review import ForkReviewScreen
+            self.push_screen(ForkReviewScreen(run_id, set_args(finding.edits[0]),
+                                              why=f"fix: {finding.title} (playbook {finding.section})"))
+        elif finding.grid is not None:
+            self.prepare_fix_sweep(run_id, finding.grid)
+        else:
+            self.notify(f"no config edit fixes this one: {finding.advice or finding.why}", timeout=10)
+
+    @work(thread=True, exclusive=True, group="fix-sweep", exit_on_error=False)
+    def prepare_fix_sweep(self, run_id: int, fix: Any) -> None:
+        """The run's options as a sweep's base, and the finding's grid as a SweepGrid (its preset's, with the
+        finding's values)."""
+        import json
+
+        from difftui.engine.config.catalog import Catalog, load_preset
+        from difftui.engine.config.model import SweepGrid
+        from difftui.engine.sweeps import RunSpec
+        catalog = Catalog(self.preset_dirs)
+        with Store(self.db_path) as store:
+            run = store.get_run(run_id)
+        if run is None:
+            raise RuntimeError(f"run {run_id} is gone")
+        spec = RunSpec.from_config(json.loads(run["config"]), catalog)
+        axes = {k: list(v) for k, v in fix.axes.items()}
+        path = catalog.files("sweeps").get(fix.preset) if fix.preset else None
+        grid = load_preset("sweeps", path) if path is not None else None
+        if grid is None or grid.axes != axes:
+            grid = SweepGrid(name=fix.preset or "fix", description=f"the fix grid of playbook {fix.section}",
+                             playbook=fix.section, axes=axes)
+        self.post_message(FixSweepReady(spec, grid))
+
+    def on_fix_sweep_ready(self, message: FixSweepReady) -> None:
+        from difftui.tui.screens.sweep_setup import SweepSetupScreen
+        self.push_screen(SweepSetupScreen(message.spec, message.grid))
 
     def track_supervisor(self, sweep_id: int, proc: subprocess.Popen) -> None:
         self.supervisors[sweep_id] = proc

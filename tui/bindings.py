@@ -14,7 +14,7 @@ from textual.binding import Binding
 
 __all__ = ["APP", "HISTORY", "PICKER", "REVIEW", "DASHBOARD", "CONFIRM", "HELP", "GRID_VIEW", "DATASET_PICKER",
            "DATA_CHECK", "DATA_CARD", "REVIEW_DATA", "SWEEP_GRID", "SWEEP_SETUP", "SWEEP_VIEW", "SWEEP_LIST", "COMPARE",
-           "SWEEP_ADD", "TRAIN_FURTHER", "EVALUATE"]
+           "SWEEP_ADD", "TRAIN_FURTHER", "EVALUATE", "FINDINGS", "FINDING_VIEW", "FORK_REVIEW"]
 
 
 def _help() -> Binding:
@@ -37,6 +37,7 @@ HISTORY = [
     Binding("space", "mark_run", "Mark", id="history.mark", show=False),          # listed by ? (help)
     Binding("c", "compare_runs", "Compare", id="history.compare", show=False),  # mark with space first (help lists both)
     Binding("N", "clone_run", "Clone", id="history.clone", show=False),
+    Binding("R", "recheck", "Re-check fork", id="history.recheck", show=False),     # issue 18
     Binding("w", "new_sweep", "Sweep", id="history.sweep"),
     Binding("g", "open_sweep", "Its sweep", id="history.open_sweep", show=False),
     Binding("W", "sweeps", "Sweeps", id="history.sweeps", show=False),
@@ -92,6 +93,32 @@ DASHBOARD = [
     Binding("minus", "smoothing_less", "Less smoothing", id="dashboard.smoothing_less", group=_SMOOTH),
     Binding("plus,equals_sign", "smoothing_more", "More smoothing", id="dashboard.smoothing_more", group=_SMOOTH),
     Binding("e", "toggle_smoothing", "Smoothing on / off", show=False, id="dashboard.smoothing"),
+    # Issue 18: the findings panel (p cycles to it in the compact layout), a fork's re-check against its parent.
+    Binding("ctrl+f", "focus_findings", "Findings", show=False, id="dashboard.findings"),   # the badge names it
+    Binding("R", "recheck", "Re-check vs parent", show=False, id="dashboard.recheck"),
+]
+
+# The findings list (a widget's bindings: they act on the highlighted finding while the list has focus).
+FINDINGS = [
+    Binding("question_mark", "details", "Finding in full", id="findings.details"),
+    Binding("f", "fix", "Fix (fork / sweep)", id="findings.fix"),
+    Binding("g", "grid", "Sweep its grid", id="findings.grid", show=False),
+]
+
+FINDING_VIEW = [
+    Binding("escape,enter", "close", "Back", id="finding_view.close"),
+    Binding("f", "fix", "Fix (fork / sweep)", id="finding_view.fix"),
+    Binding("g", "grid", "Sweep its grid", id="finding_view.grid"),
+]
+
+FORK_REVIEW = [
+    Binding("enter", "next_field", "Next", id="fork_review.next", priority=True),
+    Binding("tab", "app.focus_next", "Next field", show=False, id="fork_review.tab", priority=True),
+    Binding("shift+tab", "app.focus_previous", "Previous field", show=False, id="fork_review.shift_tab",
+            priority=True),
+    Binding("ctrl+l", "launch", "Launch fork", id="fork_review.launch", priority=True),
+    Binding("escape", "app.pop_screen", "Back", id="fork_review.back"),
+    Binding("ctrl+q", "app.quit", "Quit", id="fork_review.quit", priority=True),
 ]
 
 CONFIRM = [
@@ -172,6 +199,7 @@ COMPARE = [
     Binding("end", "grid_latest", "Latest grid", show=False, id="compare.grid_latest"),
     Binding("e", "toggle_smoothing", "Smoothing", id="compare.smoothing", show=False),
     Binding("l", "toggle_log", "Log scale", id="compare.log_scale", show=False),
+    Binding("v", "evaluate_recheck", "Evaluate both (re-check)", id="compare.recheck_eval", show=False),
     Binding("escape", "back", "Back", id="compare.back"),
     Binding("q", "app.quit", "Quit", id="compare.quit"),
 ]

@@ -15,10 +15,13 @@ from textual.message import Message
 __all__ = [
     "DatabaseReady",
     "RunsLoaded",
+    "RunsJudged",
     "PresetsLoaded",
     "ConfigResolved",
     "ConfigRejected",
     "ConfigMeasured",
+    "ForkPlanned",
+    "FixSweepReady",
     "RunLaunched",
     "LaunchFailed",
     "RunPolled",
@@ -60,6 +63,15 @@ class RunsLoaded(Message):
         return isinstance(message, RunsLoaded)
 
 
+class RunsJudged(Message):
+    """The history's findings column (issue 18): run id -> (cursors, findings, worst severity), for the runs in
+    view."""
+
+    def __init__(self, judged: dict[int, tuple]) -> None:
+        super().__init__()
+        self.judged = judged
+
+
 class PresetsLoaded(Message):
     """Every preset kind read from disk (kind -> [(name, preset or None, error or "")]) and the user's remembered
     new-run choices."""
@@ -98,6 +110,17 @@ class ConfigMeasured(Message):
         self.facts = facts
 
 
+class ForkPlanned(Message):
+    """The fork review's form planned (launch/fork.py plan_fork): where the child starts and what changes."""
+
+    def __init__(self, generation: int, plan: Any, points: list[int], yaml_text: str) -> None:
+        super().__init__()
+        self.generation = generation
+        self.plan = plan
+        self.points = points
+        self.yaml_text = yaml_text
+
+
 class RunLaunched(Message):
     def __init__(self, run_id: int) -> None:
         super().__init__()
@@ -130,6 +153,9 @@ class RunBatch:
     last_sample: int = 0
     last_eval: int = 0
     seconds: float = 0.0                                              # how long the worker took
+    diagnosis: Any = None                                             # the doctor's judgement (issue 18), if asked
+    doctor_error: str = ""                                            # why the doctor could not judge (one line)
+    doctor_stale: bool = False                                        # newer rows wait for the next judgement
 
     @property
     def full(self) -> bool:
@@ -225,6 +251,7 @@ class SweepBatch:
     summaries: list[Any] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     last_id: int = 0
+    judged: dict[int, tuple] = field(default_factory=dict)  # run id -> (cursors, findings, worst): issue 18
 
 
 class SweepPolled(Message):
@@ -251,6 +278,9 @@ class CompareBatch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     grids: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     last_id: int = 0
+    recheck: Any = None                             # a fork and its parent: the re-check (engine/doctor/recheck.py)
+    recheck_key: Any = None                         # the two runs' cursors it was judged at (None: not a fork pair)
+    recheck_error: str = ""
 
 
 class ComparePolled(Message):
@@ -269,6 +299,15 @@ class CompareGridsLoaded(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, CompareGridsLoaded)
+
+
+class FixSweepReady(Message):
+    """A finding's fix grid made ready for the sweep setup: the run's options (a RunSpec) and the grid (SweepGrid)."""
+
+    def __init__(self, spec: Any, grid: Any) -> None:
+        super().__init__()
+        self.spec = spec
+        self.grid = grid
 
 
 class CloneReady(Message):

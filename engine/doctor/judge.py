@@ -4,7 +4,7 @@
     Doctor(store, run_id).check() -> Diagnosis     for a dashboard poll: judges again only when the run's tables
                                                    moved (new metric, evals, samples or GPU rows, a new step or
                                                    status), otherwise returns the last judgement at the cost of one
-                                                   indexed query
+                                                   indexed query; `budget` paces a run that moves on every poll
 
 A rule that raises is reported as a needs note naming the error (one rule's bug never hides the others' findings).
 """
@@ -52,25 +52,49 @@ def diagnose(store: Any, run_id: int, *, rules=RULES, preset_dirs: tuple = ()) -
 
 
 class Doctor:
-    """A run's judgement kept up to date cheaply: `check()` re-reads only when the run's tables moved."""
+    """A run's judgement kept up to date cheaply: `check()` re-reads only when the run's tables moved.
 
-    def __init__(self, store: Any, run_id: int, preset_dirs: tuple = ()):
+    `budget` (a fraction of one core, e.g. 0.01) paces a run whose tables move on every poll: after a judgement that
+    took t seconds the next one waits at least t / budget seconds (a change of status is judged at once); meanwhile
+    `check()` returns the last judgement and `stale` says that newer rows wait. `rules` narrows the judgement (the
+    re-check judges one rule)."""
+
+    def __init__(self, store: Any, run_id: int, preset_dirs: tuple = (), *, rules=RULES,
+                 budget: float | None = None, clock=time.monotonic):
         self.store = store
         self.run_id = run_id
         self.preset_dirs = tuple(preset_dirs)
+        self.rules = tuple(rules)
+        self.budget = budget
+        self.clock = clock
         self.cursors: tuple | None = None
         self.diagnosis: Diagnosis | None = None
         self.judged = 0                             # how many times the rules ran (the rest were cursor checks)
+        self.stale = False                          # the tables moved since the last judgement (paced by budget)
+        self._next_at = 0.0
 
-    def check(self) -> Diagnosis:
-        cursors = run_cursors(self.store, self.run_id)
+    def check(self, store: Any = None) -> Diagnosis:
+        """The current judgement; `store`: the calling thread's Store (a worker opens its own per poll)."""
+        store = store if store is not None else self.store
+        cursors = run_cursors(store, self.run_id)
         if cursors is None:
             from difftui.engine.store import StoreError
-            raise StoreError(f"{self.store.path}: no run {self.run_id}")
-        if cursors != self.cursors or self.diagnosis is None:
-            self.diagnosis = diagnose(self.store, self.run_id, preset_dirs=self.preset_dirs)
-            self.cursors = cursors
-            self.judged += 1
+            raise StoreError(f"{store.path}: no run {self.run_id}")
+        if cursors == self.cursors and self.diagnosis is not None:
+            self.stale = False
+            return self.diagnosis
+        # cursors: (step, status, newest metric/eval/sample/gpu ids); only a change of status skips the pacing (the
+        # step moves on every poll of a running run, as its rows do)
+        status_changed = self.cursors is None or cursors[1] != self.cursors[1]
+        if self.diagnosis is not None and not status_changed and self.clock() < self._next_at:
+            self.stale = True
+            return self.diagnosis
+        self.diagnosis = diagnose(store, self.run_id, rules=self.rules, preset_dirs=self.preset_dirs)
+        self.cursors = cursors
+        self.judged += 1
+        self.stale = False
+        if self.budget:
+            self._next_at = self.clock() + self.diagnosis.seconds / self.budget
         return self.diagnosis
 
     def new_findings(self, before: Diagnosis | None) -> tuple[Finding, ...]:

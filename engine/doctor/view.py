@@ -101,6 +101,15 @@ class RunView:
         return int(self.run["step"] or 0)
 
     @property
+    def first_step(self) -> int:
+        """The step this run's own training began at: a fork's step (its metrics start there), else 0."""
+        return int(self.run.get("fork_step") or 0)
+
+    def early_end(self, fraction: float) -> int:
+        """The first step past the early `fraction` of this run's own training (a fork's counted from its step)."""
+        return self.first_step + math.ceil(fraction * max(self.step - self.first_step, 0))
+
+    @property
     def device(self) -> str:
         return str(self.run.get("device") or self.cfg("device", "") or "")
 

@@ -7,12 +7,14 @@ TUI can size and price an evaluation before any process starts (eval/cost.py).
                          default is a fixed subset, small enough for about a minute there; its count is said beside
                          every NLL ("on 8 held-out images"); `--nll-images N` asks for more
     LIVE_PANEL_NLL_IMAGES  a live engine's panel: the NLL of its ancestral chains on this many held-out images
-    selection_spec       the fixed deterministic sampler FID is measured with (playbook 5.6)
+    selection_spec       the fixed deterministic sampler FID is measured with (playbook 5.6; its home is
+                         eval/selection.py, re-exported here)
 """
 
 from __future__ import annotations
 
-from difftui.engine.config.model import Recipe, RunConfig, SamplerSpec
+from difftui.engine.config.model import Recipe
+from difftui.engine.eval.selection import selection_spec
 
 __all__ = ["REPORT_SAMPLES", "DEFAULT_NLL_IMAGES", "LIVE_PANEL_NLL_IMAGES", "MIN_EVAL_BATCH", "selection_spec", "fid_sample_count"]
 
@@ -20,23 +22,6 @@ REPORT_SAMPLES = 50_000                             # playbook 5.5: FID on 50,00
 DEFAULT_NLL_IMAGES = 8                              # our choice (issue 16 item 5): its count always shown beside it
 LIVE_PANEL_NLL_IMAGES = 64                          # a live engine's panel NLL batch (playbook 5.5: the size is reported)
 MIN_EVAL_BATCH = 64                                 # sampling needs no gradients: at least this many per batch
-
-
-def _deterministic(spec: SamplerSpec) -> bool:
-    return (spec.kind == "ddim" and spec.eta == 0.0 and spec.variance == "fixed_small") or \
-        (spec.kind in ("edm_euler", "edm_heun") and spec.S_churn == 0.0)
-
-
-def selection_spec(config: RunConfig) -> SamplerSpec:
-    """The fixed deterministic sampler FID is measured with (playbook 5.6): the panel's grid sampler when it is
-    deterministic, else DDIM eta = 0, N = 50 (playbook 5.0) for the DDPM family and EDM Heun N = 18, NFE 35
-    (P3's CIFAR-10 protocol, playbook 5.6) for the EDM loss."""
-    grid = config.sampler.grid
-    if _deterministic(grid):
-        return grid
-    if config.recipe.loss == "edm":
-        return SamplerSpec(kind="edm_heun", steps=18)
-    return SamplerSpec(kind="ddim", steps=50, eta=0.0, tau="linear")
 
 
 def fid_sample_count(recipe: Recipe, samples: int | None, quick: bool) -> int:

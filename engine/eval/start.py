@@ -29,7 +29,7 @@ from difftui.engine.launch.outcome import LaunchError, Outcome
 from difftui.engine.store import Store
 from difftui.engine.store.spool import send_command
 
-__all__ = ["EvalRequest", "Pricing", "pricing", "start_evaluation", "estimate_evaluation"]
+__all__ = ["EvalRequest", "Pricing", "pricing", "start_evaluation", "estimate_evaluation", "start_recheck"]
 
 
 @dataclass(frozen=True)
@@ -162,3 +162,32 @@ def start_evaluation(db_path: str | os.PathLike[str], run_id: int, request: Eval
     if note:
         message += f". FID skipped: {note}"
     return Outcome(run_id, message, proc=proc, job_id=job_id, fid_skipped=bool(note))
+
+
+def start_recheck(db_path: str | os.PathLike[str], parent_id: int, child_id: int, *, rules: tuple[str, ...] = ()
+                  ) -> list[str]:
+    """The re-check's evaluation (issue 18 item 4, playbook 5.6): parent and child evaluated under one fixed protocol
+    (difftui.engine.doctor.recheck.recheck_protocol: the same deterministic sampler, NFE, sample count and held-out
+    images). One line per run: what started, or why not (a live run evaluates its panel between steps; FID waits
+    until it stops). `rules`: the rules to re-check (default: the parent's findings)."""
+    import json
+
+    from difftui.engine.doctor import diagnose
+    from difftui.engine.doctor.recheck import recheck_protocol
+    with Store(db_path, create=False) as store:
+        configs = []
+        for run_id in (parent_id, child_id):
+            run = store.get_run(run_id)
+            if run is None:
+                raise LaunchError(f"no run {run_id} in {store.path}")
+            configs.append(json.loads(run["config"]))
+        wanted = tuple(rules) or tuple(f.rule for f in diagnose(store, parent_id).findings)
+    protocol = recheck_protocol(configs[0], configs[1], wanted)
+    request = EvalRequest(quick=True, fid_if_found=True, samples=protocol.samples, curve=protocol.curve)
+    lines = [f"fixed protocol (playbook 5.6): {protocol.line}"] + ([protocol.mismatch] if protocol.mismatch else [])
+    for run_id in (parent_id, child_id):
+        try:
+            lines.append(start_evaluation(db_path, run_id, request).message)
+        except LaunchError as e:
+            lines.append(f"run {run_id}: {e}")
+    return lines

@@ -388,13 +388,24 @@ class Trainer:
         self.net.load_state_dict(state["model"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_optimizer(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.objective.load_state_dict(state["objective"])
         self.stream.load_state_dict(state["stream"])
         self.step = int(state["step"])
         self.last_grid_step = int(state.get("last_grid_step", -1))
+
+    # The settings of an optimizer's param groups that come from the run's config, not from its history: a fork with
+    # another optimizer (adam -> adamw) keeps the moments but takes the new settings (the lr is set every step).
+    CONFIG_GROUP_KEYS = ("betas", "eps", "weight_decay")
+
+    def _load_optimizer(self, state: dict[str, Any]) -> None:
+        """The checkpoint's optimizer state (moments, step counts) under this config's group settings."""
+        ours = [{k: g[k] for k in self.CONFIG_GROUP_KEYS if k in g} for g in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(state)
+        for group, settings in zip(self.optimizer.param_groups, ours, strict=True):
+            group.update(settings)
 
     def reseed(self) -> None:
         """Fresh RNG streams for this rank at this step (a resume on a different number of processes)."""

@@ -171,6 +171,13 @@ def _v_slurm(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS runs_slurm_job ON runs (slurm_job)")
 
 
+def _v_fork_step(db: sqlite_utils.Database) -> None:
+    """A fork's lineage (issue 18): the step of the parent's checkpoint it continued from (`runs.parent_id` names the
+    parent). NULL for a run that is no fork (a clone, a sweep member), 0 for a fork that started
+    fresh (a change of the network's shape)."""
+    db.execute("ALTER TABLE runs ADD COLUMN fork_step INTEGER")
+
+
 MIGRATIONS = [_v1, _v2_ownership, _v_sweeps, _v_metrics_series, _v_eval_jobs, _v_monotone_ids, _v_sweep_threads,
-              _v_job_pid_start, _v_spool, _v_slurm]
+              _v_job_pid_start, _v_spool, _v_slurm, _v_fork_step]
 SCHEMA_VERSION = len(MIGRATIONS)

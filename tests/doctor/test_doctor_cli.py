@@ -101,6 +101,25 @@ def test_the_doctor_judges_again_only_when_the_run_moved(runs):
         assert doctor.judged == 3
 
 
+def test_a_run_that_moves_on_every_poll_is_judged_at_the_budgets_pace_and_a_status_change_at_once(runs):
+    db, jittery, _ = runs
+    now = [0.0]
+    with Store(db) as store:
+        doctor = Doctor(store, jittery, budget=0.01, clock=lambda: now[0])
+        first = doctor.check()
+        wait = first.seconds / 0.01                     # the next judgement no sooner than this
+        for k in range(5):                              # a running run: new rows and a new step on every poll
+            now[0] += wait / 10
+            store.write_batch(jittery, metrics=[(2010 + 10 * k, 0.0, "L_vlb", 6.0, 0.0)],
+                              run_fields={"step": 2010 + 10 * k})
+            assert doctor.check() is first and doctor.stale
+        assert doctor.judged == 1
+        now[0] += wait
+        assert doctor.check() is not first and doctor.judged == 2 and not doctor.stale
+        store.write_batch(jittery, metrics=[(2100, 0.0, "L_vlb", 6.0, 0.0)], run_fields={"status": "stopped", "step": 2100})
+        assert doctor.check().step == 2100 and doctor.judged == 3      # a change of status: judged at once
+
+
 def test_a_rule_that_fails_is_a_needs_note_and_the_others_still_judge(runs):
     from difftui.engine.doctor import diagnose
     from difftui.engine.doctor.rule import Rule

@@ -119,7 +119,8 @@ async def test_the_sweep_view_sorts_switches_metric_opens_a_member_and_retries_a
         table = view.query_one(MemberTable)
         assert table.order() == [2, 3, 4]
         assert [c.key for c in table.columns_now] == ["run", "axis:recipe.dropout", "status", "step",
-                                                      "last:L_simple", "best:L_simple", "nll"]
+                                                      "last:L_simple", "best:L_simple", "nll", "findings"]
+        assert set(table.judged) == {2, 3, 4}                       # the doctor judged every member (issue 18)
         assert view.query_one(OverlayChart).plotted().keys() == {2, 3, 4}
         assert view.query_one(OverlayChart).labels == {2: "dropout=0.1", 4: "dropout=0.15*", 3: "dropout=0.3"}
         await pilot.press("o")                                       # sort by dropout

@@ -42,7 +42,7 @@ async def test_history_lists_runs_and_shows_dead_engine_as_crashed(prepared_db):
         row = table.get_row("4")
         # Key columns first (id, name, status, step, last loss), so a narrow terminal still shows them.
         assert str(row[2]) == "crashed" and str(row[3]) == "120/4000" and str(row[4]) == "0.38"
-        assert row[5] == "digits" and row[6] == "unet-demo"
+        assert row[6] == "digits" and row[7] == "unet-demo"          # row[5]: the findings column (issue 18)
 
         await pilot.press("slash", *"cifar")
         assert table.row_count == 1 and table.selected_run()["name"] == "cifar-p1"

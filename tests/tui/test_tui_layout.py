@@ -26,7 +26,7 @@ from difftui.tui.widgets.overlay_chart import OverlayChart
 
 WIDE = (160, 45)
 COMPACT = (80, 24)
-SIDE = ("grid", "gpu", "events", "flops-side-box")
+SIDE = ("grid", "gpu", "events", "flops-side-box", "findings")
 
 
 def drawn(widget) -> str:
@@ -78,7 +78,7 @@ async def test_below_120x30_the_dashboard_has_one_side_panel_that_p_switches_and
         for _ in SIDE:
             await pilot.press("p")
             seen.append(shown(dash))
-        assert seen == [["gpu"], ["events"], ["flops-side-box"], ["grid"]]
+        assert seen == [["gpu"], ["events"], ["flops-side-box"], ["findings"], ["grid"]]
         await pilot.press("p", "p", "p")
         await pilot.pause()
         side_flops = dash.query_one("#flops-side", FlopsPanel)       # the FLOPs panel of this layout, fed too
@@ -86,7 +86,7 @@ async def test_below_120x30_the_dashboard_has_one_side_panel_that_p_switches_and
         await pilot.resize_terminal(*WIDE)
         await pilot_wait(pilot, lambda: not dash.compact, 10, "the wide layout")
         await pilot.pause()
-        assert shown(dash) == ["grid", "gpu", "events"] and dash.query_one("#flops").display
+        assert shown(dash) == ["grid", "gpu", "events", "findings"] and dash.query_one("#flops").display
         assert "p" not in footer_keys(dash)
         assert dash.query_one("#grid").border_title == "fixed-x_T grid"
 

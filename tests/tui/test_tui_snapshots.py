@@ -27,7 +27,8 @@ WIDE = (160, 45)
 
 async def _history(pilot) -> None:
     app = pilot.app
-    await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded, 30, "history")
+    await pilot_wait(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.settled, 30,
+                   "history (its findings column judged)")
     no_blink(app)
     await pilot.pause()
 
@@ -94,8 +95,8 @@ def test_snapshot_dashboard(snap_compare, prepared_db):
         app = pilot.app
         await _history(pilot)
         await pilot.press("down", "down", "down", "enter")
-        await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
-                       and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard")
+        await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls >= 2
+                       and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard (judged)")
         await pilot.pause()
 
     assert snap_compare(DifftuiApp(db_path=prepared_db), terminal_size=SIZE, run_before=before)
@@ -105,8 +106,8 @@ async def _dashboard(pilot, run_id: int) -> None:
     app = pilot.app
     await _history(pilot)
     app.open_dashboard(run_id)
-    await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls
-                   and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard")
+    await pilot_wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.polls >= 2
+                   and app.screen.query_one("#grid").shown_id is not None, 30, "the dashboard (judged)")
     no_blink(app)
     await pilot.pause()
 

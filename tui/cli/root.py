@@ -1,5 +1,5 @@
 """The root of the headless CLI (typer): `difftui` opens the TUI; `run`, `ls`, `show`, `stop`, `resume`, `delete`, `presets`,
-`data`, `sweep`, `compare`, `clone`, `eval`, `report`, `doctor` and `sync` work over SSH.
+`data`, `sweep`, `compare`, `clone`, `eval`, `report`, `doctor`, `fork`, `recheck` and `sync` work over SSH.
 
 `--db` and `--presets` may come before or after the command. The commands live beside this module, one file per
 subject (runs, sweep, eval, data); what they share is in common.py. Textual is imported only where the TUI opens.
@@ -13,7 +13,7 @@ from typing import Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from difftui.tui.cli import data, doctor, eval, runs, sweep, sync
+from difftui.tui.cli import data, doctor, eval, fork, runs, sweep, sync
 from difftui.tui.cli.common import Context, fail, global_path_error, user_command
 from difftui.tui.cli.slurm import optional_values
 
@@ -145,6 +145,7 @@ data.register(app)
 sweep.register(app)
 eval.register(app)
 doctor.register(app)
+fork.register(app)
 sync.register(app)
 
 

@@ -160,7 +160,7 @@ def _resolve_launch(c: Context, processes: int = 1, slurm: Any = None, **choices
 
 RUN_FIELDS = ("id", "name", "status", "dataset", "backbone", "sampler", "recipe", "off_tier", "step", "total_steps",
               "kimg", "device", "pid", "host", "created", "started", "ended", "error", "run_dir", "slurm_job",
-              "slurm_state", "slurm_reason", "slurm_nodes")
+              "slurm_state", "slurm_reason", "slurm_nodes", "parent_id", "fork_step")
 
 
 @user_command

@@ -37,8 +37,9 @@ FOLLOW_S = 1.0
 
 
 def run_marks(run: dict[str, Any]) -> str:
-    """What `ls` adds to a run's name: its sweep and an off-grid mark."""
-    marks = []
+    """What `ls` adds to a run's name: its lineage (fork of 3 @ 400), its sweep and an off-grid mark."""
+    from difftui.engine.launch.fork import lineage
+    marks = [lineage(run)] if run.get("parent_id") else []
     if run.get("sweep_id"):
         marks.append(f"sweep {run['sweep_id']}")
     if run.get("off_grid"):
@@ -47,7 +48,8 @@ def run_marks(run: dict[str, Any]) -> str:
 
 
 def show_lines(run: dict[str, Any]) -> list[str]:
-    """What `show` adds: the sweep and axis values of a member (off-grid marked), the run a clone came from."""
+    """What `show` adds: the sweep and axis values of a member (off-grid marked), the run a clone or fork came
+    from (and the fork's step)."""
     from difftui.engine.sweeps import member_label
     lines = []
     if run.get("sweep_id"):
@@ -55,7 +57,10 @@ def show_lines(run: dict[str, Any]) -> list[str]:
         lines.append(f"  sweep     {run['sweep_id']}: {member_label(values) or '-'}"
                      + ("  (OFF-GRID: a value off the paper's grid)" if run.get("off_grid") else ""))
     if run.get("parent_id"):
-        lines.append(f"  parent    run {run['parent_id']} (cloned from)")
+        step = run.get("fork_step")
+        detail = ("cloned from" if step is None else f"forked from its checkpoint at step {step:,}" if step else
+                  "forked fresh: its settings with the change, from step 0")
+        lines.append(f"  parent    run {run['parent_id']} ({detail})")
     return lines
 
 

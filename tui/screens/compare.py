@@ -1,6 +1,12 @@
 """Compare two or more runs: their loss curves overlaid (aligned by step or by kimg), their last and best metrics, the
 config keys that differ, and their fixed-x_T grids side by side at the same step with one shared scrubber.
 
+A fork and its parent (issue 18 item 4) also get the re-check: the parent's findings judged again on the fork
+(engine/doctor/recheck.py: "symptom gone", "still there", "not enough data yet (needs ...)"), computed in the poll
+worker and only again when either run's tables moved; `v` evaluates both under the playbook's fixed protocol (5.6;
+engine/eval/start.py start_recheck), whose results the re-check then reads. The chart is by step, so the two line up
+at the fork step, which the title names.
+
 Two runs, or three, are columns of the last / best and config tables, beside a chart with its legend. More runs
 than the side panel has room for as columns are its rows instead (issue 16 item 9: ten runs as columns cut every
 value to `0.…` and every header to `r…`, and their legend covered a third of the chart): each row starts with the
@@ -27,6 +33,7 @@ from textual.widgets import Footer, Static
 from difftui.engine.launch import liveness
 from difftui.engine.numbers import format_number, format_setting
 from difftui.engine.store import ACTIVE_STATUSES, open_for_reading
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.graphics import preferred, widget_class
 from difftui.tui.messages import CompareBatch, CompareGridsLoaded, ComparePolled
@@ -35,7 +42,7 @@ from difftui.tui.widgets.member_table import LOSSES, one_metric_note
 from difftui.tui.widgets.overlay_chart import OverlayChart
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
-__all__ = ["CompareScreen", "read_compare", "grid_at"]
+__all__ = ["CompareScreen", "read_compare", "grid_at", "fork_pair", "recheck_text"]
 
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 5.0
@@ -53,13 +60,42 @@ def runs_fit_as_columns(count: int, width: int) -> bool:
     return LABEL_COLUMN + count * RUN_COLUMN <= width
 
 
-def read_compare(db_path: Path, run_ids: list[int], last_id: int = 0) -> CompareBatch:
+def fork_pair(runs: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """(parent, child) when the runs are exactly a run and its fork (or clone), else None."""
+    if len(runs) != 2:
+        return None
+    a, b = runs
+    if b.get("parent_id") == a["id"]:
+        return a["id"], b["id"]
+    if a.get("parent_id") == b["id"]:
+        return b["id"], a["id"]
+    return None
+
+
+def read_recheck(store: Any, pair: tuple[int, int], known_key: Any, preset_dirs: tuple = ()) -> tuple[Any, Any]:
+    """(key, Recheck) for a fork pair; (known_key, None) when neither run's tables moved since `known_key`."""
+    from difftui.engine.doctor.recheck import recheck
+    from difftui.engine.store.findings_reads import run_cursors
+    key = (run_cursors(store, pair[0]), run_cursors(store, pair[1]))
+    if key == known_key:
+        return known_key, None
+    return key, recheck(store, *pair, preset_dirs=preset_dirs)
+
+
+def read_compare(db_path: Path, run_ids: list[int], last_id: int = 0, recheck_key: Any = None,
+                 preset_dirs: tuple = ()) -> CompareBatch:
     from difftui.engine.sweeps.compare import runs_config_diff, summarise_runs
     with open_for_reading(db_path) as store:
         liveness.reap_dead_runs(store)
         runs = [r for r in (store.get_run(i) for i in run_ids) if r is not None]
         batch = CompareBatch(summaries=summarise_runs(store, runs),
                              diff=runs_config_diff(runs), last_id=last_id)
+        pair = fork_pair(runs)
+        if pair is not None:
+            try:
+                batch.recheck_key, batch.recheck = read_recheck(store, pair, recheck_key, preset_dirs)
+            except Exception as e:                  # the re-check's fault never stops the comparison
+                batch.recheck_key, batch.recheck_error = recheck_key, one_line(e)
         batch.rows = store.metrics_since_many([r["id"] for r in runs], LOSSES, last_id)
         if batch.rows:
             batch.last_id = batch.rows[-1]["id"]
@@ -72,6 +108,33 @@ def grid_at(rows: list[dict[str, Any]], step: int) -> dict[str, Any] | None:
     steps = [r["step"] for r in rows]
     i = bisect.bisect_right(steps, step)
     return rows[i - 1] if i else None
+
+
+VERDICT_STYLES = {"symptom gone": "bold green", "still there": "bold red", "not enough data yet": "yellow"}
+
+
+def recheck_text(result: Any) -> Text:
+    """The re-check as the compare view shows it: the headline, then each rule's verdict and what each run shows."""
+    text = Text()
+    text.append(result.headline() + "\n", style="bold")
+    for v in result.verdicts:
+        text.append(f"{v.rule} (playbook {v.section}): ")
+        text.append(v.words() + "\n", style=VERDICT_STYLES.get(v.state, ""))
+        text.append(f"  parent: {v.parent}\n", style="dim")
+        if v.child and v.state != "not enough data yet":
+            text.append(f"  fork:   {v.child}\n", style="dim")
+    for row in result.side_by_side:
+        text.append(f"{row['metric']} ({row['sampler']}, NFE {row['nfe']}): "
+                    f"run {result.parent_id} {_point(row['parent'])}, run {result.child_id} {_point(row['child'])}\n")
+    for note in result.notes:
+        text.append(f"note: {note}\n", style="yellow")
+    if not result.parent_clean:
+        text.append("v: evaluate both under the fixed protocol (playbook 5.6)", style="dim")
+    return text
+
+
+def _point(point: Any) -> str:
+    return "-" if not point else f"{format_number(point[0])} @ {point[1]:,}"
 
 
 def _diff_title(diff: list) -> str:
@@ -98,12 +161,15 @@ class CompareScreen(PollingScreen):
         self.images: dict[int, Any] = {}            # run id -> the decoded grid shown
         self.tilings: dict[int, Any] = {}           # run id -> how it is laid out (half-blocks)
         self.renderer = preferred()
+        self.recheck: Any = None                    # a fork pair's re-check (engine/doctor/recheck.py Recheck)
+        self.recheck_key: Any = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="compare-title")
         with Horizontal(id="compare-top"):
             yield OverlayChart(title="compare", id="compare-curves")
             with VerticalScroll(id="compare-side"):
+                yield Static("", id="compare-recheck")
                 yield Static("", id="compare-metrics")
                 yield Static("", id="compare-diff")
         with Horizontal(id="compare-grids"):
@@ -128,7 +194,8 @@ class CompareScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="compare-poll", exit_on_error=False)
     def poll_compare(self, last_id: int) -> None:
-        self.post_message(ComparePolled(read_compare(self.app.db_path, self.run_ids, last_id)))
+        self.post_message(ComparePolled(read_compare(self.app.db_path, self.run_ids, last_id, self.recheck_key,
+                                                     tuple(self.app.preset_dirs))))
 
     @unless_closing
     def on_compare_polled(self, message: ComparePolled) -> None:
@@ -143,6 +210,17 @@ class CompareScreen(PollingScreen):
             if names:
                 self.metric = names[0]
                 chart.metric = self.metric
+        self.recheck_key = batch.recheck_key
+        if batch.recheck is not None:
+            self.recheck = batch.recheck
+        recheck_box = self.query_one("#compare-recheck", Static)
+        if batch.recheck_error:
+            recheck_box.update(Text(f"re-check: {batch.recheck_error}", style="red"))
+        elif batch.recheck is not None:
+            recheck_box.update(recheck_text(self.recheck))
+        recheck_box.display = bool(self.recheck is not None or batch.recheck_error)
+        if self.recheck is not None:
+            chart.fork_step = self.recheck.fork_step
         self._draw_title()
         self._draw_side()
         steps = sorted({r["step"] for rows in self.grids.values() for r in rows})
@@ -175,6 +253,8 @@ class CompareScreen(PollingScreen):
             text.append(s.run["status"], style=STATUS_STYLES.get(s.run["status"], ""))
             text.append("   ")
         text.append(f"{chart.metric} by {chart.x}", style="dim")
+        if self.recheck is not None and self.recheck.fork_step:
+            text.append(f"   fork at step {self.recheck.fork_step:,}", style="yellow")
         self.query_one("#compare-title", Static).update(text)
 
     @property
@@ -397,3 +477,19 @@ class CompareScreen(PollingScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    # -- the re-check's evaluation (issue 18 item 4) --------------------------------------------------------------
+
+    def action_evaluate_recheck(self) -> None:
+        """v: parent and fork evaluated under the playbook's fixed protocol (5.6); the re-check reads the results."""
+        if self.recheck is None:
+            self.notify("v evaluates a fork and its parent: these runs are not a fork pair", severity="warning")
+            return
+        self.notify("starting the fixed-protocol evaluation of both runs ...", timeout=4)
+        self.evaluate_pair(self.recheck.parent_id, self.recheck.child_id)
+
+    @work(thread=True, exclusive=True, group="recheck-eval", exit_on_error=False)
+    def evaluate_pair(self, parent_id: int, child_id: int) -> None:
+        from difftui.engine.eval.start import start_recheck
+        lines = start_recheck(self.app.db_path, parent_id, child_id)
+        self.app.call_from_thread(self.app.notify, "\n".join(lines), title="re-check evaluation", timeout=12)

@@ -4,8 +4,13 @@ a scrubber and a full-size view) and the events.
 Two layouts, chosen by the terminal's size (the screen's `compact` class; issue 16 item 9). From 120x30 up: the
 metric grid and the FLOPs panel on the left, the grid, GPU and events panels on the right. Below that (80x24,
 100x30): the metric grid on the left and ONE side panel on the right, wide enough for the grid's samples to be read,
-which `p` switches between the grid, the GPU, the events and the FLOPs panel; the chart filter's bar shows only
-while it is used.
+which `p` switches between the grid, the GPU, the events, the FLOPs and the findings panel; the chart filter's bar
+shows only while it is used.
+
+Findings (issue 18 item 2): the poll worker also asks the run's Doctor (engine/doctor/judge.py) in the same
+connection, every DOCTOR_EVERY_S; it judges again only when the run's tables moved (one indexed query otherwise)
+and is paced to DOCTOR_BUDGET of a core. A finding that appears while the dashboard is open raises a badge on the status line, a toast,
+and, when the user asked for it (tui/prefs.py: findings_notify), a terminal bell or an OSC 9 notification.
 
 Polling follows dolphie: a worker reads what is new since the last poll and posts one `RunPolled`; the timer is
 re-armed only once that batch has been drawn, so polls never overlap and a slow terminal just polls less often. The
@@ -27,9 +32,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input
 
+from difftui.engine.doctor import Doctor
 from difftui.engine.launch import liveness
 from difftui.engine.store import ACTIVE_STATUSES, Store, open_for_reading
 from difftui.engine.store.ingest import ingest_runs
+from difftui.engine.text import one_line
 from difftui.tui import bindings
 from difftui.tui.messages import GridLoaded, RunBatch, RunPolled
 from difftui.tui.metric_series import CAPACITY, DEFAULT_SMOOTHING, HIDDEN_METRICS, BucketSeries, as_value
@@ -37,20 +44,25 @@ from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.chart_filter import ChartFilter
 from difftui.tui.widgets.eval_view import EvalView
 from difftui.tui.widgets.event_log import EventLog
+from difftui.tui.widgets.findings_panel import FindingsList, FindingsPanel
 from difftui.tui.widgets.flops_panel import FLOPS_TOLERANCE, FlopsPanel
 from difftui.tui.widgets.gpu_panel import HISTORY, GpuPanel
 from difftui.tui.widgets.grid_image import GridImage
 from difftui.tui.widgets.metric_chart import SMOOTHING_STEPS, MetricChart, MetricGrid, Reference
 from difftui.tui.widgets.status_line import StatusLine
 
-__all__ = ["DashboardScreen", "read_batch", "read_series", "decode_png"]
+__all__ = ["DashboardScreen", "read_batch", "read_series", "decode_png", "osc9"]
 
 COMPACT_BELOW = (120, 30)   # columns, rows: a smaller terminal gets the compact layout
-SIDE_PANELS = (("grid", "fixed-x_T grid"), ("gpu", "GPU"), ("events", "events"), ("flops-side-box", "FLOPs budget"))
+SIDE_PANELS = (("grid", "fixed-x_T grid"), ("gpu", "GPU"), ("events", "events"), ("flops-side-box", "FLOPs budget"),
+               ("findings", "findings"))
 POLL_ACTIVE_S = 1.0
 POLL_IDLE_S = 3.0
 REREAD_ROWS = 20_000        # more new metric rows than this since the last poll: read the buckets again instead
 GPU_ROWS = HISTORY * 8      # the GPU panel's window, for up to 8 GPUs
+FIRST_JUDGEMENT_S = 0.2    # the poll after the first one, which asks the doctor (the first draws the charts alone)
+DOCTOR_BUDGET = 0.002       # the doctor's share of a core while a run moves on every poll (Doctor's pacing)
+DOCTOR_EVERY_S = 5.0        # how often a poll asks the doctor (its cursor query), once the first judgement is in
 
 
 def decode_png(png: bytes | None) -> Any:
@@ -61,6 +73,16 @@ def decode_png(png: bytes | None) -> Any:
     image = Image.open(io.BytesIO(png))
     image.load()
     return image.convert("RGB")
+
+
+def osc9(app: Any, text: str) -> None:
+    """An OSC 9 desktop notification (iTerm2, WezTerm, kitty, Windows Terminal; others ignore it), written through
+    the app's driver, which owns the terminal. Headless (tests) there is no terminal: nothing is written."""
+    driver = getattr(app, "_driver", None)
+    if driver is not None and not app.is_headless:
+        clean = "".join(c for c in text if c.isprintable())[:200]
+        driver.write(f"\x1b]9;{clean}\x07")
+        driver.flush()
 
 
 def read_series(store: Store, run_id: int, max_id: int) -> tuple[dict[str, BucketSeries], dict[str, float]]:
@@ -80,8 +102,10 @@ def read_series(store: Store, run_id: int, max_id: int) -> tuple[dict[str, Bucke
 
 
 def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: int = 0, last_event: int = 0,
-               last_sample: int = 0, last_eval: int = 0, newest_grid: bool = True, full: bool = False) -> RunBatch:
-    """Everything new about one run since the given row ids (one Store, opened and closed in the calling thread)."""
+               last_sample: int = 0, last_eval: int = 0, newest_grid: bool = True, full: bool = False,
+               doctor: Any = None) -> RunBatch:
+    """Everything new about one run since the given row ids (one Store, opened and closed in the calling thread);
+    with `doctor` (an engine Doctor for this run), its current judgement too."""
     start = time.perf_counter()
     with open_for_reading(db_path) as store:
         run = store.get_run(run_id)
@@ -120,6 +144,12 @@ def read_batch(db_path: Path, run_id: int, *, last_metric: int = 0, last_gpu: in
             if newest_grid:
                 newest_row = max(batch.samples, key=lambda r: (r["step"], r["id"]))
                 batch.grid = (newest_row["id"], decode_png(store.sample_png(newest_row["id"])))
+        if doctor is not None:
+            try:
+                batch.diagnosis = doctor.check(store)
+                batch.doctor_stale = doctor.stale
+            except Exception as e:                  # the doctor's fault never stops the dashboard
+                batch.doctor_error = one_line(e)
     batch.seconds = time.perf_counter() - start
     return batch
 
@@ -149,6 +179,10 @@ class DashboardScreen(PollingScreen):
         self.opened_in: float | None = None        # seconds from mount to the first batch drawn
         self.smoothing_on = DEFAULT_SMOOTHING        # the weight `e` turns smoothing back on with
         self._mounted_at = time.perf_counter()
+        self.doctor: Doctor | None = None           # made on mount (it needs the app's preset folders)
+        self._doctor_asked = 0.0                    # when a poll last asked it (time.monotonic)
+        self.seen_rules: set[str] | None = None     # the rules with a finding so far (None: not judged yet)
+        self.new_rules: set[str] = set()            # found while the dashboard was open, not yet looked at
 
     @staticmethod
     def _fresh_cursors() -> dict[str, int]:
@@ -168,12 +202,14 @@ class DashboardScreen(PollingScreen):
                 yield EventLog(id="events").add_class("side")
                 with VerticalScroll(id="flops-side-box", classes="side"):     # the compact layout's FLOPs panel
                     yield FlopsPanel(id="flops-side")
+                yield FindingsPanel(id="findings", classes="side")
         yield EvalView(self.run_id, id="eval-view")               # hidden until `t` (issue 9)
         yield Footer()
 
     @unless_closing
     def on_mount(self) -> None:
         self._mounted_at = time.perf_counter()
+        self.doctor = Doctor(None, self.run_id, tuple(self.app.preset_dirs), budget=DOCTOR_BUDGET)
         self.query_one("#metrics").border_title = self._metrics_title()
         self._layout(self.size.width, self.size.height)
         self.refresh_now()
@@ -210,6 +246,8 @@ class DashboardScreen(PollingScreen):
         """p (compact layout): the next side panel (grid, GPU, events, FLOPs)."""
         self.side = (self.side + 1) % len(SIDE_PANELS)
         self._side_titles()
+        if SIDE_PANELS[self.side][0] == "findings":
+            self._findings_seen()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_panel":
@@ -231,8 +269,16 @@ class DashboardScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="dashboard-poll", exit_on_error=False)
     def poll_run(self, cursors: dict[str, int], follow: bool, full: bool) -> None:
+        # The doctor from the second poll on (opening a run of a million rows draws its charts without waiting for
+        # a judgement, which follows one poll later), then every DOCTOR_EVERY_S: a run's findings change over
+        # minutes, and the dashboard's CPU while watching stays near what it was without them (bench/RESULTS.md).
+        now = time.monotonic()
+        ask = self.polls and (self.doctor.diagnosis is None or now - self._doctor_asked >= DOCTOR_EVERY_S)
+        if ask:
+            self._doctor_asked = now
+        doctor = self.doctor if ask else None
         self.post_message(RunPolled(read_batch(self.app.db_path, self.run_id, newest_grid=follow, full=full,
-                                               **cursors)))
+                                               doctor=doctor, **cursors)))
 
     @unless_closing
     def on_run_polled(self, message: RunPolled) -> None:
@@ -279,9 +325,10 @@ class DashboardScreen(PollingScreen):
         for panel in self.query(FlopsPanel):
             panel.update_from(run, self.latest, ratio_chart.series.get("flops_ratio") if ratio_chart else None,
                               grid.index.newest, gpu_name)
+        self._show_findings(batch)
         if self.opened_in is None:
             self.opened_in = time.perf_counter() - self._mounted_at
-        self.poll_done(POLL_ACTIVE_S if active else POLL_IDLE_S)
+        self.poll_done(FIRST_JUDGEMENT_S if self.polls == 1 else POLL_ACTIVE_S if active else POLL_IDLE_S)
 
     def _set_config(self, text: str) -> None:
         if self.config.get("_text") == text:
@@ -311,6 +358,85 @@ class DashboardScreen(PollingScreen):
         self.evals = []
         self.query_one(MetricGrid).clear()
         self.query_one(GridImage).clear()
+
+    # -- findings (issue 18 item 2) ----------------------------------------------------------------------------------
+
+    def _show_findings(self, batch: RunBatch) -> None:
+        panel = self.query_one(FindingsPanel)
+        diagnosis = batch.diagnosis
+        if diagnosis is None:
+            if batch.doctor_error:
+                panel.show(None)
+                panel.query_one("#findings-head").update(f"the doctor could not judge: {batch.doctor_error}")
+            return
+        panel.show(diagnosis, stale=batch.doctor_stale)
+        rules = {f.rule for f in diagnosis.findings}
+        if self.seen_rules is None:                 # the first judgement: what the run already had is not news
+            self.seen_rules = rules
+        elif rules - self.seen_rules:
+            fresh = [f for f in diagnosis.findings if f.rule not in self.seen_rules]
+            self.seen_rules |= rules
+            self.new_rules |= {f.rule for f in fresh}
+            self._announce(fresh)
+        self._badge()
+
+    def _badge(self) -> None:
+        panel = self.query_one(FindingsPanel)
+        diagnosis = panel.diagnosis
+        warnings = len(diagnosis.warnings) if diagnosis is not None else 0
+        self.query_one(StatusLine).set_findings(panel.count, warnings, len(self.new_rules))
+
+    def _announce(self, fresh: list) -> None:
+        """A toast always; the terminal's bell or an OSC 9 notification when the user turned it on (prefs)."""
+        from difftui.tui.prefs import load_settings
+        first = fresh[0]
+        more = f" (+{len(fresh) - 1} more)" if len(fresh) > 1 else ""
+        line = f"run {self.run_id}: {first.title} (playbook {first.section}){more}"
+        self.notify(f"{line}; ctrl+f: findings", title="new finding",
+                    severity="warning" if first.severity == "warning" else "information", timeout=10)
+        how = load_settings().get("findings_notify", "off")
+        if how == "bell":
+            self.app.bell()
+        elif how == "osc9":
+            osc9(self.app, f"difftui: {line}")
+
+    def _findings_seen(self) -> None:
+        if self.new_rules:
+            self.new_rules.clear()
+            self._badge()
+
+    def action_focus_findings(self) -> None:
+        """ctrl+f: the findings list (in the compact layout, its side panel first)."""
+        if self.compact and SIDE_PANELS[self.side][0] != "findings":
+            self.side = [p for p, _ in SIDE_PANELS].index("findings")
+            self._side_titles()
+        self.query_one(FindingsList).focus()
+        self._findings_seen()
+
+    @on(FindingsList.Chosen)
+    def _finding_chosen(self, event: FindingsList.Chosen) -> None:
+        self._findings_seen()
+        if event.what in ("fix", "grid"):
+            self.app.fix_finding(self.run_id, event.finding, grid=event.what == "grid")
+            return
+        from difftui.tui.screens.finding_view import FindingScreen
+
+        def closed(what: str | None) -> None:
+            if what:
+                self.app.fix_finding(self.run_id, event.finding, grid=what == "grid")
+        self.app.push_screen(FindingScreen(event.finding, self.run_id), closed)
+
+    def on_descendant_focus(self, event) -> None:
+        if isinstance(event.widget, FindingsList):  # looking at the findings: the badge's "new" is seen
+            self._findings_seen()
+
+    def action_recheck(self) -> None:
+        """R: this fork against its parent in the compare view, with the re-check's verdicts."""
+        run = self.run or {}
+        if not run.get("parent_id"):
+            self.notify(f"run {self.run_id} is no fork (it has no parent to re-check against)", severity="warning")
+            return
+        self.app.open_compare([run["parent_id"], self.run_id])
 
     # -- the grid scrubber and the full-size view -------------------------------------------------------------------
 

@@ -18,14 +18,15 @@ from difftui.engine.store import open_for_reading
 from difftui.engine.store.ingest import ingest_listed
 from difftui.tui import bindings
 from difftui.tui.advice import in_tui_words
-from difftui.tui.messages import RunsLoaded
+from difftui.tui.messages import RunsJudged, RunsLoaded
 from difftui.tui.screens.base import PollingScreen, unless_closing
-from difftui.tui.widgets.run_table import RunTable
+from difftui.tui.widgets.run_table import RunTable, judge_runs
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
 __all__ = ["HistoryScreen"]
 
 POLL_S = 2.0
+JUDGED_FIRST = 40           # the first poll judges the newest runs (the table has no size yet)
 
 
 def run_detail(run: dict | None) -> Text:
@@ -37,9 +38,13 @@ def run_detail(run: dict | None) -> Text:
     text.append(run["status"], style=STATUS_STYLES.get(run["status"], ""))
     if run.get("error") and run["status"] in ("failed", "crashed", "stopped"):
         text.append(f": {in_tui_words(run['error'])}", style="red")
-    for label, key in (("device", "device"), ("recipe", "recipe"), ("parent", "parent_id")):
+    for label, key in (("device", "device"), ("recipe", "recipe")):
         if run.get(key):
             text.append(f"   {label} {run[key]}", style="dim")
+    if run.get("parent_id"):                        # issue 18: its lineage; R re-checks a fork against its parent
+        from difftui.engine.launch.fork import lineage
+        text.append(f"   {lineage(run)} (R: re-check)" if run.get("fork_step") is not None
+                    else f"   {lineage(run)}", style="dim")
     if run.get("sweep_id"):                         # issue 8: sweep membership, off-grid values
         import json
 
@@ -59,6 +64,7 @@ class HistoryScreen(PollingScreen):
     def __init__(self) -> None:
         super().__init__()
         self.loaded = False
+        self.judged: dict[int, tuple] = {}          # run id -> (cursors, findings, worst): the findings column
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="history-top"):
@@ -98,9 +104,54 @@ class HistoryScreen(PollingScreen):
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
         self.query_one(RunTable).show_runs(message.runs)
+        self._judge_in_view()
         self._show_empty()
         self._show_detail()
         self.poll_done(POLL_S)
+
+    # -- the findings column (issue 18): judged after the list is drawn, in its own worker ------------------------
+
+    _judging = False
+
+    @property
+    def settled(self) -> bool:
+        """Loaded, and the findings column judged for every run in view (what a snapshot waits for)."""
+        if not self.loaded or self._judging:
+            return False
+        table = self.query_one(RunTable)
+        ids = table.ids_in_view() or [r["id"] for r in table.runs[:JUDGED_FIRST]]
+        return all(i in self.judged for i in ids)
+
+    def _judge_in_view(self) -> None:
+        """Judge the runs in view (the first time: the newest screenful) in a worker; the list never waits for it,
+        and a judgement still under way is not started twice."""
+        if self._judging:
+            return
+        table = self.query_one(RunTable)
+        ids = table.ids_in_view() or [r["id"] for r in table.runs[:JUDGED_FIRST]]
+        if ids:
+            self._judging = True
+            self.judge_runs(ids, dict(self.judged))
+
+    @work(thread=True, exclusive=True, group="history-judge", exit_on_error=False)
+    def judge_runs(self, ids: list[int], judged: dict[int, tuple]) -> None:
+        with open_for_reading(self.app.db_path) as store:
+            judged = judge_runs(store, ids, judged, tuple(self.app.preset_dirs))
+        self.post_message(RunsJudged(judged))
+
+    @unless_closing
+    def on_runs_judged(self, message: RunsJudged) -> None:
+        self._judging = False
+        self.judged.update(message.judged)
+        table = self.query_one(RunTable)
+        table.judged = {k: (v[1], v[2]) for k, v in self.judged.items()}
+        table.show_runs()
+
+    def worker_failed(self, worker, error) -> None:
+        if worker.group == "history-judge":         # the column stays as it was; the next poll tries again
+            self._judging = False
+            return
+        super().worker_failed(worker, error)
 
     def _show_empty(self) -> None:
         """Say why the table is empty: no runs at all, or none that matches the filter."""
@@ -204,6 +255,16 @@ class HistoryScreen(PollingScreen):
             self.notify("mark two or more runs with space, then press c", severity="warning")
             return
         self.app.open_compare(sorted(marked))
+
+    def action_recheck(self) -> None:
+        """R: the selected fork and its parent in the compare view, with the re-check's verdicts (issue 18)."""
+        run = self._selected()
+        if run is None:
+            return
+        if not run.get("parent_id"):
+            self.notify(f"run {run['id']} is no fork (it has no parent to re-check against)", severity="warning")
+            return
+        self.app.open_compare([run["parent_id"], run["id"]])
 
     def action_clone_run(self) -> None:
         run = self._selected()

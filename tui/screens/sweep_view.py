@@ -31,6 +31,7 @@ from difftui.tui.screens.base import PollingScreen, unless_closing
 from difftui.tui.widgets.axis_chart import AxisChart, AxisPoints
 from difftui.tui.widgets.member_table import LOSSES, MemberTable, one_metric_note, sortable
 from difftui.tui.widgets.overlay_chart import OverlayChart
+from difftui.tui.widgets.run_table import judge_runs
 from difftui.tui.widgets.status_line import STATUS_STYLES
 
 __all__ = ["SweepScreen", "read_sweep"]
@@ -40,8 +41,10 @@ POLL_IDLE_S = 3.0
 CURVE_NAMES = (*LOSSES, "flops_ratio")
 
 
-def read_sweep(db_path: Path, sweep_id: int, last_id: int = 0) -> SweepBatch:
-    """Everything the view needs about one sweep, and the metric rows of its members since row `last_id`."""
+def read_sweep(db_path: Path, sweep_id: int, last_id: int = 0, judged: dict[int, tuple] | None = None,
+               preset_dirs: tuple = ()) -> SweepBatch:
+    """Everything the view needs about one sweep, and the metric rows of its members since row `last_id`; the
+    doctor's findings of each member (issue 18), judged again only for members whose cursors moved since `judged`."""
     from difftui.engine.sweeps.compare import summarise_runs
     with open_for_reading(db_path) as store:
         liveness.reap_dead_runs(store)
@@ -56,6 +59,7 @@ def read_sweep(db_path: Path, sweep_id: int, last_id: int = 0) -> SweepBatch:
         batch.rows = store.metrics_since_many([m["id"] for m in members], CURVE_NAMES, last_id)
         if batch.rows:
             batch.last_id = batch.rows[-1]["id"]
+        batch.judged = judge_runs(store, [m["id"] for m in members], judged or {}, preset_dirs)
     return batch
 
 
@@ -79,6 +83,7 @@ class SweepScreen(PollingScreen):
         self.alive = False
         self.summaries: list[Any] = []
         self.last_id = 0
+        self.judged: dict[int, tuple] = {}          # run id -> (cursors, findings, worst): the findings column
         self.polls = 0
         self.metric = ""                            # chosen with m; "" until the first losses arrive
         self.axis_index = 0
@@ -112,7 +117,8 @@ class SweepScreen(PollingScreen):
     @work(thread=True, exclusive=True, group="sweep-poll", exit_on_error=False)
     def poll_sweep(self, last_id: int) -> None:
         self.app.reap_children()
-        self.post_message(SweepPolled(read_sweep(self.app.db_path, self.sweep_id, last_id)))
+        self.post_message(SweepPolled(read_sweep(self.app.db_path, self.sweep_id, last_id, dict(self.judged),
+                                                 tuple(self.app.preset_dirs))))
 
     @unless_closing
     def on_sweep_polled(self, message: SweepPolled) -> None:
@@ -120,6 +126,8 @@ class SweepScreen(PollingScreen):
         batch = message.batch
         self.sweep, self.alive, self.summaries = batch.sweep, batch.alive, batch.summaries
         self.last_id = batch.last_id
+        self.judged = batch.judged
+        self.query_one(MemberTable).judged = {k: (v[1], v[2]) for k, v in batch.judged.items()}
         if self.sweep is None:
             self.query_one("#sweep-status", Static).update(Text(f"sweep {self.sweep_id} not found (deleted?)",
                                                                 style="bold red"))

@@ -59,9 +59,12 @@ def _axis_text(summary: Any, key: str, off_grid: dict[str, list[Any]]) -> Text:
     return text
 
 
-def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None = None) -> list[Column]:
-    """The columns this sweep needs: its axes, the losses that were logged, NLL and FLOPs ratio when present."""
+def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None = None,
+                   judged: dict[int, tuple[int, str]] | None = None) -> list[Column]:
+    """The columns this sweep needs: its axes, the losses that were logged, NLL and FLOPs ratio when present, and the
+    doctor's findings (issue 18; `judged`: run id -> (findings, worst severity), the sweep view's worker)."""
     off_grid = off_grid or {}
+    judged = judged or {}
     axes: list[str] = []
     for s in summaries:
         axes.extend(k for k in s.axis_values if k not in axes)
@@ -94,6 +97,10 @@ def member_columns(summaries: list[Any], off_grid: dict[str, list[Any]] | None =
     if any("flops_ratio" in s.last for s in summaries):
         cols.append(Column("flops", "FLOPs", 7, lambda s: s.last.get("flops_ratio"),
                            lambda s: _value_cell(s, s.last.get("flops_ratio"))))
+    if judged:
+        from difftui.tui.widgets.run_table import findings_cell
+        cols.append(Column("findings", "findings", 9, lambda s: _findings_rank(judged.get(s.run["id"])),
+                           lambda s: findings_cell(judged.get(s.run["id"]))))
     return cols
 
 
@@ -107,6 +114,14 @@ def _value_cell(summary: Any, value: float | None) -> Text:
     return Text(text, justify="right")
 
 
+def _findings_rank(judged: tuple[int, str] | None) -> Any:
+    """Warnings above notes above none, then by count (sorting descending puts the worst first)."""
+    if judged is None:
+        return None
+    count, worst = judged
+    return {"warning": 2, "info": 1}.get(worst, 0) * 1000 + count
+
+
 class MemberTable(DataTable):
     """`show(summaries)` redraws when something shown changed; `cycle_sort()` / `reverse_sort()` re-order."""
 
@@ -117,6 +132,7 @@ class MemberTable(DataTable):
         self.sort_key = "run"
         self.descending = False
         self.off_grid: dict[str, list[Any]] = {}
+        self.judged: dict[int, tuple[int, str]] = {}    # run id -> (findings, worst severity): the view's worker
         self._shown: list[tuple] = []
 
     def show(self, summaries: list[Any] | None = None, off_grid: dict[str, list[Any]] | None = None) -> None:
@@ -124,7 +140,7 @@ class MemberTable(DataTable):
             self.summaries = summaries
         if off_grid is not None:
             self.off_grid = off_grid
-        cols = member_columns(self.summaries, self.off_grid)
+        cols = member_columns(self.summaries, self.off_grid, self.judged)
         if self.sort_key not in {c.key for c in cols}:
             self.sort_key, self.descending = "run", False
         sort_col = next(c for c in cols if c.key == self.sort_key)

@@ -62,6 +62,7 @@ class OverlayChart(PlotextPlot):
     smoothing: reactive[bool] = reactive(True)      # an EMA of each curve (as the dashboard's), so that close
                                                     # members stay apart; `e` shows the raw values
     legend: reactive[bool] = reactive(True)         # plotext's legend; off where a table names the colours
+    fork_step: reactive[int | None] = reactive(None)    # a fork pair (issue 18): a line where the fork starts
 
     def __init__(self, *, title: str = "loss", id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -131,6 +132,9 @@ class OverlayChart(PlotextPlot):
     def watch_legend(self) -> None:
         self.replot()
 
+    def watch_fork_step(self) -> None:
+        self.replot()
+
     def on_resize(self) -> None:
         self.replot()
 
@@ -166,6 +170,8 @@ class OverlayChart(PlotextPlot):
                 if xs:
                     label = self.labels.get(run_id, f"run {run_id}") if self.legend else None
                     plt.plot(xs, ys, label=label, marker="braille", color=color_of(self.order.index(run_id)))
+            if self.fork_step is not None and self.x == "step":      # parent and fork align at this step
+                plt.vline(self.fork_step, "gray")
             plt.xlabel(self.x)
         plt.yscale("log" if self.log_scale and series else "linear")
         self.refresh()

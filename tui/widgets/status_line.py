@@ -43,6 +43,7 @@ class StatusLine(Static):
         self.loss: tuple[str, float] | None = None
         self.batch_size: int | None = None
         self.flops: tuple[float, float | None] | None = None      # DyDiT: (F_dynamic/F_static, target lambda)
+        self.findings = (0, 0, 0)                   # the doctor's findings: (all, warnings, new since opened)
         self._shown: tuple | None = None
 
     def update_run(self, run: dict[str, Any] | None, latest: dict[str, float]) -> None:
@@ -66,6 +67,17 @@ class StatusLine(Static):
             if name in latest:
                 self.loss = (name, latest[name])
                 break
+        self._draw()
+
+    def set_findings(self, count: int, warnings: int, new: int) -> None:
+        """The findings badge (issue 18): how many, how many warnings, how many appeared while the dashboard was
+        open and have not been looked at yet."""
+        if (count, warnings, new) != self.findings:
+            self.findings = (count, warnings, new)
+            if self.run is not None:
+                self._draw()
+
+    def _draw(self) -> None:
         line = self.compose_line()
         key = (line.plain, tuple(line.spans))
         if key != self._shown:                      # one line, always: no layout pass, and none when unchanged
@@ -89,6 +101,11 @@ class StatusLine(Static):
         job = describe_job(run, prefix="Slurm job ") if active else None
         if job:                                     # PENDING with Slurm's reason, RUNNING on which nodes
             text.append(f"  {job}", style="yellow" if run.get("slurm_state") != "RUNNING" else "")
+        count, warnings, new = self.findings
+        if count:                                   # the badge: ctrl+f opens the findings
+            word = f"{count} finding{'s' if count > 1 else ''}" + (f", {new} NEW" if new else "")
+            text.append(f"  ⚑ {word} (ctrl+f)", style="reverse bold yellow" if new else
+                        ("bold yellow" if warnings else "cyan"))
         total = self.total_steps
         pct = f" ({100 * self.step / total:.0f}%)" if total else ""
         text.append(f"  step {self.step}/{total or '?'}{pct}")

@@ -25,15 +25,16 @@ ADVICE_3_3 = ("Playbook 3.3 fix 2: if the VLB still jitters, lower lambda, enlar
       applies=lambda v: v.cfg("recipe.loss") in ("hybrid", "vlb"))
 def vlb_jitter(v: RunView) -> Finding | Needs | None:
     importance = bool(v.cfg("recipe.importance_sampling"))
-    start = math.ceil(EARLY_FRACTION.value * v.step)
-    if importance:                                  # P1's resampler draws t uniformly until it is warm
-        start = max(start, math.ceil(IS_WARMUP.value * 10 * int(v.cfg("recipe.diffusion_steps", 1000)) /
-                                     int(v.cfg("recipe.batch_size", 1))))
+    start = v.early_end(EARLY_FRACTION.value)
+    if importance:                                  # P1's resampler draws t uniformly until it is warm (a fork's
+        # resampler warms up afresh unless its parent's was warm: counted from the fork, the cautious choice)
+        start = max(start, v.first_step + math.ceil(IS_WARMUP.value * 10 * int(v.cfg("recipe.diffusion_steps", 1000))
+                                                    / int(v.cfg("recipe.batch_size", 1))))
     s = v.tail("L_vlb").after(start)
     n = finite(s.values).size
     if below(n, MIN_ROWS):
         after = f" after step {start:,} (" + ("the importance sampler's warm-up" if importance else
-                                              "the first 20% of the run") + ")"
+                                              "the first 20% of the run's own training") + ")"
         return Needs("vlb-jitter", "3.3", "the VLB curve's jitter",
                      (f"L_vlb: at least {MIN_ROWS.value:g} logged values{after} (has {n})",),
                      "let the run train longer")

@@ -52,7 +52,7 @@ def mixed_precision_skips(v: RunView) -> Finding | Needs | None:
     total = skipped.total if skipped is not None else 0.0
     if not exceeds(total, SKIPPED_STEPS):
         return None
-    steps = max(v.step, 1)
+    steps = max(v.step - v.first_step, 1)         # a fork's own steps (its rows start at its step)
     span = skipped.span
     alternatives = {"fp16": ({"recipe.precision": "bf16"}, {"recipe.precision": "fp32"}),
                     "bf16": ({"recipe.precision": "fp32"},)}[v.precision]
@@ -149,7 +149,7 @@ def _lowest_level(means: np.ndarray) -> float:
 @rule("lr-off-rule", "4.2, 1.8", "the loss oscillates or diverges with batch/width/lr off the tier's rule")
 def lr_off_rule(v: RunView) -> Finding | Needs | None:
     name = v.loss_name
-    s = v.tail(name).after(math.ceil(EARLY_FRACTION.value * v.step))      # past the steepest descent
+    s = v.tail(name).after(v.early_end(EARLY_FRACTION.value))      # past the steepest descent
     y = s.values
     nonfinite = int(np.sum(~np.isfinite(y)))
     if below(finite(y).size, MIN_ROWS) and not nonfinite:      # a non-finite loss is divergence however short
