@@ -27,10 +27,10 @@ TIMING = {"img_per_s", "data_wait", "step_s", "tflops", "mfu", "gflops_fwd", "se
 pytestmark = pytest.mark.usefixtures("engine_hygiene")     # tests/conftest.py
 
 
-def check_data(profile):
+def check_data(profile, batch_size):
     from difftui.engine.data import DataError, check_available
     try:
-        check_available(profile)
+        check_available(profile, batch_size)
     except DataError as e:
         return str(e)
     return None
