@@ -294,6 +294,8 @@ def test_snapshot_data_check(snap_compare, tmp_path, monkeypatch):
         return {**real(*args, **kwargs), "seconds": 12.0, "images_per_s": 150.0}
 
     monkeypatch.setattr(quality, "check_dataset", timed_alike)
+    monkeypatch.setenv("DIFFTUI_DATA_CACHE", str(tmp_path / "data-cache"))   # its table is cached here, not for
+                                                                             # the session (the doctor reads it)
 
     async def before(pilot):
         app = pilot.app
@@ -306,8 +308,9 @@ def test_snapshot_data_check(snap_compare, tmp_path, monkeypatch):
     assert snap_compare(DifftuiApp(db_path=tmp_path / "runs.db"), terminal_size=SIZE, run_before=before)
 
 
-def test_snapshot_data_card(snap_compare, tmp_path):
+def test_snapshot_data_card(snap_compare, tmp_path, monkeypatch):
     """ctrl+o on the review: the run's data card (source, splits, licence, what the profile vouches for)."""
+    monkeypatch.setenv("DIFFTUI_DATA_CACHE", str(tmp_path / "data-cache"))   # without another test's check table
     async def before(pilot):
         app = pilot.app
         await _review(pilot)
