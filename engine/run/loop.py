@@ -108,6 +108,10 @@ class TrainLoop:
         """Rank 0: why this engine no longer owns its run (RunOwner.lost: its folder or runs.db is gone), or None."""
         return self.owner.lost() if self.owner is not None else None
 
+    def lost_seen(self) -> bool:
+        """Rank 0: the heartbeat found the run folder or runs.db gone (no system call: asked at every step)."""
+        return self.owner is not None and self.owner.lost_seen() is not None
+
     def end_lost(self) -> None:
         """Every rank, after a stop: when rank 0 lost its run folder or runs.db (issue 16 items 1-2), end the run
         with RunLost (status failed, one line): checkpointed first where the folder is still there (runs.db went),
@@ -214,7 +218,7 @@ class TrainLoop:
         on any rank stops them all)."""
         flags = [signals.stop_signal() is not None, False, False, False, signals.requeue_signal() is not None]
         if self.owner is not None:
-            flags[0] = flags[0] or self.owner.stop_requested.is_set() or self.lost() is not None
+            flags[0] = flags[0] or self.owner.stop_requested.is_set() or self.lost_seen()
             self.pending += self.owner.commands()
             for name in self.pending:
                 if name in ("snapshot", "grid", "evaluate"):
@@ -233,7 +237,7 @@ class TrainLoop:
         if self.world.distributed:
             return False
         return signals.stop_signal() is not None or (self.owner is not None and self.owner.stop_requested.is_set()) \
-            or self.lost() is not None
+            or self.lost_seen()
 
     def requeue_now(self) -> bool:
         """Slurm's warning or SIGTERM seen between two logging steps (one process only, as `stop_now`)."""
@@ -301,7 +305,7 @@ class TrainLoop:
         several ranks, at the next logging step, where they decide together)."""
         if signals.stop_signal() is not None or signals.requeue_signal() is not None:
             return True
-        return self.owner is not None and (self.owner.stop_requested.is_set() or self.lost() is not None)
+        return self.owner is not None and (self.owner.stop_requested.is_set() or self.lost_seen())
 
     def drawing(self, what: str, calls: int) -> Drawing:
         """A drawing whose progress lines reach runs.db at once (the loop, which flushes, waits for the drawing)."""

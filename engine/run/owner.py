@@ -146,6 +146,11 @@ class RunOwner:
                 print(f"--- {lost.reason}: the engine stops", file=sys.stderr, flush=True)
         return self._lost
 
+    def lost_seen(self) -> Lost | None:
+        """What `lost()` last found (the heartbeat asks it every BEAT_EVERY_S): no system call, for the checks the
+        loop makes at every step and before every network call of a grid."""
+        return self._lost
+
     def guard_folder(self) -> None:
         """Raise RunLost before a file is written into a run folder that is gone (see `Lost.folder_gone`)."""
         lost = self.lost()

@@ -275,7 +275,7 @@ def spool_cuts(run_dir: str | os.PathLike[str]) -> list[tuple[int, float]]:
                 _, step, at = json.loads(data[pos:end])
                 cuts.append((int(step), float(at)))
             except (ValueError, TypeError):
-                pass
+                pass                                # a torn or foreign line: the ingester names it
         pos = data.find(_CUT, end)
     return cuts
 

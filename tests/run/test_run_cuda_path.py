@@ -50,6 +50,9 @@ class Owner:
     def lost(self):                                 # its run folder and runs.db are where they were (issue 16)
         return None
 
+    def lost_seen(self):
+        return None
+
     def guard_folder(self):
         pass
 
